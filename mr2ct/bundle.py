@@ -1,0 +1,83 @@
+"""Helpers that bundle configs call: where the bundle lives, and which files a folder holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["bundle_root", "list_images", "validate_settings"]
+
+IMAGE_SUFFIXES = (".nii", ".nii.gz")
+
+
+def bundle_root(name: str) -> str:
+    """Folder of bundle ``name``: ``bundles/<name>`` under the current directory (running from the repository),
+    the current directory itself (running from inside the bundle), or the repository of this package.
+
+    Configs use it as the default ``bundle_root``; ``--bundle_root`` on the command line overrides it.
+    """
+    candidates = [Path("bundles") / name, Path("."), Path(__file__).resolve().parents[1] / "bundles" / name]
+    for path in candidates:
+        if (path / "configs" / "metadata.json").is_file() and (path.resolve().name == name or path != Path(".")):
+            return str(path)
+    raise FileNotFoundError(f"cannot find bundle {name!r}: run from the repository root or pass --bundle_root.")
+
+
+def list_images(folder: str | Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[dict[str, str]]:
+    """``[{"image": path}]`` for every image file in ``folder`` (sorted); a clear error if there is none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"input folder {folder} does not exist.")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(suffixes))
+    if not files:
+        raise FileNotFoundError(f"input folder {folder} holds no {' / '.join(suffixes)} files.")
+    return [{"image": str(p)} for p in files]
+
+
+def _positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"config key {name!r} must be a positive integer, got {value!r}.")
+
+
+def validate_settings(**settings) -> None:
+    """Check a bundle's top-level settings before any work starts; raise ``ValueError`` naming the bad key.
+
+    Known keys: ``method``, ``depth``, ``size``, ``channels``, ``ngf``, ``ndf``, ``num_res_blocks`` (>= 0),
+    ``d_layers``, ``max_epochs``, ``decay_epochs`` (0..max_epochs), ``epoch_length`` (None or positive),
+    ``lr`` (> 0), ``lambda_*`` (>= 0), ``clips_per_batch``, ``frames_per_batch`` (needed by ``random``),
+    ``adversarial``. Unknown keys are an error too, so a typo in an override is not silently ignored.
+    """
+    from mr2ct.engine.batching import METHODS
+    from mr2ct.engine.losses import _CRITERIA
+
+    positive = {"depth", "channels", "ngf", "ndf", "d_layers", "max_epochs", "clips_per_batch"}
+    known = positive | {"method", "size", "num_res_blocks", "decay_epochs", "epoch_length", "lr", "lambda_cycle",
+                        "lambda_identity", "lambda_const", "frames_per_batch", "adversarial", "pool_size"}
+    unknown = set(settings) - known
+    if unknown:
+        raise ValueError(f"unknown setting(s) {sorted(unknown)}; known: {sorted(known)}.")
+    if "method" in settings and settings["method"] not in METHODS:
+        raise ValueError(f"config key 'method' is {settings['method']!r}; choose one of {', '.join(METHODS)}.")
+    for name in positive & set(settings):
+        _positive_int(name, settings[name])
+    if "size" in settings:
+        size = settings["size"]
+        if not isinstance(size, (list, tuple)) or len(size) != 2:
+            raise ValueError(f"config key 'size' must be [height, width], got {size!r}.")
+        for s in size:
+            _positive_int("size", s)
+    for name in ("num_res_blocks", "pool_size"):
+        if name in settings and (not isinstance(settings[name], int) or settings[name] < 0):
+            raise ValueError(f"config key {name!r} must be an integer >= 0, got {settings[name]!r}.")
+    if "decay_epochs" in settings and not 0 <= settings["decay_epochs"] <= settings.get("max_epochs", float("inf")):
+        raise ValueError(f"config key 'decay_epochs' must be in [0, max_epochs], got {settings['decay_epochs']!r}.")
+    if settings.get("epoch_length") is not None:
+        _positive_int("epoch_length", settings["epoch_length"])
+    if "lr" in settings and not settings["lr"] > 0:
+        raise ValueError(f"config key 'lr' must be > 0, got {settings['lr']!r}.")
+    for name in ("lambda_cycle", "lambda_identity", "lambda_const"):
+        if name in settings and not settings[name] >= 0:
+            raise ValueError(f"config key {name!r} must be >= 0, got {settings[name]!r}.")
+    if settings.get("method") == "random":
+        _positive_int("frames_per_batch", settings.get("frames_per_batch"))
+    if "adversarial" in settings and settings["adversarial"] not in _CRITERIA:
+        raise ValueError(f"config key 'adversarial' is {settings['adversarial']!r}; choose one of {', '.join(_CRITERIA)}.")

@@ -1,0 +1,73 @@
+"""``mr2ct`` command line: a thin shortcut to ``python -m monai.bundle run`` for the bundles of this repository.
+
+Examples::
+
+    mr2ct train vmnist_cyclegan3d --quick
+    mr2ct train vmnist_cyclegan3d --quick --resume
+    mr2ct evaluate vmnist_cyclegan3d --quick
+    mr2ct infer vmnist_cyclegan3d --quick --input_dir IN --output_dir OUT
+
+Anything after the bundle name that is not ``--quick`` is passed on as a config override (``--key value``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mr2ct import __version__
+from mr2ct.bundle import bundle_root
+
+__all__ = ["main"]
+
+_COMMANDS = {"train": ("training", "train.json"), "evaluate": ("evaluating", "evaluate.json"),
+             "infer": ("inference", "inference.json")}
+
+
+def _parse_overrides(extra: list[str]) -> dict[str, object]:
+    overrides: dict[str, object] = {}
+    i = 0
+    while i < len(extra):
+        key = extra[i]
+        if not key.startswith("--") or len(key) == 2:
+            raise SystemExit(f"mr2ct: expected --key [value], got {key!r}")
+        if i + 1 < len(extra) and not extra[i + 1].startswith("--"):
+            overrides[key[2:]] = _literal(extra[i + 1])
+            i += 2
+        else:
+            overrides[key[2:]] = True
+            i += 1
+    return overrides
+
+
+def _literal(text: str) -> object:
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``mr2ct`` console script."""
+    parser = argparse.ArgumentParser(prog="mr2ct", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"mr2ct {__version__}")
+    parser.add_argument("command", choices=sorted(_COMMANDS))
+    parser.add_argument("bundle", help="bundle name under bundles/, e.g. vmnist_cyclegan3d")
+    parser.add_argument("--quick", action="store_true", help="add the bundle's quick.json (small, CPU-sized run)")
+    args, extra = parser.parse_known_args(argv)
+
+    from monai.bundle import run
+
+    root = Path(bundle_root(args.bundle))
+    run_id, config = _COMMANDS[args.command]
+    configs = [str(root / "configs" / config)] + ([str(root / "configs" / "quick.json")] if args.quick else [])
+    overrides = {"bundle_root": str(root), **_parse_overrides(extra)}
+    run(run_id=run_id, config_file=configs, logging_file=str(root / "configs" / "logging.conf"), **overrides)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""The Ignite CycleGAN workflow: trainer, batch formation, losses, image pool, schedule and handlers."""
+
+from __future__ import annotations
+
+from .batching import METHODS, ClipBatch, RandomFrames, SequentialFrames, batch_preparer, method_spatial_dims
+from .checkpoint import FinalWeightsSaver, TrainingCheckpointer, atomic_torch_save, latest_checkpoint
+from .handlers import LossCSVLogger, LossProgressBar, SampleGridSaver
+from .image_pool import ImagePool
+from .losses import adversarial_loss, temporal_const_loss
+from .schedule import LinearDecay
+from .trainer import CycleGANTrainer, loss_values
+
+__all__ = [
+    "METHODS",
+    "ClipBatch",
+    "CycleGANTrainer",
+    "FinalWeightsSaver",
+    "ImagePool",
+    "LinearDecay",
+    "LossCSVLogger",
+    "LossProgressBar",
+    "RandomFrames",
+    "SampleGridSaver",
+    "SequentialFrames",
+    "TrainingCheckpointer",
+    "adversarial_loss",
+    "atomic_torch_save",
+    "batch_preparer",
+    "latest_checkpoint",
+    "loss_values",
+    "method_spatial_dims",
+    "temporal_const_loss",
+]

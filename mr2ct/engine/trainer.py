@@ -1,0 +1,195 @@
+"""The one Ignite workflow that trains every method: 3D CycleGAN and the frame-wise 2D baselines."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+import torch.nn as nn
+from monai.engines import Trainer
+from torch.optim import Optimizer
+from torch.utils.data import DataLoader
+
+from mr2ct.engine.batching import ClipBatch
+from mr2ct.engine.image_pool import ImagePool
+from mr2ct.engine.losses import adversarial_loss, temporal_const_loss
+
+__all__ = ["CycleGANTrainer", "loss_values"]
+
+
+def loss_values(output: dict[str, Any]) -> dict[str, float]:
+    """The named scalar losses of an iteration output (``loss_*`` keys), for Stats/TensorBoard/progress handlers."""
+    return {k: float(v) for k, v in output.items() if k.startswith("loss_")}
+
+
+def _set_requires_grad(networks: Sequence[nn.Module], flag: bool) -> None:
+    for net in networks:
+        for p in net.parameters():
+            p.requires_grad_(flag)
+
+
+class CycleGANTrainer(Trainer):
+    """CycleGAN training (Zhu et al., 2017) for images, volumes and videos; inherits MONAI's ``Trainer``.
+
+    Each iteration does one generator update and one discriminator update:
+
+    1. ``fake_b = g_ab(a)``, ``fake_a = g_ba(b)``, ``rec_a = g_ba(fake_b)``, ``rec_b = g_ab(fake_a)``;
+       generators minimise ``L_GAN(d_b(fake_b)) + L_GAN(d_a(fake_a)) + lambda_cycle * (|rec_a - a| + |rec_b - b|)``
+       (+ ``lambda_identity * lambda_cycle * (|g_ab(b) - b| + |g_ba(a) - a|)``, + ``lambda_const * L_const`` on
+       sequential frames); discriminators are frozen during this step.
+    2. Each discriminator minimises ``(L(d(real), real) + L(d(fake), fake)) / 2`` with fakes drawn from an
+       :class:`ImagePool`.
+
+    The paper's methods differ only in the networks (2D or 3D) and in ``prepare_batch`` (see
+    :mod:`mr2ct.engine.batching`); ``lambda_const > 0`` adds its temporal total-variation term, which needs
+    frames in temporal order (``SequentialFrames``) and ``clip_depth``.
+
+    Args:
+        device: device to train on.
+        max_epochs: number of epochs.
+        train_data_loader: loader of ``{"A": clip, "B": clip}`` batches.
+        g_ab, g_ba: generators A->B and B->A.
+        d_a, d_b: discriminators of domains A and B.
+        g_optimizer: optimizer over both generators' parameters.
+        d_optimizer: optimizer over both discriminators' parameters.
+        adversarial_loss_fn: a MONAI ``PatchAdversarialLoss``; default least squares (LSGAN).
+        lambda_cycle: weight of the cycle loss (gamma in the paper's Eq. 1).
+        lambda_identity: weight of the identity loss, relative to ``lambda_cycle`` (0 disables it).
+        lambda_const: weight of the paper's ``const`` loss (Eq. 2); 0 disables it.
+        clip_depth: frames per clip, needed to split sequential frames into videos for ``lambda_const``.
+        pool_size: size of each fake-image pool (0 disables the pools).
+        prepare_batch: turns a loaded batch into ``(real_a, real_b)`` network inputs.
+        epoch_length: iterations per epoch (default: the loader's length).
+        train_handlers: Ignite/MONAI handlers with an ``attach`` method.
+        amp: run forward passes under ``torch.autocast`` (bf16 on CPU, fp16 with grad scaling on CUDA).
+        optim_set_to_none: ``zero_grad(set_to_none=...)``.
+    """
+
+    def __init__(
+        self,
+        device: str | torch.device,
+        max_epochs: int,
+        train_data_loader: DataLoader,
+        g_ab: nn.Module,
+        g_ba: nn.Module,
+        d_a: nn.Module,
+        d_b: nn.Module,
+        g_optimizer: Optimizer,
+        d_optimizer: Optimizer,
+        adversarial_loss_fn: Callable | None = None,
+        lambda_cycle: float = 10.0,
+        lambda_identity: float = 0.0,
+        lambda_const: float = 0.0,
+        clip_depth: int | None = None,
+        pool_size: int = 50,
+        prepare_batch: Callable = ClipBatch(),
+        epoch_length: int | None = None,
+        train_handlers: Sequence | None = None,
+        amp: bool = False,
+        optim_set_to_none: bool = True,
+        non_blocking: bool = False,
+    ):
+        if max_epochs < 1:
+            raise ValueError(f"max_epochs must be positive, got {max_epochs}.")
+        if min(lambda_cycle, lambda_identity, lambda_const) < 0:
+            raise ValueError("loss weights must be >= 0.")
+        if lambda_const > 0 and not clip_depth:
+            raise ValueError("lambda_const > 0 needs clip_depth (frames per clip) to split frames into videos.")
+        super().__init__(
+            device=device,
+            max_epochs=max_epochs,
+            data_loader=train_data_loader,
+            epoch_length=epoch_length,
+            non_blocking=non_blocking,
+            prepare_batch=prepare_batch,
+            handlers=train_handlers,
+            amp=amp,
+            decollate=False,
+        )
+        self.g_ab, self.g_ba, self.d_a, self.d_b = g_ab, g_ba, d_a, d_b
+        self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
+        self.adversarial_loss_fn = adversarial_loss_fn or adversarial_loss("lsgan")
+        self.lambda_cycle = lambda_cycle
+        self.lambda_identity = lambda_identity
+        self.lambda_const = lambda_const
+        self.clip_depth = clip_depth
+        self.pool_a, self.pool_b = ImagePool(pool_size), ImagePool(pool_size)
+        self.optim_set_to_none = optim_set_to_none
+
+    def _autocast(self):
+        if not self.amp:
+            return nullcontext()
+        device_type = torch.device(self.state.device).type
+        dtype = torch.float16 if device_type == "cuda" else torch.bfloat16
+        return torch.autocast(device_type, dtype=dtype)
+
+    def _backward_step(self, loss: torch.Tensor, optimizer: Optimizer) -> None:
+        if self.scaler is not None and torch.device(self.state.device).type == "cuda":
+            self.scaler.scale(loss).backward()
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+
+    def _generator_losses(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, torch.Tensor]:
+        adv = self.adversarial_loss_fn
+        fake_b, fake_a = self.g_ab(real_a), self.g_ba(real_b)
+        rec_a, rec_b = self.g_ba(fake_b), self.g_ab(fake_a)
+        losses = {
+            "loss_g_ab": adv(self.d_b(fake_b), target_is_real=True, for_discriminator=False),
+            "loss_g_ba": adv(self.d_a(fake_a), target_is_real=True, for_discriminator=False),
+            "loss_cycle": self.lambda_cycle * (torch.mean(torch.abs(rec_a - real_a)) + torch.mean(torch.abs(rec_b - real_b))),
+        }
+        if self.lambda_identity > 0:
+            losses["loss_identity"] = (self.lambda_identity * self.lambda_cycle) * (
+                torch.mean(torch.abs(self.g_ab(real_b) - real_b)) + torch.mean(torch.abs(self.g_ba(real_a) - real_a))
+            )
+        if self.lambda_const > 0:
+            losses["loss_const"] = self.lambda_const * (
+                temporal_const_loss(fake_b, self.clip_depth) + temporal_const_loss(fake_a, self.clip_depth)
+            )
+        return {"fake_a": fake_a, "fake_b": fake_b, **losses}
+
+    def _discriminator_loss(self, d: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        adv = self.adversarial_loss_fn
+        return 0.5 * (
+            adv(d(real), target_is_real=True, for_discriminator=True)
+            + adv(d(fake), target_is_real=False, for_discriminator=True)
+        )
+
+    def _iteration(self, engine: CycleGANTrainer, batchdata: dict[str, Any]) -> dict[str, Any]:
+        """One generator update and one discriminator update; returns named losses and the images."""
+        if batchdata is None:
+            raise ValueError("must provide batch data for current iteration.")
+        real_a, real_b = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking)
+        discriminators = (engine.d_a, engine.d_b)
+
+        _set_requires_grad(discriminators, False)
+        engine.g_optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
+        with engine._autocast():
+            g_out = engine._generator_losses(real_a, real_b)
+            g_losses = {k: v for k, v in g_out.items() if k.startswith("loss_")}
+            loss_g = sum(g_losses.values())
+        engine._backward_step(loss_g, engine.g_optimizer)
+        _set_requires_grad(discriminators, True)
+
+        fake_a, fake_b = g_out["fake_a"].detach(), g_out["fake_b"].detach()
+        engine.d_optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
+        with engine._autocast():
+            loss_d_a = engine._discriminator_loss(engine.d_a, real_a, engine.pool_a.query(fake_a))
+            loss_d_b = engine._discriminator_loss(engine.d_b, real_b, engine.pool_b.query(fake_b))
+        engine._backward_step(loss_d_a + loss_d_b, engine.d_optimizer)
+
+        return {
+            "real_a": real_a,
+            "real_b": real_b,
+            "fake_a": fake_a,
+            "fake_b": fake_b,
+            "loss_g": loss_g.item(),
+            **{k: v.item() for k, v in g_losses.items()},
+            "loss_d_a": loss_d_a.item(),
+            "loss_d_b": loss_d_b.item(),
+        }

@@ -1,0 +1,152 @@
+"""Evaluation report: metric table (mean and sigma over cases), loss curves and input/output/ground-truth panels."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from ignite.engine import Engine, Events  # noqa: E402
+
+from mr2ct.export.panels import atomic_savefig, save_frame_panel, save_side_by_side_gif  # noqa: E402
+
+__all__ = ["TranslationReport", "plot_loss_curves", "summarize_metric_details"]
+
+logger = logging.getLogger(__name__)
+
+
+def plot_loss_curves(loss_csv: str | Path, path: str | Path, smooth: int = 5) -> Path | None:
+    """Plot every loss column of a :class:`~mr2ct.engine.LossCSVLogger` file against iterations (moving average)."""
+    loss_csv, path = Path(loss_csv), Path(path)
+    if not loss_csv.is_file():
+        return None
+    with open(loss_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return None
+    it = np.array([float(r["iteration"]) for r in rows])
+    names = [k for k in rows[0] if k.startswith("loss_")]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name in names:
+        y = np.array([float(r.get(name) or "nan") for r in rows])
+        k = max(1, min(smooth, len(y)))
+        ax.plot(it[k - 1:], np.convolve(y, np.ones(k) / k, mode="valid"), label=name)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(f"loss (moving average of {smooth} logs)")
+    ax.set_yscale("log")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    atomic_savefig(fig, path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def summarize_metric_details(details: Mapping[str, Any],
+                             mse_ratios: Mapping[str, tuple[str, str]] | None = None) -> dict[str, dict[str, float]]:
+    """Per-case metric values ``{name: (N, ...)}`` -> ``{name: {"mean", "std", "n"}}`` (std over cases, ddof=0).
+
+    ``mse_ratios`` ``{name: (rmse_a, rmse_b)}`` adds ``mean(rmse_a**2) / mean(rmse_b**2)``, e.g. a model's mean
+    squared error relative to a baseline's (its "std" is 0: it is one number for the whole set).
+    """
+    per_case = {name: torch.as_tensor(v, dtype=torch.float64).reshape(len(v), -1).mean(dim=1).numpy()
+                for name, v in details.items()}
+    out = {name: {"mean": float(v.mean()), "std": float(v.std()), "n": int(len(v))} for name, v in per_case.items()}
+    for name, (a, b) in (mse_ratios or {}).items():
+        if a in per_case and b in per_case:
+            ratio = float(np.mean(per_case[a] ** 2) / np.mean(per_case[b] ** 2))
+            out[name] = {"mean": ratio, "std": 0.0, "n": int(len(per_case[a]))}
+    return out
+
+
+class TranslationReport:
+    """Evaluator handler that writes a report folder when evaluation completes.
+
+    Writes ``report.md`` (settings, metric table, pictures), ``metrics.csv`` and ``metrics.json`` (mean and
+    sigma over cases of every metric whose per-case values the evaluator kept with ``save_details=True``),
+    ``loss_curves.png`` (from the training loss CSV, if given) and ``case_<i>.png`` panels plus one GIF of
+    input / translation / ground truth frames.
+
+    Args:
+        output_dir: the report folder.
+        title: report heading.
+        settings: what produced the numbers (method, preset, seed, checkpoint, iterations...), printed verbatim.
+        loss_csv: the training run's loss log.
+        num_cases: how many cases get a picture.
+        value_range: intensity range of the evaluator's output images (for display).
+        metric_notes: ``{metric name: one-line definition}`` printed under the table.
+        mse_ratios: ``{name: (rmse metric, baseline rmse metric)}`` ratios of mean squared errors to report.
+    """
+
+    def __init__(self, output_dir: str | Path, title: str = "Translation report", settings: Mapping | None = None,
+                 loss_csv: str | Path | None = None, num_cases: int = 4, value_range: tuple[float, float] = (0, 255),
+                 metric_notes: Mapping[str, str] | None = None,
+                 mse_ratios: Mapping[str, tuple[str, str]] | None = None):
+        self.output_dir = Path(output_dir)
+        self.title = title
+        self.settings = dict(settings or {})
+        self.loss_csv = loss_csv
+        self.num_cases = num_cases
+        self.value_range = tuple(value_range)
+        self.metric_notes = dict(metric_notes or {})
+        self.mse_ratios = dict(mse_ratios or {})
+        self.cases: list[dict[str, torch.Tensor]] = []
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, lambda _: self.cases.clear())
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.COMPLETED, self)
+
+    def _collect(self, engine: Engine) -> None:
+        for item in engine.state.output:
+            if len(self.cases) >= self.num_cases:
+                return
+            self.cases.append({k: torch.as_tensor(item[k]).detach().cpu() for k in ("image", "pred", "label") if k in item})
+
+    def __call__(self, engine: Engine) -> None:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        summary = summarize_metric_details(getattr(engine.state, "metric_details", {}) or {}, self.mse_ratios)
+        self._write_tables(summary)
+        pictures = []
+        names = {"image": "input", "pred": "translation", "label": "ground truth"}
+        for i, case in enumerate(self.cases):
+            rows = {names[k]: v for k, v in case.items()}
+            pictures.append(save_frame_panel(rows, self.output_dir / f"case_{i}.png", value_range=self.value_range))
+            if i == 0:
+                pictures.append(save_side_by_side_gif(rows, self.output_dir / "case_0.gif", value_range=self.value_range))
+        curve = plot_loss_curves(self.loss_csv, self.output_dir / "loss_curves.png") if self.loss_csv else None
+        self._write_markdown(summary, pictures, curve)
+        logger.info(f"report written to {self.output_dir / 'report.md'}")
+
+    def _write_tables(self, summary: dict[str, dict[str, float]]) -> None:
+        with open(self.output_dir / "metrics.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["metric", "mean", "std", "n"])
+            for name, s in summary.items():
+                writer.writerow([name, f"{s['mean']:.4f}", f"{s['std']:.4f}", s["n"]])
+        (self.output_dir / "metrics.json").write_text(json.dumps({"settings": self.settings, "metrics": summary},
+                                                                 indent=2, default=str))
+
+    def _write_markdown(self, summary, pictures, curve) -> None:
+        lines = [f"# {self.title}", "", f"Written {datetime.datetime.now().isoformat(timespec='seconds')}.", "",
+                 "## Settings", ""]
+        lines += [f"- **{k}**: `{v}`" for k, v in self.settings.items()]
+        lines += ["", "## Metrics (held-out cases)", "", "| metric | mean | sigma | n |", "|---|---|---|---|"]
+        lines += [f"| {k} | {s['mean']:.4f} | {s['std']:.4f} | {s['n']} |" for k, s in summary.items()]
+        lines += [""] + [f"- `{k}`: {v}" for k, v in self.metric_notes.items()]
+        if curve is not None:
+            lines += ["", "## Training losses", "", f"![loss curves]({curve.name})"]
+        if pictures:
+            lines += ["", "## Cases (rows: input, translation, ground truth; columns: frames)", ""]
+            lines += [f"![{p.stem}]({p.name})" for p in pictures]
+        (self.output_dir / "report.md").write_text("\n".join(lines) + "\n")

@@ -1,0 +1,20 @@
+"""Generators and discriminators of the 3D CycleGAN and its frame-wise 2D baselines."""
+
+from __future__ import annotations
+
+from .framewise import FramewiseNetwork, frames_to_volume, volume_to_frames
+from .patch_discriminator import PatchGANDiscriminator, patch_layer_strides
+from .resnet_generator import ResnetBlock, ResnetGenerator
+from .weights import count_parameters, init_weights
+
+__all__ = [
+    "FramewiseNetwork",
+    "PatchGANDiscriminator",
+    "ResnetBlock",
+    "ResnetGenerator",
+    "count_parameters",
+    "frames_to_volume",
+    "init_weights",
+    "patch_layer_strides",
+    "volume_to_frames",
+]

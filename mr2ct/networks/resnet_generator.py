@@ -1,0 +1,142 @@
+"""ResNet translation generator of Johnson et al. (2016), as used by CycleGAN and the 3D CycleGAN paper."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from monai.networks.blocks import Convolution
+from monai.utils import ensure_tuple_rep
+
+__all__ = ["ResnetBlock", "ResnetGenerator"]
+
+# MONAI's Pad factory has no reflection padding; CycleGAN and the paper pad by reflection.
+REFLECTION_PAD = {2: nn.ReflectionPad2d, 3: nn.ReflectionPad3d}
+
+
+class ResnetBlock(nn.Module):
+    """Residual block ``x + norm(conv(relu(norm(conv(pad(x))))))`` with reflection padding.
+
+    Args:
+        spatial_dims: 2 for images, 3 for volumes / videos.
+        channels: number of input and output channels.
+        norm: MONAI norm layer name or ``(name, args)`` tuple.
+        dropout: dropout probability between the two convolutions (CycleGAN's ``use_dropout``).
+    """
+
+    def __init__(self, spatial_dims: int, channels: int, norm: str | tuple = "INSTANCE", dropout: float = 0.0):
+        super().__init__()
+        reflect = REFLECTION_PAD[spatial_dims]
+        self.block = nn.Sequential(
+            reflect(1),
+            Convolution(spatial_dims, channels, channels, kernel_size=3, padding=0, norm=norm, act="RELU",
+                        dropout=dropout if dropout > 0 else None),
+            reflect(1),
+            Convolution(spatial_dims, channels, channels, kernel_size=3, padding=0, norm=norm, act=None),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+class ResnetGenerator(nn.Module):
+    """Image-to-image / volume-to-volume ResNet generator (Johnson et al., 2016; Zhu et al., 2017).
+
+    The 3D CycleGAN paper ("Unsupervised Video-to-Video Translation", section 3) uses this network with 3D
+    convolutions: a 7x7x7 stem, two stride-2 downsampling convolutions, ``num_res_blocks`` residual blocks,
+    two stride-1/2 (transposed) upsampling convolutions and a 7x7x7 output convolution with ``tanh``.
+    Reflection padding is used in place of zero padding, as in CycleGAN.
+
+    Any input size >= 4 is accepted: the input is padded (edge replication) to a multiple of the total stride
+    along each axis and the output is cropped back, so ``output.shape[2:] == input.shape[2:]``.
+
+    Args:
+        spatial_dims: 2 for frame-wise (image) models, 3 for volume / video models.
+        in_channels: input channels (1 for grey, 3 for RGB).
+        out_channels: output channels.
+        channels: filters of the first layer (``ngf``); doubled at each downsampling.
+        num_res_blocks: residual blocks at the bottleneck (9 in the paper).
+        strides: downsampling stride per spatial axis, e.g. ``(1, 2, 2)`` leaves the time/depth axis of a
+            video unstrided. An int applies to every axis. Each axis is downsampled twice by this factor.
+        norm: MONAI norm layer name (``"INSTANCE"`` as in CycleGAN) or ``(name, args)``.
+        dropout: dropout inside residual blocks.
+    """
+
+    num_downsampling = 2
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        channels: int = 64,
+        num_res_blocks: int = 9,
+        strides: Sequence[int] | int = 2,
+        norm: str | tuple = "INSTANCE",
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
+        if min(in_channels, out_channels, channels) < 1 or num_res_blocks < 0:
+            raise ValueError("in_channels, out_channels and channels must be positive, num_res_blocks >= 0.")
+        self.spatial_dims = spatial_dims
+        self.strides = ensure_tuple_rep(strides, spatial_dims)
+        if any(s not in (1, 2) for s in self.strides):
+            raise ValueError(f"strides must be 1 or 2 per axis, got {self.strides}.")
+        reflect = REFLECTION_PAD[spatial_dims]
+
+        layers: list[nn.Module] = [
+            reflect(3),
+            Convolution(spatial_dims, in_channels, channels, kernel_size=7, padding=0, norm=norm, act="RELU"),
+        ]
+        ch = channels
+        for _ in range(self.num_downsampling):
+            layers.append(
+                Convolution(spatial_dims, ch, ch * 2, strides=self.strides, kernel_size=3, padding=1, norm=norm,
+                            act="RELU")
+            )
+            ch *= 2
+        layers += [ResnetBlock(spatial_dims, ch, norm=norm, dropout=dropout) for _ in range(num_res_blocks)]
+        for _ in range(self.num_downsampling):
+            layers.append(
+                Convolution(spatial_dims, ch, ch // 2, strides=self.strides, kernel_size=3, padding=1,
+                            output_padding=tuple(s - 1 for s in self.strides), is_transposed=True, norm=norm,
+                            act="RELU")
+            )
+            ch //= 2
+        layers += [
+            reflect(3),
+            Convolution(spatial_dims, ch, out_channels, kernel_size=7, padding=0, conv_only=True),
+            nn.Tanh(),
+        ]
+        self.model = nn.Sequential(*layers)
+
+    @property
+    def size_multiple(self) -> tuple[int, ...]:
+        """The multiple that each spatial size is padded to internally."""
+        return tuple(s**self.num_downsampling for s in self.strides)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != self.spatial_dims + 2:
+            raise ValueError(
+                f"expected a {self.spatial_dims + 2}D batch (N, C, {'D, ' if self.spatial_dims == 3 else ''}H, W),"
+                f" got shape {tuple(x.shape)}."
+            )
+        size = x.shape[2:]
+        if min(size) < 4:
+            raise ValueError(f"every spatial size must be >= 4 for the 7-wide reflection-padded stem, got {tuple(size)}.")
+        # pad to a multiple of the total stride, and to at least 2 cells at the bottleneck (reflection padding
+        # of the residual blocks needs more than 1 voxel per axis)
+        extra = [max(-(-n // m), 2 if m > 1 else 1) * m - n for n, m in zip(size, self.size_multiple)]
+        if any(extra):
+            pad: list[int] = []
+            for e in reversed(extra):  # F.pad lists the last axis first
+                pad += [e // 2, e - e // 2]
+            x = F.pad(x, pad, mode="replicate")
+        y = self.model(x)
+        if any(extra):
+            y = y[(..., *(slice(e // 2, e // 2 + n) for e, n in zip(extra, size)))]
+        return y

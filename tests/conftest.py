@@ -1,0 +1,22 @@
+"""Shared test settings: small thread count, repository paths, a tiny built volumetric MNIST."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+VMNIST_BUNDLE = REPO / "bundles" / "vmnist_cyclegan3d"
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny_vmnist(tmp_path_factory) -> Path:
+    """A 40-digit volumetric MNIST of 8x16x16 volumes, built once per test session."""
+    from mr2ct.data import VolumetricMNISTConfig, build_volumetric_mnist
+
+    root = tmp_path_factory.mktemp("vmnist")
+    return build_volumetric_mnist(root, VolumetricMNISTConfig(depth=8, size=(16, 16), num_digits=40, seed=0))

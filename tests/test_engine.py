@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from mr2ct.engine import (
+    METHODS,
+    ClipBatch,
+    CycleGANTrainer,
+    ImagePool,
+    LinearDecay,
+    RandomFrames,
+    SequentialFrames,
+    adversarial_loss,
+    batch_preparer,
+    method_spatial_dims,
+    temporal_const_loss,
+)
+from mr2ct.networks import FramewiseNetwork, PatchGANDiscriminator, ResnetGenerator, init_weights
+
+
+def make_cyclegan(spatial_dims: int, size: tuple[int, ...], channels: int = 1, lr: float = 2e-4):
+    torch.manual_seed(0)
+    g_ab, g_ba = (init_weights(ResnetGenerator(spatial_dims, channels, channels, channels=4, num_res_blocks=1))
+                  for _ in range(2))
+    d_a, d_b = (init_weights(PatchGANDiscriminator(spatial_dims, channels, channels=4, input_size=size))
+                for _ in range(2))
+    g_opt = torch.optim.Adam(itertools.chain(g_ab.parameters(), g_ba.parameters()), lr=lr, betas=(0.5, 0.999))
+    d_opt = torch.optim.Adam(itertools.chain(d_a.parameters(), d_b.parameters()), lr=lr, betas=(0.5, 0.999))
+    return g_ab, g_ba, d_a, d_b, g_opt, d_opt
+
+
+def clip_loader(n: int, shape: tuple[int, ...], batch_size: int = 1) -> DataLoader:
+    torch.manual_seed(1)
+    data = [{"A": torch.rand(*shape) * 2 - 1, "B": torch.rand(*shape) * 2 - 1} for _ in range(n)]
+    return DataLoader(data, batch_size=batch_size)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_one_iteration_updates_all_four_networks(method):
+    depth, hw = 4, (24, 24)
+    spatial_dims = method_spatial_dims(method)
+    size = (depth, *hw) if spatial_dims == 3 else hw
+    nets = make_cyclegan(spatial_dims, size)
+    g_ab, g_ba, d_a, d_b, g_opt, d_opt = nets
+    before = [[p.detach().clone() for p in n.parameters()] for n in nets[:4]]
+    trainer = CycleGANTrainer(
+        device="cpu", max_epochs=1, train_data_loader=clip_loader(2, (1, depth, *hw), batch_size=2),
+        g_ab=g_ab, g_ba=g_ba, d_a=d_a, d_b=d_b, g_optimizer=g_opt, d_optimizer=d_opt,
+        lambda_const=1.0 if method == "seq_const" else 0.0, lambda_identity=0.5, clip_depth=depth,
+        prepare_batch=batch_preparer(method, frames_per_batch=3), epoch_length=1,
+    )
+    trainer.run()
+    out = trainer.state.output
+    for net, old in zip(nets[:4], before):
+        assert all(p.requires_grad for p in net.parameters()), "no parameter may stay frozen after an iteration"
+        changed = [not torch.equal(p, o) for p, o in zip(net.parameters(), old)]
+        assert all(changed), f"{sum(not c for c in changed)} parameters of {type(net).__name__} did not change"
+    expected = {"loss_g", "loss_g_ab", "loss_g_ba", "loss_cycle", "loss_identity", "loss_d_a", "loss_d_b"}
+    assert expected <= set(out)
+    assert ("loss_const" in out) == (method == "seq_const")
+    assert out["loss_g"] == pytest.approx(sum(v for k, v in out.items() if k.startswith("loss_g_") or k in (
+        "loss_cycle", "loss_identity", "loss_const")), rel=1e-5)
+
+
+def test_batch_formation_modes():
+    a = torch.arange(2 * 1 * 3 * 2 * 2, dtype=torch.float32).reshape(2, 1, 3, 2, 2)
+    b = -a
+    batch = {"A": a, "B": b}
+    ra, rb = ClipBatch()(batch)
+    assert torch.equal(ra, a) and torch.equal(rb, b)
+
+    fa, fb = SequentialFrames()(batch)
+    assert fa.shape == (6, 1, 2, 2)
+    assert [torch.equal(fa[i], a[i // 3, :, i % 3]) for i in range(6)] == [True] * 6  # clip by clip, in order
+
+    torch.manual_seed(0)
+    sa, sb = RandomFrames(num_frames=4)(batch)
+    assert sa.shape == (4, 1, 2, 2) and sb.shape == (4, 1, 2, 2)
+    all_frames = SequentialFrames()(batch)[0]
+    idx = [next(i for i in range(6) if torch.equal(all_frames[i], f)) for f in sa]
+    assert len(set(idx)) == 4  # distinct frames, drawn from both clips' frames
+    seen = set()
+    for seed in range(20):
+        torch.manual_seed(seed)
+        seen |= {int(f.flatten()[0]) // 4 for f in RandomFrames(num_frames=2)(batch)[0]}
+    assert seen == set(range(6))  # every frame of every clip can be drawn
+
+    with pytest.raises(ValueError, match="fewer than"):
+        RandomFrames(num_frames=7)(batch)
+    with pytest.raises(ValueError, match=r"\(N, C, D, H, W\)"):
+        ClipBatch()({"A": a[0], "B": b[0]})
+
+
+def test_method_names_are_checked():
+    assert method_spatial_dims("3d") == 3 and method_spatial_dims("random") == 2
+    with pytest.raises(ValueError, match="unknown method 'cnn'"):
+        batch_preparer("cnn")
+    with pytest.raises(ValueError, match="frames_per_batch"):
+        batch_preparer("random")
+    assert isinstance(batch_preparer("seq_const"), SequentialFrames)
+
+
+def test_const_loss_hand_made_example():
+    # one video of 3 frames of 2 pixels: diffs (1, 1) then (2, 0) -> mean squares 1 and 2 -> sum 3
+    frames = torch.tensor([[0.0, 0.0], [1.0, 1.0], [3.0, 1.0]]).reshape(3, 1, 1, 2)
+    assert temporal_const_loss(frames, depth=3).item() == pytest.approx(3.0)
+    two_videos = torch.cat([frames, torch.zeros(3, 1, 1, 2)])  # second video constant -> 0
+    assert temporal_const_loss(two_videos, depth=3).item() == pytest.approx(1.5)
+    with pytest.raises(ValueError):
+        temporal_const_loss(frames, depth=2)
+
+
+def test_adversarial_losses():
+    logits = torch.zeros(2, 1, 3, 3)
+    assert adversarial_loss("lsgan")(logits, target_is_real=True, for_discriminator=True).item() == pytest.approx(1.0)
+    assert adversarial_loss("lsgan")(logits, target_is_real=False, for_discriminator=True).item() == pytest.approx(0.0)
+    assert adversarial_loss("bce")(logits, target_is_real=True, for_discriminator=False).item() == pytest.approx(0.6931, abs=1e-4)
+    with pytest.raises(ValueError, match="unknown adversarial loss"):
+        adversarial_loss("wgan")
+
+
+def test_image_pool():
+    torch.manual_seed(0)
+    pool = ImagePool(pool_size=2)
+    first = torch.ones(2, 1, 4)
+    assert torch.equal(pool.query(first), first)  # filling: returns the new images
+    second = torch.full((50, 1, 4), 2.0)
+    out = pool.query(second)
+    assert out.shape == second.shape
+    assert {1.0, 2.0} <= set(out[:, 0, 0].tolist())  # some old fakes come back, most are new
+    assert torch.equal(ImagePool(0).query(first), first)
+    with pytest.raises(ValueError):
+        ImagePool(-1)
+
+
+def test_linear_decay_schedule():
+    f = LinearDecay(total=10, decay=4)
+    assert [f(i) for i in range(6)] == [1.0] * 6
+    assert [round(f(i), 3) for i in range(6, 10)] == [0.8, 0.6, 0.4, 0.2]
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, f)
+    for _ in range(7):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.6)
+    with pytest.raises(ValueError):
+        LinearDecay(total=5, decay=6)
+
+
+def test_trainer_rejects_bad_settings():
+    nets = make_cyclegan(3, (4, 24, 24))
+    kwargs = dict(device="cpu", train_data_loader=clip_loader(1, (1, 4, 24, 24)), g_ab=nets[0], g_ba=nets[1],
+                  d_a=nets[2], d_b=nets[3], g_optimizer=nets[4], d_optimizer=nets[5])
+    with pytest.raises(ValueError, match="max_epochs"):
+        CycleGANTrainer(max_epochs=0, **kwargs)
+    with pytest.raises(ValueError, match="clip_depth"):
+        CycleGANTrainer(max_epochs=1, lambda_const=1.0, **kwargs)
+    with pytest.raises(ValueError, match=">= 0"):
+        CycleGANTrainer(max_epochs=1, lambda_cycle=-1.0, **kwargs)
+
+
+def test_framewise_translator_used_for_2d_inference():
+    g = ResnetGenerator(2, 1, 1, channels=4, num_res_blocks=1)
+    assert FramewiseNetwork(g)(torch.randn(1, 1, 5, 16, 16)).shape == (1, 1, 5, 16, 16)

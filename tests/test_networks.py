@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from monai.networks.nets import PatchDiscriminator
+
+from mr2ct.networks import (
+    FramewiseNetwork,
+    PatchGANDiscriminator,
+    ResnetGenerator,
+    count_parameters,
+    frames_to_volume,
+    init_weights,
+    patch_layer_strides,
+    volume_to_frames,
+)
+
+
+@pytest.mark.parametrize(
+    "spatial_dims, channels, size, strides",
+    [
+        (3, 1, (30, 84, 84), 2),
+        (3, 3, (30, 84, 84), 2),
+        (3, 3, (8, 108, 192), (1, 2, 2)),
+        (3, 1, (8, 108, 192), 2),
+        (3, 1, (7, 13, 10), 2),
+        (2, 1, (84, 84), 2),
+        (2, 3, (108, 192), 2),
+        (2, 3, (37, 41), 2),
+    ],
+)
+def test_generator_keeps_any_input_size(spatial_dims, channels, size, strides):
+    net = ResnetGenerator(spatial_dims, channels, channels, channels=4, num_res_blocks=1, strides=strides)
+    x = torch.randn(2, channels, *size)
+    with torch.no_grad():
+        y = net(x)
+    assert y.shape == x.shape
+    assert y.abs().max() <= 1.0  # tanh output
+
+
+def test_generator_paper_architecture():
+    net = ResnetGenerator(3, 1, 1)  # ngf 64, 9 blocks: the paper's generator
+    convs = [m for m in net.modules() if isinstance(m, (torch.nn.Conv3d, torch.nn.ConvTranspose3d))]
+    assert convs[0].kernel_size == (7, 7, 7) and convs[-1].kernel_size == (7, 7, 7)
+    assert [c.stride for c in convs[1:3]] == [(2, 2, 2)] * 2
+    assert sum(isinstance(c, torch.nn.ConvTranspose3d) for c in convs) == 2
+    assert len(convs) == 1 + 2 + 9 * 2 + 2 + 1
+    assert any(isinstance(m, torch.nn.ReflectionPad3d) for m in net.modules())
+    assert any(isinstance(m, torch.nn.InstanceNorm3d) for m in net.modules())
+    assert 30e6 < count_parameters(net) < 40e6
+
+
+def test_generator_unstrided_time_axis_keeps_depth_resolution():
+    net = ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=1, strides=(1, 2, 2))
+    assert net.size_multiple == (1, 4, 4)
+    strides = [m.stride for m in net.modules() if isinstance(m, torch.nn.Conv3d) and m.stride != (1, 1, 1)]
+    assert strides == [(1, 2, 2), (1, 2, 2)]
+
+
+def test_generator_rejects_bad_input():
+    net = ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=1)
+    with pytest.raises(ValueError, match="5D batch"):
+        net(torch.randn(1, 1, 16, 16))
+    with pytest.raises(ValueError, match=">= 4"):
+        net(torch.randn(1, 1, 2, 16, 16))
+    with pytest.raises(ValueError, match="strides"):
+        ResnetGenerator(3, 1, 1, strides=3)
+    with pytest.raises(ValueError, match="spatial_dims"):
+        ResnetGenerator(1, 1, 1)
+
+
+@pytest.mark.parametrize(
+    "spatial_dims, channels, size",
+    [(3, 1, (30, 84, 84)), (3, 3, (30, 84, 84)), (3, 3, (8, 108, 192)), (3, 1, (16, 28, 28)), (2, 3, (84, 84)),
+     (2, 1, (108, 192))],
+)
+def test_discriminator_gives_patch_logits_for_short_clips(spatial_dims, channels, size):
+    net = PatchGANDiscriminator(spatial_dims, channels, channels=4, input_size=size)
+    with torch.no_grad():
+        y = net(torch.randn(2, channels, *size))
+    assert y.shape[:2] == (2, 1) and y.ndim == spatial_dims + 2
+    assert min(y.shape[2:]) >= 1
+
+
+def test_monai_patch_discriminator_fails_where_ours_adapts():
+    x = torch.randn(1, 1, 16, 64, 64)
+    monai_net = PatchDiscriminator(spatial_dims=3, channels=4, in_channels=1, num_layers_d=3)
+    with pytest.raises(RuntimeError):
+        monai_net(x)
+    assert PatchGANDiscriminator(3, 1, channels=4, input_size=(16, 64, 64))(x).shape[2] >= 1
+
+
+def test_patch_layer_strides_adapt_per_axis():
+    assert patch_layer_strides((30, 84, 84), 3, 3) == [(2, 2, 2)] * 3  # standard PatchGAN where it fits
+    assert patch_layer_strides((8, 108, 192), 3, 3) == [(2, 2, 2), (1, 2, 2), (1, 2, 2)]
+    assert patch_layer_strides(None, 2, 2) == [(2, 2), (2, 2)]
+    with pytest.raises(ValueError, match="entries"):
+        patch_layer_strides((8, 8), 3, 3)
+
+
+def test_discriminator_paper_recipe_and_size_check():
+    net = PatchGANDiscriminator(3, 1, input_size=(30, 84, 84))
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert [c.out_channels for c in convs] == [64, 128, 256, 512, 1]
+    assert all(c.kernel_size == (4, 4, 4) for c in convs)
+    assert not any(isinstance(m, torch.nn.InstanceNorm3d) for m in net.model[0].modules())  # no norm on layer 1
+    with pytest.raises(ValueError, match="built for inputs of size"):
+        net(torch.randn(1, 1, 16, 84, 84))
+    with pytest.raises(ValueError, match="too small"):
+        PatchGANDiscriminator(3, 1, channels=4)(torch.randn(1, 1, 8, 32, 32))
+
+
+def test_init_weights_normal_002():
+    net = init_weights(ResnetGenerator(3, 1, 1, channels=16, num_res_blocks=2))
+    conv = [m for m in net.modules() if isinstance(m, torch.nn.Conv3d)][2]
+    assert conv.weight.std().item() == pytest.approx(0.02, rel=0.05)
+    assert conv.weight.mean().abs().item() < 0.002
+    assert torch.all(conv.bias == 0)
+
+
+def test_framewise_network_equals_per_frame_application():
+    net2d = ResnetGenerator(2, 3, 3, channels=4, num_res_blocks=1).eval()
+    video = torch.randn(2, 3, 5, 12, 12)
+    frames = volume_to_frames(video)
+    assert torch.equal(frames[3], video[0, :, 3])  # frames of one clip stay consecutive
+    assert torch.equal(frames_to_volume(frames, 5), video)
+    with torch.no_grad():
+        out = FramewiseNetwork(net2d, frames_per_forward=3)(video)
+        expected = torch.stack([net2d(video[:, :, t]) for t in range(5)], dim=2)
+    assert torch.allclose(out, expected, atol=1e-5)
