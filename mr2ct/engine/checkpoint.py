@@ -46,8 +46,9 @@ class TrainingCheckpointer:
     """Save the full training state periodically (atomically) and optionally resume from the latest one.
 
     Files are ``<save_dir>/checkpoint_<iteration>.pt``, each holding every object of ``save_dict`` and the
-    trainer itself. Ignite's
-    ``DiskSaver(atomic=True)`` writes to a temporary file and renames it; MONAI's ``CheckpointSaver`` does not.
+    trainer itself. Ignite's ``DiskSaver(atomic=True)`` writes to a temporary file and renames it; MONAI's
+    ``CheckpointSaver`` does not. Attach it after handlers that change state at the same event (an epoch-level
+    LR schedule handler, say), so that a checkpoint holds the state the next iteration starts from.
 
     Args:
         save_dir: folder of the checkpoints (a bundle's ``models/``).

@@ -1,0 +1,153 @@
+"""The vmnist bundle as MONAI users run it: properties, metadata, and train -> inference -> evaluation end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ConfigParser, ConfigWorkflow, verify_net_in_out
+
+from conftest import VMNIST_BUNDLE
+
+CONFIGS = VMNIST_BUNDLE / "configs"
+TINY = {"depth": 8, "size": [16, 16], "ngf": 4, "ndf": 4, "num_res_blocks": 1, "num_digits": 40, "num_workers": 0}
+
+
+def tiny_overrides(tmp_path) -> dict:
+    return {**TINY, "bundle_root": str(VMNIST_BUNDLE), "dataset_dir": str(tmp_path / "data"),
+            "ckpt_dir": str(tmp_path / "models"), "output_dir": str(tmp_path / "runs")}
+
+
+def run_bundle(run_id: str, config: str, overrides: dict, *flags: str) -> subprocess.CompletedProcess:
+    args = [sys.executable, "-m", "monai.bundle", "run", run_id, "--config_file", str(CONFIGS / config),
+            "--logging_file", str(CONFIGS / "logging.conf")]
+    for k, v in overrides.items():
+        args += [f"--{k}", json.dumps(v) if isinstance(v, list) else str(v)]
+    return subprocess.run(args + list(flags), capture_output=True, text=True, timeout=600)
+
+
+def test_metadata_has_mandatory_keys():
+    meta = json.loads((CONFIGS / "metadata.json").read_text())
+    for key in ("schema", "version", "changelog", "monai_version", "pytorch_version", "numpy_version",
+                "required_packages_version", "task", "description", "authors", "copyright", "network_data_format"):
+        assert key in meta, key
+    assert meta["version"] in meta["changelog"]
+    fmt = meta["network_data_format"]
+    assert fmt["inputs"]["image"]["spatial_shape"] == [30, 84, 84] and "pred" in fmt["outputs"]
+
+
+def test_network_matches_metadata_offline():
+    verify_net_in_out(net_id="network_def", meta_file=str(CONFIGS / "metadata.json"),
+                      config_file=str(CONFIGS / "inference.json"), device="cpu", ngf=4, num_res_blocks=1,
+                      bundle_root=str(VMNIST_BUNDLE))
+
+
+@pytest.mark.parametrize("config, workflow_type", [("train.json", "train"), ("inference.json", "infer"),
+                                                    ("evaluate.json", "infer")])
+def test_bundle_workflow_properties(tmp_path, config, workflow_type):
+    workflow = ConfigWorkflow(config_file=str(CONFIGS / config), workflow_type=workflow_type,
+                              meta_file=str(CONFIGS / "metadata.json"), **tiny_overrides(tmp_path))
+    workflow.initialize()
+    assert workflow.check_properties() in (None, [])
+    assert workflow.bundle_root == str(VMNIST_BUNDLE) and str(workflow.dataset_dir).startswith(str(tmp_path))
+
+
+def test_paper_settings_in_train_json():
+    parser = ConfigParser.load_config_file(CONFIGS / "train.json")
+    assert (parser["depth"], parser["size"], parser["ngf"], parser["num_res_blocks"]) == (30, [84, 84], 64, 9)
+    assert parser["lambda_cycle"] == 10.0 and parser["lr"] == 0.0002 and parser["pool_size"] == 50
+
+
+def test_train_infer_evaluate_end_to_end(tmp_path):
+    ov = tiny_overrides(tmp_path)
+    train = run_bundle("training", "train.json", {**ov, "max_epochs": 2, "decay_epochs": 1, "epoch_length": 3,
+                                                  "val_interval": 1, "num_val_cases": 4, "log_interval": 1})
+    assert train.returncode == 0, train.stderr[-3000:]
+    models = tmp_path / "models"
+    assert {"model.pt", "model_ba.pt", "checkpoint_3.pt", "checkpoint_6.pt"} <= {p.name for p in models.iterdir()}
+    assert "val_l2" in train.stdout + train.stderr
+    assert (tmp_path / "runs" / "losses.csv").read_text().startswith("epoch,iteration,loss_g")
+    assert list((tmp_path / "runs" / "samples").glob("*.png"))
+
+    parser = ConfigParser()
+    parser.read_config(CONFIGS / "inference.json")
+    parser.update({**ov, "device": "cpu"})
+    net = parser.get_parsed_content("network_def")
+    net.load_state_dict(torch.load(models / "model.pt"))  # model.pt is a plain generator state_dict
+
+    out_dir = tmp_path / "translated"
+    infer = run_bundle("inference", "inference.json", {**ov, "output_dir": str(out_dir)})
+    assert infer.returncode == 0, infer.stderr[-3000:]
+    inputs = sorted((tmp_path / "data" / "nifti" / "test_A").glob("*.nii.gz"))
+    outputs = sorted(out_dir.glob("*.nii.gz"))
+    assert len(inputs) == len(outputs) == 8
+    src, dst = nib.load(inputs[0]), nib.load(outputs[0])
+    assert dst.shape == src.shape and np.allclose(dst.affine, src.affine)
+    assert 0 <= dst.get_fdata().min() and dst.get_fdata().max() <= 255
+
+    report_dir = tmp_path / "report"
+    evaluate = run_bundle("evaluating", "evaluate.json", {**ov, "report_dir": str(report_dir)})
+    assert evaluate.returncode == 0, evaluate.stderr[-3000:]
+    metrics = json.loads((report_dir / "metrics.json").read_text())["metrics"]
+    assert set(metrics) == {"l2", "identity_l2", "mse_ratio"} and metrics["l2"]["n"] == 12
+    assert {"report.md", "metrics.csv", "loss_curves.png", "case_0.png", "case_0.gif"} <= {p.name for p in report_dir.iterdir()}
+
+
+def test_resume_flag_continues_a_run(tmp_path):
+    ov = {**tiny_overrides(tmp_path), "epoch_length": 2, "val_interval": 10, "log_interval": 1}
+    first = run_bundle("training", "train.json", {**ov, "max_epochs": 1, "decay_epochs": 0})
+    assert first.returncode == 0, first.stderr[-3000:]
+    resumed = run_bundle("training", "train.json", {**ov, "max_epochs": 2, "decay_epochs": 0}, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from" in resumed.stdout + resumed.stderr
+    assert (tmp_path / "models" / "checkpoint_4.pt").is_file()
+    logged = (tmp_path / "runs" / "losses.csv").read_text().splitlines()[1:]
+    assert [line.split(",")[:2] for line in logged] == [["1", "1"], ["1", "2"], ["2", "3"], ["2", "4"]]
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"method": "cnn"}, "config key 'method' is 'cnn'"),
+    ({"depth": 0}, "config key 'depth' must be a positive integer"),
+    ({"size": [16, -2]}, "config key 'size' must be a positive integer"),
+    ({"lr": -1.0}, "config key 'lr' must be > 0"),
+])
+def test_bad_config_values_fail_fast(tmp_path, override, message):
+    result = run_bundle("training", "train.json", {**tiny_overrides(tmp_path), **override})
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not (tmp_path / "data").exists()  # failed before any work
+
+
+def test_inference_on_a_user_folder_leaves_inputs_untouched(tmp_path):
+    from mr2ct.networks import ResnetGenerator
+
+    ov = tiny_overrides(tmp_path)
+    (tmp_path / "models").mkdir()
+    torch.save(ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=1).state_dict(), tmp_path / "models" / "model.pt")
+    user = tmp_path / "user_in"
+    user.mkdir()
+    shapes = {"a.nii.gz": (8, 16, 16), "b.nii": (11, 20, 13)}  # any size: the generator pads and crops back
+    for name, shape in shapes.items():
+        nib.save(nib.Nifti1Image(np.random.default_rng(0).uniform(0, 255, shape).astype(np.float32),
+                                 np.diag([0.8, 0.9, 1.5, 1.0])), user / name)
+    (user / "notes.txt").write_text("not an image")
+    before = {p.name: p.read_bytes() for p in user.iterdir()}
+
+    out_dir = tmp_path / "out"
+    result = run_bundle("inference", "inference.json", {**ov, "input_dir": str(user), "output_dir": str(out_dir)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {p.name: p.read_bytes() for p in user.iterdir()} == before
+    assert not (tmp_path / "data").exists()  # no sample data built when the user gives a folder
+    for name, shape in shapes.items():
+        out = nib.load(out_dir / (name.split(".")[0] + "_toB.nii.gz"))
+        assert out.shape == shape and np.allclose(out.affine, np.diag([0.8, 0.9, 1.5, 1.0]))
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_bundle("inference", "inference.json", {**ov, "input_dir": str(empty), "output_dir": str(out_dir)})
+    assert result.returncode != 0 and f"input folder {empty} holds no" in result.stderr

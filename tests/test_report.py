@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mr2ct.cli import _parse_overrides, main
+from mr2ct.export import plot_loss_curves, save_frame_panel, save_side_by_side_gif, summarize_metric_details, to_display
+
+
+def test_summary_mean_sigma_and_mse_ratio():
+    details = {"l2": torch.tensor([[1.0], [3.0]]), "identity_l2": torch.tensor([[2.0], [4.0]])}
+    s = summarize_metric_details(details, {"mse_ratio": ("l2", "identity_l2")})
+    assert s["l2"] == {"mean": 2.0, "std": 1.0, "n": 2}
+    assert s["mse_ratio"]["mean"] == pytest.approx((1 + 9) / (4 + 16))
+
+
+def test_to_display_scales_and_orders_channels():
+    grey = to_display(np.full((1, 2, 3, 3), 127.5), (0, 255))
+    assert grey.shape == (2, 3, 3) and np.allclose(grey, 0.5)
+    rgb = to_display(torch.ones(3, 2, 4, 4) * 2, (-1, 1))
+    assert rgb.shape == (2, 4, 4, 3) and rgb.max() == 1.0  # clipped
+    with pytest.raises(ValueError, match="1 or 3 channels"):
+        to_display(np.zeros((2, 2, 3, 3)), (0, 1))
+
+
+def test_panels_gif_and_loss_curve_files(tmp_path):
+    rows = {"input": torch.rand(1, 6, 8, 8), "output": torch.rand(1, 6, 8, 8)}
+    png = save_frame_panel(rows, tmp_path / "p.png", num_frames=4, value_range=(0, 1))
+    gif = save_side_by_side_gif(rows, tmp_path / "p.gif", value_range=(0, 1))
+    assert png.read_bytes()[:4] == b"\x89PNG" and gif.read_bytes()[:3] == b"GIF"
+    csv = tmp_path / "losses.csv"
+    csv.write_text("epoch,iteration,loss_g,loss_d_a\n" + "".join(f"1,{i},{1 / i},{0.5}\n" for i in range(1, 20)))
+    assert plot_loss_curves(csv, tmp_path / "curve.png").is_file()
+    assert plot_loss_curves(tmp_path / "missing.csv", tmp_path / "x.png") is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curve.png", "losses.csv", "p.gif", "p.png"]
+
+
+def test_cli_overrides_and_errors(capsys):
+    assert _parse_overrides(["--lr", "0.001", "--resume", "--size", "[16, 16]", "--method", "3d"]) == {
+        "lr": 0.001, "resume": True, "size": [16, 16], "method": "3d"}
+    with pytest.raises(SystemExit):
+        _parse_overrides(["lr"])
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert "mr2ct 0.1.0" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="cannot find bundle"):
+        main(["train", "no_such_bundle"])
