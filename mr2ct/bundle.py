@@ -43,11 +43,12 @@ def validate_settings(**settings) -> None:
 
     Known keys: ``method``, ``depth``, ``size``, ``channels``, ``ngf``, ``ndf``, ``num_res_blocks`` (>= 0),
     ``d_layers``, ``max_epochs``, ``decay_epochs`` (0..max_epochs), ``epoch_length`` (None or positive),
-    ``lr`` (> 0), ``lambda_*`` (>= 0), ``clips_per_batch``, ``frames_per_batch`` (needed by ``random``),
+    ``lr`` (> 0), ``lambda_*`` (>= 0; ``lambda_const`` > 0 exactly for ``seq_const``), ``clips_per_batch``,
+    ``frames_per_batch`` (needed by ``random``),
     ``adversarial``. Unknown keys are an error too, so a typo in an override is not silently ignored.
     """
     from mr2ct.engine.batching import METHODS
-    from mr2ct.engine.losses import _CRITERIA
+    from mr2ct.engine.losses import ADVERSARIAL_LOSSES
 
     positive = {"depth", "channels", "ngf", "ndf", "d_layers", "max_epochs", "clips_per_batch"}
     known = positive | {"method", "size", "num_res_blocks", "decay_epochs", "epoch_length", "lr", "lambda_cycle",
@@ -77,7 +78,13 @@ def validate_settings(**settings) -> None:
     for name in ("lambda_cycle", "lambda_identity", "lambda_const"):
         if name in settings and not settings[name] >= 0:
             raise ValueError(f"config key {name!r} must be >= 0, got {settings[name]!r}.")
+    if "method" in settings and "lambda_const" in settings:
+        if settings["method"] == "seq_const" and not settings["lambda_const"] > 0:
+            raise ValueError("config key 'lambda_const' must be > 0 for method 'seq_const'.")
+        if settings["method"] != "seq_const" and settings["lambda_const"] > 0:
+            raise ValueError(f"config key 'lambda_const' applies to method 'seq_const' only (method is "
+                             f"{settings['method']!r}); set it to 0.")
     if settings.get("method") == "random":
         _positive_int("frames_per_batch", settings.get("frames_per_batch"))
-    if "adversarial" in settings and settings["adversarial"] not in _CRITERIA:
-        raise ValueError(f"config key 'adversarial' is {settings['adversarial']!r}; choose one of {', '.join(_CRITERIA)}.")
+    if "adversarial" in settings and settings["adversarial"] not in ADVERSARIAL_LOSSES:
+        raise ValueError(f"config key 'adversarial' is {settings['adversarial']!r}; choose one of {', '.join(ADVERSARIAL_LOSSES)}.")

@@ -115,6 +115,7 @@ def test_resume_flag_continues_a_run(tmp_path):
     ({"depth": 0}, "config key 'depth' must be a positive integer"),
     ({"size": [16, -2]}, "config key 'size' must be a positive integer"),
     ({"lr": -1.0}, "config key 'lr' must be > 0"),
+    ({"method": "random", "lambda_const": 1.0, "frames_per_batch": 4}, "'lambda_const' applies to method 'seq_const' only"),
 ])
 def test_bad_config_values_fail_fast(tmp_path, override, message):
     result = run_bundle("training", "train.json", {**tiny_overrides(tmp_path), **override})

@@ -46,3 +46,16 @@ def test_cli_overrides_and_errors(capsys):
     assert "mr2ct 0.1.0" in capsys.readouterr().out
     with pytest.raises(FileNotFoundError, match="cannot find bundle"):
         main(["train", "no_such_bundle"])
+
+
+def test_loss_csv_logger_appends_and_keeps_columns(tmp_path):
+    from types import SimpleNamespace
+
+    from mr2ct.engine import LossCSVLogger
+
+    logger = LossCSVLogger(tmp_path / "losses.csv", interval=1)
+    engine = SimpleNamespace(state=SimpleNamespace(epoch=1, iteration=1, output={"loss_g": 2.0, "real_a": None}))
+    logger(engine)
+    engine.state.iteration, engine.state.output = 2, {"loss_g": 1.0, "loss_const": 0.5}
+    logger(engine)
+    assert (tmp_path / "losses.csv").read_text().splitlines() == ["epoch,iteration,loss_g", "1,1,2.0", "1,2,1.0"]

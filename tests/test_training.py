@@ -101,6 +101,7 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path, tiny_vmnist):
 def test_atomic_save_never_leaves_partial_files(tmp_path):
     target = tmp_path / "model.pt"
     atomic_torch_save({"x": torch.ones(3)}, target)
+    assert target.stat().st_mode & 0o044  # readable by others, like a plain torch.save
 
     class Unpicklable:
         def __reduce__(self):

@@ -10,6 +10,7 @@ from ignite.engine import Engine, Events
 from ignite.handlers import ProgressBar
 
 from mr2ct.engine.trainer import loss_values
+from mr2ct.export.panels import save_frame_panel, save_side_by_side_gif
 
 __all__ = ["LossCSVLogger", "LossProgressBar", "SampleGridSaver"]
 
@@ -31,14 +32,18 @@ class LossCSVLogger:
         engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.interval), self)
 
     def __call__(self, engine: Engine) -> None:
-        losses = loss_values(engine.state.output)
+        row = {"epoch": engine.state.epoch, "iteration": engine.state.iteration, **loss_values(engine.state.output)}
         self.filename.parent.mkdir(parents=True, exist_ok=True)
-        new = not self.filename.exists()
+        header = None
+        if self.filename.exists():
+            with open(self.filename, newline="") as f:
+                header = next(csv.reader(f), None)
         with open(self.filename, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["epoch", "iteration", *losses])
-            if new:
+            # an existing file (a resumed run) keeps its columns; losses it does not have are left out
+            writer = csv.DictWriter(f, fieldnames=header or list(row), extrasaction="ignore", restval="")
+            if header is None:
                 writer.writeheader()
-            writer.writerow({"epoch": engine.state.epoch, "iteration": engine.state.iteration, **losses})
+            writer.writerow(row)
 
 
 class SampleGridSaver:
@@ -57,8 +62,6 @@ class SampleGridSaver:
         engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.interval), self)
 
     def __call__(self, engine: Engine) -> None:
-        from mr2ct.export.panels import save_frame_panel, save_side_by_side_gif
-
         out = engine.state.output
         rows = {name: _first_clip(out[name]) for name in ("real_a", "fake_b", "real_b", "fake_a")}
         stem = self.output_dir / f"samples_epoch{engine.state.epoch:04d}"
