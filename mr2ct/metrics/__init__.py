@@ -1,0 +1,23 @@
+"""Metrics of the paper and beyond, computed on held-out data."""
+
+from __future__ import annotations
+
+from .digits import (
+    colour_flicker,
+    digit_colour_sigma,
+    digit_intensity_mean,
+    digit_masks,
+    mean_and_sigma,
+    shape_l2,
+    volume_l2,
+)
+
+__all__ = [
+    "colour_flicker",
+    "digit_colour_sigma",
+    "digit_intensity_mean",
+    "digit_masks",
+    "mean_and_sigma",
+    "shape_l2",
+    "volume_l2",
+]
