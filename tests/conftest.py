@@ -16,7 +16,7 @@ torch.set_num_threads(2)
 @pytest.fixture(scope="session")
 def tiny_vmnist(tmp_path_factory) -> Path:
     """A 40-digit volumetric MNIST of 8x16x16 volumes, built once per test session."""
-    from mr2ct.data import VolumetricMNISTConfig, build_volumetric_mnist
+    from mr2ct.data import DigitVideoConfig, build_volumetric_mnist
 
     root = tmp_path_factory.mktemp("vmnist")
-    return build_volumetric_mnist(root, VolumetricMNISTConfig(depth=8, size=(16, 16), num_digits=40, seed=0))
+    return build_volumetric_mnist(root, DigitVideoConfig(depth=8, size=(16, 16), num_digits=40, seed=0))

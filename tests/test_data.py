@@ -9,7 +9,7 @@ import torch
 
 from mr2ct.data import (
     UnpairedDataset,
-    VolumetricMNISTConfig,
+    DigitVideoConfig,
     build_volumetric_mnist,
     erosion_profile,
     load_digits,
@@ -86,14 +86,14 @@ def test_volumes_follow_the_intensity_pattern():
 def test_build_is_deterministic_split_and_cached(tmp_path, tiny_vmnist):
     meta = json.loads((tiny_vmnist / "meta.json").read_text())
     assert meta["counts"] == {"train_A": 14, "train_B": 14, "test_A": 12, "test_B": 12}
-    again = build_volumetric_mnist(tmp_path, VolumetricMNISTConfig(depth=8, size=(16, 16), num_digits=40, seed=0))
+    again = build_volumetric_mnist(tmp_path, DigitVideoConfig(depth=8, size=(16, 16), num_digits=40, seed=0))
     for name in ("train_A", "train_B", "test_A", "test_B"):
         assert np.array_equal(np.load(tiny_vmnist / f"{name}.npy"), np.load(again / f"{name}.npy"))
     mtime = (again / "train_A.npy").stat().st_mtime_ns
-    assert build_volumetric_mnist(tmp_path, VolumetricMNISTConfig(depth=8, size=(16, 16), num_digits=40)) == again
+    assert build_volumetric_mnist(tmp_path, DigitVideoConfig(depth=8, size=(16, 16), num_digits=40)) == again
     assert (again / "train_A.npy").stat().st_mtime_ns == mtime  # cached, not rebuilt
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left behind
-    other = build_volumetric_mnist(tmp_path, VolumetricMNISTConfig(depth=8, size=(16, 16), num_digits=40, seed=1))
+    other = build_volumetric_mnist(tmp_path, DigitVideoConfig(depth=8, size=(16, 16), num_digits=40, seed=1))
     assert not np.array_equal(np.load(other / "test_A.npy"), np.load(again / "test_A.npy"))
 
     # training domains come from disjoint digits; test pairs are the same digit in both domains
@@ -106,11 +106,11 @@ def test_build_is_deterministic_split_and_cached(tmp_path, tiny_vmnist):
 
 def test_bad_dataset_settings(tmp_path):
     with pytest.raises(ValueError, match="positive"):
-        VolumetricMNISTConfig(depth=0)
+        DigitVideoConfig(depth=0)
     with pytest.raises(ValueError, match="positive"):
-        VolumetricMNISTConfig(size=(-1, 28))
+        DigitVideoConfig(size=(-1, 28))
     with pytest.raises(ValueError, match="only 5000"):
-        build_volumetric_mnist(tmp_path, VolumetricMNISTConfig(num_digits=6000))
+        build_volumetric_mnist(tmp_path, DigitVideoConfig(num_digits=6000))
     with pytest.raises(FileNotFoundError, match="was the data set built"):
         load_split(tmp_path, "train", "A")
 

@@ -12,7 +12,7 @@ from monai.handlers import LrScheduleHandler
 from monai.utils import set_determinism
 from torch.utils.data import DataLoader
 
-from mr2ct.data import UnpairedDataset, VolumetricMNISTConfig, build_volumetric_mnist, load_split
+from mr2ct.data import UnpairedDataset, DigitVideoConfig, build_volumetric_mnist, load_split
 from mr2ct.engine import ClipBatch, CycleGANTrainer, LinearDecay, TrainingCheckpointer, atomic_torch_save, latest_checkpoint
 from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, init_weights
 
@@ -34,7 +34,7 @@ def vmnist_loader(folder, shuffle=True):
 
 def test_tiny_3d_cyclegan_beats_identity_on_volumetric_mnist(tmp_path):
     """In 400 CPU iterations (~30 s) the A->B translation gets clearly closer to the ground truth than the input."""
-    folder = build_volumetric_mnist(tmp_path, VolumetricMNISTConfig(depth=12, size=(20, 20), num_digits=400, seed=0))
+    folder = build_volumetric_mnist(tmp_path, DigitVideoConfig(depth=12, size=(20, 20), num_digits=400, seed=0))
     set_determinism(seed=0)
     parts = build((12, 20, 20), ngf=8, blocks=2, lr=1e-3)
     trainer = CycleGANTrainer(

@@ -5,31 +5,21 @@ Every slice ``t`` of a volume is the digit eroded by a level ``e(t)``:
 - domain A, *sandglass*: full digit at both ends, thinnest in the middle (decay-then-rise);
 - domain B, *spherical*: thin digit at both ends, full in the middle slices (rise-then-decay).
 
-The same digit in both domains is a ground-truth pair. Digits are split 70/30 into train and test with a
-seeded permutation; the training digits are split again into two disjoint halves, one per domain, so
-training is unpaired (no digit appears in both domains), while every test digit appears in both.
+The same digit in both domains is a ground-truth pair; see :mod:`mr2ct.data.digit_videos` for the splits.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from mr2ct.data.digits import load_digits
+from mr2ct.data.digit_videos import DigitVideoConfig, build_digit_videos
 
-__all__ = ["VolumetricMNISTConfig", "build_volumetric_mnist", "erosion_profile", "erosion_stack", "render_volumes"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["build_volumetric_mnist", "erosion_profile", "erosion_stack", "render_volumes"]
 
 # Erosion happens at 3x the MNIST resolution (84x84, the paper's frame size) where strokes are ~8 px wide,
 # so levels 0..MAX_EROSION thin a stroke gradually without erasing it; frames are then resized.
@@ -74,90 +64,17 @@ def render_volumes(digits: np.ndarray, kind: str, depth: int, size: Sequence[int
     return (vol.clamp(0, 1) * 255).round().to(torch.uint8).numpy()[:, None]
 
 
-class VolumetricMNISTConfig:
-    """Settings that determine a built data set (they name its cache folder)."""
+def build_volumetric_mnist(root_dir: str | Path, config: DigitVideoConfig | None = None) -> Path:
+    """Build (once) and cache volumetric MNIST under ``root_dir``; return its folder.
 
-    def __init__(self, depth: int = 30, size: Sequence[int] = (84, 84), num_digits: int | None = None,
-                 seed: int = 0, train_fraction: float = 0.7, images_idx: str | None = None,
-                 labels_idx: str | None = None):
-        size = tuple(int(s) for s in size)
-        if depth < 1 or len(size) != 2 or min(size) < 1:
-            raise ValueError(f"depth and size must be positive (size is (H, W)), got depth={depth}, size={size}.")
-        if num_digits is not None and num_digits < 4:
-            raise ValueError(f"num_digits must be at least 4, got {num_digits}.")
-        if not 0 < train_fraction < 1:
-            raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}.")
-        self.depth, self.size, self.num_digits, self.seed = depth, size, num_digits, seed
-        self.train_fraction, self.images_idx, self.labels_idx = train_fraction, images_idx, labels_idx
-
-    def as_dict(self) -> dict:
-        return {"version": _VERSION, "depth": self.depth, "size": list(self.size), "num_digits": self.num_digits,
-                "seed": self.seed, "train_fraction": self.train_fraction,
-                "images_idx": str(self.images_idx) if self.images_idx else None}
-
-    def folder_name(self) -> str:
-        n = self.num_digits if self.num_digits is not None else "all"
-        src = "idx" if self.images_idx else "mlxtend5k"
-        return f"vmnist_{src}_d{self.depth}_{self.size[0]}x{self.size[1]}_n{n}_seed{self.seed}"
-
-
-def _write_array(path: Path, array_chunks, shape: tuple[int, ...]) -> None:
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
-    start = 0
-    for chunk in array_chunks:
-        out[start: start + len(chunk)] = chunk
-        start += len(chunk)
-    out.flush()
-    del out
-
-
-def build_volumetric_mnist(root_dir: str | Path, config: VolumetricMNISTConfig | None = None,
-                           chunk: int = 256) -> Path:
-    """Build (once) and cache the data set under ``root_dir``; return its folder.
-
-    The folder holds ``train_A.npy``, ``train_B.npy`` (unpaired, disjoint digits), ``test_A.npy``,
-    ``test_B.npy`` (paired: row ``i`` of both is the same digit), ``*_labels.npy`` and ``meta.json``. Arrays
-    are ``(N, 1, D, H, W)`` uint8 in [0, 255]. The folder is written under a temporary name and renamed when
-    complete, so an interrupted build never leaves a partial data set behind. Deterministic for a seed.
+    Domain A is "sandglass", domain B "spherical"; arrays are ``(N, 1, D, H, W)`` uint8 (see
+    :func:`~mr2ct.data.digit_videos.build_digit_videos` for the splits and files). Deterministic for a seed.
     """
-    config = config or VolumetricMNISTConfig()
-    folder = Path(root_dir) / config.folder_name()
-    if (folder / "meta.json").is_file():
-        return folder
-    images, labels = load_digits(config.images_idx, config.labels_idx)
-    order = np.random.default_rng(config.seed).permutation(len(images))
-    if config.num_digits is not None:
-        if config.num_digits > len(images):
-            raise ValueError(f"num_digits={config.num_digits} but the digit source has only {len(images)} digits.")
-        order = order[: config.num_digits]
-    n_train = int(round(config.train_fraction * len(order)))
-    train, test = order[:n_train], order[n_train:]
-    half = len(train) // 2
-    splits = {"train_A": (train[:half], "sandglass"), "train_B": (train[half:], "spherical"),
-              "test_A": (test, "sandglass"), "test_B": (test, "spherical")}
+    config = config or DigitVideoConfig()
+    kinds = {"A": "sandglass", "B": "spherical"}
 
-    Path(root_dir).mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root_dir))
-    try:
-        total = sum(len(idx) for idx, _ in splits.values())
-        with tqdm(total=total, desc=f"building {folder.name}", unit="vol") as bar:
-            for name, (idx, kind) in splits.items():
-                def chunks(idx=idx, kind=kind):
-                    for s in range(0, len(idx), chunk):
-                        vols = render_volumes(images[idx[s: s + chunk]], kind, config.depth, config.size)
-                        bar.update(len(vols))
-                        yield vols
-                _write_array(tmp / f"{name}.npy", chunks(), (len(idx), 1, config.depth, *config.size))
-                np.save(tmp / f"{name}_labels.npy", labels[idx])
-        meta = {**config.as_dict(), "counts": {k: int(len(v[0])) for k, v in splits.items()},
-                "kinds": {k: v[1] for k, v in splits.items()}}
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process finished the same build first
-            if not (folder / "meta.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    logger.info(f"built volumetric MNIST at {folder}")
-    return folder
+    def render(digits: np.ndarray, ids: np.ndarray, domain: str) -> np.ndarray:
+        return render_volumes(digits, kinds[domain], config.depth, config.size)
+
+    name = config.folder_name(f"vmnist_v{_VERSION}")
+    return build_digit_videos(root_dir, config, name, channels=1, render=render, meta={"kinds": kinds})
