@@ -9,6 +9,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 VMNIST_BUNDLE = REPO / "bundles" / "vmnist_cyclegan3d"
+MMNIST_BUNDLE = REPO / "bundles" / "mmnist_color_cyclegan3d"
 
 torch.set_num_threads(2)
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from monai.bundle import ConfigParser, ConfigWorkflow, verify_net_in_out
 
-from conftest import VMNIST_BUNDLE
+from conftest import MMNIST_BUNDLE, VMNIST_BUNDLE
 
 CONFIGS = VMNIST_BUNDLE / "configs"
 TINY = {"depth": 8, "size": [16, 16], "ngf": 4, "ndf": 4, "num_res_blocks": 1, "num_digits": 40, "num_workers": 0}
@@ -23,16 +23,17 @@ def tiny_overrides(tmp_path) -> dict:
             "ckpt_dir": str(tmp_path / "models"), "output_dir": str(tmp_path / "runs")}
 
 
-def run_bundle(run_id: str, config: str, overrides: dict, *flags: str) -> subprocess.CompletedProcess:
-    args = [sys.executable, "-m", "monai.bundle", "run", run_id, "--config_file", str(CONFIGS / config),
-            "--logging_file", str(CONFIGS / "logging.conf")]
+def run_bundle(run_id: str, config: str, overrides: dict, *flags: str, configs=CONFIGS) -> subprocess.CompletedProcess:
+    args = [sys.executable, "-m", "monai.bundle", "run", run_id, "--config_file", str(configs / config),
+            "--logging_file", str(configs / "logging.conf")]
     for k, v in overrides.items():
         args += [f"--{k}", json.dumps(v) if isinstance(v, list) else str(v)]
     return subprocess.run(args + list(flags), capture_output=True, text=True, timeout=600)
 
 
-def test_metadata_has_mandatory_keys():
-    meta = json.loads((CONFIGS / "metadata.json").read_text())
+@pytest.mark.parametrize("bundle", [VMNIST_BUNDLE, MMNIST_BUNDLE], ids=lambda p: p.name)
+def test_metadata_has_mandatory_keys(bundle):
+    meta = json.loads((bundle / "configs" / "metadata.json").read_text())
     for key in ("schema", "version", "changelog", "monai_version", "pytorch_version", "numpy_version",
                 "required_packages_version", "task", "description", "authors", "copyright", "network_data_format"):
         assert key in meta, key
@@ -152,3 +153,21 @@ def test_inference_on_a_user_folder_leaves_inputs_untouched(tmp_path):
     empty.mkdir()
     result = run_bundle("inference", "inference.json", {**ov, "input_dir": str(empty), "output_dir": str(out_dir)})
     assert result.returncode != 0 and f"input folder {empty} holds no" in result.stderr
+
+
+def test_coloured_moving_mnist_bundle_end_to_end(tmp_path):
+    configs = MMNIST_BUNDLE / "configs"
+    ov = {**tiny_overrides(tmp_path), "bundle_root": str(MMNIST_BUNDLE), "size": [28, 28], "digit_size": 14}
+    train = run_bundle("training", "train.json", {**ov, "max_epochs": 1, "decay_epochs": 0, "epoch_length": 2,
+                                                  "val_interval": 1, "num_val_cases": 2}, configs=configs)
+    assert train.returncode == 0, train.stderr[-3000:]
+    report_dir = tmp_path / "report"
+    evaluate = run_bundle("evaluating", "evaluate.json", {**ov, "report_dir": str(report_dir)}, configs=configs)
+    assert evaluate.returncode == 0, evaluate.stderr[-3000:]
+    metrics = json.loads((report_dir / "metrics.json").read_text())["metrics"]
+    assert {"shape_l2", "intensity_mean", "colour_sigma", "colour_flicker", "gt_colour_flicker", "l2"} <= set(metrics)
+    assert metrics["gt_colour_flicker"]["mean"] < 6  # the ground truth keeps one colour per video
+    out_dir = tmp_path / "out"
+    infer = run_bundle("inference", "inference.json", {**ov, "output_dir": str(out_dir)}, configs=configs)
+    assert infer.returncode == 0, infer.stderr[-3000:]
+    assert nib.load(sorted(out_dir.glob("*.nii.gz"))[0]).shape == (8, 28, 28, 3)

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from mr2ct.engine.batching import ClipBatch
 from mr2ct.engine.image_pool import ImagePool
 from mr2ct.engine.losses import adversarial_loss, temporal_const_loss
+from mr2ct.networks.weights import count_parameters
 
 __all__ = ["CycleGANTrainer", "loss_values"]
 
@@ -117,6 +118,8 @@ class CycleGANTrainer(Trainer):
         self.clip_depth = clip_depth
         self.pool_a, self.pool_b = ImagePool(pool_size), ImagePool(pool_size)
         self.optim_set_to_none = optim_set_to_none
+        counts = {name: count_parameters(net) for name, net in (("g_ab", g_ab), ("g_ba", g_ba), ("d_a", d_a), ("d_b", d_b))}
+        self.logger.info(f"trainable parameters: {counts} ({sum(counts.values()):,} in all)")
 
     def _autocast(self):
         if not self.amp:

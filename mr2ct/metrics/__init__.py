@@ -11,13 +11,16 @@ from .digits import (
     shape_l2,
     volume_l2,
 )
+from .handlers import VideoMetric, video_metric_handler
 
 __all__ = [
+    "VideoMetric",
     "colour_flicker",
     "digit_colour_sigma",
     "digit_intensity_mean",
     "digit_masks",
     "mean_and_sigma",
     "shape_l2",
+    "video_metric_handler",
     "volume_l2",
 ]

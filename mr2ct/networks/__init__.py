@@ -5,7 +5,7 @@ from __future__ import annotations
 from .framewise import FramewiseNetwork, frames_to_volume, volume_to_frames
 from .patch_discriminator import PatchGANDiscriminator, patch_layer_strides
 from .resnet_generator import ResnetBlock, ResnetGenerator
-from .weights import count_parameters, init_weights
+from .weights import count_parameters, init_weights, matched_width
 
 __all__ = [
     "FramewiseNetwork",
@@ -15,6 +15,7 @@ __all__ = [
     "count_parameters",
     "frames_to_volume",
     "init_weights",
+    "matched_width",
     "patch_layer_strides",
     "volume_to_frames",
 ]
