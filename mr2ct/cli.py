@@ -6,6 +6,7 @@ Examples::
     mr2ct train vmnist_cyclegan3d --quick --resume
     mr2ct evaluate vmnist_cyclegan3d --quick
     mr2ct infer vmnist_cyclegan3d --quick --input_dir IN --output_dir OUT
+    mr2ct reproduce --task vmnist --preset quick      # the paper's comparison, see mr2ct.reproduce
 
 Anything after the bundle name that is not ``--quick`` is passed on as a config override (``--key value``).
 """
@@ -52,6 +53,11 @@ def _literal(text: str) -> object:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mr2ct`` console script."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "reproduce":
+        from mr2ct.reproduce import main as reproduce
+
+        return reproduce(argv[1:])
     parser = argparse.ArgumentParser(prog="mr2ct", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"mr2ct {__version__}")
     parser.add_argument("command", choices=sorted(_COMMANDS))

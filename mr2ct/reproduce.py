@@ -1,0 +1,254 @@
+"""Reproduce the paper's comparison: train every method on a task, evaluate on held-out videos, and write
+the paper's table (ours beside the paper's numbers) and a Figure 6-style picture.
+
+    python scripts/reproduce.py --task vmnist --methods 3d random sequential seq_const --preset quick
+
+Each method is trained by the task's bundle (``train.json`` + ``quick.json`` for the quick preset, with the
+method's overrides) through MONAI's ``ConfigWorkflow``, so the runs are exactly what ``monai.bundle run``
+would do. Results go to ``--output`` (default ``runs/reproduce_<task>_<preset>``): ``table.md``,
+``table.csv``, ``results.json``, ``figure.png`` and one folder per method with its weights and logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.bundle import ConfigParser, ConfigWorkflow
+
+from mr2ct.bundle import bundle_root
+from mr2ct.data import load_split
+from mr2ct.engine import METHODS, method_spatial_dims
+from mr2ct.export import save_frame_panel
+from mr2ct.metrics import colour_flicker, digit_colour_sigma, digit_intensity_mean, mean_and_sigma, shape_l2, volume_l2
+from mr2ct.networks import FramewiseNetwork, PatchGANDiscriminator, ResnetGenerator, count_parameters, matched_width
+
+__all__ = ["TASKS", "main", "run_comparison"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A per-video metric of a table: ``fn(pred, target)`` when paired, else ``fn(video)``."""
+
+    name: str
+    fn: Callable[..., torch.Tensor]
+    paired: bool = True
+
+
+@dataclass(frozen=True)
+class Task:
+    """A paper experiment: its bundle, metrics, and the paper's published numbers (mean, sigma or None)."""
+
+    bundle: str
+    table: str
+    metrics: tuple[Metric, ...]
+    paper: dict[str, dict[str, tuple[float, float | None]]]
+    reference_row: str  # "identity" (the input) or "ground truth"
+    notes: tuple[str, ...] = field(default=())
+
+
+TASKS = {
+    "vmnist": Task(
+        bundle="vmnist_cyclegan3d",
+        table="Table 2: volumetric MNIST, L2 between translation and ground truth",
+        metrics=(Metric("l2", volume_l2),),
+        paper={"3d": {"l2": (27.21, 5.27)}, "random": {"l2": (48.73, 13.72)},
+               "sequential": {"l2": (41.73, 11.40)}, "seq_const": {"l2": (73.41, 5.26)}},
+        reference_row="identity",
+        notes=("l2: per-video RMSE over all voxels on [0, 255]; sigma: its std over held-out videos. The paper "
+               "does not state its reduction.",),
+    ),
+    "mmnist": Task(
+        bundle="mmnist_color_cyclegan3d",
+        table="Table 1: coloured moving MNIST (white -> colour)",
+        metrics=(Metric("shape_l2", shape_l2), Metric("intensity_mean", digit_intensity_mean, paired=False),
+                 Metric("colour_sigma", digit_colour_sigma, paired=False),
+                 Metric("colour_flicker", colour_flicker, paired=False)),
+        paper={"ground truth": {"intensity_mean": (175.37, None), "colour_sigma": (32.25, None)},
+               "3d": {"shape_l2": (0.79, None), "intensity_mean": (204.36, None), "colour_sigma": (45.65, None)},
+               "random": {"shape_l2": (1.48, None), "intensity_mean": (139.38, None), "colour_sigma": (64.51, None)},
+               "sequential": {"shape_l2": (0.84, None), "intensity_mean": (205.49, None), "colour_sigma": (53.96, None)},
+               "seq_const": {"shape_l2": (0.90, None), "intensity_mean": (198.18, None), "colour_sigma": (54.06, None)}},
+        reference_row="ground truth",
+        notes=("shape_l2: RMS difference of binary digit masks (the paper's normalisation is not stated, so only "
+               "the ranking compares); intensity_mean and colour_sigma on [0, 255] digit pixels; colour_flicker: "
+               "std over time of the mean digit colour (not in the paper).",),
+    ),
+}
+
+# what changes per preset, on top of the bundle's configs (quick: train.json + quick.json)
+PRESETS = {
+    "quick": {"configs": ("train.json", "quick.json"),
+              "overrides": {"max_epochs": 10, "decay_epochs": 5, "epoch_length": 100, "val_interval": 1000},
+              "eval_videos": 300},
+    "paper": {"configs": ("train.json",), "overrides": {"val_interval": 1000}, "eval_videos": None},
+}
+
+
+def method_overrides(method: str, depth: int) -> dict:
+    """How a batch is formed per method: one clip (3d, sequential, seq_const) or random frames from 4 clips,
+    as many frames as a sequential batch holds (``depth``)."""
+    if method == "random":
+        return {"method": method, "clips_per_batch": 4, "frames_per_batch": depth}
+    return {"method": method, "clips_per_batch": 1}
+
+
+def matched_2d_widths(channels: int, ngf: int, ndf: int, blocks: int, depth: int, size: Sequence[int]) -> dict:
+    """``ngf``/``ndf`` of 2D networks with the parameter counts of the 3D ones (the paper's equal-size models)."""
+    g3 = count_parameters(ResnetGenerator(3, channels, channels, ngf, blocks))
+    d3 = count_parameters(PatchGANDiscriminator(3, channels, ndf, input_size=(depth, *size)))
+    return {"ngf": matched_width(lambda c: ResnetGenerator(2, channels, channels, c, blocks), g3),
+            "ndf": matched_width(lambda c: PatchGANDiscriminator(2, channels, c, input_size=tuple(size)), d3)}
+
+
+def _config_files(root: Path, preset: str) -> list[str]:
+    return [str(root / "configs" / name) for name in PRESETS[preset]["configs"]]
+
+
+def train_method(root: Path, preset: str, overrides: dict) -> dict:
+    """Train one method with the bundle's training workflow; returns iterations, parameters and wall time."""
+    start = time.time()
+    workflow = ConfigWorkflow(config_file=_config_files(root, preset), workflow_type="train", run_id="training",
+                              meta_file=str(root / "configs" / "metadata.json"),
+                              logging_file=str(root / "configs" / "logging.conf"), **overrides)
+    workflow.initialize()
+    workflow.run()
+    trainer = workflow.parser.get_parsed_content("train#trainer")
+    params = {k: count_parameters(workflow.parser.get_parsed_content(k)) for k in ("g_ab", "g_ba", "d_a", "d_b")}
+    workflow.finalize()
+    return {"iterations": int(trainer.state.iteration), "parameters": params, "train_seconds": time.time() - start}
+
+
+@torch.no_grad()
+def translate_test_set(root: Path, preset: str, overrides: dict, limit: int | None, batch_size: int = 8):
+    """Translate the held-out A videos with the trained ``models/model.pt``; returns (input, output, truth) on
+    [0, 255] as float tensors ``(N, C, D, H, W)``."""
+    parser = ConfigParser()
+    parser.read_config(_config_files(root, preset))
+    parser.update(overrides)
+    net = parser.get_parsed_content("network_def", instantiate=True)
+    net.load_state_dict(torch.load(Path(overrides["ckpt_dir"]) / "model.pt", map_location="cpu"))
+    net.eval()
+    translator = net if method_spatial_dims(overrides["method"]) == 3 else FramewiseNetwork(net)
+    folder = parser.get_parsed_content("data_folder")
+    a, b = load_split(folder, "test", "A"), load_split(folder, "test", "B")
+    n = len(a) if limit is None else min(limit, len(a))
+    outputs = []
+    for s in range(0, n, batch_size):
+        x = torch.as_tensor(np.array(a[s: s + batch_size])).float() / 127.5 - 1
+        outputs.append(((translator(x).clamp(-1, 1) + 1) * 127.5))
+    to_float = lambda arr: torch.as_tensor(np.array(arr[:n])).float()  # noqa: E731
+    return to_float(a), torch.cat(outputs), to_float(b)
+
+
+def _measure(task: Task, pred: torch.Tensor, truth: torch.Tensor) -> dict[str, tuple[float, float]]:
+    return {m.name: mean_and_sigma(m.fn(pred, truth) if m.paired else m.fn(pred)) for m in task.metrics}
+
+
+def run_comparison(task_name: str, methods: Sequence[str], preset: str, output: Path, seed: int = 0,
+                   match_params: bool = False, eval_videos: int | None = -1, overrides: dict | None = None) -> dict:
+    """Train and evaluate ``methods`` on a task; write the table, CSV, JSON and figure to ``output``.
+
+    ``eval_videos`` limits the held-out videos (-1: the preset's number, None: all); ``overrides`` are bundle
+    settings applied on top of the preset (e.g. smaller shapes for a smoke test).
+    """
+    task = TASKS[task_name]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}.")
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}.")
+    limit = PRESETS[preset]["eval_videos"] if eval_videos == -1 else eval_videos
+    root = Path(bundle_root(task.bundle))
+    base = ConfigParser()
+    base.read_config(_config_files(root, preset))
+    base.update(overrides or {})
+    settings = {k: base[k] for k in ("depth", "size", "channels", "ngf", "ndf", "num_res_blocks")}
+    output.mkdir(parents=True, exist_ok=True)
+
+    results: dict[str, dict] = {}
+    rows_for_figure: dict[str, torch.Tensor] = {}
+    for method in methods:
+        run = {"bundle_root": str(root), "seed": seed, "dataset_dir": str(root / "data"),
+               "ckpt_dir": str(output / method / "models"), "output_dir": str(output / method),
+               **PRESETS[preset]["overrides"], **(overrides or {}), **method_overrides(method, settings["depth"])}
+        if match_params and method_spatial_dims(method) == 2:
+            run.update(matched_2d_widths(settings["channels"], settings["ngf"], settings["ndf"],
+                                         settings["num_res_blocks"], settings["depth"], settings["size"]))
+        logger.info(f"--- {task_name} / {method} ({preset}) ---")
+        info = train_method(root, preset, run)
+        inputs, pred, truth = translate_test_set(root, preset, run, limit)
+        results[method] = {**info, "metrics": _measure(task, pred, truth), "overrides": run}
+        rows_for_figure.setdefault("input (A)", inputs[0])
+        rows_for_figure[method] = pred[0]
+    reference = inputs if task.reference_row == "identity" else truth
+    results[task.reference_row] = {"metrics": _measure(task, reference, truth)}
+    rows_for_figure["ground truth (B)"] = truth[0]
+
+    meta = {"task": task_name, "table": task.table, "preset": preset, "seed": seed, "match_params": match_params,
+            "held_out_videos": int(len(truth)), "settings": settings, "torch": torch.__version__,
+            "date": datetime.date.today().isoformat()}
+    (output / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=str))
+    _write_tables(task, results, meta, output)
+    save_frame_panel(rows_for_figure, output / "figure.png", num_frames=10, value_range=(0, 255),
+                     title=f"{task.table} - held-out video 0, {preset} preset, seed {seed}")
+    return results
+
+
+def _fmt(value: tuple[float, float | None] | None) -> str:
+    if value is None:
+        return "-"
+    mean, sigma = value
+    return f"{mean:.2f}" if sigma is None else f"{mean:.2f} ± {sigma:.2f}"
+
+
+def _write_tables(task: Task, results: dict, meta: dict, output: Path) -> None:
+    names = [m.name for m in task.metrics]
+    header = ["method"] + [f"{n} ({s})" for n in names for s in ("ours", "paper")] + ["iterations", "parameters"]
+    rows = []
+    for method, r in results.items():
+        ours, paper = r["metrics"], task.paper.get(method, {})
+        params = r.get("parameters")
+        rows.append([method] + [c for n in names for c in (_fmt(ours.get(n)), _fmt(paper.get(n)))]
+                    + [str(r.get("iterations", "-")), f"{sum(params.values()) / 1e6:.2f}M" if params else "-"])
+    with open(output / "table.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    lines = [f"# {meta['table']}", "",
+             f"Preset `{meta['preset']}`, seed {meta['seed']}, {meta['held_out_videos']} held-out videos, "
+             f"parameter-matched 2D models: {meta['match_params']}, torch {meta['torch']}, {meta['date']}.", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += ["", "Values are mean ± sigma over held-out videos (sigma: standard deviation over videos).",
+              *task.notes, "", "![figure](figure.png)"]
+    (output / "table.md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line of the reproduction runner."""
+    parser = argparse.ArgumentParser(prog="mr2ct reproduce", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", choices=sorted(TASKS), required=True)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--match-params", action="store_true", help="give 2D models the 3D models' parameter counts")
+    parser.add_argument("--eval-videos", type=int, default=-1, help="held-out videos to evaluate (default: preset's)")
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args(argv)
+    output = args.output or Path("runs") / f"reproduce_{args.task}_{args.preset}"
+    run_comparison(args.task, args.methods, args.preset, output, args.seed, args.match_params,
+                   None if args.eval_videos == 0 else args.eval_videos)
+    print((output / "table.md").read_text())
+    return 0
