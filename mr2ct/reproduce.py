@@ -146,7 +146,7 @@ def translate_test_set(root: Path, preset: str, overrides: dict, limit: int | No
     n = len(a) if limit is None else min(limit, len(a))
     outputs = []
     for s in range(0, n, batch_size):
-        x = torch.as_tensor(np.array(a[s: s + batch_size])).float() / 127.5 - 1
+        x = torch.as_tensor(np.array(a[s: min(s + batch_size, n)])).float() / 127.5 - 1
         outputs.append(((translator(x).clamp(-1, 1) + 1) * 127.5))
     to_float = lambda arr: torch.as_tensor(np.array(arr[:n])).float()  # noqa: E731
     return to_float(a), torch.cat(outputs), to_float(b)
