@@ -81,8 +81,8 @@ TASKS = {
                "sequential": {"shape_l2": (0.84, None), "intensity_mean": (205.49, None), "colour_sigma": (53.96, None)},
                "seq_const": {"shape_l2": (0.90, None), "intensity_mean": (198.18, None), "colour_sigma": (54.06, None)}},
         reference_row="ground truth",
-        notes=("shape_l2: RMS difference of binary digit masks (the paper's normalisation is not stated, so only "
-               "the ranking compares); intensity_mean and colour_sigma on [0, 255] digit pixels; colour_flicker: "
+        notes=("shape_l2: L2 norm of the binary digit-mask difference relative to the ground truth's mask norm "
+               "(1 = empty output; the paper does not state its normalisation); intensity_mean and colour_sigma on [0, 255] digit pixels; colour_flicker: "
                "std over time of the mean digit colour (not in the paper).",),
     ),
 }

@@ -32,10 +32,14 @@ def test_shape_l2_and_masks():
     gt = torch.zeros(1, 3, 1, 2, 2)
     gt[0, 2, 0, 0, :] = 200.0  # a blue digit on the top row
     pred = torch.zeros(1, 3, 1, 2, 2)
-    pred[0, 0, 0, :, 0] = 255.0  # a red digit on the left column: 2 of 4 pixels differ
+    pred[0, 0, 0, :, 0] = 255.0  # a red digit on the left column: 2 pixels differ, the digit has 2
     assert digit_masks(gt)[0, 0].tolist() == [[True, True], [False, False]]
-    assert shape_l2(pred, gt).item() == pytest.approx(math.sqrt(0.5))
+    assert shape_l2(pred, gt).item() == pytest.approx(1.0)
     assert shape_l2(gt, gt).item() == 0.0
+    assert shape_l2(torch.zeros_like(gt), gt).item() == pytest.approx(1.0)  # an empty output scores 1
+    pred[0, 2, 0, 0, 0] = 200.0  # now one of the two digit pixels is right: 2 wrong pixels / 2 -> 1, still
+    assert shape_l2(pred, gt).item() == pytest.approx(1.0)
+    assert math.isnan(shape_l2(gt, torch.zeros_like(gt)).item())
 
 
 def test_intensity_mean_and_colour_sigma():
