@@ -148,8 +148,7 @@ def translate_test_set(root: Path, preset: str, overrides: dict, limit: int | No
     for s in range(0, n, batch_size):
         x = torch.as_tensor(np.array(a[s: min(s + batch_size, n)])).float() / 127.5 - 1
         outputs.append(((translator(x).clamp(-1, 1) + 1) * 127.5))
-    to_float = lambda arr: torch.as_tensor(np.array(arr[:n])).float()  # noqa: E731
-    return to_float(a), torch.cat(outputs), to_float(b)
+    return torch.as_tensor(np.array(a[:n])).float(), torch.cat(outputs), torch.as_tensor(np.array(b[:n])).float()
 
 
 def _measure(task: Task, pred: torch.Tensor, truth: torch.Tensor) -> dict[str, tuple[float, float]]:

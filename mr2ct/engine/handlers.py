@@ -27,22 +27,23 @@ class LossCSVLogger:
             raise ValueError("interval must be positive.")
         self.filename = Path(filename)
         self.interval = interval
+        self._header: list[str] | None = None
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.interval), self)
 
     def __call__(self, engine: Engine) -> None:
         row = {"epoch": engine.state.epoch, "iteration": engine.state.iteration, **loss_values(engine.state.output)}
-        self.filename.parent.mkdir(parents=True, exist_ok=True)
-        header = None
-        if self.filename.exists():
-            with open(self.filename, newline="") as f:
-                header = next(csv.reader(f), None)
+        if self._header is None:  # first write of this run: an existing file (a resumed run) keeps its columns
+            self.filename.parent.mkdir(parents=True, exist_ok=True)
+            if self.filename.exists():
+                with open(self.filename, newline="") as f:
+                    self._header = next(csv.reader(f), None)
         with open(self.filename, "a", newline="") as f:
-            # an existing file (a resumed run) keeps its columns; losses it does not have are left out
-            writer = csv.DictWriter(f, fieldnames=header or list(row), extrasaction="ignore", restval="")
-            if header is None:
+            writer = csv.DictWriter(f, fieldnames=self._header or list(row), extrasaction="ignore", restval="")
+            if self._header is None:
                 writer.writeheader()
+                self._header = list(row)
             writer.writerow(row)
 
 
