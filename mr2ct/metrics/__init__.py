@@ -12,15 +12,20 @@ from .digits import (
     volume_l2,
 )
 from .handlers import VideoMetric, video_metric_handler
+from .synthrad import HU_RANGE, mae_hu, psnr_hu, ssim_hu
 
 __all__ = [
+    "HU_RANGE",
     "VideoMetric",
     "colour_flicker",
     "digit_colour_sigma",
     "digit_intensity_mean",
     "digit_masks",
+    "mae_hu",
     "mean_and_sigma",
+    "psnr_hu",
     "shape_l2",
+    "ssim_hu",
     "video_metric_handler",
     "volume_l2",
 ]
