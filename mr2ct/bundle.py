@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mr2ct.engine.batching import METHODS
+from mr2ct.engine.losses import ADVERSARIAL_LOSSES
+
 __all__ = ["bundle_root", "list_images", "validate_settings"]
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz")
@@ -47,9 +50,6 @@ def validate_settings(**settings) -> None:
     ``frames_per_batch`` (needed by ``random``),
     ``adversarial``. Unknown keys are an error too, so a typo in an override is not silently ignored.
     """
-    from mr2ct.engine.batching import METHODS
-    from mr2ct.engine.losses import ADVERSARIAL_LOSSES
-
     positive = {"depth", "channels", "ngf", "ndf", "d_layers", "max_epochs", "clips_per_batch"}
     known = positive | {"method", "size", "num_res_blocks", "decay_epochs", "epoch_length", "lr", "lambda_cycle",
                         "lambda_identity", "lambda_const", "frames_per_batch", "adversarial", "pool_size"}

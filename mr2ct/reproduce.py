@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +55,7 @@ class Task:
     metrics: tuple[Metric, ...]
     paper: dict[str, dict[str, tuple[float, float | None]]]
     reference_row: str  # "identity" (the input) or "ground truth"
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
 
 
 TASKS = {

@@ -8,6 +8,7 @@ deviation over held-out videos (see :func:`mean_and_sigma`).
 from __future__ import annotations
 
 import torch
+from monai.metrics import RMSEMetric
 
 __all__ = [
     "colour_flicker",
@@ -27,11 +28,14 @@ def _check(video: torch.Tensor, name: str = "video") -> torch.Tensor:
 
 
 def volume_l2(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Table 2 L2: per-video root-mean-square difference over all voxels and channels (``(N,)``)."""
+    """Table 2 L2: per-video root-mean-square difference over all voxels and channels (``(N,)``).
+
+    MONAI's ``RMSEMetric``, the same definition the bundles' evaluators use.
+    """
     pred, target = _check(pred, "pred"), _check(target, "target")
     if pred.shape != target.shape:
         raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape.")
-    return (pred - target).pow(2).flatten(1).mean(dim=1).sqrt()
+    return RMSEMetric()(pred, target).reshape(-1)
 
 
 def digit_masks(video: torch.Tensor, threshold: float = 127.5) -> torch.Tensor:
