@@ -1,0 +1,35 @@
+"""MONAI transforms of our own: volume checks and the automatic head crop."""
+
+from __future__ import annotations
+
+from .checks import CheckVolumed
+from .load import LoadVolumed
+from .head_crop import (
+    DEFAULT_EXTENT_MM,
+    DEFAULT_MARGIN_MM,
+    DEFAULT_TOP_OFFSET_MM,
+    HeadCrop,
+    HeadCropd,
+    auto_threshold,
+    box_to_slices,
+    head_crop_box,
+    head_foreground,
+    read_crop_overrides,
+    slices_to_box,
+)
+
+__all__ = [
+    "DEFAULT_EXTENT_MM",
+    "DEFAULT_MARGIN_MM",
+    "DEFAULT_TOP_OFFSET_MM",
+    "CheckVolumed",
+    "HeadCrop",
+    "HeadCropd",
+    "LoadVolumed",
+    "auto_threshold",
+    "box_to_slices",
+    "head_crop_box",
+    "head_foreground",
+    "read_crop_overrides",
+    "slices_to_box",
+]

@@ -1,0 +1,30 @@
+"""Load a volume through :func:`mr2ct.data.readers.read_volume` inside a MONAI dictionary chain."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+
+from monai.config import KeysCollection
+from monai.transforms import MapTransform
+
+from mr2ct.data.readers import read_volume
+
+__all__ = ["LoadVolumed"]
+
+
+class LoadVolumed(MapTransform):
+    """Replace each file name under ``keys`` by its ``(X, Y, Z)`` MetaTensor, read by ``read_volume``.
+
+    Like MONAI's ``LoadImaged(image_only=True)``, but the reader follows the path (NIfTI: nibabel, DICOM series
+    folder: pydicom, NRRD/MHA: ITK) and DICOM series are checked first (one series, no duplicated or missing
+    slices), so a bad file fails with ``"<file>: <what is wrong>"`` (:class:`~mr2ct.data.readers.VolumeError`).
+    """
+
+    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False):
+        super().__init__(keys, allow_missing_keys)
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = read_volume(d[key])
+        return d
