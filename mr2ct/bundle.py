@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+
+from monai.bundle import ConfigParser
 
 from mr2ct.engine.batching import METHODS
 from mr2ct.engine.losses import ADVERSARIAL_LOSSES
 
-__all__ = ["bundle_root", "list_images", "validate_settings"]
+__all__ = ["bundle_root", "check_output_dir", "list_images", "shared_transforms", "validate_settings"]
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz")
+DIRECTIONS = ("a2b", "b2a", "mr2ct", "ct2mr")
 
 
 def bundle_root(name: str) -> str:
@@ -23,6 +27,36 @@ def bundle_root(name: str) -> str:
         if (path / "configs" / "metadata.json").is_file() and (path.resolve().name == name or path != Path(".")):
             return str(path)
     raise FileNotFoundError(f"cannot find bundle {name!r}: run from the repository root or pass --bundle_root.")
+
+
+def shared_transforms(file: str, chains: Sequence[str], **params) -> list:
+    """Instantiate named transform chains of a shared config file in the repository's top-level ``transforms/``.
+
+    The file holds parameters (``keys``, windows, sizes...) and lists of transform configs under chain names;
+    ``params`` override the parameters. Example: ``shared_transforms("mrct.json", ["load", "ct_intensity"],
+    keys=["B"])`` returns the transforms of both chains, in order, ready for a ``Compose``.
+    """
+    candidates = [Path("transforms") / file, Path(__file__).resolve().parents[1] / "transforms" / file]
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        raise FileNotFoundError(f"shared transform config {file!r} not found in {[str(c.parent) for c in candidates]}.")
+    parser = ConfigParser()
+    parser.read_config(path)
+    unknown = [c for c in chains if not isinstance(parser.get(c), list)]
+    if unknown:
+        raise KeyError(f"{path} has no transform chain(s) {unknown}.")
+    for key, value in params.items():
+        if key not in parser.get():
+            raise KeyError(f"{path} has no parameter {key!r}.")
+        parser[key] = value
+    return [t for chain in chains for t in parser.get_parsed_content(chain, instantiate=True)]
+
+
+def check_output_dir(input_dir: str | Path, output_dir: str | Path) -> None:
+    """Refuse an output folder that is, or lies inside, the input folder (outputs would mix with inputs)."""
+    source, target = Path(input_dir).resolve(), Path(output_dir).resolve()
+    if target == source or source in target.parents:
+        raise ValueError(f"output folder {output_dir} is inside the input folder {input_dir}; choose another one.")
 
 
 def list_images(folder: str | Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[dict[str, str]]:
@@ -48,14 +82,16 @@ def validate_settings(**settings) -> None:
     ``d_layers``, ``max_epochs``, ``decay_epochs`` (0..max_epochs), ``epoch_length`` (None or positive),
     ``lr`` (> 0), ``lambda_*`` (>= 0; ``lambda_const`` > 0 exactly for ``seq_const``), ``clips_per_batch``,
     ``frames_per_batch`` (needed by ``random``),
-    ``adversarial``. Unknown keys are an error too, so a typo in an override is not silently ignored.
+    ``adversarial``, ``direction`` (one of :data:`DIRECTIONS`). Unknown keys are an error too, so a typo in an override is not silently ignored.
     """
     positive = {"depth", "channels", "ngf", "ndf", "d_layers", "max_epochs", "clips_per_batch"}
-    known = positive | {"method", "size", "num_res_blocks", "decay_epochs", "epoch_length", "lr", "lambda_cycle",
+    known = positive | {"method", "direction", "size", "num_res_blocks", "decay_epochs", "epoch_length", "lr", "lambda_cycle",
                         "lambda_identity", "lambda_const", "frames_per_batch", "adversarial", "pool_size"}
     unknown = set(settings) - known
     if unknown:
         raise ValueError(f"unknown setting(s) {sorted(unknown)}; known: {sorted(known)}.")
+    if "direction" in settings and settings["direction"] not in DIRECTIONS:
+        raise ValueError(f"config key 'direction' is {settings['direction']!r}; choose one of {', '.join(DIRECTIONS)}.")
     if "method" in settings and settings["method"] not in METHODS:
         raise ValueError(f"config key 'method' is {settings['method']!r}; choose one of {', '.join(METHODS)}.")
     for name in positive & set(settings):

@@ -6,6 +6,8 @@ Examples::
     mr2ct train vmnist_cyclegan3d --quick --resume
     mr2ct evaluate vmnist_cyclegan3d --quick
     mr2ct infer vmnist_cyclegan3d --quick --input_dir IN --output_dir OUT
+    mr2ct translate --input_dir IN --output_dir OUT --direction mr2ct   # = infer mrct_cyclegan3d
+    mr2ct prepare --mr RAW_MR --ct RAW_CT --output DATA  # raw DICOM/NIfTI -> training layout, see prepare_mrct
     mr2ct reproduce --task vmnist --preset quick      # the paper's comparison, see mr2ct.reproduce
 
 Anything after the bundle name that is not ``--quick`` is passed on as a config override (``--key value``).
@@ -58,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
         from mr2ct.reproduce import main as reproduce
 
         return reproduce(argv[1:])
+    if argv and argv[0] == "prepare":
+        from mr2ct.data.prepare_mrct import main as prepare
+
+        return prepare(argv[1:])
+    if argv and argv[0] == "translate":
+        argv = ["infer", "mrct_cyclegan3d", *argv[1:]]
     parser = argparse.ArgumentParser(prog="mr2ct", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"mr2ct {__version__}")
     parser.add_argument("command", choices=sorted(_COMMANDS))

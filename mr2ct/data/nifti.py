@@ -1,4 +1,4 @@
-"""Write built data-set cases as NIfTI files, so inference can be tried on a folder of real files."""
+"""NIfTI output: built data-set cases as files (so inference can be tried on a folder), and translated volumes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,39 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-__all__ = ["write_nifti_cases"]
+__all__ = ["save_volume", "write_nifti_cases"]
+
+def save_volume(volume, path: str | Path, affine=None, dtype: str = "float32") -> Path:
+    """Write a ``(1, X, Y, Z)`` or ``(X, Y, Z)`` volume as NIfTI under a temporary name, then rename it.
+
+    The affine (RAS world, as MONAI tracks it) is ``affine`` or the volume's own MetaTensor affine; qform and
+    sform are both set to it (code 1, scanner). Integer ``dtype`` values are rounded and clipped to the type.
+    """
+    path = Path(path)
+    if affine is None:
+        affine = getattr(volume, "affine", None)
+        if affine is None:
+            raise ValueError(f"no affine given for {path} and the volume carries none.")
+    data = np.asarray(volume.detach().cpu() if hasattr(volume, "detach") else volume, dtype=np.float64)
+    if data.ndim == 4 and data.shape[0] == 1:
+        data = data[0]
+    if data.ndim != 3:
+        raise ValueError(f"expected a 3D volume for {path}, got shape {data.shape}.")
+    if np.issubdtype(np.dtype(dtype), np.integer):
+        info = np.iinfo(dtype)
+        data = np.clip(np.rint(data), info.min, info.max)
+    affine = np.asarray(affine.detach().cpu() if hasattr(affine, "detach") else affine, dtype=np.float64)
+    image = nib.Nifti1Image(data.astype(dtype), affine)
+    image.set_qform(affine, code=1)
+    image.set_sform(affine, code=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part.nii.gz")
+    try:
+        nib.save(image, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def write_nifti_cases(cases: np.ndarray, output_dir: str | Path, prefix: str, limit: int | None = None) -> Path:

@@ -9,6 +9,7 @@ from .image_pool import ImagePool
 from .losses import adversarial_loss, temporal_const_loss
 from .schedule import LinearDecay
 from .trainer import CycleGANTrainer, loss_values
+from .volume_translator import TranslationResult, VolumeTranslator
 
 __all__ = [
     "METHODS",
@@ -23,6 +24,8 @@ __all__ = [
     "SampleGridSaver",
     "SequentialFrames",
     "TrainingCheckpointer",
+    "TranslationResult",
+    "VolumeTranslator",
     "adversarial_loss",
     "atomic_torch_save",
     "batch_preparer",

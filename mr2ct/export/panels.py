@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib import animation  # noqa: E402
 
-__all__ = ["atomic_savefig", "save_frame_panel", "save_side_by_side_gif", "to_display"]
+__all__ = ["atomic_savefig", "save_frame_panel", "save_midplane_panel", "save_side_by_side_gif", "to_display"]
 
 
 def to_display(volume: torch.Tensor | np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
@@ -52,6 +52,40 @@ def save_frame_panel(rows: Mapping[str, torch.Tensor | np.ndarray], path: str | 
             if r == 0:
                 ax.set_title(f"t={t}", fontsize=8)
         axes[r, 0].set_ylabel(name, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    atomic_savefig(fig, path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def save_midplane_panel(rows: Mapping[str, torch.Tensor | np.ndarray], path: str | Path,
+                        value_ranges: Mapping[str, tuple[float, float]], spacing: tuple[float, float, float] = (1, 1, 1),
+                        title: str | None = None) -> Path:
+    """Save a PNG of the axial, coronal and sagittal mid-planes of each named ``(1, slices, x, y)`` volume.
+
+    Rows are the volumes, each shown in its own intensity window ``value_ranges[name]`` (e.g. MR on [-1, 1],
+    CT in HU); ``spacing`` (slice, x, y in mm) keeps the anatomy's proportions. Superior and anterior are up.
+    """
+    path = Path(path)
+    names = list(rows)
+    fig, axes = plt.subplots(len(names), 3, figsize=(7.5, 2.5 * len(names)), squeeze=False)
+    dz, dx, dy = spacing
+    for r, name in enumerate(names):
+        vol = to_display(rows[name], value_ranges[name])
+        nz, nx, ny = vol.shape
+        planes = {"axial": (vol[nz // 2].T, dy / dx), "coronal": (vol[:, :, ny // 2], dz / dx),
+                  "sagittal": (vol[:, nx // 2, :], dz / dy)}
+        for c, (plane, (image, aspect)) in enumerate(planes.items()):
+            ax = axes[r, c]
+            ax.imshow(image, cmap="gray", vmin=0, vmax=1, origin="lower", aspect=aspect)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(plane, fontsize=9)
+        lo, hi = value_ranges[name]
+        axes[r, 0].set_ylabel(f"{name}\n[{lo:g}, {hi:g}]", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()

@@ -18,7 +18,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from ignite.engine import Engine, Events  # noqa: E402
 
-from mr2ct.export.panels import atomic_savefig, save_frame_panel, save_side_by_side_gif  # noqa: E402
+from mr2ct.export.panels import (  # noqa: E402
+    atomic_savefig,
+    save_frame_panel,
+    save_midplane_panel,
+    save_side_by_side_gif,
+)
 
 __all__ = ["TranslationReport", "plot_loss_curves", "summarize_metric_details"]
 
@@ -74,7 +79,7 @@ class TranslationReport:
 
     Writes ``report.md`` (settings, metric table, pictures), ``metrics.csv`` and ``metrics.json`` (mean and
     sigma over cases of every metric whose per-case values the evaluator kept with ``save_details=True``),
-    ``loss_curves.png`` (from the training loss CSV, if given) and ``case_<i>.png`` panels plus one GIF of
+    ``cases.csv`` (the per-case values), ``loss_curves.png`` (from the training loss CSV, if given) and ``case_<i>.png`` panels plus one GIF of
     input / translation / ground truth frames.
 
     Args:
@@ -83,7 +88,10 @@ class TranslationReport:
         settings: what produced the numbers (method, preset, seed, checkpoint, iterations...), printed verbatim.
         loss_csv: the training run's loss log.
         num_cases: how many cases get a picture.
-        value_range: intensity range of the evaluator's output images (for display).
+        value_range: intensity range of the evaluator's output images (for display); for ``midplanes``, a mapping
+            ``{"image": range, "pred": range, "label": range}`` (e.g. MR on [-1, 1], CT in HU).
+        midplanes: instead of frame panels and a GIF, picture each case by its axial, coronal and sagittal
+            mid-planes, with this voxel spacing ``(slice, x, y)`` in mm (volumes such as MR/CT).
         metric_notes: ``{metric name: one-line definition}`` printed under the table.
         mse_ratios: ``{name: (rmse metric, baseline rmse metric)}`` ratios of mean squared errors to report.
     """
@@ -91,36 +99,47 @@ class TranslationReport:
     def __init__(self, output_dir: str | Path, title: str = "Translation report", settings: Mapping | None = None,
                  loss_csv: str | Path | None = None, num_cases: int = 4, value_range: tuple[float, float] = (0, 255),
                  metric_notes: Mapping[str, str] | None = None,
-                 mse_ratios: Mapping[str, tuple[str, str]] | None = None):
+                 mse_ratios: Mapping[str, tuple[str, str]] | None = None,
+                 midplanes: tuple[float, float, float] | None = None):
         self.output_dir = Path(output_dir)
         self.title = title
         self.settings = dict(settings or {})
         self.loss_csv = loss_csv
         self.num_cases = num_cases
-        self.value_range = tuple(value_range)
+        self.value_range = dict(value_range) if isinstance(value_range, Mapping) else tuple(value_range)
+        self.midplanes = midplanes
         self.metric_notes = dict(metric_notes or {})
         self.mse_ratios = dict(mse_ratios or {})
         self.cases: list[dict[str, torch.Tensor]] = []
+        self.case_names: list[str] = []
 
     def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, lambda _: self.cases.clear())
+        engine.add_event_handler(Events.STARTED, lambda _: (self.cases.clear(), self.case_names.clear()))
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
         engine.add_event_handler(Events.COMPLETED, self)
 
     def _collect(self, engine: Engine) -> None:
         for item in engine.state.output:
+            meta = getattr(item.get("image"), "meta", {})
+            self.case_names.append(str(meta.get("filename_or_obj", len(self.case_names))))
             if len(self.cases) >= self.num_cases:
-                return
+                continue
             self.cases.append({k: torch.as_tensor(item[k]).detach().cpu() for k in ("image", "pred", "label") if k in item})
 
     def __call__(self, engine: Engine) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        summary = summarize_metric_details(getattr(engine.state, "metric_details", {}) or {}, self.mse_ratios)
+        details = getattr(engine.state, "metric_details", {}) or {}
+        summary = summarize_metric_details(details, self.mse_ratios)
         self._write_tables(summary)
+        self._write_cases(details)
         pictures = []
         names = {"image": "input", "pred": "translation", "label": "ground truth"}
         for i, case in enumerate(self.cases):
             rows = {names[k]: v for k, v in case.items()}
+            if self.midplanes is not None:
+                ranges = {names[k]: self.value_range[k] for k in case}
+                pictures.append(save_midplane_panel(rows, self.output_dir / f"case_{i}.png", ranges, self.midplanes))
+                continue
             pictures.append(save_frame_panel(rows, self.output_dir / f"case_{i}.png", value_range=self.value_range))
             if i == 0:
                 pictures.append(save_side_by_side_gif(rows, self.output_dir / "case_0.gif", value_range=self.value_range))
@@ -137,6 +156,16 @@ class TranslationReport:
         (self.output_dir / "metrics.json").write_text(json.dumps({"settings": self.settings, "metrics": summary},
                                                                  indent=2, default=str))
 
+    def _write_cases(self, details: Mapping[str, Any]) -> None:
+        """``cases.csv``: one row per evaluated case, one column per metric (its per-case value)."""
+        per_case = {name: torch.as_tensor(v, dtype=torch.float64).reshape(len(v), -1).mean(dim=1).tolist()
+                    for name, v in details.items()}
+        with open(self.output_dir / "cases.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["case", *per_case])
+            for i, name in enumerate(self.case_names):
+                writer.writerow([name, *(f"{v[i]:.4f}" if i < len(v) else "" for v in per_case.values())])
+
     def _write_markdown(self, summary, pictures, curve) -> None:
         lines = [f"# {self.title}", "", f"Written {datetime.datetime.now().isoformat(timespec='seconds')}.", "",
                  "## Settings", ""]
@@ -147,6 +176,7 @@ class TranslationReport:
         if curve is not None:
             lines += ["", "## Training losses", "", f"![loss curves]({curve.name})"]
         if pictures:
-            lines += ["", "## Cases (rows: input, translation, ground truth; columns: frames)", ""]
+            columns = "axial, coronal, sagittal mid-planes" if self.midplanes is not None else "frames"
+            lines += ["", f"## Cases (rows: input, translation, ground truth; columns: {columns})", ""]
             lines += [f"![{p.stem}]({p.name})" for p in pictures]
         (self.output_dir / "report.md").write_text("\n".join(lines) + "\n")

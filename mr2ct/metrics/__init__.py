@@ -11,21 +11,26 @@ from .digits import (
     shape_l2,
     volume_l2,
 )
-from .handlers import VideoMetric, video_metric_handler
-from .synthrad import HU_RANGE, mae_hu, psnr_hu, ssim_hu
+from .handlers import TRANSLATIONS, VideoMetric, synthrad_metric_handler, video_metric_handler
+from .synthrad import HU_RANGE, SYNTHRAD_METRICS, body_mask, linear_fit, mae_hu, psnr_hu, ssim_hu
 
 __all__ = [
     "HU_RANGE",
+    "SYNTHRAD_METRICS",
+    "TRANSLATIONS",
     "VideoMetric",
+    "body_mask",
     "colour_flicker",
     "digit_colour_sigma",
     "digit_intensity_mean",
     "digit_masks",
+    "linear_fit",
     "mae_hu",
     "mean_and_sigma",
     "psnr_hu",
     "shape_l2",
     "ssim_hu",
+    "synthrad_metric_handler",
     "video_metric_handler",
     "volume_l2",
 ]

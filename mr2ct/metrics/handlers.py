@@ -8,7 +8,11 @@ import torch
 from monai.handlers import IgniteMetricHandler
 from monai.metrics import CumulativeIterationMetric
 
-__all__ = ["VideoMetric", "video_metric_handler"]
+from mr2ct.metrics.synthrad import SYNTHRAD_METRICS, body_mask, linear_fit
+
+__all__ = ["TRANSLATIONS", "VideoMetric", "synthrad_metric_handler", "video_metric_handler"]
+
+TRANSLATIONS = ("pred", "identity", "linear")
 
 
 class VideoMetric(CumulativeIterationMetric):
@@ -39,4 +43,48 @@ def video_metric_handler(fn: Callable[..., torch.Tensor], output_transform: Call
                          save_details: bool = True) -> IgniteMetricHandler:
     """An Ignite metric handler for :class:`VideoMetric` (per-video values kept for mean and sigma reports)."""
     return IgniteMetricHandler(metric_fn=VideoMetric(fn, paired), output_transform=output_transform,
+                               save_details=save_details)
+
+
+def _hu(image: torch.Tensor, window: tuple[float, float]) -> torch.Tensor:
+    lo, hi = window
+    return (image.float() + 1) / 2 * (hi - lo) + lo
+
+
+def synthrad_metric_handler(metric: str, translation: str = "pred", ct_window: tuple[float, float] = (-1000, 2000),
+                            save_details: bool = True) -> IgniteMetricHandler:
+    """A SynthRAD metric (``mae``, ``psnr`` or ``ssim`` in HU inside the body mask) of an evaluator's output.
+
+    The evaluator's decollated items hold ``image`` (the MR input on [-1, 1]), ``pred`` (the synthetic CT in HU),
+    ``label`` (the real CT in HU) and optionally ``mask`` (else derived from the CT with
+    :func:`~mr2ct.metrics.synthrad.body_mask`). ``translation`` picks what is scored: ``pred``, or a yardstick:
+    ``identity`` (the MR itself mapped through the CT window to HU, i.e. no translation) or ``linear`` (the best
+    per-case linear intensity map of the MR onto the CT, fitted on the pair: an optimistic baseline).
+    """
+    if metric not in SYNTHRAD_METRICS:
+        raise ValueError(f"metric must be one of {sorted(SYNTHRAD_METRICS)}, got {metric!r}.")
+    if translation not in TRANSLATIONS:
+        raise ValueError(f"translation must be one of {TRANSLATIONS}, got {translation!r}.")
+    fn = SYNTHRAD_METRICS[metric]
+
+    def output_transform(output):
+        preds, targets = [], []
+        for item in output:
+            ct = torch.as_tensor(item["label"]).float().cpu()[0]
+            mask = (torch.as_tensor(item["mask"]).cpu()[0] > 0.5) if "mask" in item else torch.from_numpy(body_mask(ct))
+            if translation == "pred":
+                sct = torch.as_tensor(item["pred"]).float().cpu()[0]
+            else:
+                sct = _hu(torch.as_tensor(item["image"]).cpu()[0], ct_window)
+                if translation == "linear":
+                    sct = torch.from_numpy(linear_fit(sct, ct, mask))
+            preds.append(sct[None].float())
+            targets.append(torch.stack([ct, mask.float()]))
+        return preds, targets
+
+    def score(y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        values = [fn(ct, sct[0], ct_mask > 0.5) for sct, (ct, ct_mask) in zip(y_pred, y)]
+        return torch.tensor(values, dtype=torch.float64)
+
+    return IgniteMetricHandler(metric_fn=VideoMetric(score), output_transform=output_transform,
                                save_details=save_details)

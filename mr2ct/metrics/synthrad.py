@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy import ndimage
 from scipy.ndimage import uniform_filter
 
-__all__ = ["HU_RANGE", "mae_hu", "psnr_hu", "ssim_hu"]
+__all__ = ["HU_RANGE", "SYNTHRAD_METRICS", "body_mask", "linear_fit", "mae_hu", "psnr_hu", "ssim_hu"]
 
 HU_RANGE = (-1024.0, 3000.0)
 
@@ -67,3 +68,26 @@ def ssim_hu(ct, sct, mask, hu_range: tuple[float, float] = HU_RANGE, win_size: i
     vxy = cov_norm * (mean(x * y) - ux * uy)
     ssim_map = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
     return float(ssim_map[mask].mean())
+
+
+SYNTHRAD_METRICS = {"mae": mae_hu, "psnr": psnr_hu, "ssim": ssim_hu}
+
+
+def body_mask(ct, threshold: float = -500.0, dilation: int = 1) -> np.ndarray:
+    """Body mask of a CT in HU when none is given: the largest component above ``threshold``, holes filled,
+    dilated by ``dilation`` voxels (SynthRAD evaluates inside a dilated body outline)."""
+    ct = np.asarray(ct.detach().cpu() if isinstance(ct, torch.Tensor) else ct)
+    labels, n = ndimage.label(ct > threshold)
+    if n == 0:
+        raise ValueError(f"no voxel above {threshold} HU: cannot derive a body mask.")
+    largest = labels == (np.argmax(np.bincount(labels.ravel())[1:]) + 1)
+    mask = ndimage.binary_fill_holes(largest)
+    return ndimage.binary_dilation(mask, iterations=dilation) if dilation else mask
+
+
+def linear_fit(source, ct, mask) -> np.ndarray:
+    """The best global linear intensity map ``a * source + b`` of ``source`` onto ``ct`` (least squares inside
+    ``mask``): a yardstick that any useful MR -> CT model must beat, since it cannot invert bone contrast."""
+    source, ct, mask = _prepare(source, ct, mask)
+    a, b = np.polyfit(source[mask], ct[mask], 1)
+    return a * source + b

@@ -1,0 +1,86 @@
+"""Where the MR<->CT bundle's data come from: the user's folders or datalist, else the head phantom.
+
+Bundle configs call these functions so that the phantom is built only when no real data are configured.
+Domain A is MR, domain B is CT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from mr2ct.data.head_phantom import HeadPhantomConfig, build_head_phantom
+from mr2ct.data.readers import list_volumes, unpaired_items, volume_stem
+
+__all__ = ["MODALITIES", "mrct_inference_folder", "mrct_pairs", "mrct_training_items", "phantom_config"]
+
+MODALITIES = ("mr", "ct")
+
+
+def phantom_config(volume_size: Sequence[int], fov_mm: Sequence[float], num_train: int, num_test: int,
+                   seed: int) -> HeadPhantomConfig:
+    """The phantom that matches a bundle's ``volume_size`` (slices, x, y): shape (x, y, slices) in RAS order."""
+    d, h, w = (int(v) for v in volume_size)
+    return HeadPhantomConfig(shape=(h, w, d), fov_mm=tuple(fov_mm), num_train=num_train, num_test=num_test,
+                             seed=seed)
+
+
+def mrct_training_items(phantom_dir: str | Path, phantom: HeadPhantomConfig, mr: str | None = None,
+                        ct: str | None = None, datalist: str | None = None) -> tuple[list[str], list[str]]:
+    """Unpaired training volumes ``([mr paths], [ct paths])`` (the two domains of ``UnpairedDataset``).
+
+    From a datalist JSON (e.g. the ``datalist.json`` that ``prepare_mrct`` writes), or two folders ``mr`` and
+    ``ct``; with none of them, the phantom's training subjects (built on first use under ``phantom_dir``).
+    """
+    if datalist is not None:
+        if mr is not None or ct is not None:
+            raise ValueError("give either a datalist or MR/CT folders, not both.")
+        mr_items, ct_items = unpaired_items(datalist)
+    else:
+        if (mr is None) != (ct is None):
+            raise ValueError(f"training needs both an MR folder and a CT folder, got mr_dir={mr!r}, ct_dir={ct!r}.")
+        if mr is None:
+            folder = build_head_phantom(phantom_dir, phantom)
+            mr, ct = str(folder / "train" / "mr"), str(folder / "train" / "ct")
+        mr_items, ct_items = unpaired_items(mr, ct)
+    return [item["A"] for item in mr_items], [item["B"] for item in ct_items]
+
+
+def _by_stem(folder: str | Path) -> dict[str, str]:
+    return {volume_stem(p): str(p) for p in list_volumes(folder)}
+
+
+def mrct_pairs(phantom_dir: str | Path, phantom: HeadPhantomConfig, mr: str | None = None, ct: str | None = None,
+               mask: str | None = None, limit: int | None = None) -> list[dict]:
+    """Registered MR/CT pairs for evaluation: ``[{"image": mr, "label": ct, "mask": mask}]``.
+
+    ``mr``, ``ct`` (and optionally ``mask``, the body mask of the CT) are folders whose files pair by name; with
+    no folders, the phantom's paired test subjects. Without a mask folder, items have no ``"mask"`` and the
+    evaluation derives one from the CT. Unmatched names are an error that lists them.
+    """
+    if mr is None and ct is None:
+        folder = build_head_phantom(phantom_dir, phantom)
+        mr, ct, mask = (str(folder / "test" / m) for m in ("mr", "ct", "mask"))
+    if mr is None or ct is None:
+        raise ValueError("evaluation pairs need both an MR folder and a CT folder.")
+    folders = {"image": _by_stem(mr), "label": _by_stem(ct)}
+    if mask is not None:
+        folders["mask"] = _by_stem(mask)
+    names = sorted(folders["image"])
+    for key, files in folders.items():
+        if sorted(files) != names:
+            missing = sorted(set(names).symmetric_difference(files))
+            raise ValueError(f"MR, CT{' and mask' if mask else ''} folders must hold the same case names; "
+                             f"unmatched: {missing[:10]}")
+    names = names if limit is None else names[:limit]
+    return [{key: files[name] for key, files in folders.items()} for name in names]
+
+
+def mrct_inference_folder(input_dir: str | None, modality: str, phantom_dir: str | Path,
+                          phantom: HeadPhantomConfig) -> str:
+    """``input_dir``, or (when None) the phantom's held-out ``modality`` folder so inference runs out of the box."""
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}.")
+    if input_dir is not None:
+        return str(input_dir)
+    return str(build_head_phantom(phantom_dir, phantom) / "test" / modality)

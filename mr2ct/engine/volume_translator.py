@@ -1,0 +1,139 @@
+"""Batch translation of whole volumes: one output file per input, failures reported per volume.
+
+A MONAI ``SupervisedEvaluator`` whose iteration translates one volume (any size: the inferer is usually a
+``SlidingWindowInferer`` with blended overlaps), maps it back to the input's grid with the config's
+postprocessing (``Invertd``, intensity back to HU...) and writes it atomically. A volume that cannot be read
+(the dataset yields ``{"source", "error"}`` for it, see :class:`mr2ct.data.SkipFailuresDataset`) or fails to
+translate is recorded with its reason and the batch goes on; existing outputs are kept unless ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from ignite.engine import Events
+from monai.data import decollate_batch
+from monai.engines import SupervisedEvaluator
+from monai.inferers import Inferer
+
+from mr2ct.data.nifti import save_volume
+from mr2ct.data.readers import volume_stem
+
+__all__ = ["TranslationResult", "VolumeTranslator"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TranslationResult:
+    """What happened to one input: ``status`` is ``translated``, ``skipped`` (output exists) or ``failed``."""
+
+    source: str
+    output: str
+    status: str
+    reason: str = ""
+    seconds: float = 0.0
+
+
+class VolumeTranslator(SupervisedEvaluator):
+    """Translate every volume a loader yields and write ``<output_dir>/<name><postfix>.nii.gz`` for each.
+
+    Args:
+        device: where the network runs.
+        val_data_loader: batches of one volume: ``{"image": (1, C, ...), "source": [path]}``, or
+            ``{"source": [path], "error": [reason]}`` for a volume that could not be loaded.
+        network: the generator.
+        output_dir: folder of the outputs (created).
+        postfix: appended to the input's name, e.g. ``"_synthct"``.
+        inferer: e.g. ``SlidingWindowInferer(roi_size, overlap=0.25, mode="gaussian")``.
+        postprocessing: a dictionary transform applied per volume to ``{"image", "pred"}`` before writing
+            (e.g. intensity back to HU, then ``Invertd`` to the input's grid); the written geometry is
+            ``pred``'s affine.
+        overwrite: replace existing outputs (default: keep them and report the volume as skipped).
+        output_dtype: voxel type of the written files.
+        val_handlers: Ignite handlers (weights loader, progress bar...).
+        amp: autocast the forward pass (CUDA).
+    """
+
+    def __init__(self, device: torch.device | str, val_data_loader, network: torch.nn.Module,
+                 output_dir: str | Path, postfix: str, inferer: Inferer,
+                 postprocessing: Callable | None = None, overwrite: bool = False,
+                 output_dtype: str = "float32", val_handlers: Sequence | None = None, amp: bool = False):
+        super().__init__(device=torch.device(device), val_data_loader=val_data_loader, network=network,
+                         inferer=inferer, val_handlers=val_handlers, amp=amp, decollate=False)
+        self.output_dir = Path(output_dir)
+        self.postfix = postfix
+        self.output_transform = postprocessing
+        self.overwrite = overwrite
+        self.output_dtype = output_dtype
+        self.results: list[TranslationResult] = []
+        self.add_event_handler(Events.STARTED, lambda _: self.results.clear())
+        self.add_event_handler(Events.COMPLETED, lambda _: self.write_summary())
+
+    def output_path(self, source: str) -> Path:
+        """Where the translation of ``source`` (a file or a DICOM series folder) is written."""
+        return self.output_dir / f"{volume_stem(source)}{self.postfix}.nii.gz"
+
+    def _translate(self, batchdata: dict) -> dict:
+        inputs = batchdata["image"].to(self.state.device)
+        with self.mode(self.network):
+            if self.amp and self.state.device.type == "cuda":
+                with torch.autocast("cuda", **self.amp_kwargs):
+                    pred = self.inferer(inputs, self.network)
+            else:
+                pred = self.inferer(inputs, self.network)
+        item = decollate_batch({"image": batchdata["image"], "pred": pred.float().cpu()})[0]
+        return self.output_transform(item) if self.output_transform is not None else item
+
+    def _iteration(self, engine: VolumeTranslator, batchdata: dict) -> dict:
+        source = str(batchdata["source"][0])
+        output = self.output_path(source)
+        start = time.perf_counter()
+        if "error" in batchdata:
+            result = TranslationResult(source, str(output), "failed", str(batchdata["error"][0]))
+        elif output.exists() and not self.overwrite:
+            result = TranslationResult(source, str(output), "skipped", "output exists (pass --overwrite true)")
+        else:
+            try:
+                item = self._translate(batchdata)
+                save_volume(item["pred"], output, dtype=self.output_dtype)
+                result = TranslationResult(source, str(output), "translated")
+            except Exception as e:  # one bad volume must not stop the batch: record it and go on
+                result = TranslationResult(source, str(output), "failed", f"{type(e).__name__}: {e}")
+        result.seconds = time.perf_counter() - start
+        if result.status == "failed":
+            logger.error(f"{source}: {result.reason}")
+        self.results.append(result)
+        return {"source": source, "status": result.status}
+
+    def write_summary(self) -> Path:
+        """Log the done / skipped / failed counts and write ``summary.csv`` beside the outputs."""
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        path = self.output_dir / "summary.csv"
+        tmp = path.with_name(f".{path.name}.part")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["source", "output", "status", "reason", "seconds"])
+            for r in self.results:
+                writer.writerow([r.source, r.output, r.status, r.reason, f"{r.seconds:.2f}"])
+        tmp.replace(path)
+        counts = {s: sum(r.status == s for r in self.results) for s in ("translated", "skipped", "failed")}
+        logger.info(f"{len(self.results)} volume(s): " + ", ".join(f"{n} {s}" for s, n in counts.items())
+                    + f"; summary: {path}")
+        for r in self.results:
+            if r.status == "failed":
+                logger.info(f"  failed: {r.source}: {r.reason}")
+        return path
+
+    def raise_on_failures(self) -> None:
+        """Exit with status 1 and a one-line message if any volume failed (for scripts and CI)."""
+        failed = [r for r in self.results if r.status == "failed"]
+        if failed:
+            raise SystemExit(f"{len(failed)} of {len(self.results)} volume(s) failed; see "
+                             f"{self.output_dir / 'summary.csv'}")

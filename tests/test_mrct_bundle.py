@@ -1,0 +1,181 @@
+"""The MR<->CT bundle as users run it: phantom by default, train, folder inference of any volume, evaluation."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from monai.bundle import ConfigParser, ConfigWorkflow, verify_net_in_out
+
+from conftest import REPO
+
+BUNDLE = REPO / "bundles" / "mrct_cyclegan3d"
+CONFIGS = BUNDLE / "configs"
+TINY = {"volume_size": [8, 32, 32], "ngf": 4, "ndf": 4, "num_res_blocks": 1, "num_train_subjects": 2,
+        "num_test_subjects": 2, "num_workers": 0}
+
+
+def tiny_overrides(tmp_path: Path) -> dict:
+    return {**TINY, "bundle_root": str(BUNDLE), "dataset_dir": str(tmp_path / "data"),
+            "ckpt_dir": str(tmp_path / "models"), "output_dir": str(tmp_path / "runs")}
+
+
+def run_bundle(run_id: str, config: str, overrides: dict) -> subprocess.CompletedProcess:
+    args = [sys.executable, "-m", "monai.bundle", "run", run_id, "--config_file", str(CONFIGS / config),
+            "--logging_file", str(CONFIGS / "logging.conf")]
+    for k, v in overrides.items():
+        args += [f"--{k}", json.dumps(v) if isinstance(v, (list, bool)) or v is None else str(v)]
+    return subprocess.run(args, capture_output=True, encoding="utf-8", errors="replace", timeout=600)
+
+
+def write_nifti(path: Path, data: np.ndarray, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0)) -> Path:
+    affine = np.diag([*spacing, 1.0])
+    affine[:3, 3] = origin
+    nib.save(nib.Nifti1Image(data, affine), path)
+    return path
+
+
+def write_dicom_series(folder: Path, volume: np.ndarray, spacing=(0.8, 0.8, 2.5)) -> Path:
+    """A CT-like DICOM series, one file per slice, with the geometry tags set explicitly."""
+    folder.mkdir(parents=True)
+    image = sitk.GetImageFromArray(volume.astype(np.int16))  # (z, y, x) numpy order
+    image.SetSpacing(spacing)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for k in range(volume.shape[0]):
+        s = image[:, :, k]
+        position = image.TransformIndexToPhysicalPoint((0, 0, k))
+        for tag, value in {"0008|0060": "MR", "0020|000e": "1.2.826.0.1.3680043.2.1125.77", "0020|0013": str(k + 1),
+                           "0020|0032": "\\".join(f"{p:.4f}" for p in position), "0020|0037": "1\\0\\0\\0\\1\\0",
+                           "0018|0050": str(spacing[2])}.items():
+            s.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"slice_{k:03d}.dcm"))
+        writer.Execute(s)
+    return folder
+
+
+def checksums(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_metadata_and_paper_settings():
+    meta = json.loads((CONFIGS / "metadata.json").read_text())
+    for key in ("schema", "version", "changelog", "monai_version", "pytorch_version", "numpy_version",
+                "required_packages_version", "task", "description", "authors", "copyright", "network_data_format"):
+        assert key in meta, key
+    assert meta["network_data_format"]["inputs"]["image"]["spatial_shape"] == [30, 256, 256]
+    train = ConfigParser.load_config_file(CONFIGS / "train.json")
+    assert (train["volume_size"], train["ngf"], train["num_res_blocks"]) == ([30, 256, 256], 64, 9)
+    assert train["lambda_cycle"] == 10.0 and train["lr"] == 0.0002 and train["ct_window"] == [-1000.0, 2000.0]
+
+
+def test_network_matches_metadata_offline():
+    verify_net_in_out(net_id="network_def", meta_file=str(CONFIGS / "metadata.json"),
+                      config_file=str(CONFIGS / "inference.json"), device="cpu", ngf=4, num_res_blocks=1,
+                      bundle_root=str(BUNDLE))
+
+
+@pytest.mark.parametrize("config, workflow_type", [("train.json", "train"), ("inference.json", "infer"),
+                                                    ("evaluate.json", "infer")])
+def test_bundle_workflow_properties(tmp_path, config, workflow_type):
+    workflow = ConfigWorkflow(config_file=str(CONFIGS / config), workflow_type=workflow_type,
+                              meta_file=str(CONFIGS / "metadata.json"), **tiny_overrides(tmp_path))
+    workflow.initialize()
+    assert workflow.check_properties() in (None, [])
+
+
+def make_inference_folder(root: Path) -> tuple[Path, dict[str, Path]]:
+    """Three good NIfTI volumes of different shapes/spacings, a DICOM series, and five bad files."""
+    rng = np.random.default_rng(0)
+    folder = root / "in"
+    folder.mkdir()
+    good = {
+        "a": write_nifti(folder / "a.nii.gz", rng.normal(300, 50, (40, 50, 45)).astype(np.float32), (1.2, 1.2, 1.2),
+                         (-20.0, 5.0, 10.0)),
+        "b": write_nifti(folder / "b.nii.gz", rng.normal(300, 50, (32, 32, 8)).astype(np.float32), (7.2, 7.2, 11.25)),
+        "c": write_nifti(folder / "c.nii", rng.normal(300, 50, (24, 32, 32)).astype(np.int16), (2.0, 1.0, 1.0)),
+        "series": write_dicom_series(folder / "series", rng.normal(300, 50, (12, 20, 18))),
+    }
+    tmp = write_nifti(root / "full.nii.gz", rng.normal(size=(16, 16, 16)).astype(np.float32))
+    (folder / "truncated.nii.gz").write_bytes(tmp.read_bytes()[:200])
+    (folder / "corrupt.nii").write_text("this is not a NIfTI file")
+    write_nifti(folder / "flat.nii.gz", rng.normal(size=(16, 16)).astype(np.float32))
+    write_nifti(folder / "fourd.nii.gz", rng.normal(size=(16, 16, 16, 3)).astype(np.float32))
+    nan = rng.normal(size=(16, 16, 16)).astype(np.float32)
+    nan[3, 4, 5] = np.nan
+    write_nifti(folder / "nan.nii.gz", nan)
+    return folder, good
+
+
+def test_train_infer_evaluate_end_to_end(tmp_path):
+    ov = tiny_overrides(tmp_path)
+    train = run_bundle("training", "train.json", {**ov, "max_epochs": 2, "decay_epochs": 1, "epoch_length": 2,
+                                                  "val_interval": 1, "log_interval": 1})
+    assert train.returncode == 0, train.stderr[-3000:]
+    assert {"model.pt", "model_ba.pt", "checkpoint_2.pt", "checkpoint_4.pt"} <= {p.name for p in (tmp_path / "models").iterdir()}
+    assert "val_mae_hu" in train.stdout + train.stderr
+    phantom = next((tmp_path / "data").glob("headphantom_*"))
+    assert len(list((phantom / "train" / "mr").iterdir())) == 2
+
+    # inference on a folder of mixed volumes: good ones translated on their own grid, bad ones reported
+    in_dir, good = make_inference_folder(tmp_path)
+    before = checksums(in_dir)
+    out_dir = tmp_path / "out"
+    infer = run_bundle("inference", "inference.json", {**ov, "input_dir": str(in_dir), "output_dir": str(out_dir)})
+    assert infer.returncode == 1, infer.stderr[-3000:]
+    assert "5 of 9 volume(s) failed" in infer.stderr
+    assert checksums(in_dir) == before
+    for name, source in good.items():
+        out = nib.load(out_dir / f"{name}_synthct.nii.gz")
+        if source.is_dir():
+            reference = sitk.ReadImage(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(source)))
+            assert out.shape == reference.GetSize()
+            assert np.allclose(out.header.get_zooms(), reference.GetSpacing(), atol=1e-4)
+        else:
+            src = nib.load(source)
+            assert out.shape == src.shape and np.allclose(out.affine, src.affine, atol=1e-4)
+        data = out.get_fdata()
+        assert np.isfinite(data).all() and -1000.5 <= data.min() and data.max() <= 2000.5  # HU, CT window
+    rows = {Path(r["source"]).name: r for r in csv.DictReader(open(out_dir / "summary.csv"))}
+    assert {n for n, r in rows.items() if r["status"] == "translated"} == {"a.nii.gz", "b.nii.gz", "c.nii", "series"}
+    for bad in ("truncated.nii.gz", "corrupt.nii", "flat.nii.gz", "fourd.nii.gz", "nan.nii.gz"):
+        assert rows[bad]["status"] == "failed" and bad in rows[bad]["reason"], rows[bad]
+    assert "NaN" in rows["nan.nii.gz"]["reason"] and "2D" in rows["flat.nii.gz"]["reason"]
+
+    # existing outputs are kept unless asked
+    stamp = (out_dir / "a_synthct.nii.gz").stat().st_mtime_ns
+    again = run_bundle("inference", "inference.json", {**ov, "input_dir": str(in_dir), "output_dir": str(out_dir)})
+    assert (out_dir / "a_synthct.nii.gz").stat().st_mtime_ns == stamp
+    assert "4 skipped" in again.stdout + again.stderr
+
+    evaluate = run_bundle("evaluating", "evaluate.json", ov)
+    assert evaluate.returncode == 0, evaluate.stderr[-3000:]
+    report = tmp_path / "runs" / "report"
+    metrics = json.loads((report / "metrics.json").read_text())["metrics"]
+    for name in ("mae", "psnr", "ssim", "identity_mae", "linear_mae", "linear_ssim"):
+        assert metrics[name]["n"] == 2, name
+    assert metrics["linear_mae"]["mean"] < metrics["identity_mae"]["mean"]
+    assert len(list(csv.DictReader(open(report / "cases.csv")))) == 2
+    assert (report / "case_0.png").is_file() and "mid-planes" in (report / "report.md").read_text()
+
+
+def test_inference_errors_are_clear(tmp_path):
+    ov = tiny_overrides(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run = run_bundle("inference", "inference.json", {**ov, "input_dir": str(empty), "output_dir": str(tmp_path / "o")})
+    assert run.returncode != 0 and str(empty) in run.stderr
+    inside = run_bundle("inference", "inference.json", {**ov, "input_dir": str(empty),
+                                                        "output_dir": str(empty / "out")})
+    assert inside.returncode != 0 and "inside the input folder" in inside.stderr
+    bad = run_bundle("inference", "inference.json", {**ov, "input_dir": str(empty), "direction": "mr2pet"})
+    assert bad.returncode != 0 and "'direction'" in bad.stderr
