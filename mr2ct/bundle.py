@@ -10,7 +10,7 @@ from monai.bundle import ConfigParser
 from mr2ct.engine.batching import METHODS
 from mr2ct.engine.losses import ADVERSARIAL_LOSSES
 
-__all__ = ["bundle_root", "check_output_dir", "list_images", "shared_transforms", "validate_settings"]
+__all__ = ["bundle_root", "check_output_dir", "check_weights", "list_images", "shared_transforms", "validate_settings"]
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz")
 DIRECTIONS = ("a2b", "b2a", "mr2ct", "ct2mr")
@@ -57,6 +57,13 @@ def check_output_dir(input_dir: str | Path, output_dir: str | Path) -> None:
     source, target = Path(input_dir).resolve(), Path(output_dir).resolve()
     if target == source or source in target.parents:
         raise ValueError(f"output folder {output_dir} is inside the input folder {input_dir}; choose another one.")
+
+
+def check_weights(path: str | Path) -> None:
+    """A clear error, before any work, when a bundle's trained weights are missing."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no trained weights at {path}: train the bundle first (with the same quick.json or "
+                                f"size settings), or pass --ckpt_dir / --load_path.")
 
 
 def list_images(folder: str | Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[dict[str, str]]:

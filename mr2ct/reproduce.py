@@ -198,7 +198,7 @@ def run_comparison(task_name: str, methods: Sequence[str], preset: str, output: 
     meta = {"task": task_name, "table": task.table, "preset": preset, "seed": seed, "match_params": match_params,
             "held_out_videos": int(len(truth)), "settings": settings, "torch": torch.__version__,
             "date": datetime.date.today().isoformat()}
-    (output / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=str))
+    (output / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=str), encoding="utf-8")
     _write_tables(task, results, meta, output)
     save_frame_panel(rows_for_figure, output / "figure.png", num_frames=10, value_range=(0, 255),
                      title=f"{task.table} - held-out video 0, {preset} preset, seed {seed}")
@@ -221,7 +221,7 @@ def _write_tables(task: Task, results: dict, meta: dict, output: Path) -> None:
         params = r.get("parameters")
         rows.append([method] + [c for n in names for c in (_fmt(ours.get(n)), _fmt(paper.get(n)))]
                     + [str(r.get("iterations", "-")), f"{sum(params.values()) / 1e6:.2f}M" if params else "-"])
-    with open(output / "table.csv", "w", newline="") as f:
+    with open(output / "table.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(rows)
@@ -232,7 +232,7 @@ def _write_tables(task: Task, results: dict, meta: dict, output: Path) -> None:
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     lines += ["", "Values are mean ± sigma over held-out videos (sigma: standard deviation over videos).",
               *task.notes, "", "![figure](figure.png)"]
-    (output / "table.md").write_text("\n".join(lines) + "\n")
+    (output / "table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -249,5 +249,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     output = args.output or Path("runs") / f"reproduce_{args.task}_{args.preset}"
     run_comparison(args.task, args.methods, args.preset, output, args.seed, args.match_params,
                    None if args.eval_videos == 0 else args.eval_videos)
-    print((output / "table.md").read_text())
+    print((output / "table.md").read_text(encoding="utf-8"))
     return 0

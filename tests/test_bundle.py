@@ -33,7 +33,7 @@ def run_bundle(run_id: str, config: str, overrides: dict, *flags: str, configs=C
 
 @pytest.mark.parametrize("bundle", [VMNIST_BUNDLE, MMNIST_BUNDLE], ids=lambda p: p.name)
 def test_metadata_has_mandatory_keys(bundle):
-    meta = json.loads((bundle / "configs" / "metadata.json").read_text())
+    meta = json.loads((bundle / "configs" / "metadata.json").read_text(encoding="utf-8"))
     for key in ("schema", "version", "changelog", "monai_version", "pytorch_version", "numpy_version",
                 "required_packages_version", "task", "description", "authors", "copyright", "network_data_format"):
         assert key in meta, key
@@ -72,7 +72,7 @@ def test_train_infer_evaluate_end_to_end(tmp_path):
     models = tmp_path / "models"
     assert {"model.pt", "model_ba.pt", "checkpoint_3.pt", "checkpoint_6.pt"} <= {p.name for p in models.iterdir()}
     assert "val_l2" in train.stdout + train.stderr
-    assert (tmp_path / "runs" / "losses.csv").read_text().startswith("epoch,iteration,loss_g")
+    assert (tmp_path / "runs" / "losses.csv").read_text(encoding="utf-8").startswith("epoch,iteration,loss_g")
     assert list((tmp_path / "runs" / "samples").glob("*.png"))
 
     parser = ConfigParser()
@@ -94,7 +94,7 @@ def test_train_infer_evaluate_end_to_end(tmp_path):
     report_dir = tmp_path / "report"
     evaluate = run_bundle("evaluating", "evaluate.json", {**ov, "report_dir": str(report_dir)})
     assert evaluate.returncode == 0, evaluate.stderr[-3000:]
-    metrics = json.loads((report_dir / "metrics.json").read_text())["metrics"]
+    metrics = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))["metrics"]
     assert set(metrics) == {"l2", "identity_l2", "mse_ratio"} and metrics["l2"]["n"] == 12
     assert {"report.md", "metrics.csv", "loss_curves.png", "case_0.png", "case_0.gif"} <= {p.name for p in report_dir.iterdir()}
 
@@ -107,7 +107,7 @@ def test_resume_flag_continues_a_run(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from" in resumed.stdout + resumed.stderr
     assert (tmp_path / "models" / "checkpoint_4.pt").is_file()
-    logged = (tmp_path / "runs" / "losses.csv").read_text().splitlines()[1:]
+    logged = (tmp_path / "runs" / "losses.csv").read_text(encoding="utf-8").splitlines()[1:]
     assert [line.split(",")[:2] for line in logged] == [["1", "1"], ["1", "2"], ["2", "3"], ["2", "4"]]
 
 
@@ -164,7 +164,7 @@ def test_coloured_moving_mnist_bundle_end_to_end(tmp_path):
     report_dir = tmp_path / "report"
     evaluate = run_bundle("evaluating", "evaluate.json", {**ov, "report_dir": str(report_dir)}, configs=configs)
     assert evaluate.returncode == 0, evaluate.stderr[-3000:]
-    metrics = json.loads((report_dir / "metrics.json").read_text())["metrics"]
+    metrics = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))["metrics"]
     assert {"shape_l2", "intensity_mean", "colour_sigma", "colour_flicker", "gt_colour_flicker", "l2"} <= set(metrics)
     assert metrics["gt_colour_flicker"]["mean"] < 6  # the ground truth keeps one colour per video
     out_dir = tmp_path / "out"

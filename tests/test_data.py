@@ -84,7 +84,7 @@ def test_volumes_follow_the_intensity_pattern():
 
 
 def test_build_is_deterministic_split_and_cached(tmp_path, tiny_vmnist):
-    meta = json.loads((tiny_vmnist / "meta.json").read_text())
+    meta = json.loads((tiny_vmnist / "meta.json").read_text(encoding="utf-8"))
     assert meta["counts"] == {"train_A": 14, "train_B": 14, "test_A": 12, "test_B": 12}
     again = build_volumetric_mnist(tmp_path, DigitVideoConfig(depth=8, size=(16, 16), num_digits=40, seed=0))
     for name in ("train_A", "train_B", "test_A", "test_B"):

@@ -161,7 +161,7 @@ def test_build_layout_pairs_and_cache(tmp_path):
     assert names["test/mr"] == names["test/ct"] == names["test/mask"] and len(names["test/mr"]) == 2
     assert not (set(names["train/mr"]) | set(names["train/ct"])) & set(names["test/mr"])
 
-    meta = json.loads((folder / "meta.json").read_text())
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     assert meta["shape"] == [48, 48, 12] and meta["counts"] == {"train_mr": 2, "train_ct": 2, "test": 2}
     assert meta["subjects"] == {"train_mr": [0, 1], "train_ct": [2, 3], "test": [4, 5]}
     np.testing.assert_allclose(meta["spacing_mm"], SMALL.spacing)

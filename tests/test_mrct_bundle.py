@@ -13,6 +13,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
+import torch
 from monai.bundle import ConfigParser, ConfigWorkflow, verify_net_in_out
 
 from conftest import REPO
@@ -68,7 +69,7 @@ def checksums(folder: Path) -> dict[str, str]:
 
 
 def test_metadata_and_paper_settings():
-    meta = json.loads((CONFIGS / "metadata.json").read_text())
+    meta = json.loads((CONFIGS / "metadata.json").read_text(encoding="utf-8"))
     for key in ("schema", "version", "changelog", "monai_version", "pytorch_version", "numpy_version",
                 "required_packages_version", "task", "description", "authors", "copyright", "network_data_format"):
         assert key in meta, key
@@ -87,6 +88,12 @@ def test_network_matches_metadata_offline():
 @pytest.mark.parametrize("config, workflow_type", [("train.json", "train"), ("inference.json", "infer"),
                                                     ("evaluate.json", "infer")])
 def test_bundle_workflow_properties(tmp_path, config, workflow_type):
+    if workflow_type == "infer":  # inference and evaluation need trained weights: any of the right shape
+        parser = ConfigParser()
+        parser.read_config(CONFIGS / "inference.json")
+        parser.update(tiny_overrides(tmp_path))
+        (tmp_path / "models").mkdir()
+        torch.save(parser.get_parsed_content("network_def").state_dict(), tmp_path / "models" / "model.pt")
     workflow = ConfigWorkflow(config_file=str(CONFIGS / config), workflow_type=workflow_type,
                               meta_file=str(CONFIGS / "metadata.json"), **tiny_overrides(tmp_path))
     workflow.initialize()
@@ -138,8 +145,11 @@ def test_train_infer_evaluate_end_to_end(tmp_path):
         out = nib.load(out_dir / f"{name}_synthct.nii.gz")
         if source.is_dir():
             reference = sitk.ReadImage(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(source)))
+            lps = np.eye(4)
+            lps[:3, :3] = np.reshape(reference.GetDirection(), (3, 3)) * reference.GetSpacing()
+            lps[:3, 3] = reference.GetOrigin()
             assert out.shape == reference.GetSize()
-            assert np.allclose(out.header.get_zooms(), reference.GetSpacing(), atol=1e-4)
+            assert np.allclose(out.affine, np.diag([-1, -1, 1, 1]) @ lps, atol=1e-4)  # same world, RAS
         else:
             src = nib.load(source)
             assert out.shape == src.shape and np.allclose(out.affine, src.affine, atol=1e-4)
@@ -157,15 +167,25 @@ def test_train_infer_evaluate_end_to_end(tmp_path):
     assert (out_dir / "a_synthct.nii.gz").stat().st_mtime_ns == stamp
     assert "4 skipped" in again.stdout + again.stderr
 
+    # the command-line shortcut, on a single DICOM series folder, overwriting on request
+    cli_out = tmp_path / "cli_out"
+    args = [sys.executable, "-m", "mr2ct.cli", "translate", "--input_dir", str(good["series"]), "--output_dir",
+            str(cli_out), "--overwrite", "True"]
+    for k, v in ov.items():
+        args += [f"--{k}", str(v)] if k != "output_dir" else []
+    cli = subprocess.run(args, capture_output=True, encoding="utf-8", errors="replace", timeout=600)
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    assert [p.name for p in cli_out.glob("*.nii.gz")] == ["series_synthct.nii.gz"], cli.stdout[-2000:] + cli.stderr[-2000:]
+
     evaluate = run_bundle("evaluating", "evaluate.json", ov)
     assert evaluate.returncode == 0, evaluate.stderr[-3000:]
     report = tmp_path / "runs" / "report"
-    metrics = json.loads((report / "metrics.json").read_text())["metrics"]
+    metrics = json.loads((report / "metrics.json").read_text(encoding="utf-8"))["metrics"]
     for name in ("mae", "psnr", "ssim", "identity_mae", "linear_mae", "linear_ssim"):
         assert metrics[name]["n"] == 2, name
     assert metrics["linear_mae"]["mean"] < metrics["identity_mae"]["mean"]
     assert len(list(csv.DictReader(open(report / "cases.csv")))) == 2
-    assert (report / "case_0.png").is_file() and "mid-planes" in (report / "report.md").read_text()
+    assert (report / "case_0.png").is_file() and "mid-planes" in (report / "report.md").read_text(encoding="utf-8")
 
 
 def test_inference_errors_are_clear(tmp_path):
@@ -174,8 +194,15 @@ def test_inference_errors_are_clear(tmp_path):
     empty.mkdir()
     run = run_bundle("inference", "inference.json", {**ov, "input_dir": str(empty), "output_dir": str(tmp_path / "o")})
     assert run.returncode != 0 and str(empty) in run.stderr
-    inside = run_bundle("inference", "inference.json", {**ov, "input_dir": str(empty),
-                                                        "output_dir": str(empty / "out")})
+    one = tmp_path / "one"
+    one.mkdir()
+    write_nifti(one / "a.nii.gz", np.ones((8, 8, 8), np.float32))
+    inside = run_bundle("inference", "inference.json", {**ov, "input_dir": str(one), "output_dir": str(one / "out")})
     assert inside.returncode != 0 and "inside the input folder" in inside.stderr
     bad = run_bundle("inference", "inference.json", {**ov, "input_dir": str(empty), "direction": "mr2pet"})
     assert bad.returncode != 0 and "'direction'" in bad.stderr
+
+
+def test_missing_weights_are_named(tmp_path):
+    run = run_bundle("inference", "inference.json", {**tiny_overrides(tmp_path), "output_dir": str(tmp_path / "o")})
+    assert run.returncode != 0 and "no trained weights at" in run.stderr and str(tmp_path / "models") in run.stderr

@@ -285,7 +285,7 @@ def test_prepare_mrct(tmp_path, sources):
     datalist = load_datalist(out / "datalist.json")
     assert [Path(p).name for p in datalist["mr"]] == ["p1.nii.gz", "site2_p2.nii.gz"]
     assert len(datalist["ct"]) == 2
-    assert json.loads((out / "datalist.json").read_text())["settings"]["ct_window"] == [-1000.0, 2000.0]
+    assert json.loads((out / "datalist.json").read_text(encoding="utf-8"))["settings"]["ct_window"] == [-1000.0, 2000.0]
     assert not [p for p in out.rglob(".*")]  # no temporary files left
 
 

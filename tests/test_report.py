@@ -58,4 +58,4 @@ def test_loss_csv_logger_appends_and_keeps_columns(tmp_path):
     logger(engine)
     engine.state.iteration, engine.state.output = 2, {"loss_g": 1.0, "loss_const": 0.5}
     logger(engine)
-    assert (tmp_path / "losses.csv").read_text().splitlines() == ["epoch,iteration,loss_g", "1,1,2.0", "1,2,1.0"]
+    assert (tmp_path / "losses.csv").read_text(encoding="utf-8").splitlines() == ["epoch,iteration,loss_g", "1,1,2.0", "1,2,1.0"]

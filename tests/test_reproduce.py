@@ -36,11 +36,11 @@ def test_comparison_writes_tables_with_paper_numbers_and_figure(tmp_path, task):
     assert set(results) == {"3d", "sequential", reference}
     assert results["3d"]["iterations"] == 2 and results["sequential"]["overrides"]["ngf"] > 4
     assert sum(results["3d"]["parameters"].values()) > 0
-    table = (tmp_path / "out" / "table.md").read_text()
+    table = (tmp_path / "out" / "table.md").read_text(encoding="utf-8")
     paper_value = "27.21 ± 5.27" if task == "vmnist" else "204.36"
     assert paper_value in table and "Preset `quick`, seed 0" in table
     assert (tmp_path / "out" / "figure.png").read_bytes()[:4] == b"\x89PNG"
-    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    saved = json.loads((tmp_path / "out" / "results.json").read_text(encoding="utf-8"))
     assert saved["meta"]["held_out_videos"] == 10  # of 12, not a multiple of the batch size
     assert {p.name for p in (tmp_path / "out").iterdir()} >= {"table.md", "table.csv", "results.json", "3d", "sequential"}
 

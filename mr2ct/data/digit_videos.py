@@ -117,7 +117,7 @@ def build_digit_videos(root_dir: str | Path, config: DigitVideoConfig, name: str
                 _write_array(tmp / f"{split}.npy", chunks(), (len(idx), channels, config.depth, *config.size))
                 np.save(tmp / f"{split}_labels.npy", labels[idx])
         info = {**config.as_dict(), **(meta or {}), "counts": {k: int(len(v)) for k, v in splits.items()}}
-        (tmp / "meta.json").write_text(json.dumps(info, indent=2))
+        (tmp / "meta.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
         try:
             os.replace(tmp, folder)
         except OSError:  # another process finished the same build first

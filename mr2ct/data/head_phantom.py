@@ -421,7 +421,7 @@ def build_head_phantom(root_dir: str | Path, config: HeadPhantomConfig | None = 
                 "ct_hu": CT_HU, "mr_t1": MR_T1,
                 "description": "procedural 3D head phantom (brow to lower jaw): T1-like MR and CT (HU) rendered "
                                "from the same random anatomy; unpaired training subjects, paired test subjects"}
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
         try:
             os.replace(tmp, folder)
         except OSError:  # another process finished the same build first

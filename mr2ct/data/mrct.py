@@ -78,9 +78,12 @@ def mrct_pairs(phantom_dir: str | Path, phantom: HeadPhantomConfig, mr: str | No
 
 def mrct_inference_folder(input_dir: str | None, modality: str, phantom_dir: str | Path,
                           phantom: HeadPhantomConfig) -> str:
-    """``input_dir``, or (when None) the phantom's held-out ``modality`` folder so inference runs out of the box."""
+    """``input_dir``, or (when None) the phantom's held-out ``modality`` folder so inference runs out of the box.
+
+    Raises a clear error if the folder is missing or holds no volume.
+    """
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}.")
-    if input_dir is not None:
-        return str(input_dir)
-    return str(build_head_phantom(phantom_dir, phantom) / "test" / modality)
+    folder = input_dir if input_dir is not None else build_head_phantom(phantom_dir, phantom) / "test" / modality
+    list_volumes(folder)  # a missing or empty folder fails here, before any weights are loaded
+    return str(folder)

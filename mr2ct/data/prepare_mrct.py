@@ -204,7 +204,7 @@ def _write_nifti(img: MetaTensor, path: Path) -> None:
 
 def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text)
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -217,7 +217,7 @@ def _read_manifest(path: Path) -> dict[tuple[str, str], dict]:
 
 def _write_manifest(path: Path, rows: Sequence[dict]) -> None:
     tmp = path.with_name(f".{path.name}.part")
-    with open(tmp, "w", newline="") as f:
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)

@@ -374,7 +374,7 @@ def load_datalist(path: str | os.PathLike) -> dict[str, list]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: datalist file does not exist.")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not a valid JSON datalist ({e}).") from e
     if not isinstance(data, dict):

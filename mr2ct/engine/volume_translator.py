@@ -117,7 +117,7 @@ class VolumeTranslator(SupervisedEvaluator):
         self.output_dir.mkdir(parents=True, exist_ok=True)
         path = self.output_dir / "summary.csv"
         tmp = path.with_name(f".{path.name}.part")
-        with open(tmp, "w", newline="") as f:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["source", "output", "status", "reason", "seconds"])
             for r in self.results:

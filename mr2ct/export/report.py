@@ -148,19 +148,19 @@ class TranslationReport:
         logger.info(f"report written to {self.output_dir / 'report.md'}")
 
     def _write_tables(self, summary: dict[str, dict[str, float]]) -> None:
-        with open(self.output_dir / "metrics.csv", "w", newline="") as f:
+        with open(self.output_dir / "metrics.csv", "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["metric", "mean", "std", "n"])
             for name, s in summary.items():
                 writer.writerow([name, f"{s['mean']:.4f}", f"{s['std']:.4f}", s["n"]])
         (self.output_dir / "metrics.json").write_text(json.dumps({"settings": self.settings, "metrics": summary},
-                                                                 indent=2, default=str))
+                                                                 indent=2, default=str), encoding="utf-8")
 
     def _write_cases(self, details: Mapping[str, Any]) -> None:
         """``cases.csv``: one row per evaluated case, one column per metric (its per-case value)."""
         per_case = {name: torch.as_tensor(v, dtype=torch.float64).reshape(len(v), -1).mean(dim=1).tolist()
                     for name, v in details.items()}
-        with open(self.output_dir / "cases.csv", "w", newline="") as f:
+        with open(self.output_dir / "cases.csv", "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["case", *per_case])
             for i, name in enumerate(self.case_names):
@@ -179,4 +179,4 @@ class TranslationReport:
             columns = "axial, coronal, sagittal mid-planes" if self.midplanes is not None else "frames"
             lines += ["", f"## Cases (rows: input, translation, ground truth; columns: {columns})", ""]
             lines += [f"![{p.stem}]({p.name})" for p in pictures]
-        (self.output_dir / "report.md").write_text("\n".join(lines) + "\n")
+        (self.output_dir / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
