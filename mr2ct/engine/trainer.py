@@ -128,33 +128,56 @@ class CycleGANTrainer(Trainer):
         dtype = torch.float16 if device_type == "cuda" else torch.bfloat16
         return torch.autocast(device_type, dtype=dtype)
 
-    def _backward_step(self, loss: torch.Tensor, optimizer: Optimizer) -> None:
+    def _backward(self, loss: torch.Tensor) -> None:
         if self.scaler is not None and torch.device(self.state.device).type == "cuda":
             self.scaler.scale(loss).backward()
+        else:
+            loss.backward()
+
+    def _step(self, optimizer: Optimizer) -> None:
+        if self.scaler is not None and torch.device(self.state.device).type == "cuda":
             self.scaler.step(optimizer)
             self.scaler.update()
         else:
-            loss.backward()
             optimizer.step()
 
-    def _generator_losses(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, torch.Tensor]:
-        adv = self.adversarial_loss_fn
-        fake_b, fake_a = self.g_ab(real_a), self.g_ba(real_b)
-        rec_a, rec_b = self.g_ba(fake_b), self.g_ab(fake_a)
+    def _half_cycle_losses(self, real: torch.Tensor, g_forward: nn.Module, g_back: nn.Module,
+                           d_target: nn.Module) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The generator losses that start from one domain: ``real -> fake -> reconstruction``.
+
+        Returns the translation and ``{"adversarial", "cycle", "identity", "const"}`` (weighted; identity and
+        const only when their weights are > 0). The identity term is ``g_back(real) ~ real``: the generator into
+        ``real``'s domain leaves images of that domain unchanged.
+        """
+        fake = g_forward(real)
         losses = {
-            "loss_g_ab": adv(self.d_b(fake_b), target_is_real=True, for_discriminator=False),
-            "loss_g_ba": adv(self.d_a(fake_a), target_is_real=True, for_discriminator=False),
-            "loss_cycle": self.lambda_cycle * (torch.mean(torch.abs(rec_a - real_a)) + torch.mean(torch.abs(rec_b - real_b))),
+            "adversarial": self.adversarial_loss_fn(d_target(fake), target_is_real=True, for_discriminator=False),
+            "cycle": self.lambda_cycle * torch.mean(torch.abs(g_back(fake) - real)),
         }
         if self.lambda_identity > 0:
-            losses["loss_identity"] = (self.lambda_identity * self.lambda_cycle) * (
-                torch.mean(torch.abs(self.g_ab(real_b) - real_b)) + torch.mean(torch.abs(self.g_ba(real_a) - real_a))
-            )
+            losses["identity"] = self.lambda_identity * self.lambda_cycle * torch.mean(torch.abs(g_back(real) - real))
         if self.lambda_const > 0:
-            losses["loss_const"] = self.lambda_const * (
-                temporal_const_loss(fake_b, self.clip_depth) + temporal_const_loss(fake_a, self.clip_depth)
-            )
-        return {"fake_a": fake_a, "fake_b": fake_b, **losses}
+            losses["const"] = self.lambda_const * temporal_const_loss(fake, self.clip_depth)
+        return fake, losses
+
+    def _generator_update(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, Any]:
+        """One generator step; each half cycle (from A, from B) is backpropagated on its own and the gradients
+        summed, so only one half's activations are held at a time (half the memory, the same gradients)."""
+        self.g_optimizer.zero_grad(set_to_none=self.optim_set_to_none)
+        fakes, halves = {}, {}
+        for name, real, g_forward, g_back, d_target in (("b", real_a, self.g_ab, self.g_ba, self.d_b),
+                                                        ("a", real_b, self.g_ba, self.g_ab, self.d_a)):
+            with self._autocast():
+                fake, losses = self._half_cycle_losses(real, g_forward, g_back, d_target)
+            self._backward(sum(losses.values()))
+            fakes[name] = fake.detach()
+            halves[name] = {k: v.detach() for k, v in losses.items()}
+        self._step(self.g_optimizer)
+        out = {"loss_g_ab": halves["b"]["adversarial"], "loss_g_ba": halves["a"]["adversarial"]}
+        for key in ("cycle", "identity", "const"):
+            if key in halves["b"]:
+                out[f"loss_{key}"] = halves["b"][key] + halves["a"][key]
+        return {"fake_a": fakes["a"], "fake_b": fakes["b"], **out}
 
     def _discriminator_loss(self, d: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         adv = self.adversarial_loss_fn
@@ -171,20 +194,18 @@ class CycleGANTrainer(Trainer):
         discriminators = (engine.d_a, engine.d_b)
 
         _set_requires_grad(discriminators, False)
-        engine.g_optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
-        with engine._autocast():
-            g_out = engine._generator_losses(real_a, real_b)
-            g_losses = {k: v for k, v in g_out.items() if k.startswith("loss_")}
-            loss_g = sum(g_losses.values())
-        engine._backward_step(loss_g, engine.g_optimizer)
+        g_out = engine._generator_update(real_a, real_b)
+        g_losses = {k: v for k, v in g_out.items() if k.startswith("loss_")}
+        loss_g = sum(g_losses.values())
         _set_requires_grad(discriminators, True)
 
-        fake_a, fake_b = g_out["fake_a"].detach(), g_out["fake_b"].detach()
+        fake_a, fake_b = g_out["fake_a"], g_out["fake_b"]
         engine.d_optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
         with engine._autocast():
             loss_d_a = engine._discriminator_loss(engine.d_a, real_a, engine.pool_a.query(fake_a))
             loss_d_b = engine._discriminator_loss(engine.d_b, real_b, engine.pool_b.query(fake_b))
-        engine._backward_step(loss_d_a + loss_d_b, engine.d_optimizer)
+        engine._backward(loss_d_a + loss_d_b)
+        engine._step(engine.d_optimizer)
 
         return {
             "real_a": real_a,
