@@ -193,4 +193,4 @@ def test_generator_update_by_half_cycles_matches_the_joint_loss():
     for p, g in zip(generators, expected):
         torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-6)
     total = sum(v for k, v in out.items() if k.startswith("loss_"))
-    assert float(total) == pytest.approx(float(joint), rel=1e-5)
+    assert float(total) == pytest.approx(joint.detach().item(), rel=1e-5)
