@@ -10,21 +10,16 @@ digit's id, so that both renderings of a test digit share it (the same motion, s
 from __future__ import annotations
 
 import json
-import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from mr2ct.data.atomic import building_folder
 from mr2ct.data.digits import load_digits
 
 __all__ = ["DigitVideoConfig", "Renderer", "build_digit_videos"]
-
-logger = logging.getLogger(__name__)
 
 # renderer(digits (n, 28, 28) uint8, ids (n,), domain "A" | "B") -> videos (n, C, D, H, W) uint8
 Renderer = Callable[[np.ndarray, np.ndarray, str], np.ndarray]
@@ -99,9 +94,7 @@ def build_digit_videos(root_dir: str | Path, config: DigitVideoConfig, name: str
     half = len(train) // 2
     splits = {"train_A": train[:half], "train_B": train[half:], "test_A": test, "test_B": test}
 
-    Path(root_dir).mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root_dir))
-    try:
+    with building_folder(folder) as tmp:
         total = sum(len(idx) for idx in splits.values())
         with tqdm(total=total, desc=f"building {folder.name}", unit="video") as bar:
             for split, idx in splits.items():
@@ -118,12 +111,4 @@ def build_digit_videos(root_dir: str | Path, config: DigitVideoConfig, name: str
                 np.save(tmp / f"{split}_labels.npy", labels[idx])
         info = {**config.as_dict(), **(meta or {}), "counts": {k: int(len(v)) for k, v in splits.items()}}
         (tmp / "meta.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process finished the same build first
-            if not (folder / "meta.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    logger.info(f"built {folder}")
     return folder

@@ -18,10 +18,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +27,9 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-__all__ = ["HeadPhantomConfig", "TISSUES", "build_head_phantom", "render_head"]
+from mr2ct.data.atomic import building_folder
 
-logger = logging.getLogger(__name__)
+__all__ = ["HeadPhantomConfig", "TISSUES", "build_head_phantom", "render_head"]
 
 _CORNERS = np.array(list(itertools.product((0, 1), repeat=3)), float)  # corners of a box, as fractions
 
@@ -404,9 +400,7 @@ def build_head_phantom(root_dir: str | Path, config: HeadPhantomConfig | None = 
         return folder
     n, m = config.num_train, config.num_test
     subjects = {"train_mr": list(range(n)), "train_ct": list(range(n, 2 * n)), "test": list(range(2 * n, 2 * n + m))}
-    Path(root_dir).mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root_dir))
-    try:
+    with building_folder(folder) as tmp:
         for sub in ("train/mr", "train/ct", "test/mr", "test/ct", "test/mask"):
             (tmp / sub).mkdir(parents=True)
         jobs = [(i, ("train/mr",)) for i in subjects["train_mr"]] + [(i, ("train/ct",)) for i in subjects["train_ct"]]
@@ -422,12 +416,4 @@ def build_head_phantom(root_dir: str | Path, config: HeadPhantomConfig | None = 
                 "description": "procedural 3D head phantom (brow to lower jaw): T1-like MR and CT (HU) rendered "
                                "from the same random anatomy; unpaired training subjects, paired test subjects"}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process finished the same build first
-            if not (folder / "meta.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    logger.info(f"built {folder}")
     return folder
