@@ -79,8 +79,8 @@ class TranslationReport:
 
     Writes ``report.md`` (settings, metric table, pictures), ``metrics.csv`` and ``metrics.json`` (mean and
     sigma over cases of every metric whose per-case values the evaluator kept with ``save_details=True``),
-    ``cases.csv`` (the per-case values), ``loss_curves.png`` (from the training loss CSV, if given) and ``case_<i>.png`` panels plus one GIF of
-    input / translation / ground truth frames.
+    ``cases.csv`` (the per-case values), ``loss_curves.png`` (from the training loss CSV, if given) and
+    ``case_<i>.png`` panels (plus one GIF) of input / translation / ground truth.
 
     Args:
         output_dir: the report folder.
