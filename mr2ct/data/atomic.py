@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["building_folder"]
+__all__ = ["building_folder", "replacing_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,3 +35,28 @@ def building_folder(folder: str | Path, marker: str = "meta.json") -> Iterator[P
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     logger.info(f"built {folder}")
+
+
+@contextmanager
+def replacing_folder(folder: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``folder`` to write into; it becomes ``folder`` when the block ends.
+
+    An existing non-empty ``folder`` is refused (``FileExistsError``, before any work) unless ``overwrite``; then
+    it is replaced only once the new one is complete. A failed build leaves ``folder`` as it was.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder} exists and is not a folder.")
+    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+        raise FileExistsError(f"{folder} exists and is not empty; pass overwrite to replace it.")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    old = folder.with_name(f"{tmp.name}.old")
+    try:
+        yield tmp
+        if folder.exists():
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)

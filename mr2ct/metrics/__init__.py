@@ -13,9 +13,15 @@ from .digits import (
 )
 from .handlers import TRANSLATIONS, VideoMetric, synthrad_metric_handler, video_metric_handler
 from .synthrad import HU_RANGE, SYNTHRAD_METRICS, body_mask, linear_fit, mae_hu, psnr_hu, ssim_hu
+from .two_afc import REAL, AnswerError, Judgement, StudyKey, Trial, load_answers, preference_table
 
 __all__ = [
     "HU_RANGE",
+    "REAL",
+    "AnswerError",
+    "Judgement",
+    "StudyKey",
+    "Trial",
     "SYNTHRAD_METRICS",
     "TRANSLATIONS",
     "VideoMetric",
@@ -25,8 +31,10 @@ __all__ = [
     "digit_intensity_mean",
     "digit_masks",
     "linear_fit",
+    "load_answers",
     "mae_hu",
     "mean_and_sigma",
+    "preference_table",
     "psnr_hu",
     "shape_l2",
     "ssim_hu",
