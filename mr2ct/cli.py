@@ -8,6 +8,11 @@ Examples::
     mr2ct infer vmnist_cyclegan3d --quick --input_dir IN --output_dir OUT
     mr2ct translate --input_dir IN --output_dir OUT --direction mr2ct   # = infer mrct_cyclegan3d
     mr2ct prepare --mr RAW_MR --ct RAW_CT --output DATA  # raw DICOM/NIfTI -> training layout, see prepare_mrct
+    mr2ct export-dicom SYNTHCT_DIR --output DICOM_DIR --source-dicom MR_DICOM_DIR   # PACS-ready series
+    mr2ct review sheets --source MR --translation SYNTHCT --truth CT --output SHEETS   # PNG montages + index.html
+    mr2ct review make --source MR --method 3D=OUT_3D --method random=OUT_2D --real CT --output STUDY
+    mr2ct review serve STUDY        # the study page on 127.0.0.1, answers saved in STUDY/answers
+    mr2ct review score STUDY        # the paper's Table 3 from readers' answers
     mr2ct reproduce --task vmnist --preset quick      # the paper's comparison, see mr2ct.reproduce
 
 Anything after the bundle name that is not ``--quick`` is passed on as a config override (``--key value``).
@@ -64,6 +69,18 @@ def main(argv: list[str] | None = None) -> int:
         from mr2ct.data.prepare_mrct import main as prepare
 
         return prepare(argv[1:])
+    if argv and argv[0] == "export-dicom":
+        from mr2ct.export.dicom import main as export_dicom
+
+        return export_dicom(argv[1:])
+    if argv and argv[0] == "review":
+        if argv[1:2] == ["sheets"]:
+            from mr2ct.export.sheets import main as sheets
+
+            return sheets(argv[2:])
+        from mr2ct.export.reader_study import main as review
+
+        return review(argv[1:])
     if argv and argv[0] == "translate":
         argv = ["infer", "mrct_cyclegan3d", *argv[1:]]
     parser = argparse.ArgumentParser(prog="mr2ct", description=__doc__.split("\n\n")[0])
