@@ -14,6 +14,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from mr2ct.data.readers import VolumeError
 from mr2ct.export.reader_study import StudyError, make_study, score_study, serve_study
 from mr2ct.metrics.two_afc import (
     REAL,
@@ -297,3 +298,29 @@ def test_reader_completes_study_in_chromium(outputs, tmp_path):
     text, rows = score_study(out)
     assert "| 3D | 1.00 ± 0.00 (n=3) | 1.00 ± 0.00 (n=3) |" in text
     assert "| random | 0.00 ± 0.00 (n=3) | 0.00 ± 0.00 (n=3) |" in text
+
+
+def test_video_study(tmp_path):
+    """Videos (T, H, W, 3) as NIfTI, in [0, 1] or [0, 255]: film strips of their frames, flagged for playback."""
+    rng = np.random.default_rng(0)
+    for name, scale in (("seg", 1.0), ("3D", 255.0), ("random", 255.0), ("real", 1.0)):
+        (tmp_path / name).mkdir()
+        for case in ("clip_a", "clip_b"):
+            video = (rng.random((4, 6, 10, 3)) * scale).astype(np.float32)
+            nib.save(nib.Nifti1Image(video, np.eye(4)), str(tmp_path / name / f"{case}.nii.gz"))
+    out = make_study(tmp_path / "study", tmp_path / "seg", {"3D": tmp_path / "3D", "random": tmp_path / "random"},
+                     examples_target_dir=tmp_path / "real", source_kind="video", target_kind="video",
+                     domains=("segmentation", "video"), num_examples=1)
+    study = _study(out)
+    assert len(study["trials"]) == 2 and study["domains"] == ["segmentation", "video"]
+    first = study["trials"][0]["left"]
+    assert first["video"] and (first["frames"], first["height"], first["width"]) == (4, 6, 10)
+    from PIL import Image
+
+    strip = np.asarray(Image.open(out / "study" / first["src"]))
+    assert strip.shape == (24, 10, 3) and strip.max() > 200
+    nib.save(nib.Nifti1Image(np.zeros((4, 6, 10, 2), np.float32), np.eye(4)), str(tmp_path / "3D" / "clip_a.nii.gz"))
+    with pytest.raises(VolumeError, match=r"clip_a.nii.gz.*\(T, H, W\) or \(T, H, W, 3\)"):
+        make_study(tmp_path / "again", tmp_path / "seg", {"3D": tmp_path / "3D", "random": tmp_path / "random"},
+                   examples_target_dir=tmp_path / "real", source_kind="video", target_kind="video")
+    assert not (tmp_path / "again").exists()

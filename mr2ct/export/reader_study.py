@@ -206,8 +206,8 @@ def make_study(output_dir: str | Path, source_dir: str | Path, methods: Mapping[
                 frames, aspect = _display_frames(path, kind, ct_window)
                 name = f"{rng.bytes(8).hex()}.png"
                 film_strip(frames, images / name)
-                rendered[tag] = {"src": f"images/{name}", "frames": int(frames.shape[0]),
-                                 "width": int(frames.shape[2]), "height": int(frames.shape[1]), "aspect": aspect}
+                rendered[tag] = {"src": f"images/{name}", "frames": int(frames.shape[0]), "width": int(frames.shape[2]),
+                                 "height": int(frames.shape[1]), "aspect": aspect, "video": kind == "video"}
                 progress.update()
             return rendered[tag]
 
