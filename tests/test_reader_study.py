@@ -301,12 +301,13 @@ def test_reader_completes_study_in_chromium(outputs, tmp_path):
 
 
 def test_video_study(tmp_path):
-    """Videos (T, H, W, 3) as NIfTI, in [0, 1] or [0, 255]: film strips of their frames, flagged for playback."""
+    """Videos (T, H, W, 3) as NIfTI in [0, 255], as the video bundles write them: film strips of their frames,
+    flagged for playback."""
     rng = np.random.default_rng(0)
-    for name, scale in (("seg", 1.0), ("3D", 255.0), ("random", 255.0), ("real", 1.0)):
+    for name in ("seg", "3D", "random", "real"):
         (tmp_path / name).mkdir()
         for case in ("clip_a", "clip_b"):
-            video = (rng.random((4, 6, 10, 3)) * scale).astype(np.float32)
+            video = (rng.random((4, 6, 10, 3)) * 255).astype(np.float32)
             nib.save(nib.Nifti1Image(video, np.eye(4)), str(tmp_path / name / f"{case}.nii.gz"))
     out = make_study(tmp_path / "study", tmp_path / "seg", {"3D": tmp_path / "3D", "random": tmp_path / "random"},
                      examples_target_dir=tmp_path / "real", source_kind="video", target_kind="video",

@@ -33,13 +33,13 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
 from mr2ct.data.atomic import replacing_folder
-from mr2ct.data.readers import VolumeError, list_volumes, read_volume, volume_stem
+from mr2ct.data.readers import VolumeError, list_volumes, volume_stem
+from mr2ct.export.sheets import apply_window, percentile_window, read_clip, read_ras
 from mr2ct.metrics.two_afc import (
     REAL,
     AnswerError,
@@ -67,34 +67,17 @@ class StudyError(ValueError):
 def _display_frames(path: Path, kind: str, ct_window: tuple[float, float]) -> tuple[np.ndarray, float]:
     """Frames ``(D, H, W[, 3])`` in [0, 1] for display, and the pixel aspect ratio (height / width of a pixel).
 
-    Volumes (``ct``/``mr``, any format :func:`read_volume` reads) are shown as axial slices in the radiological
-    convention (anterior up, patient's right on the image's left), from inferior to superior. Videos are NIfTI
-    arrays ``(T, H, W)`` or ``(T, H, W, C)`` (C = 1 or 3) with values in [0, 1], [-1, 1] or [0, 255].
+    Volumes (``ct``/``mr``, any format :func:`~mr2ct.export.sheets.read_ras` reads) are shown as axial slices
+    from inferior to superior, as radiology viewers show them (anterior up, patient's right on the left); CT
+    through ``ct_window``, MR between the percentiles of :data:`~mr2ct.export.sheets.MR_PERCENTILES`. Videos are
+    NIfTI files of ``(T, H, W)`` or ``(T, H, W, 3)`` values in [0, 255], as the video bundles write them.
     """
     if kind == "video":
-        try:
-            data = np.asarray(nib.load(str(path)).get_fdata(dtype=np.float32)).squeeze()
-        except Exception as err:  # nibabel raises many types for bad files
-            raise VolumeError(path, f"cannot read it as a NIfTI video ({err}).") from None
-        if data.ndim == 4 and data.shape[-1] == 1:
-            data = data[..., 0]
-        if data.ndim not in (3, 4) or (data.ndim == 4 and data.shape[-1] != 3):
-            raise VolumeError(path, f"a video must be (T, H, W) or (T, H, W, 3), got shape {data.shape}.")
-        low, high = (0.0, 1.0) if data.min() >= 0 and data.max() <= 1 else (-1.0, 1.0)
-        if data.min() < -1 or data.max() > 1:
-            low, high = 0.0, 255.0
-        return np.clip((data - low) / (high - low), 0, 1), 1.0
-    volume = read_volume(path)
-    data = np.asarray(volume, dtype=np.float32)
-    spacing = [float(s) for s in volume.pixdim[:2]]
-    if kind == "ct":
-        level, width = ct_window
-        low, high = level - width / 2, level + width / 2
-    else:
-        low, high = np.percentile(data, [0.5, 99.5])
-    scaled = np.clip((data - low) / max(high - low, 1e-6), 0, 1)
-    frames = np.transpose(scaled, (2, 1, 0))[:, ::-1, ::-1]  # (Z, Y, X), anterior up, patient's right on the left
-    return frames, spacing[1] / spacing[0]
+        clip = np.moveaxis(read_clip(path), 0, -1) / 255.0  # (T, H, W, C)
+        return np.clip(clip[..., 0] if clip.shape[-1] == 1 else clip, 0, 1), 1.0
+    volume, spacing = read_ras(path)
+    scaled = apply_window(volume, *(ct_window if kind == "ct" else percentile_window(volume)))
+    return np.transpose(scaled, (2, 1, 0))[:, ::-1, ::-1], spacing[1] / spacing[0]
 
 
 def film_strip(frames: np.ndarray, path: str | Path) -> Path:
