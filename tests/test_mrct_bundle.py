@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 import SimpleITK as sitk
 import torch
@@ -56,7 +57,7 @@ def write_dicom_series(folder: Path, volume: np.ndarray, spacing=(0.8, 0.8, 2.5)
         position = image.TransformIndexToPhysicalPoint((0, 0, k))
         for tag, value in {"0008|0060": "MR", "0020|000e": "1.2.826.0.1.3680043.2.1125.77", "0020|0013": str(k + 1),
                            "0020|0032": "\\".join(f"{p:.4f}" for p in position), "0020|0037": "1\\0\\0\\0\\1\\0",
-                           "0018|0050": str(spacing[2])}.items():
+                           "0018|0050": str(spacing[2]), "0010|0010": "DOE^JANE", "0010|0020": "P-0042"}.items():
             s.SetMetaData(tag, value)
         writer.SetFileName(str(folder / f"slice_{k:03d}.dcm"))
         writer.Execute(s)
@@ -176,6 +177,25 @@ def test_train_infer_evaluate_end_to_end(tmp_path):
     cli = subprocess.run(args, capture_output=True, encoding="utf-8", errors="replace", timeout=600)
     assert cli.returncode == 0, cli.stderr[-3000:]
     assert [p.name for p in cli_out.glob("*.nii.gz")] == ["series_synthct.nii.gz"], cli.stdout[-2000:] + cli.stderr[-2000:]
+
+    # the synthetic CT of the DICOM MR, exported as a DICOM series in the source's study and geometry
+    dicom_out = tmp_path / "dicom"
+    export = subprocess.run([sys.executable, "-m", "mr2ct.cli", "export-dicom", str(cli_out / "series_synthct.nii.gz"),
+                             "--output", str(dicom_out), "--source-dicom", str(good["series"])],
+                            capture_output=True, encoding="utf-8", errors="replace", timeout=600)
+    assert export.returncode == 0, export.stderr[-3000:]
+    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(dicom_out))
+    exported = sitk.ReadImage(files)
+    source = sitk.ReadImage(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(good["series"])))
+    assert exported.GetSize() == source.GetSize()
+    assert np.allclose(exported.GetOrigin(), source.GetOrigin(), atol=1e-3)
+    assert np.allclose(exported.GetSpacing(), source.GetSpacing(), atol=1e-4)
+    assert np.allclose(exported.GetDirection(), source.GetDirection(), atol=1e-5)
+    synthct = nib.load(cli_out / "series_synthct.nii.gz").get_fdata()
+    assert np.abs(sitk.GetArrayFromImage(exported).transpose(2, 1, 0) - synthct).max() <= 0.5  # HU, rounded
+    header = pydicom.dcmread(files[0])
+    assert (str(header.PatientName), header.PatientID, header.Modality) == ("DOE^JANE", "P-0042", "CT")
+    assert "NOT FOR DIAGNOSIS" in header.SeriesDescription
 
     evaluate = run_bundle("evaluating", "evaluate.json", ov)
     assert evaluate.returncode == 0, evaluate.stderr[-3000:]

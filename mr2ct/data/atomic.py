@@ -42,7 +42,8 @@ def replacing_folder(folder: str | Path, overwrite: bool = False) -> Iterator[Pa
     """Yield a temporary folder beside ``folder`` to write into; it becomes ``folder`` when the block ends.
 
     An existing non-empty ``folder`` is refused (``FileExistsError``, before any work) unless ``overwrite``; then
-    it is replaced only once the new one is complete. A failed build leaves ``folder`` as it was.
+    it is moved aside only once the new one is complete, and put back if the final rename fails. A failed build
+    leaves ``folder`` as it was.
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
@@ -56,7 +57,12 @@ def replacing_folder(folder: str | Path, overwrite: bool = False) -> Iterator[Pa
         yield tmp
         if folder.exists():
             os.replace(folder, old)
-        os.replace(tmp, folder)
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            if old.exists():
+                os.replace(old, folder)
+            raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
