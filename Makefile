@@ -1,6 +1,7 @@
 # mr2ct: two commands for a newcomer.
 #   make demo  - set up .venv; MR -> CT on the head phantom (quick preset): train, translate a NIfTI folder,
-#                evaluate against the phantom pairs, write the report under runs/mrct_quick
+#                evaluate against the phantom pairs, export DICOM, review sheets and a reader study, all under
+#                runs/mrct_quick
 #   make test  - set up .venv, run the test suite (fast tests; `make test-all` adds the slow ones)
 #   make demo-vmnist - the volumetric MNIST demo (the paper's Table 2 task)
 
@@ -9,6 +10,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 MRCT := bundles/mrct_cyclegan3d/configs
 VMNIST := bundles/vmnist_cyclegan3d/configs
+# the quick preset's head phantom (built by its training run)
+PHANTOM := bundles/mrct_cyclegan3d/data/headphantom_48x48x16_*
 quick = "['$(1)/$(2).json','$(1)/quick.json']"
 
 .PHONY: demo demo-vmnist test test-all install clean
@@ -28,7 +31,16 @@ demo: install
 	$(PY) -m monai.bundle run inference --config_file $(call quick,$(MRCT),inference) \
 		--output_dir runs/mrct_quick/synthct --direction mr2ct --overwrite true
 	$(PY) -m monai.bundle run evaluating --config_file $(call quick,$(MRCT),evaluate) --output_dir runs/mrct_quick
-	@echo "synthetic CTs: runs/mrct_quick/synthct/   report: runs/mrct_quick/report/report.md"
+	# for radiologists: DICOM series, review sheets, and a blinded reader study (model vs real CT)
+	$(PY) -m mr2ct.cli export-dicom runs/mrct_quick/synthct --output runs/mrct_quick/dicom --overwrite
+	P=$$(ls -d $(PHANTOM)); \
+	$(PY) -m mr2ct.cli review sheets --source $$P/test/mr --translation runs/mrct_quick/synthct --truth $$P/test/ct \
+		--metrics runs/mrct_quick/report/cases.csv --output runs/mrct_quick/sheets && \
+	$(PY) -m mr2ct.cli review make --source $$P/test/mr --method 3D=runs/mrct_quick/synthct --real $$P/test/ct \
+		--examples-target $$P/train/ct --output runs/mrct_quick/study --overwrite
+	@echo "synthetic CTs: runs/mrct_quick/synthct/ (NIfTI) and runs/mrct_quick/dicom/ (DICOM)"
+	@echo "report: runs/mrct_quick/report/report.md   sheets: runs/mrct_quick/sheets/index.html"
+	@echo "reader study: runs/mrct_quick/study/study/index.html (score: mr2ct review score runs/mrct_quick/study)"
 
 demo-vmnist: install
 	$(PY) -m monai.bundle run training --config_file $(call quick,$(VMNIST),train) --output_dir runs/vmnist_quick
