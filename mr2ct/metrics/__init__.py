@@ -12,10 +12,36 @@ from .digits import (
     volume_l2,
 )
 from .handlers import TRANSLATIONS, VideoMetric, synthrad_metric_handler, video_metric_handler
+from .segmentation import (
+    DENOISE_LEVELS,
+    SEGMENTATION_METRICS,
+    decode_palette,
+    label_flicker,
+    mean_iou,
+    mode_filter,
+    pixel_accuracy,
+    segmentation_metric,
+    segmentation_metric_handler,
+    temporal_flicker,
+    transition_l2,
+    transition_matrix,
+)
 from .synthrad import HU_RANGE, SYNTHRAD_METRICS, body_mask, linear_fit, mae_hu, psnr_hu, ssim_hu
 from .two_afc import REAL, AnswerError, Judgement, StudyKey, Trial, load_answers, preference_table
 
 __all__ = [
+    "DENOISE_LEVELS",
+    "SEGMENTATION_METRICS",
+    "decode_palette",
+    "label_flicker",
+    "mean_iou",
+    "mode_filter",
+    "pixel_accuracy",
+    "segmentation_metric",
+    "segmentation_metric_handler",
+    "temporal_flicker",
+    "transition_l2",
+    "transition_matrix",
     "HU_RANGE",
     "REAL",
     "AnswerError",
