@@ -5,6 +5,18 @@ from __future__ import annotations
 from .datasets import SkipFailuresDataset, UnpairedDataset, load_split, paired_items
 from .digit_videos import DigitVideoConfig, build_digit_videos
 from .digits import bundled_mnist_path, load_digits, read_idx
+from .driving_scene import DrivingSceneConfig, build_driving_scene, render_sequence
+from .gta import (
+    GTA_SEQUENCES,
+    VIPER_CLASSES,
+    GTAClipConfig,
+    build_gta_clips,
+    decode_labels,
+    encode_labels,
+    export_videos,
+    read_video_sequence,
+    read_viper_sequence,
+)
 from .head_phantom import TISSUES, HeadPhantomConfig, build_head_phantom, render_head
 from .moving_mnist import bouncing_trajectory, build_moving_mnist, colour_palette, render_moving_digits
 from .mrct import MODALITIES, mrct_inference_folder, mrct_pairs, mrct_training_items, phantom_config
@@ -21,27 +33,38 @@ from .readers import (
     unpaired_items,
     volume_stem,
 )
+from .video_io import VideoError, read_frame_folder, read_video, write_video
 from .volumetric_mnist import build_volumetric_mnist, erosion_profile, render_volumes
 
 __all__ = [
+    "GTA_SEQUENCES",
     "MODALITIES",
     "TISSUES",
+    "VIPER_CLASSES",
     "VOLUME_SUFFIXES",
     "DigitVideoConfig",
+    "DrivingSceneConfig",
+    "GTAClipConfig",
     "HeadPhantomConfig",
     "SkipFailuresDataset",
     "UnpairedDataset",
+    "VideoError",
     "VolumeError",
     "bouncing_trajectory",
     "build_digit_videos",
+    "build_driving_scene",
+    "build_gta_clips",
     "build_head_phantom",
     "build_moving_mnist",
     "build_volumetric_mnist",
     "bundled_mnist_path",
     "check_volume",
     "colour_palette",
+    "decode_labels",
     "dicom_files",
+    "encode_labels",
     "erosion_profile",
+    "export_videos",
     "list_volumes",
     "load_datalist",
     "load_digits",
@@ -51,14 +74,20 @@ __all__ = [
     "mrct_training_items",
     "paired_items",
     "phantom_config",
+    "read_frame_folder",
     "read_idx",
+    "read_video",
+    "read_video_sequence",
+    "read_viper_sequence",
     "read_volume",
     "reader_for",
     "render_head",
     "render_moving_digits",
+    "render_sequence",
     "render_volumes",
     "save_volume",
     "unpaired_items",
     "volume_stem",
     "write_nifti_cases",
+    "write_video",
 ]

@@ -1,0 +1,592 @@
+"""GTA segmentation <-> video clips (the GTA experiments of "Unsupervised Video-to-Video Translation").
+
+Sources. Three kinds of folder give the same sequences (RGB frames and per-pixel class ids):
+
+* the VIPER / Playing-for-Benchmarks layout (https://playing-for-benchmarks.org)::
+
+      <root>/<split>/img/<seq>/<seq>_<frame>.jpg|png   RGB frames, e.g. train/img/001/001_00010.jpg
+      <root>/<split>/cls/<seq>/<seq>_<frame>.png       class maps, coloured with VIPER_CLASSES' palette
+
+  image and class frames are paired by name (every image needs its class map);
+* a folder of ordinary videos, one per sequence, each with its labels beside it::
+
+      <root>/<name>.mp4            (or .m4v .mov .avi .mkv .webm) the RGB video; the sequence is <name>
+      <root>/<name>_labels/        class maps as a folder of PNG frames (natural order), palette colours
+      <root>/<name>_labels.mkv     ... or as a video, only if its colours decode exactly (a lossless codec:
+                                   FFV1, PNG, x264rgb at crf 0); a lossy label video is refused
+
+* the procedural driving scene of :mod:`mr2ct.data.driving_scene` (no download), written in the VIPER layout.
+
+Clips. :func:`build_gta_clips` cuts the selected sequences into clips of ``depth`` frames (every
+``frame_step``-th frame, clip starts ``stride`` frames apart), resized to ``size`` (centre crop to the aspect
+ratio, then anti-aliased bilinear for RGB, nearest for labels), and caches them like the digit videos:
+domain A is the segmentation drawn in palette colours (or, for video colourisation, the grey video), domain B
+the RGB video. Sequences are split into train and test (``train_fraction``, seeded); the training clips are
+shuffled and halved, one half per domain, so training is unpaired; every test clip is in both domains (a
+ground-truth pair) and its class ids are kept. The "slow" test subset holds the clips with the least measured
+motion (:func:`clip_motion`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from itertools import zip_longest
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from mr2ct.data.atomic import building_folder
+from mr2ct.data.video_io import (
+    VIDEO_SUFFIXES,
+    VideoError,
+    iter_frames,
+    iter_video,
+    list_frames,
+    write_video,
+)
+
+if TYPE_CHECKING:
+    from mr2ct.data.driving_scene import DrivingSceneConfig
+
+__all__ = [
+    "DOMAIN_A_KINDS",
+    "GTA_SEQUENCES",
+    "VIPER_CLASSES",
+    "GTAClipConfig",
+    "build_gta_clips",
+    "class_id",
+    "clip_motion",
+    "decode_labels",
+    "encode_labels",
+    "export_videos",
+    "grayscale",
+    "labels_beside",
+    "list_video_sequences",
+    "list_viper_sequences",
+    "palette_array",
+    "parse_sequences",
+    "read_video_sequence",
+    "read_viper_sequence",
+    "write_viper_sequence",
+]
+
+_VERSION = 1
+
+# VIPER's classes.csv (id = position): name and colour of its class maps. "van" and "train" share a colour in
+# the data set's own table, so a map cannot tell them apart: that colour decodes to "van".
+VIPER_CLASSES: tuple[tuple[str, tuple[int, int, int]], ...] = (
+    ("unlabeled", (0, 0, 0)), ("ambiguous", (111, 74, 0)), ("sky", (70, 130, 180)), ("road", (128, 64, 128)),
+    ("sidewalk", (244, 35, 232)), ("railtrack", (230, 150, 140)), ("terrain", (152, 251, 152)),
+    ("tree", (87, 182, 35)), ("vegetation", (35, 142, 35)), ("building", (70, 70, 70)),
+    ("infrastructure", (153, 153, 153)), ("fence", (190, 153, 153)), ("billboard", (150, 20, 20)),
+    ("trafficlight", (250, 170, 30)), ("trafficsign", (220, 220, 0)), ("mobilebarrier", (180, 180, 100)),
+    ("firehydrant", (173, 153, 153)), ("chair", (168, 153, 153)), ("trash", (81, 0, 21)),
+    ("trashcan", (81, 0, 81)), ("person", (220, 20, 60)), ("animal", (255, 0, 0)), ("bicycle", (119, 11, 32)),
+    ("motorcycle", (0, 0, 230)), ("car", (0, 0, 142)), ("van", (0, 80, 100)), ("bus", (0, 60, 100)),
+    ("truck", (0, 0, 70)), ("trailer", (0, 0, 90)), ("train", (0, 80, 100)), ("plane", (0, 100, 100)),
+    ("boat", (50, 0, 90)),
+)
+Palette = Sequence[tuple[str, Sequence[int]]]
+
+DOMAIN_A_KINDS = {"segmentation": "segmentation in VIPER palette colours (3 channels)",
+                  "grayscale": "grey video, luma (BT.601) repeated in 3 equal channels"}
+_SLOW_DEFINITION = ("motion = mean over consecutive frame pairs of the mean absolute difference of their grey "
+                    "levels (BT.601 luma, 0-255) in the resized clip; slow = motion <= the slow_quantile "
+                    "quantile of the test clips' motions")
+
+
+def parse_sequences(spec: str | Iterable[str | int]) -> tuple[str, ...]:
+    """Sequence names from ``"001-004, 044-049, 051"`` (ranges keep the zero padding) or from a list of names."""
+    if not isinstance(spec, str):
+        return tuple(f"{s:03d}" if isinstance(s, int) else str(s) for s in spec)
+    names = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        first, _, last = part.partition("-")
+        if not last:
+            names.append(first)
+            continue
+        if not (first.isdigit() and last.isdigit()) or int(last) < int(first):
+            raise ValueError(f"bad sequence range {part!r} in {spec!r} (expected e.g. '044-049').")
+        names.extend(f"{n:0{len(first)}d}" for n in range(int(first), int(last) + 1))
+    return tuple(names)
+
+
+GTA_SEQUENCES = parse_sequences("001-004, 044-049, 051, 066-069")  # the paper's selection of VIPER sequences
+
+
+def palette_array(palette: Palette = VIPER_CLASSES) -> np.ndarray:
+    """``(K, 3)`` uint8 colours of a palette of ``(name, colour)``; row ``k`` is class ``k``."""
+    return np.array([colour for _, colour in palette], dtype=np.uint8).reshape(-1, 3)
+
+
+def class_id(name: str, palette: Palette = VIPER_CLASSES) -> int:
+    """Id of the class called ``name``."""
+    for k, (class_name, _) in enumerate(palette):
+        if class_name == name:
+            return k
+    raise KeyError(f"no class {name!r}; classes: {', '.join(n for n, _ in palette)}.")
+
+
+def _pack(rgb: np.ndarray) -> np.ndarray:
+    rgb = rgb.astype(np.uint32)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def decode_labels(rgb: np.ndarray, palette: Palette = VIPER_CLASSES, path: str | os.PathLike = "<array>",
+                  frame: int | None = None) -> np.ndarray:
+    """Class ids ``(H, W)`` uint8 of a colour-coded class map ``(H, W, 3)``.
+
+    A colour shared by several classes decodes to the first. A colour outside the palette raises
+    :class:`~mr2ct.data.video_io.VideoError` naming ``path`` and ``frame``, the number of such pixels and the
+    most frequent such colours.
+    """
+    colours = palette_array(palette)
+    keys = _pack(colours)
+    order = np.argsort(keys, kind="stable")  # stable: the first of equal colours comes first
+    sorted_keys = keys[order]
+    packed = _pack(np.asarray(rgb)[..., :3])
+    pos = np.clip(np.searchsorted(sorted_keys, packed), 0, len(keys) - 1)
+    known = sorted_keys[pos] == packed
+    if not known.all():
+        values, counts = np.unique(packed[~known], return_counts=True)
+        top = values[np.argsort(counts)[::-1][:5]]
+        shown = ", ".join(f"({v >> 16}, {(v >> 8) & 255}, {v & 255})" for v in top)
+        more = f" and {len(values) - len(top)} more" if len(values) > len(top) else ""
+        raise VideoError(path, f"{int((~known).sum())} of {known.size} pixels have colours outside the palette "
+                               f"of {len(colours)} classes: {shown}{more}", frame)
+    return order[pos].astype(np.uint8)
+
+
+def encode_labels(ids: np.ndarray, palette: Palette = VIPER_CLASSES) -> np.ndarray:
+    """Colour-coded class map ``(..., 3)`` uint8 of class ids ``(...)``."""
+    colours = palette_array(palette)
+    ids = np.asarray(ids)
+    if ids.size and (ids.min() < 0 or ids.max() >= len(colours)):
+        raise ValueError(f"class ids must lie in [0, {len(colours) - 1}], got [{ids.min()}, {ids.max()}].")
+    return colours[ids]
+
+
+def grayscale(frames: np.ndarray) -> np.ndarray:
+    """Grey version of RGB frames ``(..., 3)`` uint8: BT.601 luma, rounded, repeated in 3 equal channels."""
+    luma = np.asarray(frames, dtype=np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.repeat(np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
+
+
+def clip_motion(clip: np.ndarray) -> float:
+    """Measured motion of an RGB clip ``(3, D, H, W)`` uint8: the mean absolute frame-to-frame difference of
+    its grey levels (0-255). It grows with the camera's speed (the scene streams past faster) and with moving
+    objects; 0 for a still clip or a single frame."""
+    grey = grayscale(np.moveaxis(np.asarray(clip), 0, -1))[..., 0].astype(np.float32)
+    return float(np.abs(np.diff(grey, axis=0)).mean()) if len(grey) > 1 else 0.0
+
+
+# ------------------------------------------------------------------------------------------------ sequences
+
+
+def _fit(frame: np.ndarray, size: tuple[int, int] | None, nearest: bool) -> np.ndarray:
+    """Centre-crop ``frame`` (H, W[, C]) to the aspect ratio of ``size`` and resize it: anti-aliased bilinear,
+    or nearest neighbour (class ids). ``size=None`` leaves it as it is."""
+    if size is None:
+        return frame
+    h, w = frame.shape[:2]
+    if round(h * size[1] / size[0]) > w:  # too tall: crop rows
+        ch, cw = round(w * size[0] / size[1]), w
+    else:
+        ch, cw = h, round(h * size[1] / size[0])
+    top, left = (h - ch) // 2, (w - cw) // 2
+    frame = frame[top: top + ch, left: left + cw]
+    if (ch, cw) == tuple(size):
+        return np.ascontiguousarray(frame)
+    if nearest:
+        rows = ((np.arange(size[0]) + 0.5) * ch / size[0]).astype(int)
+        cols = ((np.arange(size[1]) + 0.5) * cw / size[1]).astype(int)
+        return frame[rows[:, None], cols[None, :]]
+    x = torch.tensor(frame, dtype=torch.float32).permute(2, 0, 1)[None]
+    x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
+    return x[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def _collect(pairs: Iterator[tuple[np.ndarray, np.ndarray, Path, int]], size: tuple[int, int] | None,
+             palette: Palette, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Stack ``(rgb, label colours, label path, frame)`` pairs into ``(T, H, W, 3)`` RGB and ``(T, H, W)`` ids,
+    decoding and resizing one frame at a time."""
+    frames, labels = [], []
+    for rgb, label_rgb, label_path, index in pairs:
+        if rgb.shape != label_rgb.shape:
+            raise VideoError(label_path, f"class map is {label_rgb.shape[0]}x{label_rgb.shape[1]} but the frame "
+                                         f"of {name} is {rgb.shape[0]}x{rgb.shape[1]}", index)
+        frames.append(_fit(rgb, size, nearest=False))
+        labels.append(_fit(decode_labels(label_rgb, palette, label_path, index), size, nearest=True))
+    return np.stack(frames), np.stack(labels)
+
+
+def list_viper_sequences(root: str | os.PathLike, split: str = "train") -> list[str]:
+    """Names of the sequences of a VIPER-layout folder (sub-folders of ``<root>/<split>/img``), sorted."""
+    img = Path(root) / split / "img"
+    if not img.is_dir():
+        raise FileNotFoundError(f"{img} does not exist; a VIPER-layout folder holds <split>/img/<seq>/ and "
+                                f"<split>/cls/<seq>/.")
+    return sorted(p.name for p in img.iterdir() if p.is_dir())
+
+
+def read_viper_sequence(root: str | os.PathLike, sequence: str, split: str = "train",
+                        size: tuple[int, int] | None = None, frame_step: int = 1,
+                        palette: Palette = VIPER_CLASSES) -> tuple[np.ndarray, np.ndarray]:
+    """Read one sequence of a VIPER-layout folder: RGB ``(T, H, W, 3)`` uint8 and class ids ``(T, H, W)`` uint8.
+
+    Image and class frames are paired by file stem (both sets must match); every ``frame_step``-th pair is
+    kept and, with ``size``, resized as it is read (see the module notes).
+    """
+    if int(frame_step) != frame_step or frame_step < 1:
+        raise ValueError(f"frame_step must be a positive integer, got {frame_step!r}.")
+    img_dir, cls_dir = (Path(root) / split / kind / sequence for kind in ("img", "cls"))
+    images = list_frames(img_dir)
+    by_stem = {p.stem: p for p in list_frames(cls_dir, (".png",))}
+    missing = [p.name for p in images if p.stem not in by_stem]
+    if missing or len(by_stem) != len(images):
+        extra = sorted(set(by_stem) - {p.stem for p in images})
+        raise VideoError(cls_dir, f"class maps do not match the {len(images)} image frames of {img_dir}: "
+                                  f"{len(missing)} images lack one (e.g. {missing[:3]}), {len(extra)} maps have "
+                                  f"no image (e.g. {extra[:3]})")
+    label_files = [by_stem[p.stem] for p in images]
+    pairs = ((rgb, lab, label_files[i], i) for i, rgb, lab in zip(range(0, len(images), frame_step),
+                                                                    iter_frames(images, frame_step),
+                                                                    iter_frames(label_files, frame_step),
+                                                                    strict=True))
+    return _collect(pairs, size, palette, str(img_dir))
+
+
+def labels_beside(video: str | os.PathLike) -> Path:
+    """The labels of ``<name>.mp4``: the folder ``<name>_labels/`` or else a video ``<name>_labels.<ext>``."""
+    video = Path(video)
+    folder = video.with_name(f"{video.stem}_labels")
+    if folder.is_dir():
+        return folder
+    for suffix in VIDEO_SUFFIXES:
+        candidate = video.with_name(f"{video.stem}_labels{suffix}")
+        if candidate.is_file():
+            return candidate
+    raise VideoError(video, f"no labels beside it: expected a folder {folder.name}/ of PNG class maps (or a "
+                            f"lossless video {folder.name}.mkv)")
+
+
+def _label_frames(labels: Path) -> Iterator[np.ndarray]:
+    """The frames of a folder of PNG class maps or of a label video."""
+    return iter_frames(list_frames(labels, (".png",))) if labels.is_dir() else iter_video(labels)
+
+
+def _video_pairs(video: Path, labels: Path, frame_step: int) -> Iterator[tuple[np.ndarray, np.ndarray, Path, int]]:
+    """Yield ``(rgb, label colours, labels, frame)`` for every ``frame_step``-th frame of a video and its labels;
+    all frames are read, so that frame counts that differ are reported."""
+    if int(frame_step) != frame_step or frame_step < 1:
+        raise ValueError(f"frame_step must be a positive integer, got {frame_step!r}.")
+    done = object()
+    for index, (rgb, label_rgb) in enumerate(zip_longest(iter_video(video), _label_frames(labels), fillvalue=done)):
+        if rgb is done or label_rgb is done:
+            longer, shorter = (video, labels) if label_rgb is done else (labels, video)
+            raise VideoError(longer, f"has more frames than {shorter} (the frame counts must match)", index)
+        if index % frame_step == 0:
+            yield rgb, label_rgb, labels, index
+
+
+def read_video_sequence(video: str | os.PathLike, labels: str | os.PathLike | None = None,
+                        size: tuple[int, int] | None = None, frame_step: int = 1,
+                        palette: Palette = VIPER_CLASSES) -> tuple[np.ndarray, np.ndarray]:
+    """Read a video file and its labels: RGB ``(T, H, W, 3)`` uint8 and class ids ``(T, H, W)`` uint8.
+
+    ``labels`` (default :func:`labels_beside`) is a folder of PNG class maps or a video; a label video must
+    decode to palette colours exactly, so a lossy one (e.g. H.264) is refused. Both must have as many frames;
+    every ``frame_step``-th frame is kept and, with ``size``, resized as it is read.
+    """
+    video = Path(video)
+    labels = Path(labels) if labels is not None else labels_beside(video)
+    try:
+        return _collect(_video_pairs(video, labels, frame_step), size, palette, str(video))
+    except VideoError as e:
+        if labels.is_file() and e.path == str(labels) and "outside the palette" in e.reason:
+            raise VideoError(e.path, f"{e.reason}; a lossy label video cannot be decoded: write the labels as a "
+                                     f"folder of PNG frames {video.stem}_labels/", e.frame) from e
+        raise
+
+
+def list_video_sequences(root: str | os.PathLike) -> dict[str, Path]:
+    """The videos of a folder of sequences, by sequence name (file stem); ``<name>_labels.*`` are labels."""
+    videos: dict[str, Path] = {}
+    for path in sorted(Path(root).iterdir()):
+        if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES and not path.stem.endswith("_labels"):
+            if path.stem in videos:
+                raise ValueError(f"two videos for sequence {path.stem!r} in {root}: {videos[path.stem].name}, "
+                                 f"{path.name}.")
+            videos[path.stem] = path
+    return videos
+
+
+def write_viper_sequence(root: str | os.PathLike, sequence: str, frames: Iterable[np.ndarray],
+                         labels: Iterable[np.ndarray], split: str = "train", image_suffix: str = ".png",
+                         palette: Palette = VIPER_CLASSES) -> None:
+    """Write RGB frames and class ids as ``<root>/<split>/img|cls/<seq>/<seq>_<frame:05d>.<suffix>|.png``.
+
+    ``image_suffix`` ``".jpg"`` writes JPEG (quality 95, no chroma subsampling), as VIPER's own download holds
+    JPEG; class maps are always PNG (lossless).
+    """
+    img_dir, cls_dir = (Path(root) / split / kind / sequence for kind in ("img", "cls"))
+    img_dir.mkdir(parents=True, exist_ok=True)
+    cls_dir.mkdir(parents=True, exist_ok=True)
+    options = {"quality": 95, "subsampling": 0} if image_suffix.lower() in (".jpg", ".jpeg") else {"compress_level": 3}
+    for index, (rgb, ids) in enumerate(zip(frames, labels, strict=True)):
+        Image.fromarray(np.asarray(rgb)).save(img_dir / f"{sequence}_{index:05d}{image_suffix}", **options)
+        Image.fromarray(encode_labels(ids, palette)).save(cls_dir / f"{sequence}_{index:05d}.png", compress_level=3)
+
+
+def export_videos(viper_root: str | os.PathLike, out_dir: str | os.PathLike, split: str = "train",
+                  sequences: Iterable[str] | None = None, fps: float = 15.0, crf: int = 18) -> Path:
+    """Write the sequences of a VIPER-layout folder as videos with labels beside them: ``<out_dir>/<seq>.mp4``
+    (H.264) and ``<out_dir>/<seq>_labels/`` (its class maps, copied); return ``out_dir``.
+
+    This is the layout :func:`build_gta_clips` reads from a folder of videos; each video is written
+    atomically, frame by frame.
+    """
+    out_dir = Path(out_dir)
+    names = list(sequences) if sequences is not None else list_viper_sequences(viper_root, split)
+    for name in tqdm(names, desc=f"exporting {Path(viper_root).name} to videos", unit="sequence"):
+        images = list_frames(Path(viper_root) / split / "img" / name)
+        write_video(out_dir / f"{name}.mp4", iter_frames(images), fps=fps, crf=crf)
+        labels = out_dir / f"{name}_labels"
+        labels.mkdir(parents=True, exist_ok=True)
+        for path in list_frames(Path(viper_root) / split / "cls" / name, (".png",)):
+            shutil.copy2(path, labels / path.name)
+    return out_dir
+
+
+# ------------------------------------------------------------------------------------------------ clips
+
+
+@dataclass(frozen=True)
+class GTAClipConfig:
+    """Settings of the GTA clip data set; with the source they name the cache folder.
+
+    Args:
+        depth: frames per clip (the paper uses 30, and 8).
+        size: ``(H, W)`` of a frame of a clip; frames are centre-cropped to its aspect ratio, then resized.
+        stride: frames between the starts of consecutive clips of a sequence (after ``frame_step``);
+            default ``depth`` (clips that touch but do not overlap).
+        frame_step: keep every ``frame_step``-th frame of a sequence (the frame-rate option).
+        sequences: names of the sequences to use, as a list or a spec such as ``"001-004, 044-049"``;
+            default the paper's selection ``GTA_SEQUENCES``; ``None``: every sequence of the source.
+        split: the split folder of a VIPER-layout source (``train``, ``val``); the procedural scene has ``train``.
+        train_fraction: share of the sequences used for training (the rest are test sequences).
+        domain_a: ``"segmentation"`` (class colours) or ``"grayscale"`` (video colourisation), see
+            ``DOMAIN_A_KINDS``; domain B is always the RGB video.
+        slow_quantile: test clips whose motion is at most this quantile of the test clips' motions are "slow".
+        seed: seed of the sequence split and of the shuffle that halves the training clips.
+    """
+
+    depth: int = 30
+    size: tuple[int, int] = (108, 192)
+    stride: int | None = None
+    frame_step: int = 1
+    sequences: tuple[str, ...] | str | None = GTA_SEQUENCES
+    split: str = "train"
+    train_fraction: float = 0.7
+    domain_a: str = "segmentation"
+    slow_quantile: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self):
+        size = tuple(int(s) for s in self.size)
+        stride = self.depth if self.stride is None else self.stride
+        checks = {"depth": self.depth >= 1, "size": len(size) == 2 and min(size) >= 1, "stride": stride >= 1,
+                  "frame_step": self.frame_step >= 1, "train_fraction": 0 < self.train_fraction < 1,
+                  "domain_a": self.domain_a in DOMAIN_A_KINDS, "slow_quantile": 0 <= self.slow_quantile <= 1,
+                  "seed": self.seed >= 0}
+        bad = [f"{name}={getattr(self, name)!r}" for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"invalid GTAClipConfig: {', '.join(bad)} (depth, stride, frame_step >= 1; size "
+                             f"(H, W); train_fraction in (0, 1); domain_a in {sorted(DOMAIN_A_KINDS)}; "
+                             f"slow_quantile in [0, 1]).")
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "stride", int(stride))
+        if self.sequences is not None:
+            object.__setattr__(self, "sequences", parse_sequences(self.sequences))
+
+    def as_dict(self) -> dict:
+        """The settings as JSON-ready values."""
+        info = asdict(self)
+        info["size"] = list(self.size)
+        info["sequences"] = list(self.sequences) if self.sequences is not None else None
+        return info
+
+    def folder_name(self, source: dict) -> str:
+        """Cache folder name, e.g. ``gta_segmentation_d30_108x192_st30_fs1_seed0_<digest>``; the digest covers
+        every setting and the ``source`` description."""
+        key = json.dumps({"version": _VERSION, "config": self.as_dict(), "source": source}, sort_keys=True)
+        digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:10]
+        return (f"gta_{self.domain_a}_d{self.depth}_{self.size[0]}x{self.size[1]}_st{self.stride}_"
+                f"fs{self.frame_step}_seed{self.seed}_{digest}")
+
+
+SequenceReader = Callable[[str], tuple[np.ndarray, np.ndarray]]
+
+
+def _open_source(root_dir: Path, source: str | os.PathLike | None, config: GTAClipConfig,
+                 scene: DrivingSceneConfig | None) -> tuple[dict, list[str], SequenceReader]:
+    """Describe the source, list its sequences and return a reader of one (resized, stepped) sequence."""
+    size, step = config.size, config.frame_step
+    if source is None or source == "procedural":
+        from mr2ct.data.driving_scene import DrivingSceneConfig, build_driving_scene  # it builds on this module
+
+        scene = scene or DrivingSceneConfig()  # rendered on the first read only (and once: it is cached too)
+        return ({"kind": "procedural", "scene": scene.folder_name()}, sorted(scene.sequences),
+                lambda name: read_viper_sequence(build_driving_scene(root_dir, scene), name, "train", size, step))
+    path = Path(source).resolve()
+    if (path / config.split / "img").is_dir():
+        return ({"kind": "viper", "path": str(path), "split": config.split},
+                list_viper_sequences(path, config.split),
+                lambda name: read_viper_sequence(path, name, config.split, size, step))
+    if path.is_dir() and (videos := list_video_sequences(path)):
+        return ({"kind": "videos", "path": str(path)}, sorted(videos),
+                lambda name: read_video_sequence(videos[name], size=size, frame_step=step))
+    raise FileNotFoundError(f"{path} is neither a VIPER-layout folder (no {config.split}/img/) nor a folder of "
+                            f"videos ({', '.join(VIDEO_SUFFIXES)}) with labels beside them.")
+
+
+def _select(available: list[str], config: GTAClipConfig, source: dict) -> list[str]:
+    names = list(config.sequences) if config.sequences is not None else available
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise ValueError(f"sequences {missing} are not in the source {source}; it has {len(available)}: "
+                         f"{available[:20]}{' ...' if len(available) > 20 else ''}.")
+    if len(names) < 2:
+        raise ValueError(f"need at least 2 sequences (train and test), got {names}.")
+    return names
+
+
+def _split(names: list[str], config: GTAClipConfig, rng: np.random.Generator) -> tuple[list[str], list[str]]:
+    """Train and test sequences: a seeded permutation, ``train_fraction`` of them (at least one each) to train."""
+    order = [names[i] for i in rng.permutation(len(names))]
+    n_train = min(max(round(config.train_fraction * len(names)), 1), len(names) - 1)
+    return sorted(order[:n_train]), sorted(order[n_train:])
+
+
+def _cache_sequences(scratch: Path, names: list[str], read: SequenceReader, kind: str) -> dict[str, int]:
+    """Read every sequence once (resized, stepped) into ``scratch``; return their lengths in frames."""
+    scratch.mkdir()
+    lengths = {}
+    for name in tqdm(names, desc=f"reading {kind} sequences", unit="sequence"):
+        frames, labels = read(name)
+        np.save(scratch / f"{name}_rgb.npy", frames)
+        np.save(scratch / f"{name}_ids.npy", labels)
+        lengths[name] = len(frames)
+    return lengths
+
+
+def _clip_splits(train: list[str], test: list[str], lengths: dict[str, int], config: GTAClipConfig,
+                 rng: np.random.Generator) -> dict[str, list[tuple[str, int]]]:
+    """Clips ``(sequence, start)`` of each split: the training clips shuffled and halved, the test clips twice."""
+
+    def clips_of(names: list[str]) -> list[tuple[str, int]]:
+        return [(n, s) for n in names for s in range(0, lengths[n] - config.depth + 1, config.stride)]
+
+    train_clips, test_clips = clips_of(train), clips_of(test)
+    train_clips = [train_clips[i] for i in rng.permutation(len(train_clips))]
+    half = len(train_clips) // 2
+    splits = {"train_A": train_clips[:half], "train_B": train_clips[half:], "test_A": test_clips,
+              "test_B": test_clips}
+    if min(len(c) for c in splits.values()) == 0:
+        raise ValueError(f"too few clips of {config.depth} frames: {len(train_clips)} training, {len(test_clips)} "
+                         f"test (sequence lengths after frame_step {config.frame_step}: {lengths}); use shorter "
+                         f"clips, a smaller stride or frame_step, or more sequences.")
+    return splits
+
+
+def _write_clips(path: Path, clips: list[tuple[str, int]], make: Callable[[str, int], np.ndarray],
+                 shape: tuple[int, ...]) -> None:
+    """Write ``make(sequence, start)`` for every clip into a ``(len(clips), *shape)`` uint8 ``.npy``."""
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(len(clips), *shape))
+    for i, (name, start) in enumerate(tqdm(clips, desc=f"writing {path.name}", unit="clip", leave=False)):
+        out[i] = make(name, start)
+    out.flush()
+    del out
+
+
+def _write_splits(folder: Path, scratch: Path, splits: dict[str, list[tuple[str, int]]],
+                  config: GTAClipConfig) -> np.ndarray:
+    """Write the clip arrays and ``test_labels.npy`` from the cached sequences; return the test clips' motion."""
+    names = {n for clips in splits.values() for n, _ in clips}
+    rgb = {n: np.load(scratch / f"{n}_rgb.npy", mmap_mode="r") for n in names}
+    ids = {n: np.load(scratch / f"{n}_ids.npy", mmap_mode="r") for n in names}
+    depth, shape = config.depth, (config.depth, *config.size)
+
+    def domain_b(n: str, s: int) -> np.ndarray:
+        return np.moveaxis(rgb[n][s: s + depth], -1, 0)
+
+    def domain_a(n: str, s: int) -> np.ndarray:
+        if config.domain_a == "grayscale":
+            return np.moveaxis(grayscale(rgb[n][s: s + depth]), -1, 0)
+        return np.moveaxis(encode_labels(ids[n][s: s + depth]), -1, 0)
+
+    for split, clips in splits.items():
+        _write_clips(folder / f"{split}.npy", clips, domain_a if split.endswith("A") else domain_b, (3, *shape))
+    _write_clips(folder / "test_labels.npy", splits["test_A"], lambda n, s: ids[n][s: s + depth], shape)
+    return np.array([clip_motion(domain_b(n, s)) for n, s in splits["test_A"]])
+
+
+def build_gta_clips(root_dir: str | os.PathLike, source: str | os.PathLike | None = None,
+                    config: GTAClipConfig | None = None, scene: DrivingSceneConfig | None = None) -> Path:
+    """Build (once) and cache the GTA clip data set under ``root_dir``; return its folder.
+
+    ``source`` is a VIPER-layout folder, a folder of videos with labels beside them (see the module notes), or
+    ``None`` / ``"procedural"``: the procedural driving scene ``scene`` (default settings), itself built once
+    under ``root_dir``. The folder holds ``train_A.npy`` and ``train_B.npy`` (unpaired: disjoint halves of the
+    training clips), ``test_A.npy`` and ``test_B.npy`` (paired: row ``i`` is one clip in both domains), all
+    ``(N, 3, depth, H, W)`` uint8; ``test_labels.npy`` ``(N, depth, H, W)`` uint8 class ids (VIPER_CLASSES);
+    ``slow.npy``, the indices of the slow test clips; and ``meta.json`` (settings, source, classes, sequences
+    of each split, their lengths after ``frame_step``, and every clip's sequence and first frame, counted in
+    the source's frames, plus each test clip's motion). It is written under a temporary name and renamed when
+    complete. The cache is keyed by the settings and the source's path, not its contents:
+    delete the folder after changing the source's files.
+    """
+    config = config or GTAClipConfig()
+    root_dir = Path(root_dir)
+    source_info, available, read = _open_source(root_dir, source, config, scene)
+    folder = root_dir / config.folder_name(source_info)
+    if (folder / "meta.json").is_file():
+        return folder
+    names = _select(available, config, source_info)
+    rng = np.random.default_rng(config.seed)
+    train, test = _split(names, config, rng)
+    with building_folder(folder) as tmp:
+        lengths = _cache_sequences(tmp / "sequences", names, read, source_info["kind"])
+        splits = _clip_splits(train, test, lengths, config, rng)
+        motion = _write_splits(tmp, tmp / "sequences", splits, config)
+        shutil.rmtree(tmp / "sequences")
+        threshold = float(np.quantile(motion, config.slow_quantile))
+        slow = np.flatnonzero(motion <= threshold)
+        np.save(tmp / "slow.npy", slow)
+        meta = {
+            "version": _VERSION, "config": config.as_dict(), "source": source_info,
+            "domains": {"A": DOMAIN_A_KINDS[config.domain_a], "B": "RGB video"},
+            "classes": [{"id": k, "name": n, "colour": list(c)} for k, (n, c) in enumerate(VIPER_CLASSES)],
+            "sequences": {"train": train, "test": test},
+            "sequence_frames": lengths,
+            "counts": {**{k: len(v) for k, v in splits.items()}, "slow": len(slow)},
+            "slow": {"definition": _SLOW_DEFINITION, "quantile": config.slow_quantile, "threshold": threshold},
+            "clips": {**{k: [{"sequence": n, "start_frame": s * config.frame_step} for n, s in splits[k]]
+                         for k in ("train_A", "train_B")},
+                      "test": [{"sequence": n, "start_frame": s * config.frame_step, "motion": round(float(m), 4)}
+                               for (n, s), m in zip(splits["test_A"], motion, strict=True)]},
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    return folder
