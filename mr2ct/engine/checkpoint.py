@@ -1,23 +1,37 @@
-"""Atomic training checkpoints, resume, and the final weights of a bundle (``models/model.pt``)."""
+"""Atomic training checkpoints, exact resume, and the final weights of a bundle (``models/model.pt``)."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
+import random
 import re
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+import torch.nn as nn
 from ignite.engine import Engine, Events
-from ignite.handlers import Checkpoint, DiskSaver
+from ignite.handlers import Checkpoint
+from ignite.handlers.checkpoint import BaseSaveHandler
 from monai.handlers import CheckpointLoader
 
-__all__ = ["FinalWeightsSaver", "TrainingCheckpointer", "atomic_torch_save", "latest_checkpoint"]
+__all__ = [
+    "FinalWeightsSaver",
+    "RandomStates",
+    "ResumableLoader",
+    "TrainingCheckpointer",
+    "atomic_torch_save",
+    "latest_checkpoint",
+]
 
 logger = logging.getLogger(__name__)
 _PREFIX = "checkpoint"
+_PATTERN = re.compile(rf"^{_PREFIX}_(\d+)\.pt$")
 
 
 def _umask() -> int:
@@ -26,43 +40,167 @@ def _umask() -> int:
     return mask
 
 
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX; Windows cannot open folders)."""
+    if os.name == "nt":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then rename: a reader never sees a partial file."""
+    """``torch.save`` to a temporary file in the same folder, flushed to disk, then renamed over ``path``.
+
+    A reader, or a run killed at any moment, never sees a partial file: ``path`` is the old file or the new
+    one, after a power loss too (the data and the rename are fsynced). The temporary file of a killed writer,
+    ``.<name>.<random>.part``, is not a checkpoint name (see :func:`latest_checkpoint`).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates owner-only files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
     return path
+
+
+def _checkpoints(save_dir: str | Path) -> list[tuple[int, Path]]:
+    """``(iteration, path)`` of the training checkpoints in ``save_dir``, oldest first."""
+    return sorted((int(m.group(1)), p) for p in Path(save_dir).glob(f"{_PREFIX}_*.pt") if (m := _PATTERN.match(p.name)))
 
 
 def latest_checkpoint(save_dir: str | Path) -> Path | None:
     """The training checkpoint in ``save_dir`` with the highest iteration number, or None if there is none."""
-    pattern = re.compile(rf"^{_PREFIX}_(\d+)\.pt$")
-    found = [(int(m.group(1)), p) for p in Path(save_dir).glob(f"{_PREFIX}_*.pt") if (m := pattern.match(p.name))]
-    return max(found)[1] if found else None
+    found = _checkpoints(save_dir)
+    return found[-1][1] if found else None
+
+
+def _all_finite(module: nn.Module) -> bool:
+    """Whether every floating-point parameter and buffer of ``module`` is finite (no NaN or Inf)."""
+    return all(bool(torch.isfinite(t).all()) for t in module.state_dict().values() if t.is_floating_point())
+
+
+class RandomStates:
+    """The global random generators (torch CPU and CUDA, numpy, Python's ``random``) as a checkpointable object.
+
+    ``state_dict`` reads their current states and ``load_state_dict`` sets them, so that a resumed run draws
+    the same random numbers (image pool choices, data order, dropout) as an uninterrupted one. The states are
+    tensors and plain Python values, loadable with ``torch.load(weights_only=True)``.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        numpy_state = np.random.get_state(legacy=False)
+        key = torch.from_numpy(numpy_state["state"]["key"].astype(np.int64))
+        return {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": {**numpy_state, "state": {**numpy_state["state"], "key": key}},
+            "python": random.getstate(),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        torch.set_rng_state(state_dict["torch"])
+        if state_dict["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])
+        numpy_state = state_dict["numpy"]
+        key = numpy_state["state"]["key"].numpy().astype(np.uint32)
+        np.random.set_state({**numpy_state, "state": {**numpy_state["state"], "key": key}})
+        version, internal, gauss_next = state_dict["python"]
+        random.setstate((version, tuple(internal), gauss_next))
+
+
+class ResumableLoader:
+    """Iterate over ``loader`` with the position in its data stream as part of the training state.
+
+    On resume Ignite starts a fresh pass (``iter(loader)``), which would shuffle anew and repeat or skip
+    samples (a pass also outlives an epoch when ``epoch_length`` is shorter than the loader). This wrapper
+    records the state of the generator each pass draws its order and worker seeds from (the loader's
+    ``generator``, else torch's global one) and how many batches the pass has yielded. After
+    ``load_state_dict``, the next pass starts from the recorded state, draws the batches already consumed
+    again (the same order and worker seeds), then puts back the global random states it found: training goes
+    on as if never interrupted. Not exact with ``persistent_workers=True``, whose workers outlive a pass.
+
+    Args:
+        loader: a ``DataLoader`` or any sized iterable.
+    """
+
+    def __init__(self, loader: Iterable):
+        self.loader = loader
+        self.generator: torch.Generator = getattr(loader, "generator", None) or torch.default_generator
+        self._start: torch.Tensor | None = None
+        self._consumed = 0
+        self._replay = False
+
+    def __len__(self) -> int:
+        return len(self.loader)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator:
+        replay, self._replay = self._replay, False
+        if replay:
+            found = RandomStates().state_dict()
+            self.generator.set_state(self._start)
+        else:
+            self._start, self._consumed = self.generator.get_state(), 0
+        batches = iter(self.loader)
+        if replay:
+            for _ in itertools.islice(batches, self._consumed):
+                pass
+            RandomStates().load_state_dict(found)
+        for batch in batches:
+            self._consumed += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"start": self._start, "consumed": self._consumed}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._start, self._consumed = state_dict["start"], state_dict["consumed"]
+        self._replay = self._start is not None
+
+
+class _AtomicDiskSaver(BaseSaveHandler):
+    """Ignite save handler writing with :func:`atomic_torch_save` (Ignite's ``DiskSaver`` does not fsync)."""
+
+    def __init__(self, dirname: Path):
+        self.dirname = dirname
+
+    def __call__(self, checkpoint: Any, filename: str, metadata: Any = None) -> None:
+        atomic_torch_save(checkpoint, self.dirname / filename)
+
+    def remove(self, filename: str) -> None:
+        (self.dirname / filename).unlink(missing_ok=True)
 
 
 class TrainingCheckpointer:
     """Save the full training state periodically (atomically) and optionally resume from the latest one.
 
-    Files are ``<save_dir>/checkpoint_<iteration>.pt``, each holding every object of ``save_dict`` and the
-    trainer itself. Ignite's ``DiskSaver(atomic=True)`` writes to a temporary file and renames it; MONAI's
-    ``CheckpointSaver`` does not. Attach it after handlers that change state at the same event (an epoch-level
-    LR schedule handler, say), so that a checkpoint holds the state the next iteration starts from.
+    Files are ``<save_dir>/checkpoint_<iteration>.pt``, each holding every object of ``save_dict``, the trainer
+    (epoch, iteration and, for :class:`~mr2ct.engine.CycleGANTrainer`, its image pools and data position) and
+    the random states: a run resumed from a checkpoint computes the same weights as one never interrupted
+    (on CPU; GPU kernels may not be deterministic). A killed run loses the iterations since its latest
+    checkpoint. No checkpoint is written while a network of ``save_dict`` holds NaN or Inf values, so the
+    last good one stays the latest.
+
+    Attach it after the handlers that change state or draw random numbers at the same event (an epoch-level
+    LR schedule, validation), so that a checkpoint holds the state the next iteration starts from; for that
+    reason an iteration that ends an epoch is saved at the end of the epoch, after those handlers.
 
     Args:
         save_dir: folder of the checkpoints (a bundle's ``models/``).
-        save_dict: name -> object with ``state_dict``/``load_state_dict`` (networks, optimizers, schedulers). The
-            engine this handler is attached to is added as ``"trainer"``, so epoch and iteration are resumed.
-        interval: save every ``interval`` epochs (``epoch_level``) or iterations.
-        epoch_level: whether ``interval`` counts epochs or iterations.
+        save_dict: name -> object with ``state_dict``/``load_state_dict`` (networks, optimizers, schedulers).
+        interval: save every ``interval`` epochs.
+        iteration_interval: also save every ``iteration_interval`` iterations; 0: at epoch ends only.
         n_saved: how many recent checkpoints to keep.
         resume: load the latest checkpoint of ``save_dir`` when training starts.
     """
@@ -72,43 +210,71 @@ class TrainingCheckpointer:
         save_dir: str | Path,
         save_dict: dict[str, Any],
         interval: int = 1,
-        epoch_level: bool = True,
+        iteration_interval: int = 0,
         n_saved: int = 2,
         resume: bool = False,
     ):
-        if interval < 1 or n_saved < 1:
-            raise ValueError("interval and n_saved must be positive.")
+        if interval < 1 or n_saved < 1 or iteration_interval < 0:
+            raise ValueError("interval and n_saved must be positive, iteration_interval >= 0.")
         self.save_dir = Path(save_dir)
         self.save_dict = save_dict
         self.interval = interval
-        self.epoch_level = epoch_level
+        self.iteration_interval = iteration_interval
         self.n_saved = n_saved
         self.resume = resume
+        self._saver: Checkpoint | None = None
 
     def attach(self, engine: Engine) -> None:
-        save_dict = {**self.save_dict, "trainer": engine}
-        saver = Checkpoint(
+        save_dict = {**self.save_dict, "trainer": engine, "random_states": RandomStates()}
+        self._saver = Checkpoint(
             save_dict,
-            DiskSaver(str(self.save_dir), require_empty=False, atomic=True, create_dir=True),
+            _AtomicDiskSaver(self.save_dir),
             filename_prefix="",
             n_saved=self.n_saved,
             global_step_transform=lambda e, _: e.state.iteration,
         )
-        event = Events.EPOCH_COMPLETED if self.epoch_level else Events.ITERATION_COMPLETED
-        engine.add_event_handler(event(every=self.interval), saver)
+        events = Events.EPOCH_COMPLETED(event_filter=self._epoch_due) | Events.ITERATION_COMPLETED(
+            event_filter=self._iteration_due
+        )
+        engine.add_event_handler(events, self._save)
+        for partial in self.save_dir.glob(f".{_PREFIX}_*.part"):
+            logger.info(f"removing {partial}, the unfinished checkpoint of a killed run")
+            partial.unlink()
         if self.resume:
             path = latest_checkpoint(self.save_dir)
             if path is None:
                 raise FileNotFoundError(f"--resume was given but {self.save_dir} holds no {_PREFIX}_<iteration>.pt file.")
             logger.info(f"resuming from {path}")
+            # earlier checkpoints of the run are rotated out like this run's own
+            self._saver.load_state_dict({"_saved": [(it, p.name) for it, p in _checkpoints(self.save_dir)]})
             CheckpointLoader(load_path=str(path), load_dict=save_dict, map_location="cpu").attach(engine)
+
+    def _due(self, iteration: int) -> bool:
+        return self.iteration_interval > 0 and iteration % self.iteration_interval == 0
+
+    def _epoch_due(self, engine: Engine, epoch: int) -> bool:
+        return epoch % self.interval == 0 or self._due(engine.state.iteration)
+
+    def _iteration_due(self, engine: Engine, iteration: int) -> bool:
+        return self._due(iteration) and iteration % engine.state.epoch_length != 0
+
+    def _save(self, engine: Engine) -> None:
+        bad = [name for name, obj in self.save_dict.items() if isinstance(obj, nn.Module) and not _all_finite(obj)]
+        if bad:
+            logger.warning(
+                f"iteration {engine.state.iteration}: {', '.join(bad)} hold non-finite values; no checkpoint written,"
+                f" the latest stays {latest_checkpoint(self.save_dir)}."
+            )
+            return
+        self._saver(engine)
 
 
 class FinalWeightsSaver:
     """When training completes, write each network's ``state_dict`` to ``<save_dir>/<filename>`` atomically.
 
     A bundle's ``models/model.pt`` is the A->B generator, loadable into ``network_def`` with
-    ``load_state_dict``; ``models/model_ba.pt`` is the B->A generator.
+    ``load_state_dict``; ``models/model_ba.pt`` is the B->A generator. Networks holding NaN or Inf values
+    are not written (existing files are kept): a ``FloatingPointError`` says so.
 
     Args:
         save_dir: destination folder.
@@ -123,6 +289,11 @@ class FinalWeightsSaver:
         engine.add_event_handler(Events.COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
+        bad = [name for name, net in self.networks.items() if not _all_finite(net)]
+        if bad:
+            raise FloatingPointError(
+                f"the networks for {', '.join(bad)} hold non-finite weights; nothing written to {self.save_dir}."
+            )
         for name, net in self.networks.items():
             atomic_torch_save(net.state_dict(), self.save_dir / name)
             logger.info(f"saved {self.save_dir / name}")

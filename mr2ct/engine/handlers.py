@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import torch
@@ -19,7 +20,9 @@ class LossCSVLogger:
     """Append the iteration's named losses to a CSV file every ``interval`` iterations (for loss-curve plots).
 
     MONAI's ``StatsHandler`` logs text and ``TensorBoardStatsHandler`` writes event files; a CSV is what a
-    report or a spreadsheet reads directly. A resumed run appends to the same file.
+    report or a spreadsheet reads directly. A resumed run appends to the same file after dropping the rows of
+    the iterations it repeats (those a killed run logged after its latest checkpoint); so a fresh run, which
+    repeats them all, starts a new file.
     """
 
     def __init__(self, filename: str | Path, interval: int = 10):
@@ -34,17 +37,32 @@ class LossCSVLogger:
 
     def __call__(self, engine: Engine) -> None:
         row = {"epoch": engine.state.epoch, "iteration": engine.state.iteration, **loss_values(engine.state.output)}
-        if self._header is None:  # first write of this run: an existing file (a resumed run) keeps its columns
+        if self._header is None:  # first write of this run
             self.filename.parent.mkdir(parents=True, exist_ok=True)
-            if self.filename.exists():
-                with open(self.filename, newline="") as f:
-                    self._header = next(csv.reader(f), None)
-        with open(self.filename, "a", newline="") as f:
+            self._header = self._keep_rows_before(engine.state.iteration)
+        with open(self.filename, "a", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=self._header or list(row), extrasaction="ignore", restval="")
             if self._header is None:
                 writer.writeheader()
                 self._header = list(row)
             writer.writerow(row)
+
+    def _keep_rows_before(self, iteration: int) -> list[str] | None:
+        """Drop the rows of ``iteration`` and later from the file; its header, or None if no row is left."""
+        if not self.filename.exists():
+            return None
+        with open(self.filename, newline="", encoding="utf-8") as f:
+            header, *rows = list(csv.reader(f)) or [[]]
+        kept = [r for r in rows if int(r[header.index("iteration")]) < iteration]
+        if not kept:
+            self.filename.unlink()
+            return None
+        if len(kept) < len(rows):
+            tmp = self.filename.with_name(f".{self.filename.name}.part")
+            with open(tmp, "w", newline="", encoding="utf-8") as f:
+                csv.writer(f).writerows([header, *kept])
+            os.replace(tmp, self.filename)
+        return header
 
 
 class SampleGridSaver:

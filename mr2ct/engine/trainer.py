@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
 
 import torch
 import torch.nn as nn
 from monai.engines import Trainer
+from monai.utils import PostFix, ensure_tuple
 from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 
 from mr2ct.engine.batching import ClipBatch
+from mr2ct.engine.checkpoint import ResumableLoader
 from mr2ct.engine.image_pool import ImagePool
 from mr2ct.engine.losses import adversarial_loss, temporal_const_loss
 from mr2ct.networks.weights import count_parameters
@@ -31,6 +35,16 @@ def _set_requires_grad(networks: Sequence[nn.Module], flag: bool) -> None:
             p.requires_grad_(flag)
 
 
+def _batch_sources(batchdata: Mapping, keys: Sequence[str]) -> str:
+    """The file names of a batch from its meta data (a MetaTensor's ``meta`` or a ``<key>_meta_dict``)."""
+    found = []
+    for key in keys:
+        meta = getattr(batchdata.get(key), "meta", None) or batchdata.get(PostFix.meta(key)) or {}
+        if "filename_or_obj" in meta:
+            found.append(f"{key}: {', '.join(map(str, ensure_tuple(meta['filename_or_obj'])))}")
+    return "; ".join(found) or "synthetic or in-memory data, no file names in the batch meta data"
+
+
 class CycleGANTrainer(Trainer):
     """CycleGAN training (Zhu et al., 2017) for images, volumes and videos; inherits MONAI's ``Trainer``.
 
@@ -42,6 +56,15 @@ class CycleGANTrainer(Trainer):
        sequential frames); discriminators are frozen during this step.
     2. Each discriminator minimises ``(L(d(real), real) + L(d(fake), fake)) / 2`` with fakes drawn from an
        :class:`ImagePool`.
+
+    Both optimizers step once all losses of the iteration are known to be finite. An iteration with a NaN or
+    Inf loss changes no weight (nor the pools): it is skipped with a warning naming the losses and the batch's
+    files; ``max_nonfinite_steps`` such iterations in a row stop training with a ``FloatingPointError``.
+
+    The trainer's ``state_dict`` holds, besides Ignite's epoch and iteration, the image pools, the position in
+    the data stream (see :class:`~mr2ct.engine.ResumableLoader`) and the AMP grad scaler, so that with the
+    networks, optimizers, schedulers and random states (:class:`~mr2ct.engine.TrainingCheckpointer`) a resumed
+    run continues exactly.
 
     The paper's methods differ only in the networks (2D or 3D) and in ``prepare_batch`` (see
     :mod:`mr2ct.engine.batching`); ``lambda_const > 0`` adds its temporal total-variation term, which needs
@@ -66,6 +89,9 @@ class CycleGANTrainer(Trainer):
         train_handlers: Ignite/MONAI handlers with an ``attach`` method.
         amp: run forward passes under ``torch.autocast`` (bf16 on CPU, fp16 with grad scaling on CUDA).
         optim_set_to_none: ``zero_grad(set_to_none=...)``.
+        non_blocking: non-blocking copies of batches to the device.
+        max_nonfinite_steps: stop when this many consecutive iterations had a non-finite loss (0 or 1: at the first
+            one); None: never stop, only skip them.
     """
 
     def __init__(
@@ -91,9 +117,12 @@ class CycleGANTrainer(Trainer):
         amp: bool = False,
         optim_set_to_none: bool = True,
         non_blocking: bool = False,
+        max_nonfinite_steps: int | None = 5,
     ):
         if max_epochs < 1:
             raise ValueError(f"max_epochs must be positive, got {max_epochs}.")
+        if max_nonfinite_steps is not None and max_nonfinite_steps < 0:
+            raise ValueError(f"max_nonfinite_steps must be None or >= 0, got {max_nonfinite_steps}.")
         if min(lambda_cycle, lambda_identity, lambda_const) < 0:
             raise ValueError("loss weights must be >= 0.")
         if lambda_const > 0 and not clip_depth:
@@ -118,6 +147,9 @@ class CycleGANTrainer(Trainer):
         self.clip_depth = clip_depth
         self.pool_a, self.pool_b = ImagePool(pool_size), ImagePool(pool_size)
         self.optim_set_to_none = optim_set_to_none
+        self.max_nonfinite_steps = max_nonfinite_steps
+        self.state.nonfinite_steps = 0
+        self.data_loader = ResumableLoader(train_data_loader)  # Workflow.run iterates over self.data_loader
         counts = {name: count_parameters(net) for name, net in (("g_ab", g_ab), ("g_ba", g_ba), ("d_a", d_a), ("d_b", d_b))}
         self.logger.info(f"trainable parameters: {counts} ({sum(counts.values()):,} in all)")
 
@@ -134,12 +166,14 @@ class CycleGANTrainer(Trainer):
         else:
             loss.backward()
 
-    def _step(self, optimizer: Optimizer) -> None:
+    def _step(self, *optimizers: Optimizer) -> None:
         if self.scaler is not None and torch.device(self.state.device).type == "cuda":
-            self.scaler.step(optimizer)
-            self.scaler.update()
+            for optimizer in optimizers:
+                self.scaler.step(optimizer)
+            self.scaler.update()  # once per iteration, after all optimizers
         else:
-            optimizer.step()
+            for optimizer in optimizers:
+                optimizer.step()
 
     def _half_cycle_losses(self, real: torch.Tensor, g_forward: nn.Module, g_back: nn.Module,
                            d_target: nn.Module) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -161,8 +195,9 @@ class CycleGANTrainer(Trainer):
         return fake, losses
 
     def _generator_update(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, Any]:
-        """One generator step; each half cycle (from A, from B) is backpropagated on its own and the gradients
-        summed, so only one half's activations are held at a time (half the memory, the same gradients)."""
+        """The generators' gradients (the step waits until all losses are known to be finite); each half cycle
+        (from A, from B) is backpropagated on its own and the gradients summed, so only one half's activations
+        are held at a time (half the memory, the same gradients)."""
         self.g_optimizer.zero_grad(set_to_none=self.optim_set_to_none)
         fakes, halves = {}, {}
         for name, real, g_forward, g_back, d_target in (("b", real_a, self.g_ab, self.g_ba, self.d_b),
@@ -172,7 +207,6 @@ class CycleGANTrainer(Trainer):
             self._backward(sum(losses.values()))
             fakes[name] = fake.detach()
             halves[name] = {k: v.detach() for k, v in losses.items()}
-        self._step(self.g_optimizer)
         out = {"loss_g_ab": halves["b"]["adversarial"], "loss_g_ba": halves["a"]["adversarial"]}
         for key in ("cycle", "identity", "const"):
             if key in halves["b"]:
@@ -186,8 +220,33 @@ class CycleGANTrainer(Trainer):
             + adv(d(fake), target_is_real=False, for_discriminator=True)
         )
 
+    def _discriminator_update(self, real_a: torch.Tensor, real_b: torch.Tensor, fake_a: torch.Tensor,
+                              fake_b: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The discriminators' gradients, with fakes drawn from the image pools; returns their losses."""
+        self.d_optimizer.zero_grad(set_to_none=self.optim_set_to_none)
+        with self._autocast():
+            loss_d_a = self._discriminator_loss(self.d_a, real_a, self.pool_a.query(fake_a))
+            loss_d_b = self._discriminator_loss(self.d_b, real_b, self.pool_b.query(fake_b))
+        self._backward(loss_d_a + loss_d_b)
+        return {"loss_d_a": loss_d_a.detach(), "loss_d_b": loss_d_b.detach()}
+
+    def _skip_update(self, batchdata: Mapping, nonfinite: list[str]) -> None:
+        """Count an iteration whose ``nonfinite`` losses forbid the update; stop after too many in a row."""
+        self.state.nonfinite_steps += 1
+        keys = getattr(self.prepare_batch, "keys", ("A", "B"))
+        message = (f"iteration {self.state.iteration}: non-finite {', '.join(nonfinite)}; generators and"
+                   f" discriminators not updated (batch: {_batch_sources(batchdata, keys)}).")
+        self.logger.warning(message)
+        if self.max_nonfinite_steps is not None and self.state.nonfinite_steps >= self.max_nonfinite_steps:
+            raise FloatingPointError(
+                f"stopping: {self.state.nonfinite_steps} consecutive iterations had non-finite losses, the last"
+                f" one: {message} The networks keep their weights from before these iterations. Check the data"
+                " named above or lower the learning rate, then resume from the latest checkpoint."
+            )
+
     def _iteration(self, engine: CycleGANTrainer, batchdata: dict[str, Any]) -> dict[str, Any]:
-        """One generator update and one discriminator update; returns named losses and the images."""
+        """One generator and one discriminator update, or none if a loss is not finite; returns the named losses
+        and the images."""
         if batchdata is None:
             raise ValueError("must provide batch data for current iteration.")
         real_a, real_b = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking)
@@ -195,25 +254,48 @@ class CycleGANTrainer(Trainer):
 
         _set_requires_grad(discriminators, False)
         g_out = engine._generator_update(real_a, real_b)
-        g_losses = {k: v for k, v in g_out.items() if k.startswith("loss_")}
-        loss_g = sum(g_losses.values())
         _set_requires_grad(discriminators, True)
-
+        g_losses = {k: v for k, v in g_out.items() if k.startswith("loss_")}
+        losses = {k: v.item() for k, v in g_losses.items()}
         fake_a, fake_b = g_out["fake_a"], g_out["fake_b"]
-        engine.d_optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
-        with engine._autocast():
-            loss_d_a = engine._discriminator_loss(engine.d_a, real_a, engine.pool_a.query(fake_a))
-            loss_d_b = engine._discriminator_loss(engine.d_b, real_b, engine.pool_b.query(fake_b))
-        engine._backward(loss_d_a + loss_d_b)
-        engine._step(engine.d_optimizer)
+        nonfinite = [k for k, v in losses.items() if not math.isfinite(v)]
+        if nonfinite:  # no discriminator pass: non-finite fakes must not enter the image pools
+            losses.update(loss_d_a=math.nan, loss_d_b=math.nan)
+        else:
+            d_losses = engine._discriminator_update(real_a, real_b, fake_a, fake_b)
+            losses.update({k: v.item() for k, v in d_losses.items()})
+            nonfinite = [k for k in d_losses if not math.isfinite(losses[k])]
+        if nonfinite:
+            engine._skip_update(batchdata, nonfinite)
+        else:
+            engine.state.nonfinite_steps = 0
+            engine._step(engine.g_optimizer, engine.d_optimizer)
 
         return {
             "real_a": real_a,
             "real_b": real_b,
             "fake_a": fake_a,
             "fake_b": fake_b,
-            "loss_g": loss_g.item(),
-            **{k: v.item() for k, v in g_losses.items()},
-            "loss_d_a": loss_d_a.item(),
-            "loss_d_b": loss_d_b.item(),
+            "loss_g": sum(g_losses.values()).item(),
+            **losses,
         }
+
+    def state_dict(self) -> OrderedDict:
+        """Ignite's engine state, the image pools, the position in the data stream and the AMP grad scaler."""
+        state = super().state_dict()
+        state.update(
+            pool_a=self.pool_a.state_dict(),
+            pool_b=self.pool_b.state_dict(),
+            data=self.data_loader.state_dict(),
+            scaler=self.scaler.state_dict() if self.scaler is not None else {},
+        )
+        return state
+
+    def load_state_dict(self, state_dict: Mapping) -> None:
+        """Restore the state of :meth:`state_dict` (a checkpoint is loaded when training starts)."""
+        super().load_state_dict(state_dict)
+        self.pool_a.load_state_dict(state_dict["pool_a"])
+        self.pool_b.load_state_dict(state_dict["pool_b"])
+        self.data_loader.load_state_dict(state_dict["data"])
+        if self.scaler is not None and state_dict["scaler"]:
+            self.scaler.load_state_dict(state_dict["scaler"])

@@ -4,18 +4,23 @@ A MONAI ``SupervisedEvaluator`` whose iteration translates one volume (any size:
 ``SlidingWindowInferer`` with blended overlaps), maps it back to the input's grid with the config's
 postprocessing (``Invertd``, intensity back to HU...) and writes it atomically. A volume that cannot be read
 (the dataset yields ``{"source", "error"}`` for it, see :class:`mr2ct.data.SkipFailuresDataset`) or fails to
-translate is recorded with its reason and the batch goes on; existing outputs are kept unless ``overwrite``.
+translate is recorded with its reason and the batch goes on; existing outputs are kept unless ``overwrite``, a
+failed write leaves neither the output nor a temporary file, and two inputs whose outputs would have the same
+name (``a.nii`` and ``a.nii.gz``) never overwrite each other.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import torch
 from ignite.engine import Events
 from monai.data import decollate_batch
@@ -50,7 +55,8 @@ class VolumeTranslator(SupervisedEvaluator):
             ``{"source": [path], "error": [reason]}`` for a volume that could not be loaded.
         network: the generator.
         output_dir: folder of the outputs (created).
-        postfix: appended to the input's name, e.g. ``"_synthct"``.
+        postfix: appended to the input's name, e.g. ``"_synthct"``. One channel is written as a 3D NIfTI, several
+            (e.g. RGB videos) as ``(X, Y, Z, C)``.
         inferer: e.g. ``SlidingWindowInferer(roi_size, overlap=0.25, mode="gaussian")``.
         postprocessing: a dictionary transform applied per volume to ``{"image", "pred"}`` before writing
             (e.g. intensity back to HU, then ``Invertd`` to the input's grid); the written geometry is
@@ -95,14 +101,18 @@ class VolumeTranslator(SupervisedEvaluator):
         source = str(batchdata["source"][0])
         output = self.output_path(source)
         start = time.perf_counter()
+        clash = next((r.source for r in self.results if r.output == str(output)), None)
         if "error" in batchdata:
             result = TranslationResult(source, str(output), "failed", str(batchdata["error"][0]))
+        elif clash is not None:
+            result = TranslationResult(source, str(output), "failed", f"its output {output.name} is also the output "
+                                       f"of {clash}; rename one of the two inputs")
         elif output.exists() and not self.overwrite:
             result = TranslationResult(source, str(output), "skipped", "output exists (pass --overwrite true)")
         else:
             try:
                 item = self._translate(batchdata)
-                save_volume(item["pred"], output, dtype=self.output_dtype)
+                self._save(item, output)
                 result = TranslationResult(source, str(output), "translated")
             except Exception as e:  # one bad volume must not stop the batch: record it and go on
                 result = TranslationResult(source, str(output), "failed", f"{type(e).__name__}: {e}")
@@ -111,6 +121,22 @@ class VolumeTranslator(SupervisedEvaluator):
             logger.error(f"{source}: {result.reason}")
         self.results.append(result)
         return {"source": source, "status": result.status}
+
+    def _save(self, item: dict, path: Path) -> None:
+        """Write the ``(C, X, Y, Z)`` prediction ``item["pred"]`` carrying its affine, under a temporary name
+        renamed when complete."""
+        pred = item["pred"]
+        if pred.shape[0] == 1:
+            save_volume(pred, path, dtype=self.output_dtype)
+            return
+        data = np.moveaxis(np.asarray(pred.detach().cpu(), dtype=self.output_dtype), 0, -1)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.part.nii.gz")
+        try:
+            nib.save(nib.Nifti1Image(data, np.asarray(pred.affine, dtype=np.float64)), tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def write_summary(self) -> Path:
         """Log the done / skipped / failed counts and write ``summary.csv`` beside the outputs."""

@@ -1,0 +1,179 @@
+"""Configs are validated before any work: unknown keys (typos in overrides), unknown methods and directions,
+impossible shapes, bad flags and missing paths are refused with a one-line message naming the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from monai.bundle import ConfigParser, ConfigWorkflow
+
+from conftest import REPO
+from mr2ct.bundle import check_config_keys, parse_flag, validate_settings
+
+BUNDLE_NAMES = ("mrct_cyclegan3d", "vmnist_cyclegan3d", "mmnist_color_cyclegan3d")
+WORKFLOWS = {"train.json": ("train", "training"), "inference.json": ("infer", "inference"),
+             "evaluate.json": ("infer", "evaluating")}
+
+
+def configs(bundle: str) -> Path:
+    return REPO / "bundles" / bundle / "configs"
+
+
+def root_cause(error: BaseException) -> BaseException:
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
+def initialize(tmp: Path, bundle: str, config: str, **overrides) -> BaseException | None:
+    """Initialize (and run, if that passes) one workflow with outputs under ``tmp``; the root cause of its error."""
+    workflow_type, run_id = WORKFLOWS[config]
+    ov = {"bundle_root": str(REPO / "bundles" / bundle), "dataset_dir": str(tmp / "data"),
+          "ckpt_dir": str(tmp / "models"), "output_dir": str(tmp / "out"), **overrides}
+    workflow = ConfigWorkflow(config_file=str(configs(bundle) / config), workflow_type=workflow_type, run_id=run_id,
+                              meta_file=str(configs(bundle) / "metadata.json"), logging_file=False, **ov)
+    try:
+        workflow.initialize()
+        workflow.run()
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - the test looks at what it was
+        return root_cause(e)
+    return None
+
+
+ALL_CONFIGS = [(b, c) for b in BUNDLE_NAMES for c in WORKFLOWS]
+
+
+@pytest.mark.parametrize("bundle, config", ALL_CONFIGS)
+@pytest.mark.parametrize("quick", [False, True], ids=["paper", "quick"])
+def test_shipped_configs_pass_their_own_checks(bundle, config, quick):
+    """The key check and the settings check (the first two ``initialize`` items) accept every shipped config."""
+    parser = ConfigParser()
+    parser.read_config([configs(bundle) / config] + ([configs(bundle) / "quick.json"] if quick else []))
+    parser.read_meta(configs(bundle) / "metadata.json")
+    parser.parse()
+    assert "check_config_keys" in parser["initialize"][0] and "validate_settings" in parser["initialize"][1]
+    for i in (0, 1):
+        parser.get_parsed_content(f"initialize#{i}")
+
+
+@pytest.mark.parametrize("bundle, config", ALL_CONFIGS)
+@pytest.mark.parametrize("typo, hint", [("max_epoch", "max_epochs"), ("learning_rate", "lr"), ("ngfs", "ngf"),
+                                        ("overwrit", "overwrite")])
+def test_unknown_keys_are_refused_before_any_work(tmp_path, bundle, config, typo, hint):
+    error = initialize(tmp_path, bundle, config, **{typo: 3})
+    assert isinstance(error, ValueError), error
+    assert str(error).startswith(f"unknown config key(s) '{typo}' (did you mean '{hint}'?)") and "\n" not in str(error)
+    assert list(tmp_path.iterdir()) == []  # nothing built, loaded or written
+
+
+@pytest.mark.parametrize("bundle, config", ALL_CONFIGS)
+def test_keys_of_any_workflow_are_accepted(tmp_path, bundle, config):
+    """One set of overrides serves every workflow (like quick.json): a key of another config file is no typo.
+
+    (A bad method stops the run at the settings check, the item after the key check.)"""
+    keys_of_other_workflows = {"ndf": 8, "overwrite": False, "num_eval_cases": 2}  # train / inference / evaluate
+    error = initialize(tmp_path, bundle, config, **keys_of_other_workflows, method="none")
+    assert isinstance(error, ValueError) and "config key 'method' is 'none'" in str(error), error
+
+
+MRCT, VMNIST, MMNIST = BUNDLE_NAMES
+# (bundle, config, overrides, message): each refused by the checks at the start of the workflow
+BAD_VALUES = [
+    (MRCT, "train.json", {"method": "cnn"}, "config key 'method' is 'cnn'; choose one of 3d, random"),
+    (MRCT, "inference.json", {"method": "cnn"}, "config key 'method' is 'cnn'"),
+    (MRCT, "evaluate.json", {"method": "cnn"}, "config key 'method' is 'cnn'"),
+    (VMNIST, "inference.json", {"method": "cnn"}, "config key 'method' is 'cnn'"),
+    (MMNIST, "evaluate.json", {"method": "cnn"}, "config key 'method' is 'cnn'"),
+    (MRCT, "inference.json", {"direction": "mr2pet"}, "config key 'direction' is 'mr2pet'; choose one of mr2ct, ct2mr"),
+    (MRCT, "inference.json", {"direction": "a2b"}, "config key 'direction' is 'a2b'"),
+    (VMNIST, "inference.json", {"direction": "mr2ct"}, "config key 'direction' is 'mr2ct'; choose one of a2b, b2a"),
+    (MMNIST, "evaluate.json", {"direction": "b2c"}, "config key 'direction' is 'b2c'"),
+    (VMNIST, "train.json", {"adversarial": "wgan"}, "config key 'adversarial' is 'wgan'"),
+    (MMNIST, "train.json", {"method": "random", "frames_per_batch": None}, "'frames_per_batch' must be a positive"),
+    # impossible shapes
+    (MRCT, "train.json", {"volume_size": [2, 32, 32]}, "config key 'volume_size' is [2, 32, 32]: the generator needs >= 4"),
+    (MRCT, "inference.json", {"volume_size": [30, 256]}, "config key 'volume_size' must be a list of 3 sizes"),
+    (MRCT, "evaluate.json", {"volume_size": [8, -32, 32]}, "config key 'volume_size' must be a positive integer"),
+    (MRCT, "train.json", {"method": "sequential", "volume_size": [30, 3, 32]}, "config key 'volume_size' is"),
+    (VMNIST, "train.json", {"depth": 3}, "config key 'depth' is 3: the generator needs >= 4"),
+    (VMNIST, "inference.json", {"size": [84, 2]}, "config key 'size' is [84, 2]"),
+    (VMNIST, "evaluate.json", {"size": [84]}, "config key 'size' must be a list of 2 sizes"),
+    (MMNIST, "train.json", {"size": [-28, 28]}, "config key 'size' must be a positive integer, got -28"),
+    (MMNIST, "inference.json", {"depth": 0}, "config key 'depth' must be a positive integer"),
+    (MMNIST, "train.json", {"channels": 0}, "config key 'channels' must be a positive integer"),
+    (VMNIST, "train.json", {"gen_strides": 3}, "config key 'gen_strides' must be 1 or 2"),
+    (MRCT, "inference.json", {"gen_strides": [1, 2]}, "a list of 3 of them"),
+    (VMNIST, "train.json", {"num_res_blocks": -1}, "config key 'num_res_blocks' must be an integer >= 0"),
+    (MRCT, "train.json", {"decay_epochs": 500}, "config key 'decay_epochs' must be in [0, max_epochs]"),
+    # flags given as text on the command line
+    (MRCT, "inference.json", {"overwrite": "yes"}, "config key 'overwrite' must be true or false, got 'yes'"),
+    (VMNIST, "inference.json", {"overwrite": 1}, "config key 'overwrite' must be true or false"),
+    (MRCT, "evaluate.json", {"amp": "maybe"}, "config key 'amp' must be true or false"),
+    (MRCT, "train.json", {"resume": "maybe"}, "config key 'resume' must be true or false"),
+    (VMNIST, "train.json", {"max_nonfinite_steps": -1}, "config key 'max_nonfinite_steps' must be null or an integer"),
+    # missing paths
+    (MRCT, "train.json", {"mr_dir": "/no/such/mr", "ct_dir": "/no/such/ct"}, "config key 'mr_dir': /no/such/mr does not"),
+    (MRCT, "train.json", {"datalist": "/no/such/list.json"}, "config key 'datalist': /no/such/list.json does not exist"),
+    (MRCT, "train.json", {"val_mask_dir": "/no/such/mask"}, "config key 'val_mask_dir'"),
+    (MRCT, "evaluate.json", {"ct_dir": "/no/such/ct"}, "config key 'ct_dir': /no/such/ct does not exist"),
+    (MRCT, "inference.json", {"input_dir": "/no/such/in"}, "config key 'input_dir': /no/such/in does not exist"),
+    (VMNIST, "train.json", {"images_idx": "/no/such.idx"}, "config key 'images_idx': /no/such.idx does not exist"),
+    (MMNIST, "evaluate.json", {"labels_idx": "/no/such.idx"}, "config key 'labels_idx'"),
+    (VMNIST, "inference.json", {"input_dir": "/no/such/in"}, "config key 'input_dir': /no/such/in does not exist"),
+    (MMNIST, "inference.json", {"input_dir": "/no/such/in"}, "config key 'input_dir'"),
+    (MRCT, "evaluate.json", {"load_path": "/no/such/model.pt"}, "no trained weights at /no/such/model.pt"),
+    (VMNIST, "evaluate.json", {"load_path": "/no/such/model.pt"}, "no trained weights at /no/such/model.pt"),
+    (MMNIST, "inference.json", {"input_dir": "@dataset_dir", "load_path": "/no/such/model.pt"}, "no trained weights"),
+]
+
+
+@pytest.mark.parametrize("bundle, config, overrides, message", BAD_VALUES,
+                         ids=[f"{b.split('_')[0]}-{c.split('.')[0]}-{'-'.join(o)}" for b, c, o, _ in BAD_VALUES])
+def test_bad_values_are_refused_before_any_work(tmp_path, bundle, config, overrides, message):
+    if overrides.get("input_dir") == "@dataset_dir":  # an existing input folder, so the weights are looked for
+        (tmp_path / "data").mkdir()
+    error = initialize(tmp_path, bundle, config, **overrides)
+    assert isinstance(error, (ValueError, FileNotFoundError)), error
+    assert message in str(error) and "\n" not in str(error), str(error)
+    assert {p.name for p in tmp_path.iterdir()} <= {"data"} and not any((tmp_path / "data").glob("*"))
+
+
+def test_unknown_key_from_the_command_line(tmp_path):
+    """As users see it: ``python -m monai.bundle run`` and ``mr2ct`` fail at once, naming the key."""
+    b = configs(VMNIST)
+    common = ["--dataset_dir", str(tmp_path / "data"), "--output_dir", str(tmp_path / "runs")]
+    monai_run = subprocess.run([sys.executable, "-m", "monai.bundle", "run", "training", "--config_file",
+                                f"['{b / 'train.json'}','{b / 'quick.json'}']", "--logging_file",
+                                str(b / "logging.conf"), "--max_epoch", "3", *common],
+                               capture_output=True, encoding="utf-8", errors="replace", check=False, timeout=300)
+    assert monai_run.returncode != 0
+    assert "unknown config key(s) 'max_epoch' (did you mean 'max_epochs'?)" in monai_run.stderr
+    cli = subprocess.run([sys.executable, "-m", "mr2ct.cli", "train", VMNIST, "--quick", "--learning_rate", "0.1",
+                          *common], capture_output=True, encoding="utf-8", errors="replace", check=False, timeout=300, cwd=REPO)
+    assert cli.returncode != 0
+    assert "unknown config key(s) 'learning_rate' (did you mean 'lr'?)" in cli.stderr
+    assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()
+
+
+def test_check_config_keys_needs_a_config():
+    with pytest.raises(RuntimeError, match="inside a bundle config expression"):
+        check_config_keys(VMNIST)
+
+
+def test_settings_and_flags():
+    for ok in (True, False, "true", "FALSE", "False"):
+        assert parse_flag("overwrite", ok) is (str(ok).lower() == "true")
+    for bad in ("yes", 1, None, "1"):
+        with pytest.raises(ValueError, match="config key 'overwrite' must be true or false"):
+            parse_flag("overwrite", bad)
+    for steps in (None, 0, 5):  # training's limit of consecutive non-finite steps
+        validate_settings(max_nonfinite_steps=steps)
+    for steps in (-1, "3", 2.5, True):
+        with pytest.raises(ValueError, match="config key 'max_nonfinite_steps' must be null or an integer >= 0"):
+            validate_settings(max_nonfinite_steps=steps)
+    validate_settings(method="sequential", depth=1, size=[4, 4], gen_strides=[2, 1])  # 2D methods: any clip length
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) \['sizes'\]"):
+        validate_settings(sizes=[4, 4])
