@@ -27,10 +27,27 @@ from monai.bundle import ConfigParser, ConfigWorkflow
 
 from mr2ct.bundle import bundle_root
 from mr2ct.data import load_split
+from mr2ct.data.gta import palette_array
 from mr2ct.engine import METHODS, method_spatial_dims
 from mr2ct.export import save_frame_panel
-from mr2ct.metrics import colour_flicker, digit_colour_sigma, digit_intensity_mean, mean_and_sigma, shape_l2, volume_l2
-from mr2ct.networks import FramewiseNetwork, PatchGANDiscriminator, ResnetGenerator, count_parameters, matched_width
+from mr2ct.metrics import (
+    colour_flicker,
+    decode_palette,
+    digit_colour_sigma,
+    digit_intensity_mean,
+    mean_and_sigma,
+    pixel_accuracy,
+    shape_l2,
+    transition_l2,
+    volume_l2,
+)
+from mr2ct.networks import (
+    FramewiseNetwork,
+    PatchGANDiscriminator,
+    ResnetGenerator,
+    count_parameters,
+    matched_width,
+)
 
 __all__ = ["TASKS", "main", "run_comparison"]
 
@@ -39,11 +56,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Metric:
-    """A per-video metric of a table: ``fn(pred, target)`` when paired, else ``fn(video)``."""
+    """A per-video metric of a table: ``fn(pred, target)`` when paired, else ``fn(video)``; with ``subset``, only
+    over the held-out videos of that subset of the data folder (``<subset>.npy``: their indices)."""
 
     name: str
     fn: Callable[..., torch.Tensor]
     paired: bool = True
+    subset: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +75,17 @@ class Task:
     paper: dict[str, dict[str, tuple[float, float | None]]]
     reference_row: str  # "identity" (the input) or "ground truth"
     notes: tuple[str, ...] = ()
+    direction: str = "a2b"  # the translation the table measures: "a2b" (model.pt) or "b2a" (model_ba.pt)
+
+
+def _palette_accuracy(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    palette = palette_array()
+    return pixel_accuracy(decode_palette(pred, palette), decode_palette(truth, palette))
+
+
+def _palette_transition_l2(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    palette = palette_array()
+    return transition_l2(decode_palette(pred, palette), decode_palette(truth, palette), len(palette))
 
 
 TASKS = {
@@ -84,6 +114,23 @@ TASKS = {
         notes=("shape_l2: L2 norm of the binary digit-mask difference relative to the ground truth's mask norm "
                "(1 = empty output; the paper does not state its normalisation); intensity_mean and colour_sigma on [0, 255] digit pixels; colour_flicker: "
                "std over time of the mean digit colour (not in the paper).",),
+    ),
+    "gta": Task(
+        bundle="gta_seg2video_cyclegan3d",
+        table="Table 4: GTA video -> segmentation, per-frame pixel accuracy",
+        metrics=(Metric("accuracy_slow", _palette_accuracy, subset="slow"), Metric("accuracy_all", _palette_accuracy),
+                 Metric("transition_l2", _palette_transition_l2)),
+        paper={"3d": {"accuracy_slow": (0.54, None), "accuracy_all": (0.55, None)},
+               "random": {"accuracy_slow": (0.46, None), "accuracy_all": (0.65, None)},
+               "sequential": {"accuracy_slow": (0.64, None), "accuracy_all": (0.71, None)},
+               "seq_const": {"accuracy_slow": (0.56, None), "accuracy_all": (0.68, None)}},
+        reference_row="identity",
+        notes=("accuracy: per-frame pixel accuracy after decoding each translated pixel to the nearest VIPER palette "
+               "colour's class, mean over frames then over clips; slow: the test clips with the least camera motion "
+               "(at most the median); transition_l2: L2 between the class-transition matrices of translated and true "
+               "segmentation videos, no denoising (not in the paper's table). The paper also lists 200M-parameter "
+               "models (3D 0.77/0.72, 2D 0.60/0.70). identity: the RGB input itself decoded to the palette.",),
+        direction="b2a",
     ),
 }
 
@@ -131,28 +178,41 @@ def train_method(root: Path, preset: str, overrides: dict) -> dict:
 
 
 @torch.no_grad()
-def translate_test_set(root: Path, preset: str, overrides: dict, limit: int | None, batch_size: int = 8):
-    """Translate the held-out A videos with the trained ``models/model.pt``; returns (input, output, truth) on
-    [0, 255] as float tensors ``(N, C, D, H, W)``."""
+def translate_test_set(root: Path, preset: str, overrides: dict, limit: int | None, batch_size: int = 8,
+                       direction: str = "a2b"):
+    """Translate the held-out A videos with the trained ``models/model.pt`` (``b2a``: the B videos with
+    ``models/model_ba.pt``); returns (input, output, truth) on [0, 255] as float tensors ``(N, C, D, H, W)``
+    and the data folder."""
     parser = ConfigParser()
     parser.read_config(_config_files(root, preset))
     parser.update(overrides)
     net = parser.get_parsed_content("network_def", instantiate=True)
-    net.load_state_dict(torch.load(Path(overrides["ckpt_dir"]) / "model.pt", map_location="cpu"))
+    weights = "model.pt" if direction == "a2b" else "model_ba.pt"
+    net.load_state_dict(torch.load(Path(overrides["ckpt_dir"]) / weights, map_location="cpu"))
     net.eval()
     translator = net if method_spatial_dims(overrides["method"]) == 3 else FramewiseNetwork(net)
     folder = parser.get_parsed_content("data_folder")
     a, b = load_split(folder, "test", "A"), load_split(folder, "test", "B")
+    if direction == "b2a":
+        a, b = b, a
     n = len(a) if limit is None else min(limit, len(a))
     outputs = []
     for s in range(0, n, batch_size):
         x = torch.as_tensor(np.array(a[s: min(s + batch_size, n)])).float() / 127.5 - 1
         outputs.append(((translator(x).clamp(-1, 1) + 1) * 127.5))
-    return torch.as_tensor(np.array(a[:n])).float(), torch.cat(outputs), torch.as_tensor(np.array(b[:n])).float()
+    inputs, truth = torch.as_tensor(np.array(a[:n])).float(), torch.as_tensor(np.array(b[:n])).float()
+    return inputs, torch.cat(outputs), truth, Path(folder)
 
 
-def _measure(task: Task, pred: torch.Tensor, truth: torch.Tensor) -> dict[str, tuple[float, float]]:
-    return {m.name: mean_and_sigma(m.fn(pred, truth) if m.paired else m.fn(pred)) for m in task.metrics}
+def _measure(task: Task, pred: torch.Tensor, truth: torch.Tensor, folder: Path) -> dict[str, tuple[float, float]]:
+    results = {}
+    for m in task.metrics:
+        keep = slice(None)
+        if m.subset is not None:
+            keep = [int(i) for i in np.load(folder / f"{m.subset}.npy") if i < len(pred)]
+        values = m.fn(pred[keep], truth[keep]) if m.paired else m.fn(pred[keep])
+        results[m.name] = mean_and_sigma(values)
+    return results
 
 
 def run_comparison(task_name: str, methods: Sequence[str], preset: str, output: Path, seed: int = 0,
@@ -187,13 +247,13 @@ def run_comparison(task_name: str, methods: Sequence[str], preset: str, output: 
                                          settings["num_res_blocks"], settings["depth"], settings["size"]))
         logger.info(f"--- {task_name} / {method} ({preset}) ---")
         info = train_method(root, preset, run)
-        inputs, pred, truth = translate_test_set(root, preset, run, limit)
-        results[method] = {**info, "metrics": _measure(task, pred, truth), "overrides": run}
-        rows_for_figure.setdefault("input (A)", inputs[0])
+        inputs, pred, truth, folder = translate_test_set(root, preset, run, limit, direction=task.direction)
+        results[method] = {**info, "metrics": _measure(task, pred, truth, folder), "overrides": run}
+        rows_for_figure.setdefault(f"input ({task.direction[0].upper()})", inputs[0])
         rows_for_figure[method] = pred[0]
     reference = inputs if task.reference_row == "identity" else truth
-    results[task.reference_row] = {"metrics": _measure(task, reference, truth)}
-    rows_for_figure["ground truth (B)"] = truth[0]
+    results[task.reference_row] = {"metrics": _measure(task, reference, truth, folder)}
+    rows_for_figure[f"ground truth ({task.direction[-1].upper()})"] = truth[0]
 
     meta = {"task": task_name, "table": task.table, "preset": preset, "seed": seed, "match_params": match_params,
             "held_out_videos": int(len(truth)), "settings": settings, "torch": torch.__version__,

@@ -45,6 +45,22 @@ def test_comparison_writes_tables_with_paper_numbers_and_figure(tmp_path, task):
     assert {p.name for p in (tmp_path / "out").iterdir()} >= {"table.md", "table.csv", "results.json", "3d", "sequential"}
 
 
+def test_gta_comparison_runs_all_four_methods_and_prints_table_4(tmp_path):
+    overrides = {"depth": 8, "size": [16, 32], "scene_size": [32, 64], "scene_frames": 24, "sequences": "001-004",
+                 "ngf": 4, "ndf": 4, "num_res_blocks": 1, "num_workers": 0, "max_epochs": 1, "decay_epochs": 0,
+                 "epoch_length": 2, "dataset_dir": str(tmp_path / "data")}
+    results = run_comparison("gta", ["3d", "random", "sequential", "seq_const"], "quick", tmp_path / "out",
+                             eval_videos=None, overrides=overrides)
+    assert set(results) == {"3d", "random", "sequential", "seq_const", "identity"}
+    for method, r in results.items():
+        accuracy, _ = r["metrics"]["accuracy_all"]
+        assert 0 <= accuracy <= 1, method
+    assert results["3d"]["overrides"]["method"] == "3d" and results["seq_const"]["overrides"]["method"] == "seq_const"
+    table = (tmp_path / "out" / "table.md").read_text(encoding="utf-8")
+    assert "Table 4" in table and "0.55" in table
+    assert "accuracy_slow (paper)" in table and "0.71" in table  # sequential, all test clips, beside ours
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="unknown method"):
         run_comparison("vmnist", ["cnn"], "quick", tmp_path)

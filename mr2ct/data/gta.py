@@ -59,6 +59,9 @@ if TYPE_CHECKING:
     from mr2ct.data.driving_scene import DrivingSceneConfig
 
 __all__ = [
+    "fit_frame",
+    "test_videos",
+    "write_test_videos",
     "DOMAIN_A_KINDS",
     "GTA_SEQUENCES",
     "VIPER_CLASSES",
@@ -195,7 +198,7 @@ def clip_motion(clip: np.ndarray) -> float:
 # ------------------------------------------------------------------------------------------------ sequences
 
 
-def _fit(frame: np.ndarray, size: tuple[int, int] | None, nearest: bool) -> np.ndarray:
+def fit_frame(frame: np.ndarray, size: tuple[int, int] | None, nearest: bool = False) -> np.ndarray:
     """Centre-crop ``frame`` (H, W[, C]) to the aspect ratio of ``size`` and resize it: anti-aliased bilinear,
     or nearest neighbour (class ids). ``size=None`` leaves it as it is."""
     if size is None:
@@ -227,8 +230,8 @@ def _collect(pairs: Iterator[tuple[np.ndarray, np.ndarray, Path, int]], size: tu
         if rgb.shape != label_rgb.shape:
             raise VideoError(label_path, f"class map is {label_rgb.shape[0]}x{label_rgb.shape[1]} but the frame "
                                          f"of {name} is {rgb.shape[0]}x{rgb.shape[1]}", index)
-        frames.append(_fit(rgb, size, nearest=False))
-        labels.append(_fit(decode_labels(label_rgb, palette, label_path, index), size, nearest=True))
+        frames.append(fit_frame(rgb, size, nearest=False))
+        labels.append(fit_frame(decode_labels(label_rgb, palette, label_path, index), size, nearest=True))
     return np.stack(frames), np.stack(labels)
 
 
@@ -590,3 +593,37 @@ def build_gta_clips(root_dir: str | os.PathLike, source: str | os.PathLike | Non
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return folder
+
+
+def test_videos(folder: str | os.PathLike, domain: str) -> dict[str, np.ndarray]:
+    """The held-out sequences of a clip folder (:func:`build_gta_clips`) in one domain (``"A"`` or ``"B"``), as
+    whole videos ``{sequence: (T, H, W, 3) uint8}``: the test clips of each sequence joined in order (the
+    clips overlap with ``stride < depth``; each frame is taken once). For trying inference on whole videos."""
+    folder = Path(folder)
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    clips = np.load(folder / f"test_{domain}.npy", mmap_mode="r")
+    videos: dict[str, list[np.ndarray]] = {}
+    ends: dict[str, int] = {}
+    for i, info in enumerate(meta["clips"]["test"]):
+        name, start = info["sequence"], info["start_frame"] // meta["config"]["frame_step"]
+        frames = np.moveaxis(np.asarray(clips[i]), 0, -1)  # (D, H, W, 3)
+        skip = max(0, ends.get(name, start) - start)
+        videos.setdefault(name, []).append(frames[skip:])
+        ends[name] = start + len(frames)
+    return {name: np.concatenate(parts) for name, parts in videos.items()}
+
+
+def write_test_videos(folder: str | os.PathLike, out_dir: str | os.PathLike, domain: str, fps: float = 15.0) -> Path:
+    """Write the held-out sequences of a clip folder in one domain as inference inputs, once: domain B (RGB
+    video) as ``<out_dir>/<sequence>.mp4``, domain A (segmentation colours or grey video) as lossless PNG frame
+    folders ``<out_dir>/<sequence>/``. Existing videos are kept. Returns ``out_dir``."""
+    out_dir = Path(out_dir)
+    for name, frames in test_videos(folder, domain).items():
+        if domain == "B":
+            if not (out_dir / f"{name}.mp4").exists():
+                write_video(out_dir / f"{name}.mp4", frames, fps=fps)
+        elif not (out_dir / name).is_dir():
+            with building_folder(out_dir / name, marker=f"{name}_{len(frames) - 1:05d}.png") as tmp:
+                for t, frame in enumerate(frames):
+                    Image.fromarray(frame).save(tmp / f"{name}_{t:05d}.png")
+    return out_dir

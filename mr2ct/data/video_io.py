@@ -30,6 +30,7 @@ __all__ = [
     "iter_frames",
     "iter_video",
     "list_frames",
+    "list_videos",
     "read_frame",
     "read_frame_folder",
     "read_video",
@@ -215,3 +216,20 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def list_videos(folder: str | os.PathLike) -> list[Path]:
+    """The videos of ``folder``, sorted: video files (:data:`VIDEO_SUFFIXES`) and sub-folders of image frames.
+
+    Hidden entries are skipped; other files are ignored. Raises ``FileNotFoundError`` for a missing folder.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder of videos")
+    found = []
+    for path in sorted(folder.iterdir(), key=_natural_key):
+        if path.name.startswith("."):
+            continue
+        if (path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES) or (path.is_dir() and list_frames(path)):
+            found.append(path)
+    return found

@@ -16,6 +16,7 @@ from .image_pool import ImagePool
 from .losses import adversarial_loss, temporal_const_loss
 from .schedule import LinearDecay
 from .trainer import CycleGANTrainer, loss_values
+from .video_translator import VideoTranslator
 from .volume_translator import TranslationResult, VolumeTranslator
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "SequentialFrames",
     "TrainingCheckpointer",
     "TranslationResult",
+    "VideoTranslator",
     "VolumeTranslator",
     "adversarial_loss",
     "atomic_torch_save",

@@ -67,6 +67,8 @@ class VolumeTranslator(SupervisedEvaluator):
         amp: autocast the forward pass (CUDA).
     """
 
+    noun = "volume"  # what the summary counts
+
     def __init__(self, device: torch.device | str, val_data_loader, network: torch.nn.Module,
                  output_dir: str | Path, postfix: str, inferer: Inferer,
                  postprocessing: Callable | None = None, overwrite: bool = False,
@@ -150,7 +152,7 @@ class VolumeTranslator(SupervisedEvaluator):
                 writer.writerow([r.source, r.output, r.status, r.reason, f"{r.seconds:.2f}"])
         tmp.replace(path)
         counts = {s: sum(r.status == s for r in self.results) for s in ("translated", "skipped", "failed")}
-        logger.info(f"{len(self.results)} volume(s): " + ", ".join(f"{n} {s}" for s, n in counts.items())
+        logger.info(f"{len(self.results)} {self.noun}(s): " + ", ".join(f"{n} {s}" for s, n in counts.items())
                     + f"; summary: {path}")
         for r in self.results:
             if r.status == "failed":
@@ -161,5 +163,5 @@ class VolumeTranslator(SupervisedEvaluator):
         """Exit with status 1 and a one-line message if any volume failed (for scripts and CI)."""
         failed = [r for r in self.results if r.status == "failed"]
         if failed:
-            raise SystemExit(f"{len(failed)} of {len(self.results)} volume(s) failed; see "
+            raise SystemExit(f"{len(failed)} of {len(self.results)} {self.noun}(s) failed; see "
                              f"{self.output_dir / 'summary.csv'}")

@@ -6,7 +6,7 @@ import csv
 import datetime
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,13 +94,16 @@ class TranslationReport:
             mid-planes, with this voxel spacing ``(slice, x, y)`` in mm (volumes such as MR/CT).
         metric_notes: ``{metric name: one-line definition}`` printed under the table.
         mse_ratios: ``{name: (rmse metric, baseline rmse metric)}`` ratios of mean squared errors to report.
+        subsets: ``{name: case indices}``: every metric is also summarised over these cases, as
+            ``<metric>_<name>`` (e.g. the GTA task's slow test clips); indices past the evaluated cases are ignored.
     """
 
     def __init__(self, output_dir: str | Path, title: str = "Translation report", settings: Mapping | None = None,
                  loss_csv: str | Path | None = None, num_cases: int = 4, value_range: tuple[float, float] = (0, 255),
                  metric_notes: Mapping[str, str] | None = None,
                  mse_ratios: Mapping[str, tuple[str, str]] | None = None,
-                 midplanes: tuple[float, float, float] | None = None):
+                 midplanes: tuple[float, float, float] | None = None,
+                 subsets: Mapping[str, Sequence[int]] | None = None):
         self.output_dir = Path(output_dir)
         self.title = title
         self.settings = dict(settings or {})
@@ -110,6 +113,7 @@ class TranslationReport:
         self.midplanes = midplanes
         self.metric_notes = dict(metric_notes or {})
         self.mse_ratios = dict(mse_ratios or {})
+        self.subsets = {name: [int(i) for i in indices] for name, indices in (subsets or {}).items()}
         self.cases: list[dict[str, torch.Tensor]] = []
         self.case_names: list[str] = []
 
@@ -129,7 +133,7 @@ class TranslationReport:
     def __call__(self, engine: Engine) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         details = getattr(engine.state, "metric_details", {}) or {}
-        summary = summarize_metric_details(details, self.mse_ratios)
+        summary = summarize_metric_details({**details, **self._subset_details(details)}, self.mse_ratios)
         self._write_tables(summary)
         self._write_cases(details)
         pictures = []
@@ -146,6 +150,15 @@ class TranslationReport:
         curve = plot_loss_curves(self.loss_csv, self.output_dir / "loss_curves.png") if self.loss_csv else None
         self._write_markdown(summary, pictures, curve)
         logger.info(f"report written to {self.output_dir / 'report.md'}")
+
+    def _subset_details(self, details: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """Per-case values of each metric restricted to each subset, named ``<metric>_<subset>``."""
+        out = {}
+        for subset, indices in self.subsets.items():
+            for name, values in details.items():
+                values = torch.as_tensor(values)
+                out[f"{name}_{subset}"] = values[[i for i in indices if i < len(values)]]
+        return out
 
     def _write_tables(self, summary: dict[str, dict[str, float]]) -> None:
         with open(self.output_dir / "metrics.csv", "w", newline="", encoding="utf-8") as f:

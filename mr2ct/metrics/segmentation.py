@@ -34,11 +34,13 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.handlers import IgniteMetricHandler
+from monai.handlers import IgniteMetricHandler, from_engine
 
+from mr2ct.metrics.digits import volume_l2
 from mr2ct.metrics.handlers import video_metric_handler
 
 __all__ = [
+    "gta_metric_handlers",
     "DENOISE_LEVELS",
     "SEGMENTATION_METRICS",
     "decode_palette",
@@ -284,3 +286,27 @@ def segmentation_metric_handler(name: str, palette: torch.Tensor | np.ndarray | 
     """
     return video_metric_handler(segmentation_metric(name, palette, ignore_index, denoise), output_transform,
                                 save_details=save_details)
+
+
+def gta_metric_handlers(direction: str, domain_a: str, palette: torch.Tensor | np.ndarray | Sequence
+                        ) -> dict[str, IgniteMetricHandler]:
+    """The GTA task's metrics of one translation direction, the first being the key metric (an ordered dict).
+
+    - video -> segmentation (``b2a`` with ``domain_a="segmentation"``, the paper's Table 4): ``pixel_accuracy``,
+      ``mean_iou``, ``transition_l2_d<level>`` for each of :data:`~mr2ct.metrics.segmentation.DENOISE_LEVELS`
+      and ``label_flicker`` (the prediction's minus the ground truth's); colours are decoded to the nearest
+      ``palette`` class.
+    - segmentation -> video, and both directions of the colourisation task (``domain_a="grayscale"``): ``l2``
+      (per-video RMSE to the ground truth on [0, 255]) and ``flicker`` (the output's mean absolute
+      frame-to-frame change minus the ground truth's, METRICS.md).
+    """
+    pairs = from_engine(["pred", "label"])
+    if direction == "b2a" and domain_a == "segmentation":
+        handlers = {name: video_metric_handler(segmentation_metric(name, palette), pairs)
+                    for name in ("pixel_accuracy", "mean_iou")}
+        handlers |= {f"transition_l2_d{level}": video_metric_handler(
+            segmentation_metric("transition_l2", palette, denoise=level), pairs) for level in DENOISE_LEVELS}
+        handlers["label_flicker"] = video_metric_handler(segmentation_metric("label_flicker", palette), pairs)
+        return handlers
+    return {"l2": video_metric_handler(volume_l2, pairs),
+            "flicker": video_metric_handler(lambda pred, label: temporal_flicker(pred, reference=label), pairs)}

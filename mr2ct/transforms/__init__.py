@@ -1,9 +1,10 @@
-"""MONAI transforms of our own: volume checks and the automatic head crop."""
+"""MONAI transforms of our own: volume loading and checks, the automatic head crop, video loading."""
 
 from __future__ import annotations
 
 from .checks import CheckVolumed
 from .load import LoadVolumed
+from .video import LoadVideod
 from .head_crop import (
     DEFAULT_EXTENT_MM,
     DEFAULT_MARGIN_MM,
@@ -25,6 +26,7 @@ __all__ = [
     "CheckVolumed",
     "HeadCrop",
     "HeadCropd",
+    "LoadVideod",
     "LoadVolumed",
     "auto_threshold",
     "box_to_slices",
