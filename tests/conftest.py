@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import locale
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,13 @@ def tiny_vmnist(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("vmnist")
     return build_volumetric_mnist(root, DigitVideoConfig(depth=8, size=(16, 16), num_digits=40, seed=0))
+
+
+@pytest.fixture(autouse=True)
+def _restore_locale():
+    """SimpleITK's GDCM DICOM writer (used by tests to make DICOM series) switches the process locale to "C",
+    after which Python opens text files as ASCII; put it back so that no test depends on the order."""
+    saved = locale.setlocale(locale.LC_ALL)
+    yield
+    if locale.setlocale(locale.LC_ALL) != saved:
+        locale.setlocale(locale.LC_ALL, saved)

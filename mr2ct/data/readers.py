@@ -11,10 +11,12 @@ so a data set with one bad case fails with a line a user can act on instead of a
 from __future__ import annotations
 
 import json
+import locale
 import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -256,6 +258,18 @@ def _loader() -> LoadImage:
     return LoadImage(image_only=True)
 
 
+@contextmanager
+def _kept_locale() -> Iterator[None]:
+    """Put the process locale back if a reader changed it (ITK's GDCM switches it to "C"), after which Python
+    would open text files as ASCII (torch.compile's templates, for one, would fail to load)."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        if locale.setlocale(locale.LC_ALL) != saved:
+            locale.setlocale(locale.LC_ALL, saved)
+
+
 def read_volume(path: str | os.PathLike, channels: int = 1) -> MetaTensor:
     """Read one 3D volume (NIfTI, NRRD, MetaImage file or DICOM series folder) as an ``(X, Y, Z)`` MetaTensor
     (``(X, Y, Z, C)`` for several channels).
@@ -297,7 +311,8 @@ def read_volume(path: str | os.PathLike, channels: int = 1) -> MetaTensor:
         raise ImportError(f"reading {path} needs {name}'s package: pip install itk-io (ITKReader) or pydicom "
                           f"(PydicomReader) ({e}).") from e
     try:
-        img = _loader()(str(path), reader=reader)
+        with _kept_locale():
+            img = _loader()(str(path), reader=reader)
     except VolumeError:
         raise
     except Exception as e:  # noqa: BLE001 - every reader failure becomes one clear error
