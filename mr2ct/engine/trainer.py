@@ -17,8 +17,11 @@ from torch.utils.data import DataLoader
 
 from mr2ct.engine.batching import ClipBatch
 from mr2ct.engine.checkpoint import ResumableLoader
+from mr2ct.engine.distributed import no_sync, nonfinite_on_any_rank
 from mr2ct.engine.image_pool import ImagePool
 from mr2ct.engine.losses import adversarial_loss, temporal_const_loss
+from mr2ct.engine.performance import amp_dtype as _amp_dtype
+from mr2ct.engine.performance import compile_network, to_channels_last
 from mr2ct.networks.weights import count_parameters
 
 __all__ = ["CycleGANTrainer", "loss_values"]
@@ -87,7 +90,13 @@ class CycleGANTrainer(Trainer):
         prepare_batch: turns a loaded batch into ``(real_a, real_b)`` network inputs.
         epoch_length: iterations per epoch (default: the loader's length).
         train_handlers: Ignite/MONAI handlers with an ``attach`` method.
-        amp: run forward passes under ``torch.autocast`` (bf16 on CPU, fp16 with grad scaling on CUDA).
+        amp: run forward passes under ``torch.autocast`` in ``amp_dtype``.
+        amp_dtype: ``"bfloat16"`` (CPU and CUDA, no grad scaling) or ``"float16"`` (CUDA only, with a
+            ``GradScaler``, whose state is part of the trainer's ``state_dict``).
+        channels_last: the networks (converted in place) and the input batches in channels-last memory format
+            (``channels_last_3d`` for 5D, ``channels_last`` for 4D tensors).
+        compile: ``torch.compile`` the four networks in place (``nn.Module.compile``): the same modules and
+            ``state_dict`` keys, so checkpoints and ``model.pt`` do not depend on it.
         optim_set_to_none: ``zero_grad(set_to_none=...)``.
         non_blocking: non-blocking copies of batches to the device.
         max_nonfinite_steps: stop when this many consecutive iterations had a non-finite loss (0 or 1: at the first
@@ -115,6 +124,9 @@ class CycleGANTrainer(Trainer):
         epoch_length: int | None = None,
         train_handlers: Sequence | None = None,
         amp: bool = False,
+        amp_dtype: str = "bfloat16",
+        channels_last: bool = False,
+        compile: bool = False,
         optim_set_to_none: bool = True,
         non_blocking: bool = False,
         max_nonfinite_steps: int | None = 5,
@@ -138,6 +150,12 @@ class CycleGANTrainer(Trainer):
             amp=amp,
             decollate=False,
         )
+        self.amp_dtype = _amp_dtype(amp_dtype, device if amp else None)
+        self.channels_last = channels_last
+        for net in (g_ab, g_ba, d_a, d_b):
+            if channels_last:
+                to_channels_last(net)
+            compile_network(net, compile)
         self.g_ab, self.g_ba, self.d_a, self.d_b = g_ab, g_ba, d_a, d_b
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.adversarial_loss_fn = adversarial_loss_fn or adversarial_loss("lsgan")
@@ -153,12 +171,26 @@ class CycleGANTrainer(Trainer):
         counts = {name: count_parameters(net) for name, net in (("g_ab", g_ab), ("g_ba", g_ba), ("d_a", d_a), ("d_b", d_b))}
         self.logger.info(f"trainable parameters: {counts} ({sum(counts.values()):,} in all)")
 
+    def run(self) -> None:
+        """Train (MONAI's ``Trainer.run``, except that the grad scaler exists only for fp16 autocast)."""
+        use_scaler = self.amp and self.amp_dtype == torch.float16
+        self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+        super(Trainer, self).run()
+
     def _autocast(self):
         if not self.amp:
             return nullcontext()
-        device_type = torch.device(self.state.device).type
-        dtype = torch.float16 if device_type == "cuda" else torch.bfloat16
-        return torch.autocast(device_type, dtype=dtype)
+        return torch.autocast(torch.device(self.state.device).type, dtype=self.amp_dtype)
+
+    def _nonfinite_gradients(self) -> list[str]:
+        """``["<network> gradients"]`` for each network with a non-finite gradient. Checked under bf16 autocast,
+        which has no grad scaler to catch them: finite losses can still give non-finite gradients (seen on CPU,
+        torch 2.13, in the discriminators' 1-channel output convolution)."""
+        names = ("g_ab", "g_ba", "d_a", "d_b")
+        grads = [[p.grad for p in getattr(self, name).parameters() if p.grad is not None] for name in names]
+        finite = torch.stack([torch.stack([g.isfinite().all() for g in gs]).all() if gs else
+                              torch.ones((), dtype=torch.bool, device=self.state.device) for gs in grads]).tolist()
+        return [f"{name} gradients" for name, ok in zip(names, finite) if not ok]
 
     def _backward(self, loss: torch.Tensor) -> None:
         if self.scaler is not None and torch.device(self.state.device).type == "cuda":
@@ -202,9 +234,11 @@ class CycleGANTrainer(Trainer):
         fakes, halves = {}, {}
         for name, real, g_forward, g_back, d_target in (("b", real_a, self.g_ab, self.g_ba, self.d_b),
                                                         ("a", real_b, self.g_ba, self.g_ab, self.d_a)):
-            with self._autocast():
-                fake, losses = self._half_cycle_losses(real, g_forward, g_back, d_target)
-            self._backward(sum(losses.values()))
+            # with DDP, the first half's gradients are only accumulated: the last backward all-reduces the sum
+            with no_sync(self.g_ab, self.g_ba) if name == "b" else nullcontext():
+                with self._autocast():
+                    fake, losses = self._half_cycle_losses(real, g_forward, g_back, d_target)
+                self._backward(sum(losses.values()))
             fakes[name] = fake.detach()
             halves[name] = {k: v.detach() for k, v in losses.items()}
         out = {"loss_g_ab": halves["b"]["adversarial"], "loss_g_ba": halves["a"]["adversarial"]}
@@ -250,6 +284,8 @@ class CycleGANTrainer(Trainer):
         if batchdata is None:
             raise ValueError("must provide batch data for current iteration.")
         real_a, real_b = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking)
+        if engine.channels_last:
+            real_a, real_b = to_channels_last(real_a), to_channels_last(real_b)
         discriminators = (engine.d_a, engine.d_b)
 
         _set_requires_grad(discriminators, False)
@@ -258,13 +294,16 @@ class CycleGANTrainer(Trainer):
         g_losses = {k: v for k, v in g_out.items() if k.startswith("loss_")}
         losses = {k: v.item() for k, v in g_losses.items()}
         fake_a, fake_b = g_out["fake_a"], g_out["fake_b"]
-        nonfinite = [k for k, v in losses.items() if not math.isfinite(v)]
+        # distributed: all ranks skip together (their gradients were all-reduced with the non-finite ones)
+        nonfinite = nonfinite_on_any_rank([k for k, v in losses.items() if not math.isfinite(v)], engine.state.device)
         if nonfinite:  # no discriminator pass: non-finite fakes must not enter the image pools
             losses.update(loss_d_a=math.nan, loss_d_b=math.nan)
         else:
             d_losses = engine._discriminator_update(real_a, real_b, fake_a, fake_b)
             losses.update({k: v.item() for k, v in d_losses.items()})
-            nonfinite = [k for k in d_losses if not math.isfinite(losses[k])]
+            nonfinite = nonfinite_on_any_rank([k for k in d_losses if not math.isfinite(losses[k])], engine.state.device)
+            if not nonfinite and engine.amp and engine.scaler is None:
+                nonfinite = engine._nonfinite_gradients()
         if nonfinite:
             engine._skip_update(batchdata, nonfinite)
         else:

@@ -1,0 +1,237 @@
+"""Performance switches (mixed precision, channels-last, compile, activation checkpointing, fused/foreach Adam,
+cuDNN benchmark): the same training as the fp32 reference, reachable from the bundle configs, and benchmarked."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+
+import pytest
+import torch
+from conftest import REPO, VMNIST_BUNDLE
+from monai.bundle import ConfigParser, ConfigWorkflow
+
+from mr2ct.engine.performance import (
+    adam_options,
+    compile_network,
+    memory_format,
+    set_checkpoint_blocks,
+    to_channels_last,
+)
+from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, init_weights
+
+BUNDLES = sorted(p.parent.parent for p in (REPO / "bundles").glob("*/configs/train.json"))
+SHAPE = {"method": "3d", "shape": (8, 16, 16), "channels": 1, "ngf": 4, "blocks": 2, "device": "cpu"}
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location("mr2ct_benchmark", REPO / "scripts" / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+benchmark = _benchmark()
+
+
+def _train(options: tuple[str, ...], steps: int = 2) -> tuple[list[dict], dict]:
+    """The losses of ``steps`` training iterations with switches ``options`` (the later ones after optimizer
+    steps), and the gradients of the first iteration (all four networks).
+
+    Gradients, not weights after the steps, are compared: Adam scales every update to about ``lr``, so for the
+    convolution biases before instance norms (true gradient 0, numerically noise) the sign of rounding noise
+    decides the update."""
+    trainer, data = benchmark.build_trainer(**SHAPE, options=options)
+    losses, grads = [], {}
+    for step in range(steps):
+        losses.append({k: v for k, v in trainer._iteration(trainer, data).items() if k.startswith("loss_")})
+        if step == 0:
+            grads = {f"{name}.{k}": p.grad.detach().float().clone() for name in ("g_ab", "g_ba", "d_a", "d_b")
+                     for k, p in getattr(trainer, name).named_parameters()}
+    return losses, grads
+
+
+def _assert_close(result, reference, rtol, atol):
+    (losses, grads), (ref_losses, ref_grads) = result, reference
+    for step, (got, want) in enumerate(zip(losses, ref_losses)):
+        assert got.keys() == want.keys()
+        for key in want:
+            assert got[key] == pytest.approx(want[key], rel=rtol, abs=atol), (step, key)
+    assert grads.keys() == ref_grads.keys()
+    scale = max(g.abs().max().item() for g in ref_grads.values())  # absolute tolerance relative to all gradients
+    for key in ref_grads:
+        torch.testing.assert_close(grads[key], ref_grads[key], rtol=rtol, atol=atol * scale, msg=key)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return _train(())
+
+
+@pytest.mark.parametrize("options", [("channels_last",), ("checkpoint_blocks",), ("fused_adam",),
+                                     ("channels_last", "checkpoint_blocks", "fused_adam")], ids="+".join)
+def test_fp32_switches_train_like_the_reference(reference, options):
+    _assert_close(_train(options), reference, rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_autocast_trains_close_to_the_reference(reference):
+    """The first iteration's losses (before any update) only: on CPU (torch 2.13.0+cpu) bf16 autocast now and
+    then gives a non-finite gradient in the discriminators' 1-channel output convolution, and that update is
+    skipped (see the next test), so later losses depend on chance."""
+    losses, _ = _train(("amp",), steps=1)
+    for key, want in reference[0][0].items():
+        assert losses[0][key] == pytest.approx(want, rel=0.1, abs=0.05), key
+
+
+def test_checkpointed_blocks_give_the_same_gradients_and_save_memory(monkeypatch):
+    torch.manual_seed(0)
+    plain = init_weights(ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=3, dropout=0.3))
+    ckpt = set_checkpoint_blocks(copy.deepcopy(plain))
+    x = torch.rand(1, 1, 8, 16, 16)
+    calls = []
+    original = torch.utils.checkpoint.checkpoint
+    monkeypatch.setattr(torch.utils.checkpoint, "checkpoint", lambda *a, **k: calls.append(k) or original(*a, **k))
+
+    def run(net):
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+            torch.manual_seed(1)  # the same dropout masks
+            loss = (net(x) ** 2).mean()
+        loss.backward()
+        return loss.detach(), {n: p.grad for n, p in net.named_parameters()}, sum(saved)
+
+    loss, grads, saved = run(plain)
+    assert not calls
+    loss_ckpt, grads_ckpt, saved_ckpt = run(ckpt)
+    assert len(calls) == 3 and all(k["use_reentrant"] is False for k in calls)
+    torch.testing.assert_close(loss_ckpt, loss)
+    for name in grads:
+        torch.testing.assert_close(grads_ckpt[name], grads[name], rtol=1e-5, atol=1e-6)
+    assert saved_ckpt < saved  # fewer activations kept for the backward pass
+    calls.clear()
+    with torch.no_grad():  # inference: nothing to checkpoint
+        torch.testing.assert_close(ckpt.eval()(x), plain.eval()(x))
+    assert not calls
+
+
+def test_channels_last_converts_networks_in_place_and_batches():
+    net = PatchGANDiscriminator(3, 1, 4, input_size=(8, 16, 16))
+    params = list(net.parameters())
+    to_channels_last(net)
+    assert list(net.parameters()) == params or all(a is b for a, b in zip(net.parameters(), params))
+    weights = [p for p in net.parameters() if p.ndim == 5]
+    assert weights and all(p.is_contiguous(memory_format=torch.channels_last_3d) for p in weights)
+    assert to_channels_last(torch.rand(2, 3, 4, 5)).is_contiguous(memory_format=torch.channels_last)
+    assert memory_format(3) == torch.contiguous_format
+
+
+def test_adam_options():
+    assert adam_options(False, "cuda") == {"fused": None, "foreach": None}
+    assert adam_options(True, "cuda") == {"fused": True, "foreach": None}
+    assert adam_options(True, torch.device("cpu")) == {"fused": None, "foreach": True}
+
+
+def test_amp_dtype_checks():
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        benchmark.build_trainer(**SHAPE, options=("amp",), amp_dtype="float16")
+    with pytest.raises(ValueError, match="amp_dtype"):
+        benchmark.build_trainer(**SHAPE, options=("amp",), amp_dtype="float8")
+    trainer, _ = benchmark.build_trainer(**SHAPE, options=(), amp_dtype="float16")  # amp off: not checked
+    assert trainer.scaler is None
+
+
+def test_compiled_networks_keep_their_state_dict_keys(tmp_path):
+    net = ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=1)
+    keys = list(net.state_dict())
+    assert compile_network(net) is net
+    assert list(net.state_dict()) == keys and not any("_orig_mod" in k for k in keys)
+    torch.save(net.state_dict(), tmp_path / "model.pt")
+    ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=1).load_state_dict(torch.load(tmp_path / "model.pt"))
+    trainer, _ = benchmark.build_trainer(**SHAPE, options=("compile",))
+    for name in ("g_ab", "g_ba", "d_a", "d_b"):
+        module = getattr(trainer, name)
+        assert type(module).__name__ in ("ResnetGenerator", "PatchGANDiscriminator")
+        assert not any("_orig_mod" in k for k in module.state_dict())
+
+
+@pytest.mark.slow
+def test_compiled_step_trains_like_the_reference(reference):
+    _assert_close(_train(("compile",)), reference, rtol=1e-3, atol=1e-4)
+
+
+SWITCHES_ON = {"amp": True, "amp_dtype": "bfloat16", "channels_last": True, "compile": True,
+               "checkpoint_blocks": True, "fused_adam": True, "cudnn_benchmark": True}
+
+
+@pytest.fixture
+def restore_cudnn_benchmark():
+    before = torch.backends.cudnn.benchmark
+    yield
+    torch.backends.cudnn.benchmark = before
+
+
+def test_every_switch_reachable_from_the_vmnist_bundle(tiny_vmnist, tmp_path, restore_cudnn_benchmark):
+    configs = VMNIST_BUNDLE / "configs"
+    workflow = ConfigWorkflow(config_file=str(configs / "train.json"), workflow_type="train",
+                              meta_file=str(configs / "metadata.json"), bundle_root=str(VMNIST_BUNDLE),
+                              dataset_dir=str(tiny_vmnist), ckpt_dir=str(tmp_path / "models"),
+                              output_dir=str(tmp_path / "runs"), depth=8, size=[16, 16], num_digits=40, ngf=4,
+                              ndf=4, num_res_blocks=1, num_workers=0, device="cpu",
+                              **{k: str(v).lower() if isinstance(v, bool) else v for k, v in SWITCHES_ON.items()})
+    workflow.initialize()
+    assert torch.backends.cudnn.benchmark is True
+    trainer = workflow.parser.get_parsed_content("train#trainer")
+    assert trainer.amp and trainer.amp_dtype == torch.bfloat16 and trainer.channels_last
+    assert trainer.g_ab.checkpoint_blocks and trainer.g_ba.checkpoint_blocks
+    for net in (trainer.g_ab, trainer.g_ba, trainer.d_a, trainer.d_b):
+        assert net._compiled_call_impl is not None  # compiled in place
+    for optimizer in (trainer.g_optimizer, trainer.d_optimizer):
+        assert optimizer.defaults["foreach"] is True and not optimizer.defaults["fused"]
+
+
+@pytest.mark.parametrize("bundle", BUNDLES, ids=lambda p: p.name)
+def test_switch_keys_off_by_default_and_wired(bundle):
+    parser = ConfigParser()
+    parser.read_config(bundle / "configs" / "train.json")
+    assert {k: parser[k] for k in SWITCHES_ON} == {"amp": False, "amp_dtype": "bfloat16", "channels_last": False,
+                                                   "compile": False, "checkpoint_blocks": False, "fused_adam": False,
+                                                   "cudnn_benchmark": False}
+    trainer = parser["train"]["trainer"]
+    assert {"amp_dtype", "channels_last", "compile"} <= set(trainer)
+    assert "@checkpoint_blocks" in parser["network_def"]["checkpoint_blocks"]
+    assert all("@fused_adam" in parser[o][k] for o in ("g_optimizer", "d_optimizer") for k in ("fused", "foreach"))
+    assert any("@cudnn_benchmark" in item for item in parser["initialize"])
+    parser.update({"ngf": 4, "ndf": 4, "num_res_blocks": 1, "device": "cpu", "fused_adam": True,
+                   "checkpoint_blocks": "true"})
+    assert parser.get_parsed_content("g_optimizer").defaults["foreach"] is True
+    assert parser.get_parsed_content("network_def").checkpoint_blocks is True
+
+
+def test_benchmark_side_by_side(tmp_path, capsys):
+    out = tmp_path / "BENCH.md"
+    rows = benchmark.main(["--device", "cpu", "--shapes", "8x16x16:1:4:1", "--opt", "channels_last,fused_adam",
+                           "--repeats", "1", "--warmup", "0", "--in-process", "--markdown", str(out)])
+    assert [r["name"] for r in rows] == ["fp32 reference", "channels_last+fused_adam"]
+    printed = capsys.readouterr().out
+    assert "speed-up" in printed and "first-step losses" in printed
+    text = out.read_text()
+    assert "## Training-step switches" in text and "$ python scripts/benchmark.py --device cpu" in text
+    assert benchmark.parse_shape("30x84x84") == {"shape": (30, 84, 84), "channels": 1, "ngf": 64, "blocks": 9}
+    assert benchmark.expand_shapes(["paper,quick"]) == [*benchmark.PAPER_SHAPES, *benchmark.QUICK_SHAPES]
+    with pytest.raises(ValueError, match="unknown --opt"):
+        benchmark.parse_options("amp,turbo")
+
+
+def test_bf16_nonfinite_gradients_skip_the_update():
+    """bf16 autocast has no grad scaler: finite losses with a non-finite gradient must not reach the weights."""
+    trainer, data = benchmark.build_trainer(**SHAPE, options=("amp",))
+    last = list(trainer.d_b.parameters())[-2]  # the output convolution's weight
+    last.register_hook(lambda g: g * float("nan"))
+    before = {name: copy.deepcopy(getattr(trainer, name).state_dict()) for name in ("g_ab", "d_a", "d_b")}
+    trainer.max_nonfinite_steps = None
+    out = trainer._iteration(trainer, data)
+    assert all(torch.isfinite(torch.tensor(v)) for k, v in out.items() if k.startswith("loss_"))
+    assert trainer.state.nonfinite_steps == 1
+    for name, state in before.items():
+        for key, value in getattr(trainer, name).state_dict().items():
+            assert torch.equal(value, state[key]), (name, key)
