@@ -177,6 +177,7 @@ class DistributedCheckpointer(TrainingCheckpointer):
         if self.resume:
             path = latest_checkpoint(self.save_dir)
             if path is None:
-                raise FileNotFoundError(f"--resume was given but {Path(self.save_dir)} holds no checkpoint_<iteration>.pt file.")
+                raise FileNotFoundError(f"--resume was given but {Path(self.save_dir)} holds no "
+                                        "checkpoint_<iteration>.pt file.")
             load_dict = {**self.save_dict, "trainer": engine}
             CheckpointLoader(load_path=str(path), load_dict=load_dict, map_location="cpu").attach(engine)
