@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import nibabel as nib
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 import torch
 from monai.bundle import ConfigParser, ConfigWorkflow, verify_net_in_out
 
+import conftest
 from conftest import MMNIST_BUNDLE, VMNIST_BUNDLE
 
 CONFIGS = VMNIST_BUNDLE / "configs"
@@ -24,11 +24,7 @@ def tiny_overrides(tmp_path) -> dict:
 
 
 def run_bundle(run_id: str, config: str, overrides: dict, *flags: str, configs=CONFIGS) -> subprocess.CompletedProcess:
-    args = [sys.executable, "-m", "monai.bundle", "run", run_id, "--config_file", str(configs / config),
-            "--logging_file", str(configs / "logging.conf")]
-    for k, v in overrides.items():
-        args += [f"--{k}", json.dumps(v) if isinstance(v, list) else str(v)]
-    return subprocess.run(args + list(flags), capture_output=True, encoding="utf-8", errors="replace", timeout=600)
+    return conftest.run_bundle(configs, run_id, config, overrides, *flags)
 
 
 @pytest.mark.parametrize("bundle", [VMNIST_BUNDLE, MMNIST_BUNDLE], ids=lambda p: p.name)

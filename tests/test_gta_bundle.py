@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from monai.bundle import ConfigParser
 
+import conftest
 from conftest import REPO
 from mr2ct.data.video_io import read_video, write_video
 
@@ -28,11 +28,7 @@ def tiny_overrides(tmp_path: Path) -> dict:
 
 
 def run_bundle(run_id: str, config: str, overrides: dict) -> subprocess.CompletedProcess:
-    args = [sys.executable, "-m", "monai.bundle", "run", run_id, "--config_file", str(CONFIGS / config),
-            "--logging_file", str(CONFIGS / "logging.conf")]
-    for k, v in overrides.items():
-        args += [f"--{k}", json.dumps(v) if isinstance(v, list) else str(v)]
-    return subprocess.run(args, capture_output=True, encoding="utf-8", errors="replace", timeout=900)
+    return conftest.run_bundle(CONFIGS, run_id, config, overrides)
 
 
 def test_metadata_and_paper_settings():

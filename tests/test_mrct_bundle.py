@@ -17,6 +17,7 @@ import SimpleITK as sitk
 import torch
 from monai.bundle import ConfigParser, ConfigWorkflow, verify_net_in_out
 
+import conftest
 from conftest import REPO
 
 BUNDLE = REPO / "bundles" / "mrct_cyclegan3d"
@@ -31,11 +32,7 @@ def tiny_overrides(tmp_path: Path) -> dict:
 
 
 def run_bundle(run_id: str, config: str, overrides: dict) -> subprocess.CompletedProcess:
-    args = [sys.executable, "-m", "monai.bundle", "run", run_id, "--config_file", str(CONFIGS / config),
-            "--logging_file", str(CONFIGS / "logging.conf")]
-    for k, v in overrides.items():
-        args += [f"--{k}", json.dumps(v) if isinstance(v, (list, bool)) or v is None else str(v)]
-    return subprocess.run(args, capture_output=True, encoding="utf-8", errors="replace", timeout=600)
+    return conftest.run_bundle(CONFIGS, run_id, config, overrides)
 
 
 def write_nifti(path: Path, data: np.ndarray, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0)) -> Path:
