@@ -13,6 +13,7 @@ from monai.bundle import ConfigParser
 
 from mr2ct.engine.batching import METHODS
 from mr2ct.engine.losses import ADVERSARIAL_LOSSES
+from mr2ct.engine.performance import PERFORMANCE_FLAGS
 
 __all__ = [
     "bundle_root",
@@ -189,17 +190,21 @@ def validate_settings(directions: Sequence[str] = DIRECTIONS, **settings) -> Non
     ``decay_epochs`` (0..max_epochs), ``epoch_length`` (None or positive), ``lr`` (> 0), ``lambda_*`` (>= 0;
     ``lambda_const`` > 0 exactly for ``seq_const``), ``clips_per_batch``, ``frames_per_batch`` (needed by
     ``random``), ``adversarial``, ``pool_size`` (>= 0), ``max_nonfinite_steps`` (None or >= 0), ``direction``
-    (one of ``directions``), and the flags ``overwrite``, ``amp`` and ``resume`` (see :func:`parse_flag`). Unknown
-    keys are an error too, so a typo in a config is not silently ignored.
+    (one of ``directions``), ``amp_dtype`` (``bfloat16`` or ``float16``), ``sw_batch_size`` (positive),
+    ``sw_overlap`` (in [0, 1)), and the flags ``overwrite``, ``resume`` and the performance switches (``amp``,
+    ``channels_last``, ``compile``, ``checkpoint_blocks``, ``fused_adam``, ``cudnn_benchmark``; see
+    :func:`parse_flag`). Unknown keys are an error too, so a typo in a config is not silently ignored.
 
     Args:
         directions: the translation directions the bundle offers.
         settings: ``key=value`` of the config's top-level keys.
     """
-    positive = {"depth", "channels", "ngf", "ndf", "d_layers", "max_epochs", "clips_per_batch"}
-    known = positive | {"method", "direction", "size", "volume_size", "num_res_blocks", "gen_strides", "decay_epochs",
-                        "epoch_length", "lr", "lambda_cycle", "lambda_identity", "lambda_const", "frames_per_batch",
-                        "adversarial", "pool_size", "max_nonfinite_steps", "overwrite", "amp", "resume"}
+    positive = {"depth", "channels", "ngf", "ndf", "d_layers", "max_epochs", "clips_per_batch", "sw_batch_size"}
+    flags = {"overwrite", "resume", *PERFORMANCE_FLAGS}
+    known = positive | flags | {"method", "direction", "size", "volume_size", "num_res_blocks", "gen_strides",
+                                "decay_epochs", "epoch_length", "lr", "lambda_cycle", "lambda_identity", "lambda_const",
+                                "frames_per_batch", "adversarial", "pool_size", "max_nonfinite_steps", "amp_dtype",
+                                "sw_overlap"}
     unknown = set(settings) - known
     if unknown:
         raise ValueError(f"unknown setting(s) {sorted(unknown)}; known: {sorted(known)}.")
@@ -236,9 +241,14 @@ def validate_settings(directions: Sequence[str] = DIRECTIONS, **settings) -> Non
         steps = settings["max_nonfinite_steps"]
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise ValueError(f"config key 'max_nonfinite_steps' must be null or an integer >= 0, got {steps!r}.")
-    for name in ("overwrite", "amp", "resume"):
-        if name in settings:
-            parse_flag(name, settings[name])
+    for name in flags & set(settings):
+        parse_flag(name, settings[name])
+    if "amp_dtype" in settings and settings["amp_dtype"] not in ("bfloat16", "float16"):
+        raise ValueError(f"config key 'amp_dtype' must be 'bfloat16' or 'float16', got {settings['amp_dtype']!r}.")
+    if "sw_overlap" in settings and (isinstance(settings["sw_overlap"], bool)
+                                     or not isinstance(settings["sw_overlap"], (int, float))
+                                     or not 0 <= settings["sw_overlap"] < 1):
+        raise ValueError(f"config key 'sw_overlap' must be a number in [0, 1), got {settings['sw_overlap']!r}.")
     if "decay_epochs" in settings and not 0 <= settings["decay_epochs"] <= settings.get("max_epochs", float("inf")):
         raise ValueError(f"config key 'decay_epochs' must be in [0, max_epochs], got {settings['decay_epochs']!r}.")
     if settings.get("epoch_length") is not None:

@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 import torch
 from monai.bundle import ConfigParser
 from torch.utils.data import DataLoader
@@ -52,30 +54,38 @@ def test_resumable_loader_with_distributed_sampler():
     assert len(sum(first + rest, [])) == 10  # rank 1's half of the data
 
 
-def test_torchrun_two_processes_gloo(tmp_path):
-    """2 processes train the tiny vmnist bundle with DDP: identical weights on both ranks, rank 0 alone writes,
-    and model.pt (unwrapped keys) loads into the single-process network_def."""
-    configs = VMNIST_BUNDLE / "configs"
-    # per-rank output folders show who writes; each rank dumps g_ab after training for the comparison
+def _torchrun(tmp_path, bundle: Path, overrides: dict) -> None:
+    """Train ``bundle`` with 2 gloo processes (``train.json`` + ``multi_gpu_train.json``). Each rank writes its
+    checkpoints and logs under ``tmp_path/{models,runs}_rank<R>`` (showing who writes) and, after training, its
+    ``g_ab`` weights (``g_ab_rank<R>.pt``) and the validation metrics (``metrics_rank<R>.pt``)."""
+    configs = bundle / "configs"
     rank_dir = "os.path.join(%r, '%%s_rank' + os.environ['RANK'])" % str(tmp_path)
+    dump = "os.path.join(%r, '%%s_rank' + os.environ['RANK'])" % str(tmp_path)
     test_cfg = tmp_path / "test_overrides.json"
     test_cfg.write_text(json.dumps({
         "ckpt_dir": f"${rank_dir} % 'models'",
         "output_dir": f"${rank_dir} % 'runs'",
         "training": ["$@train#trainer.run()",
-                     f"$torch.save(@g_ab.state_dict(), os.path.join({str(tmp_path)!r}, 'g_ab_rank' + os.environ['RANK'] + '.pt'))"],
+                     f"$torch.save(@g_ab.state_dict(), {dump} % 'g_ab' + '.pt')",
+                     f"$torch.save(dict(@validate#evaluator.state.metrics), {dump} % 'metrics' + '.pt')"],
     }))
-    overrides = {**TINY, "bundle_root": str(VMNIST_BUNDLE), "dataset_dir": str(tmp_path / "data"),
-                 "epoch_length": 2, "max_epochs": 1, "decay_epochs": 0, "num_val_cases": 2, "log_interval": 1}
     files = [str(configs / "train.json"), str(configs / "multi_gpu_train.json"), str(test_cfg)]
     args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
             "-m", "monai.bundle", "run", "training", "--config_file", json.dumps(files),
             "--logging_file", str(configs / "logging.conf")]
-    for k, v in overrides.items():
-        args += [f"--{k}", json.dumps(v) if isinstance(v, list) else str(v)]
+    for k, v in {"bundle_root": str(bundle), "dataset_dir": str(tmp_path / "data"), **overrides}.items():
+        args += [f"--{k}", json.dumps(v) if isinstance(v, (list, bool)) else str(v)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(args, capture_output=True, encoding="utf-8", errors="replace", timeout=300, env=env, cwd=REPO)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+
+
+def test_torchrun_two_processes_gloo(tmp_path):
+    """2 processes train the tiny vmnist bundle with DDP: identical weights on both ranks, rank 0 alone writes,
+    and model.pt (unwrapped keys) loads into the single-process network_def."""
+    configs = VMNIST_BUNDLE / "configs"
+    _torchrun(tmp_path, VMNIST_BUNDLE, {**TINY, "epoch_length": 2, "max_epochs": 1, "decay_epochs": 0,
+                                        "num_val_cases": 2, "log_interval": 1})
 
     w0 = torch.load(tmp_path / "g_ab_rank0.pt", weights_only=True)
     w1 = torch.load(tmp_path / "g_ab_rank1.pt", weights_only=True)
@@ -91,3 +101,29 @@ def test_torchrun_two_processes_gloo(tmp_path):
     parser.read_config(configs / "inference.json")
     parser.update({**TINY, "bundle_root": str(VMNIST_BUNDLE), "device": "cpu"})
     parser.get_parsed_content("network_def").load_state_dict(saved)
+
+
+def test_torchrun_mrct_channels_last_and_distributed_validation(tmp_path):
+    """MR->CT with channels_last under DDP (converted before wrapping): identical weights on both ranks, and the
+    validation MAE, computed on 3 cases split 2 + 1 between the ranks, is the same on both ranks and equals a
+    single-process validation of the same weights over all 3 cases (the metric gathers across ranks)."""
+    from test_mrct_bundle import TINY as MRCT_TINY
+
+    bundle = REPO / "bundles" / "mrct_cyclegan3d"
+    _torchrun(tmp_path, bundle, {**MRCT_TINY, "num_test_subjects": 3, "num_val_cases": 3, "epoch_length": 2,
+                                 "max_epochs": 1, "decay_epochs": 0, "val_interval": 1, "channels_last": True})
+    w0 = torch.load(tmp_path / "g_ab_rank0.pt", weights_only=True)
+    w1 = torch.load(tmp_path / "g_ab_rank1.pt", weights_only=True)
+    assert all(torch.equal(w0[k], w1[k]) for k in w0)
+    m0, m1 = (torch.load(tmp_path / f"metrics_rank{r}.pt") for r in (0, 1))
+    assert m0 == m1 and set(m0) == {"val_mae_hu"}
+
+    parser = ConfigParser()
+    parser.read_config(bundle / "configs" / "train.json")
+    parser.update({**MRCT_TINY, "num_test_subjects": 3, "num_val_cases": 3, "bundle_root": str(bundle),
+                   "dataset_dir": str(tmp_path / "data"), "device": "cpu"})
+    parser.get_parsed_content("g_ab").load_state_dict(w0)
+    evaluator = parser.get_parsed_content("validate#evaluator")
+    assert len(parser.get_parsed_content("validate#items")) == 3
+    evaluator.run()
+    assert evaluator.state.metrics["val_mae_hu"] == pytest.approx(m0["val_mae_hu"], rel=1e-4)

@@ -80,6 +80,7 @@ def test_keys_of_any_workflow_are_accepted(tmp_path, bundle, config):
 
 
 MRCT, VMNIST, MMNIST = BUNDLE_NAMES
+GTA = "gta_seg2video_cyclegan3d"
 # (bundle, config, overrides, message): each refused by the checks at the start of the workflow
 BAD_VALUES = [
     (MRCT, "train.json", {"method": "cnn"}, "config key 'method' is 'cnn'; choose one of 3d, random"),
@@ -114,6 +115,16 @@ BAD_VALUES = [
     (MRCT, "evaluate.json", {"amp": "maybe"}, "config key 'amp' must be true or false"),
     (MRCT, "train.json", {"resume": "maybe"}, "config key 'resume' must be true or false"),
     (VMNIST, "train.json", {"max_nonfinite_steps": -1}, "config key 'max_nonfinite_steps' must be null or an integer"),
+    # performance switches
+    (MRCT, "train.json", {"amp_dtype": "float8"}, "config key 'amp_dtype' must be 'bfloat16' or 'float16'"),
+    (VMNIST, "train.json", {"channels_last": "on"}, "config key 'channels_last' must be true or false, got 'on'"),
+    (MMNIST, "train.json", {"checkpoint_blocks": 1}, "config key 'checkpoint_blocks' must be true or false"),
+    (GTA, "train.json", {"compile": "yes"}, "config key 'compile' must be true or false"),
+    (GTA, "train.json", {"fused_adam": "maybe"}, "config key 'fused_adam' must be true or false"),
+    (MRCT, "train.json", {"cudnn_benchmark": "auto"}, "config key 'cudnn_benchmark' must be true or false"),
+    (MRCT, "inference.json", {"amp_dtype": "half"}, "config key 'amp_dtype' must be 'bfloat16' or 'float16'"),
+    (MRCT, "inference.json", {"sw_batch_size": 0}, "config key 'sw_batch_size' must be a positive integer"),
+    (MRCT, "inference.json", {"sw_overlap": 1.0}, "config key 'sw_overlap' must be a number in [0, 1)"),
     # missing paths
     (MRCT, "train.json", {"mr_dir": "/no/such/mr", "ct_dir": "/no/such/ct"}, "config key 'mr_dir': /no/such/mr does not"),
     (MRCT, "train.json", {"datalist": "/no/such/list.json"}, "config key 'datalist': /no/such/list.json does not exist"),

@@ -27,6 +27,7 @@ from monai.handlers import CheckpointLoader
 from torch.nn.parallel import DistributedDataParallel
 
 from mr2ct.engine.checkpoint import TrainingCheckpointer, latest_checkpoint
+from mr2ct.engine.performance import to_channels_last
 
 __all__ = [
     "DistributedCheckpointer",
@@ -108,13 +109,16 @@ def release_other_ranks() -> None:
 
 
 def wrap_ddp(module: nn.Module, device: str | torch.device | None = None, find_unused_parameters: bool = False,
-             **kwargs) -> nn.Module:
+             channels_last: bool = False, **kwargs) -> nn.Module:
     """``module`` in ``DistributedDataParallel`` (parameters broadcast from rank 0 now), or as is outside a group.
 
     Wrap only what the trainer sees: keep the unwrapped module for optimizers, checkpoints, ``model.pt`` and
     validation (the same ``state_dict`` keys as single-process training, and no collective calls from a
-    rank-0-only validation).
+    rank-0-only validation). With ``channels_last`` the module's parameters are converted (in place) before
+    wrapping, so that DDP's gradient buckets are laid out like the gradients.
     """
+    if channels_last:
+        to_channels_last(module)
     if not is_distributed():
         return module
     device = torch.device(device) if device is not None else next(module.parameters()).device

@@ -14,7 +14,8 @@
 =====================  ==================================================================================
 
 :class:`~mr2ct.engine.CycleGANTrainer` applies ``amp``, ``channels_last`` and ``compile``; the bundles' configs
-apply the others with the helpers below. ``scripts/benchmark.py`` measures them against the reference.
+apply the others with the helpers below. ``mr2ct bench`` (:mod:`mr2ct.benchmarks.training_step`) measures them
+against the fp32 reference.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch.nn as nn
 
 __all__ = [
     "AMP_DTYPES",
+    "PERFORMANCE_FLAGS",
     "adam",
     "adam_options",
     "amp_dtype",
@@ -37,6 +39,8 @@ __all__ = [
 ]
 
 AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+# the on/off switches above, as config keys
+PERFORMANCE_FLAGS = ("amp", "channels_last", "compile", "checkpoint_blocks", "fused_adam", "cudnn_benchmark")
 
 
 def amp_dtype(name: str | torch.dtype, device: str | torch.device | None = None) -> torch.dtype:

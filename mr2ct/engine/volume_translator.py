@@ -29,6 +29,7 @@ from monai.inferers import Inferer
 
 from mr2ct.data.nifti import save_volume
 from mr2ct.data.readers import volume_stem
+from mr2ct.engine.performance import amp_dtype as _amp_dtype
 
 __all__ = ["TranslationResult", "VolumeTranslator"]
 
@@ -64,7 +65,8 @@ class VolumeTranslator(SupervisedEvaluator):
         overwrite: replace existing outputs (default: keep them and report the volume as skipped).
         output_dtype: voxel type of the written files.
         val_handlers: Ignite handlers (weights loader, progress bar...).
-        amp: autocast the forward pass (CUDA).
+        amp: autocast the forward pass in ``amp_dtype``.
+        amp_dtype: ``"bfloat16"`` (CPU and CUDA) or ``"float16"`` (CUDA only).
     """
 
     noun = "volume"  # what the summary counts
@@ -72,9 +74,11 @@ class VolumeTranslator(SupervisedEvaluator):
     def __init__(self, device: torch.device | str, val_data_loader, network: torch.nn.Module,
                  output_dir: str | Path, postfix: str, inferer: Inferer,
                  postprocessing: Callable | None = None, overwrite: bool = False,
-                 output_dtype: str = "float32", val_handlers: Sequence | None = None, amp: bool = False):
+                 output_dtype: str = "float32", val_handlers: Sequence | None = None, amp: bool = False,
+                 amp_dtype: str = "bfloat16"):
         super().__init__(device=torch.device(device), val_data_loader=val_data_loader, network=network,
                          inferer=inferer, val_handlers=val_handlers, amp=amp, decollate=False)
+        self.amp_dtype = _amp_dtype(amp_dtype, device if amp else None)
         self.output_dir = Path(output_dir)
         self.postfix = postfix
         self.output_transform = postprocessing
@@ -91,10 +95,7 @@ class VolumeTranslator(SupervisedEvaluator):
     def _translate(self, batchdata: dict) -> dict:
         inputs = batchdata["image"].to(self.state.device)
         with self.mode(self.network):
-            if self.amp and self.state.device.type == "cuda":
-                with torch.autocast("cuda", **self.amp_kwargs):
-                    pred = self.inferer(inputs, self.network)
-            else:
+            with torch.autocast(self.state.device.type, dtype=self.amp_dtype, enabled=self.amp):
                 pred = self.inferer(inputs, self.network)
         item = decollate_batch({"image": batchdata["image"], "pred": pred.float().cpu()})[0]
         return self.output_transform(item) if self.output_transform is not None else item
