@@ -185,7 +185,7 @@ class CycleGANTrainer(Trainer):
     def _nonfinite_gradients(self) -> list[str]:
         """``["<network> gradients"]`` for each network with a non-finite gradient. Checked under bf16 autocast,
         which has no grad scaler to catch them: finite losses can still give non-finite gradients (seen on CPU,
-        torch 2.13, in the discriminators' 1-channel output convolution)."""
+        torch 2.13, in the discriminators' 1-channel output convolution until it was kept in fp32)."""
         names = ("g_ab", "g_ba", "d_a", "d_b")
         grads = [[p.grad for p in getattr(self, name).parameters() if p.grad is not None] for name in names]
         finite = torch.stack([torch.stack([g.isfinite().all() for g in gs]).all() if gs else

@@ -56,7 +56,8 @@ class PatchGANDiscriminator(nn.Module):
         norm: MONAI norm layer name or ``(name, args)``.
 
     Returns:
-        ``forward`` returns the patch logits, shape ``(N, 1, *grid)``.
+        ``forward`` returns the patch logits, shape ``(N, 1, *grid)``, in fp32: the output layer runs outside
+        autocast.
     """
 
     def __init__(
@@ -106,7 +107,11 @@ class PatchGANDiscriminator(nn.Module):
                 f"this discriminator was built for inputs of size {self.input_size}, got {tuple(x.shape[2:])}."
             )
         try:
-            return self.model(x)
+            features = self.model[:-1](x)
+            # the 1-channel output layer in fp32 even under autocast: in bf16 on the CPU (torch 2.13, oneDNN) its
+            # weight gradient was now and then non-finite (22 of 300 quick training steps; 0 of 300 in fp32)
+            with torch.autocast(features.device.type, enabled=False):
+                return self.model[-1](features.float())
         except RuntimeError as e:
             raise ValueError(
                 f"input of size {tuple(x.shape[2:])} is too small for this PatchGAN; pass input_size so that short"
