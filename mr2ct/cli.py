@@ -14,6 +14,9 @@ Examples::
     mr2ct review serve STUDY        # the study page on 127.0.0.1, answers saved in STUDY/answers
     mr2ct review score STUDY        # the paper's Table 3 from readers' answers
     mr2ct reproduce --task vmnist --preset quick      # the paper's comparison, see mr2ct.reproduce
+    mr2ct bench --shapes quick paper --opt amp,channels_last,fused_adam   # training step vs the fp32 reference
+    mr2ct bench inference --volume 120 256 256 --sw-batch-size 4 --opt amp   # whole-volume inference likewise
+    mr2ct bench data mrct_cyclegan3d --batches 20    # the training data loader's batches per second
 
 Anything after the bundle name that is not ``--quick`` is passed on as a config override (``--key value``).
 """
@@ -27,13 +30,15 @@ from pathlib import Path
 from mr2ct import __version__
 from mr2ct.bundle import bundle_root
 
-__all__ = ["main"]
+__all__ = ["main", "parse_overrides"]
 
 _COMMANDS = {"train": ("training", "train.json"), "evaluate": ("evaluating", "evaluate.json"),
              "infer": ("inference", "inference.json")}
 
 
-def _parse_overrides(extra: list[str]) -> dict[str, object]:
+def parse_overrides(extra: list[str]) -> dict[str, object]:
+    """``["--key", "value", "--flag", ...]`` as ``{"key": value, "flag": True}`` (values as Python literals when
+    they parse as one, else text); a clear error for anything else."""
     overrides: dict[str, object] = {}
     i = 0
     while i < len(extra):
@@ -65,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         from mr2ct.reproduce import main as reproduce
 
         return reproduce(argv[1:])
+    if argv and argv[0] == "bench":
+        from mr2ct.benchmarks import main as bench
+
+        return bench(argv[1:])
     if argv and argv[0] == "prepare":
         from mr2ct.data.prepare_mrct import main as prepare
 
@@ -95,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(bundle_root(args.bundle))
     run_id, config = _COMMANDS[args.command]
     configs = [str(root / "configs" / config)] + ([str(root / "configs" / "quick.json")] if args.quick else [])
-    overrides = {"bundle_root": str(root), **_parse_overrides(extra)}
+    overrides = {"bundle_root": str(root), **parse_overrides(extra)}
     run(run_id=run_id, config_file=configs, logging_file=str(root / "configs" / "logging.conf"), **overrides)
     return 0
 

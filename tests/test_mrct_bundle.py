@@ -165,15 +165,19 @@ def test_train_infer_evaluate_end_to_end(tmp_path):
     assert (out_dir / "a_synthct.nii.gz").stat().st_mtime_ns == stamp
     assert "4 skipped" in again.stdout + again.stderr
 
-    # the command-line shortcut, on a single DICOM series folder, overwriting on request
+    # the command-line shortcut, on a single DICOM series folder, overwriting on request; bf16 autocast (on the
+    # CPU too) and batched windows give nearly the fp32 translation
     cli_out = tmp_path / "cli_out"
     args = [sys.executable, "-m", "mr2ct.cli", "translate", "--input_dir", str(good["series"]), "--output_dir",
-            str(cli_out), "--overwrite", "True"]
+            str(cli_out), "--overwrite", "True", "--amp", "true", "--sw_batch_size", "2"]
     for k, v in ov.items():
         args += [f"--{k}", str(v)] if k != "output_dir" else []
     cli = subprocess.run(args, capture_output=True, encoding="utf-8", errors="replace", timeout=600)
     assert cli.returncode == 0, cli.stderr[-3000:]
     assert [p.name for p in cli_out.glob("*.nii.gz")] == ["series_synthct.nii.gz"], cli.stdout[-2000:] + cli.stderr[-2000:]
+    bf16 = nib.load(cli_out / "series_synthct.nii.gz").get_fdata()
+    difference = np.abs(bf16 - nib.load(out_dir / "series_synthct.nii.gz").get_fdata())
+    assert 0 < difference.mean() < 30 and difference.max() < 300, (difference.mean(), difference.max())  # HU
 
     # the synthetic CT of the DICOM MR, exported as a DICOM series in the source's study and geometry
     dicom_out = tmp_path / "dicom"

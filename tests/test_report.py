@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mr2ct.cli import _parse_overrides, main
+from mr2ct.cli import parse_overrides, main
 from mr2ct.export import plot_loss_curves, save_frame_panel, save_side_by_side_gif, summarize_metric_details, to_display
 
 
@@ -37,10 +37,10 @@ def test_panels_gif_and_loss_curve_files(tmp_path):
 
 
 def test_cli_overrides_and_errors(capsys):
-    assert _parse_overrides(["--lr", "0.001", "--resume", "--size", "[16, 16]", "--method", "3d"]) == {
+    assert parse_overrides(["--lr", "0.001", "--resume", "--size", "[16, 16]", "--method", "3d"]) == {
         "lr": 0.001, "resume": True, "size": [16, 16], "method": "3d"}
     with pytest.raises(SystemExit):
-        _parse_overrides(["lr"])
+        parse_overrides(["lr"])
     with pytest.raises(SystemExit):
         main(["--version"])
     assert "mr2ct 0.1.0" in capsys.readouterr().out

@@ -1,0 +1,159 @@
+"""What every benchmark measures the same way: the machine, peak memory, FLOPs, and a variant run in its own
+process."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+__all__ = [
+    "BF16_PEAK_TFLOPS",
+    "PeakMemory",
+    "append_markdown",
+    "count_flops",
+    "device_name",
+    "format_bytes",
+    "peak_tflops",
+    "run_isolated",
+    "synchronize",
+]
+
+# Dense bf16 tensor-core peaks (TFLOP/s, without sparsity) from the vendors' data sheets, matched in this order
+# against ``torch.cuda.get_device_name`` (a substring, case-insensitive). Unknown GPUs: pass ``--peak-tflops``.
+BF16_PEAK_TFLOPS: tuple[tuple[str, float], ...] = (
+    ("H200", 989.4),
+    ("GH200", 989.4),
+    ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
+    ("H100", 989.4),  # SXM
+    ("B200", 2250.0),
+    ("A100", 312.0),
+    ("A800", 312.0),
+    ("L40S", 362.1),
+    ("L40", 181.0),
+    ("L4", 121.0),
+    ("A10G", 70.0),
+    ("A10", 125.0),
+    ("A6000", 154.8),
+    ("RTX 4090", 165.2),
+    ("RTX 3090", 71.0),
+)
+
+
+def peak_tflops(device: str | torch.device) -> float | None:
+    """The dense bf16 peak TFLOP/s of a CUDA ``device`` from :data:`BF16_PEAK_TFLOPS`; None for the CPU or an
+    unlisted GPU."""
+    if torch.device(device).type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(torch.device(device)).lower()
+    return next((peak for key, peak in BF16_PEAK_TFLOPS if key.lower() in name), None)
+
+
+def device_name(device: str | torch.device) -> str:
+    """The GPU's name, or ``"CPU xN (model)"`` with the number of torch threads."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(torch.device(device))
+    model = platform.processor() or platform.machine()
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"CPU x{torch.get_num_threads()} ({model})"
+
+
+def synchronize(device: str | torch.device) -> None:
+    """Wait for the device's queued work (CUDA); nothing on the CPU."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(torch.device(device))
+
+
+def format_bytes(n: int) -> str:
+    """``"1.23 GiB"`` from 1 GiB up, else ``"45 MiB"``."""
+    return f"{n / 2**30:.2f} GiB" if abs(n) >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def _proc_status(field: str) -> int | None:
+    """``VmRSS``/``VmHWM`` of this process in bytes (Linux), None elsewhere."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+class PeakMemory:
+    """The peak memory of the work inside ``with PeakMemory(device) as memory:``, in ``memory.peak`` (bytes).
+
+    On CUDA: ``torch.cuda.max_memory_allocated`` (every tensor allocated on the GPU: weights, gradients,
+    optimizer state, activations, batches), from a reset at entry. On the CPU (Linux): the process's peak resident
+    memory (``VmHWM``, reset at entry through ``/proc/self/clear_refs``) above its resident memory at entry, which
+    also counts allocator caching and freed-but-unreturned pages; elsewhere ``peak`` is None.
+    ``memory.kind`` names the measure (``"cuda allocated"`` or ``"RSS rise"``).
+    """
+
+    def __init__(self, device: str | torch.device):
+        self.device = torch.device(device)
+        self.kind = "cuda allocated" if self.device.type == "cuda" else "RSS rise"
+        self.peak: int | None = None
+        self._base: int | None = None
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = 0
+        else:
+            self._base = _proc_status("VmRSS")
+            try:
+                Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+            except OSError:
+                self._base = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            synchronize(self.device)
+            self.peak = torch.cuda.max_memory_allocated(self.device)
+        elif self._base is not None:
+            hwm = _proc_status("VmHWM")
+            self.peak = None if hwm is None else hwm - self._base
+
+
+def count_flops(fn: Callable[[], Any]) -> tuple[Any, int]:
+    """Run ``fn()`` under PyTorch's ``FlopCounterMode``; returns its result and the floating-point operations of
+    its matrix multiplications and convolutions, forward and backward (2 per multiply-add)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        result = fn()
+    return result, int(counter.get_total_flops())
+
+
+def run_isolated(module: str, job: dict, what: str) -> dict:
+    """``python -m module --worker JOB`` in a fresh process (its own peak memory, caches, compiled code); returns
+    the JSON object the worker prints last. ``what`` names the variant in the error of a failed worker."""
+    proc = subprocess.run([sys.executable, "-m", module, "--worker", json.dumps(job)], capture_output=True,
+                          text=True, encoding="utf-8", errors="replace", check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark worker failed ({what}):\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def append_markdown(path: str | Path, title: str, command: str, table: list[str], footer: str) -> None:
+    """Append a section (``## title (date, torch version)``, the command and the table in a code block, the
+    footer) to the markdown file ``path`` (created if missing)."""
+    section = [f"\n## {title} ({datetime.date.today().isoformat()}, torch {torch.__version__})\n", "```",
+               f"$ {command}", *table, "```", "", footer, ""]
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("\n".join(section))

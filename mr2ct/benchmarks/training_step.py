@@ -1,0 +1,271 @@
+"""Time one CycleGAN training step (both generator and both discriminator updates): the plain fp32 reference and
+a step with performance switches, side by side, at one or more shapes.
+
+Usage (``mr2ct bench ...`` is the same as ``python scripts/benchmark.py ...``)::
+
+    mr2ct bench --device cuda --opt amp,channels_last,fused_adam,cudnn_benchmark --markdown BENCHMARKS.md
+    mr2ct bench --device cpu --shapes quick --opt amp,channels_last,fused_adam --repeats 20 --warmup 3
+    mr2ct bench --shapes 30x256x256:1:64:9 --opt amp,checkpoint_blocks --repeats 1 --warmup 0
+
+A shape is ``DxHxW[:channels[:ngf[:blocks]]]`` (defaults 1 channel, ngf 64, 9 residual blocks); ``paper``
+stands for the paper's shapes (30x84x84 1 and 3 channels, 8x108x192 3 channels, 30x256x256 1 channel, ngf 64,
+9 blocks) and ``quick`` for the quick presets' 16x28x28, ngf 8, 3 blocks. ``--opt`` names the switches of the
+optimised step, as the bundles' config keys: ``amp`` (bf16 autocast; ``--amp-dtype float16`` on CUDA),
+``channels_last``, ``compile``, ``checkpoint_blocks``, ``fused_adam``, ``cudnn_benchmark``.
+
+Each variant runs in its own Python process (``--in-process``: not), from the same seed: the same weights and
+data. The table gives the median seconds per step over ``--repeats`` after ``--warmup`` untimed steps (the first
+step, compilation included, in brackets), training volumes (clips of each domain) per second, the achieved
+TFLOP/s, the peak memory, and the ratios: reference / optimised time (> 1: faster) and optimised / reference
+memory (< 1: less).
+
+- FLOPs are the model's: PyTorch's ``FlopCounterMode`` counts the convolutions (forward and backward) of the
+  reference's first step; the optimised step is credited with the same number (activation checkpointing's
+  recomputation is not useful work). On CUDA the share of the GPU's dense bf16 peak follows in brackets
+  (``--peak-tflops`` for a GPU not in :data:`~mr2ct.benchmarks.measure.BF16_PEAK_TFLOPS`).
+- Peak memory counts everything the step needs (weights, gradients, Adam state, activations, the batch):
+  ``torch.cuda.max_memory_allocated`` on CUDA; on the CPU the rise of the process's peak resident memory from
+  before the networks were built (see :class:`~mr2ct.benchmarks.measure.PeakMemory`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import sys
+import time
+
+import torch
+
+from mr2ct.benchmarks.measure import (
+    PeakMemory,
+    append_markdown,
+    count_flops,
+    device_name,
+    format_bytes,
+    peak_tflops,
+    run_isolated,
+    synchronize,
+)
+from mr2ct.engine.performance import PERFORMANCE_FLAGS
+
+__all__ = ["OPTIONS", "PAPER_SHAPES", "QUICK_SHAPES", "build_trainer", "expand_shapes", "main", "measure",
+           "parse_options", "parse_shape"]
+
+OPTIONS = PERFORMANCE_FLAGS  # the switches of the optimised step, as the bundles' config keys
+PAPER_SHAPES = ("30x84x84:1:64:9", "30x84x84:3:64:9", "8x108x192:3:64:9", "30x256x256:1:64:9")
+QUICK_SHAPES = ("16x28x28:1:8:3",)
+_SHAPE_HELP = "expected DxHxW[:channels[:ngf[:blocks]]], e.g. 30x84x84:1:64:9"
+
+
+def parse_shape(text: str) -> dict:
+    """``"DxHxW[:channels[:ngf[:blocks]]]"`` as ``{"shape", "channels", "ngf", "blocks"}``."""
+    parts = text.split(":")
+    try:
+        shape = tuple(int(n) for n in parts[0].lower().split("x"))
+        channels, ngf, blocks = (int(p) for p in (parts[1:] + ["1", "64", "9"][len(parts) - 1:])[:3])
+    except ValueError:
+        raise ValueError(f"shape {text!r}: {_SHAPE_HELP}") from None
+    if len(shape) != 3 or len(parts) > 4 or min(*shape, channels, ngf) < 1 or blocks < 0:
+        raise ValueError(f"shape {text!r}: {_SHAPE_HELP}")
+    return {"shape": shape, "channels": channels, "ngf": ngf, "blocks": blocks}
+
+
+def expand_shapes(items: list[str]) -> list[str]:
+    """Shapes from ``--shapes`` items (comma-separated too), with ``paper`` and ``quick`` expanded."""
+    out = []
+    for item in items:
+        for text in item.split(","):
+            out += PAPER_SHAPES if text == "paper" else QUICK_SHAPES if text == "quick" else [text] if text else []
+    return out
+
+
+def parse_options(text: str) -> list[str]:
+    """The switches of ``--opt`` (``"none"`` or empty: none); a clear error for an unknown one."""
+    options = [o.strip() for o in text.split(",") if o.strip() and o.strip() != "none"]
+    unknown = [o for o in options if o not in OPTIONS]
+    if unknown:
+        raise ValueError(f"unknown --opt {unknown}; choose from {', '.join(OPTIONS)}.")
+    return options
+
+
+def build_trainer(method: str, shape: tuple[int, int, int], channels: int, ngf: int, blocks: int, device: str,
+                  frames_per_batch: int = 8, options: tuple[str, ...] = (), amp_dtype: str = "bfloat16",
+                  batch: int = 1, seed: int = 0):
+    """A CycleGAN trainer (as the bundles build it, with the switches ``options``) and one random batch."""
+    from mr2ct.engine import CycleGANTrainer, batch_preparer, method_spatial_dims
+    from mr2ct.engine.performance import adam_options, configure_backends
+    from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, init_weights
+
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown options {sorted(unknown)}; choose from {', '.join(OPTIONS)}.")
+    if torch.device(device).type == "cuda":
+        configure_backends(cudnn_benchmark="cudnn_benchmark" in options)
+    torch.manual_seed(seed)
+    dims = method_spatial_dims(method)
+    size = shape if dims == 3 else shape[1:]
+    g_ab, g_ba = (init_weights(ResnetGenerator(dims, channels, channels, ngf, blocks,
+                                               checkpoint_blocks="checkpoint_blocks" in options)).to(device)
+                  for _ in range(2))
+    d_a, d_b = (init_weights(PatchGANDiscriminator(dims, channels, ngf, input_size=size)).to(device) for _ in range(2))
+    adam = adam_options("fused_adam" in options, device)
+    g_opt = torch.optim.Adam([*g_ab.parameters(), *g_ba.parameters()], lr=2e-4, betas=(0.5, 0.999), **adam)
+    d_opt = torch.optim.Adam([*d_a.parameters(), *d_b.parameters()], lr=2e-4, betas=(0.5, 0.999), **adam)
+    data = {key: (torch.rand(batch, channels, *shape) * 2 - 1).to(device) for key in ("A", "B")}
+    trainer = CycleGANTrainer(device=device, max_epochs=1, train_data_loader=[data], g_ab=g_ab, g_ba=g_ba, d_a=d_a,
+                              d_b=d_b, g_optimizer=g_opt, d_optimizer=d_opt, clip_depth=shape[0],
+                              prepare_batch=batch_preparer(method, frames_per_batch), amp="amp" in options,
+                              amp_dtype=amp_dtype, channels_last="channels_last" in options,
+                              compile="compile" in options)
+    trainer.state.device = torch.device(device)
+    if trainer.amp and trainer.amp_dtype == torch.float16:  # what CycleGANTrainer.run does
+        trainer.scaler = torch.amp.GradScaler("cuda")
+    return trainer, data
+
+
+def measure(spec: dict, options: tuple[str, ...], device: str, method: str = "3d", frames_per_batch: int = 8,
+            warmup: int = 1, repeats: int = 3, amp_dtype: str = "bfloat16", batch: int = 1,
+            count: bool = False) -> dict:
+    """Run ``warmup + repeats`` training steps of one variant; returns their times, the first step's losses, the
+    peak memory, the number of skipped (non-finite) steps and, with ``count``, the first step's FLOPs (counted
+    while it runs: with ``warmup`` 0 the count's small overhead is in a timed step)."""
+    with PeakMemory(device) as memory:
+        trainer, data = build_trainer(method, spec["shape"], spec["channels"], spec["ngf"], spec["blocks"], device,
+                                      frames_per_batch, tuple(options), amp_dtype, batch)
+        trainer.max_nonfinite_steps = None  # count non-finite steps (reported), do not stop
+        times, losses, skipped, flops = [], None, 0, None
+        for step in range(warmup + repeats):
+            synchronize(device)
+            start = time.perf_counter()
+            if count and step == 0:
+                out, flops = count_flops(lambda: trainer._iteration(trainer, data))
+            else:
+                out = trainer._iteration(trainer, data)
+            synchronize(device)
+            times.append(time.perf_counter() - start)
+            skipped += trainer.state.nonfinite_steps > 0
+            losses = losses or {k: float(v) for k, v in out.items() if k.startswith("loss_")}
+    timed = times[warmup:] or times
+    return {"first": times[0], "median": statistics.median(timed), "times": timed, "peak": memory.peak,
+            "peak_kind": memory.kind, "losses": losses, "batch": batch, "skipped": skipped, "flops": flops}
+
+
+def _worker(job_json: str) -> None:
+    """A variant measured in this (fresh) process; prints its result as JSON."""
+    job = json.loads(job_json)
+    threads = job.pop("threads")
+    if threads:
+        torch.set_num_threads(threads)
+    spec = job.pop("spec")
+    spec["shape"] = tuple(spec["shape"])
+    print(json.dumps(measure(spec, tuple(job.pop("options")), **job)))
+
+
+def table(rows: list[dict], peak: float | None = None) -> list[str]:
+    """Markdown table lines (header only for no ``rows``); ``peak``: the device's peak TFLOP/s, if known."""
+    lines = ["| shape | ch | ngf | blocks | step | s / step (first) | volumes / s | TFLOP/s | peak memory "
+             "| speed-up | memory ratio |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        spec, res, ref = row["spec"], row["result"], row["reference"]
+        speed = ref["median"] / res["median"]
+        memory = format_bytes(res["peak"]) if res["peak"] is not None else "-"
+        ratio = f"{res['peak'] / ref['peak']:.2f}" if res["peak"] and ref["peak"] else "-"
+        tflops = "-"
+        if ref["flops"]:
+            achieved = ref["flops"] / res["median"] / 1e12
+            tflops = f"{achieved:.3g}" + (f" ({achieved / peak:.0%})" if peak else "")
+        lines.append(f"| {'x'.join(map(str, spec['shape']))} | {spec['channels']} | {spec['ngf']} | {spec['blocks']} "
+                     f"| {row['name']} | {res['median']:.3f} ({res['first']:.2f}) | {res['batch'] / res['median']:.3g} "
+                     f"| {tflops} | {memory} | {speed:.2f}x | {ratio} |")
+    return lines
+
+
+def _parser() -> argparse.ArgumentParser:
+    doc = sys.modules[__name__].__doc__
+    parser = argparse.ArgumentParser(prog="mr2ct bench", description=doc.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=doc.split("\n\n", 1)[1])
+    parser.add_argument("--shapes", nargs="+",
+                        help="shapes DxHxW[:channels[:ngf[:blocks]]], 'paper' or 'quick' (default: paper quick on "
+                             "CUDA, quick on the CPU, where a paper-size step takes minutes)")
+    parser.add_argument("--opt", default="amp,channels_last,fused_adam",
+                        help=f"comma-separated switches of the optimised step, from: {', '.join(OPTIONS)}")
+    parser.add_argument("--amp-dtype", default="bfloat16", choices=("bfloat16", "float16"))
+    parser.add_argument("--method", default="3d", choices=("3d", "random", "sequential", "seq_const"))
+    parser.add_argument("--frames-per-batch", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=1, help="clips per batch")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak, if not in the built-in list")
+    parser.add_argument("--in-process", action="store_true", help="run every variant in this process")
+    parser.add_argument("--markdown", metavar="FILE", help="append a section with the command and table to FILE")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Run the benchmark (``argv``: command-line arguments); print the table; returns its rows."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.worker:
+        _worker(args.worker)
+        return []
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.warmup < 0 or args.repeats < 1:
+        parser.error("--warmup must be >= 0 and --repeats >= 1.")
+    try:
+        options = tuple(parse_options(args.opt))
+        shapes = args.shapes or (["paper", "quick"] if torch.device(args.device).type == "cuda" else ["quick"])
+        specs = [parse_shape(s) for s in expand_shapes(shapes)]
+    except ValueError as e:
+        parser.error(str(e))
+    if "amp" in options and args.amp_dtype == "float16" and torch.device(args.device).type != "cuda":
+        parser.error("--amp-dtype float16 needs a CUDA device.")
+    settings = {"device": args.device, "method": args.method, "frames_per_batch": args.frames_per_batch,
+                "warmup": args.warmup, "repeats": args.repeats, "amp_dtype": args.amp_dtype, "batch": args.batch}
+
+    def run(spec: dict, opts: tuple[str, ...], count: bool) -> dict:
+        if args.in_process:
+            return measure(spec, opts, count=count, **settings)
+        job = {"spec": {**spec, "shape": list(spec["shape"])}, "options": list(opts), "count": count,
+               "threads": args.threads, **settings}
+        return run_isolated(__name__, job, " ".join(opts) or "reference")
+
+    name = "+".join(options) or "reference (no switches)"
+    if "amp" in options:
+        name = name.replace("amp", f"amp ({'bf16' if args.amp_dtype == 'bfloat16' else 'fp16'})")
+    peak = args.peak_tflops or peak_tflops(args.device)
+    rows = []
+    print("\n".join(table([])), flush=True)
+    for spec in specs:
+        reference = run(spec, (), count=True)
+        result = run(spec, options, count=False)
+        for row_name, res in (("fp32 reference", reference), (name, result)):
+            rows.append({"spec": spec, "name": row_name, "result": res, "reference": reference})
+            print(table(rows[-1:], peak)[-1], flush=True)
+        diff = max(abs(result["losses"][k] - reference["losses"][k]) for k in reference["losses"])
+        print(f"  first-step losses: max |optimised - reference| = {diff:.2e}", flush=True)
+        for row_name, res in (("reference", reference), ("optimised", result)):
+            if res["skipped"]:
+                print(f"  WARNING: {res['skipped']} of the {row_name} step's {args.warmup + args.repeats} iterations "
+                      "had non-finite losses or gradients: their updates were skipped (faster)", flush=True)
+    memory_kind = rows[0]["result"]["peak_kind"] if rows else ""
+    footer = (f"{device_name(args.device)}, torch {torch.__version__}, method {args.method}, batch {args.batch}, "
+              f"median of {args.repeats} steps after {args.warmup} warm-up; peak memory: {memory_kind}"
+              + (f"; bf16 peak {peak:g} TFLOP/s" if peak else ""))
+    print(footer)
+    if args.markdown:
+        command = "mr2ct bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+        append_markdown(args.markdown, f"Training step, {device_name(args.device)}", command, table(rows, peak),
+                        footer)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
