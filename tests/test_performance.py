@@ -272,8 +272,11 @@ def test_benchmarks_from_the_command_line(tmp_path):
     assert "| 8x16x16 | 1 | 4 | 1 | fused_adam |" in run.stdout
     with pytest.raises(SystemExit):
         cli(["bench", "--shapes", "30x84"])
-    with pytest.raises(SystemExit):
-        cli(["bench", "inference", "--overlap", "1"])
+    for bad in (["inference", "--overlap", "1"], ["data", "no_such_bundle"], ["--device", "cuda"]):
+        if bad[-1] == "cuda" and torch.cuda.is_available():
+            continue
+        with pytest.raises(SystemExit):
+            cli(["bench", *bad])
 
 
 def test_count_flops_of_a_convolution():

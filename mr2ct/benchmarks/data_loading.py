@@ -63,7 +63,10 @@ def main(argv: list[str] | None = None) -> dict:
     args, extra = parser.parse_known_args(argv)
     if args.batches < 1:
         parser.error("--batches must be >= 1.")
-    configs = Path(bundle_root(args.bundle)) / "configs"
+    try:
+        configs = Path(bundle_root(args.bundle)) / "configs"
+    except FileNotFoundError as e:
+        parser.error(str(e))
     files = [str(configs / "train.json")] + ([str(configs / "quick.json")] if args.quick else [])
     result = measure(files, {"bundle_root": str(configs.parent), **parse_overrides(extra)}, args.batches)
     per_batch = statistics.median(result["times"])

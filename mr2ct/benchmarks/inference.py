@@ -170,6 +170,8 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error("--overlap must be in [0, 1).")
     if "amp" in options and args.amp_dtype == "float16" and torch.device(args.device).type != "cuda":
         parser.error("--amp-dtype float16 needs a CUDA device.")
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: no CUDA device is available to torch {torch.__version__}.")
     if args.threads:
         torch.set_num_threads(args.threads)
     spec = {"volume": tuple(args.volume), "roi": tuple(args.roi), "overlap": args.overlap, "ngf": args.ngf,

@@ -227,6 +227,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         parser.error(str(e))
     if "amp" in options and args.amp_dtype == "float16" and torch.device(args.device).type != "cuda":
         parser.error("--amp-dtype float16 needs a CUDA device.")
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: no CUDA device is available to torch {torch.__version__}.")
     settings = {"device": args.device, "method": args.method, "frames_per_batch": args.frames_per_batch,
                 "warmup": args.warmup, "repeats": args.repeats, "amp_dtype": args.amp_dtype, "batch": args.batch}
 
