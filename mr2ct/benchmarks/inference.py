@@ -33,10 +33,12 @@ from monai.inferers import SlidingWindowInferer
 
 from mr2ct.benchmarks.measure import (
     PeakMemory,
+    add_common_arguments,
     append_markdown,
+    check_device,
+    comparison_cells,
     count_flops,
     device_name,
-    format_bytes,
     peak_tflops,
     run_isolated,
     synchronize,
@@ -114,17 +116,12 @@ def table(rows: list[dict], peak: float | None = None) -> list[str]:
              "| TFLOP/s | peak memory | speed-up | memory ratio |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        res, ref, spec = row["result"], row["reference"], row["spec"]
-        memory = format_bytes(res["peak"]) if res["peak"] is not None else "-"
-        ratio = f"{res['peak'] / ref['peak']:.2f}" if res["peak"] and ref["peak"] else "-"
-        tflops = "-"
-        if ref["flops"]:
-            achieved = ref["flops"] / res["median"] / 1e12
-            tflops = f"{achieved:.3g}" + (f" ({achieved / peak:.0%})" if peak else "")
+        res, spec = row["result"], row["spec"]
+        cells = comparison_cells(res, row["reference"], peak)
         lines.append(f"| {'x'.join(map(str, spec['volume']))} | {'x'.join(map(str, spec['roi']))} | {spec['overlap']} "
                      f"| {spec['ngf']} | {spec['blocks']} | {row['name']} | {res['windows']} "
-                     f"| {res['median']:.3g} ({res['first']:.3g}) | {1 / res['median']:.3g} | {tflops} | {memory} "
-                     f"| {ref['median'] / res['median']:.2f}x | {ratio} |")
+                     f"| {res['median']:.3g} ({res['first']:.3g}) | {1 / res['median']:.3g} | {cells['tflops']} "
+                     f"| {cells['memory']} | {cells['speedup']} | {cells['memory_ratio']} |")
     return lines
 
 
@@ -142,14 +139,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--amp-dtype", default="bfloat16", choices=("bfloat16", "float16"))
     parser.add_argument("--ngf", type=int, default=64)
     parser.add_argument("--blocks", type=int, default=9)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak, if not in the built-in list")
-    parser.add_argument("--in-process", action="store_true", help="run both variants in this process")
-    parser.add_argument("--markdown", metavar="FILE", help="append a section with the command and table to FILE")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    add_common_arguments(parser)
     return parser
 
 
@@ -164,14 +154,11 @@ def main(argv: list[str] | None = None) -> dict:
     options = tuple(o.strip() for o in args.opt.split(",") if o.strip() and o.strip() != "none")
     if set(options) - set(OPTIONS):
         parser.error(f"unknown --opt {sorted(set(options) - set(OPTIONS))}; choose from {', '.join(OPTIONS)}.")
-    if min(*args.volume, *args.roi, args.sw_batch_size, args.repeats) < 1 or args.warmup < 0:
-        parser.error("--volume, --roi, --sw-batch-size and --repeats must be >= 1, --warmup >= 0.")
+    if min(*args.volume, *args.roi, args.sw_batch_size) < 1:
+        parser.error("--volume, --roi and --sw-batch-size must be >= 1.")
     if not 0 <= args.overlap < 1:
         parser.error("--overlap must be in [0, 1).")
-    if "amp" in options and args.amp_dtype == "float16" and torch.device(args.device).type != "cuda":
-        parser.error("--amp-dtype float16 needs a CUDA device.")
-    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
-        parser.error(f"--device {args.device}: no CUDA device is available to torch {torch.__version__}.")
+    check_device(parser, args, "amp" in options)
     if args.threads:
         torch.set_num_threads(args.threads)
     spec = {"volume": tuple(args.volume), "roi": tuple(args.roi), "overlap": args.overlap, "ngf": args.ngf,

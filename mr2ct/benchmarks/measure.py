@@ -3,6 +3,7 @@ process."""
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import platform
@@ -18,7 +19,10 @@ from torch.utils.flop_counter import FlopCounterMode
 __all__ = [
     "BF16_PEAK_TFLOPS",
     "PeakMemory",
+    "add_common_arguments",
     "append_markdown",
+    "check_device",
+    "comparison_cells",
     "count_flops",
     "device_name",
     "format_bytes",
@@ -157,3 +161,44 @@ def append_markdown(path: str | Path, title: str, command: str, table: list[str]
                f"$ {command}", *table, "```", "", footer, ""]
     with open(path, "a", encoding="utf-8") as f:
         f.write("\n".join(section))
+
+
+def comparison_cells(result: dict, reference: dict, peak: float | None = None) -> dict[str, str]:
+    """The table cells that compare a variant's ``result`` with the ``reference`` (both from a ``measure``):
+    ``tflops`` (the reference's FLOPs over the variant's median time, with the share of ``peak`` TFLOP/s when
+    known), ``memory`` (the variant's peak), ``speedup`` (reference / variant time) and ``memory_ratio``
+    (variant / reference peak)."""
+    tflops = "-"
+    if reference["flops"]:
+        achieved = reference["flops"] / result["median"] / 1e12
+        tflops = f"{achieved:.3g}" + (f" ({achieved / peak:.0%})" if peak else "")
+    return {
+        "tflops": tflops,
+        "memory": format_bytes(result["peak"]) if result["peak"] is not None else "-",
+        "speedup": f"{reference['median'] / result['median']:.2f}x",
+        "memory_ratio": f"{result['peak'] / reference['peak']:.2f}" if result["peak"] and reference["peak"] else "-",
+    }
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every side-by-side benchmark has: device, threads, warm-up, repeats, the GPU's peak, in-process,
+    markdown output (and the hidden ``--worker`` of :func:`run_isolated`)."""
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs (their median is reported)")
+    parser.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak, if not in the built-in list")
+    parser.add_argument("--in-process", action="store_true", help="run every variant in this process")
+    parser.add_argument("--markdown", metavar="FILE", help="append a section with the command and table to FILE")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+
+
+def check_device(parser: argparse.ArgumentParser, args: argparse.Namespace, amp: bool) -> None:
+    """Usage errors for a CUDA device torch cannot see, fp16 autocast off CUDA, and bad repeat counts."""
+    if args.warmup < 0 or args.repeats < 1:
+        parser.error("--warmup must be >= 0 and --repeats >= 1.")
+    cuda = torch.device(args.device).type == "cuda"
+    if amp and args.amp_dtype == "float16" and not cuda:
+        parser.error("--amp-dtype float16 needs a CUDA device.")
+    if cuda and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: no CUDA device is available to torch {torch.__version__}.")

@@ -41,10 +41,12 @@ import torch
 
 from mr2ct.benchmarks.measure import (
     PeakMemory,
+    add_common_arguments,
     append_markdown,
+    check_device,
+    comparison_cells,
     count_flops,
     device_name,
-    format_bytes,
     peak_tflops,
     run_isolated,
     synchronize,
@@ -169,17 +171,11 @@ def table(rows: list[dict], peak: float | None = None) -> list[str]:
     lines = ["| shape | ch | ngf | blocks | step | s / step (first) | volumes / s | TFLOP/s | peak memory "
              "| speed-up | memory ratio |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        spec, res, ref = row["spec"], row["result"], row["reference"]
-        speed = ref["median"] / res["median"]
-        memory = format_bytes(res["peak"]) if res["peak"] is not None else "-"
-        ratio = f"{res['peak'] / ref['peak']:.2f}" if res["peak"] and ref["peak"] else "-"
-        tflops = "-"
-        if ref["flops"]:
-            achieved = ref["flops"] / res["median"] / 1e12
-            tflops = f"{achieved:.3g}" + (f" ({achieved / peak:.0%})" if peak else "")
+        spec, res = row["spec"], row["result"]
+        cells = comparison_cells(res, row["reference"], peak)
         lines.append(f"| {'x'.join(map(str, spec['shape']))} | {spec['channels']} | {spec['ngf']} | {spec['blocks']} "
                      f"| {row['name']} | {res['median']:.3f} ({res['first']:.2f}) | {res['batch'] / res['median']:.3g} "
-                     f"| {tflops} | {memory} | {speed:.2f}x | {ratio} |")
+                     f"| {cells['tflops']} | {cells['memory']} | {cells['speedup']} | {cells['memory_ratio']} |")
     return lines
 
 
@@ -197,14 +193,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--method", default="3d", choices=("3d", "random", "sequential", "seq_const"))
     parser.add_argument("--frames-per-batch", type=int, default=8)
     parser.add_argument("--batch", type=int, default=1, help="clips per batch")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak, if not in the built-in list")
-    parser.add_argument("--in-process", action="store_true", help="run every variant in this process")
-    parser.add_argument("--markdown", metavar="FILE", help="append a section with the command and table to FILE")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    add_common_arguments(parser)
     return parser
 
 
@@ -217,18 +206,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         return []
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.warmup < 0 or args.repeats < 1:
-        parser.error("--warmup must be >= 0 and --repeats >= 1.")
     try:
         options = tuple(parse_options(args.opt))
         shapes = args.shapes or (["paper", "quick"] if torch.device(args.device).type == "cuda" else ["quick"])
         specs = [parse_shape(s) for s in expand_shapes(shapes)]
     except ValueError as e:
         parser.error(str(e))
-    if "amp" in options and args.amp_dtype == "float16" and torch.device(args.device).type != "cuda":
-        parser.error("--amp-dtype float16 needs a CUDA device.")
-    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
-        parser.error(f"--device {args.device}: no CUDA device is available to torch {torch.__version__}.")
+    check_device(parser, args, "amp" in options)
     settings = {"device": args.device, "method": args.method, "frames_per_batch": args.frames_per_batch,
                 "warmup": args.warmup, "repeats": args.repeats, "amp_dtype": args.amp_dtype, "batch": args.batch}
 
