@@ -76,16 +76,19 @@ def _torchrun(tmp_path, bundle: Path, overrides: dict) -> None:
     for k, v in {"bundle_root": str(bundle), "dataset_dir": str(tmp_path / "data"), **overrides}.items():
         args += [f"--{k}", json.dumps(v) if isinstance(v, (list, bool)) else str(v)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(args, capture_output=True, encoding="utf-8", errors="replace", timeout=300, env=env, cwd=REPO)
+    proc = subprocess.run(args, capture_output=True, encoding="utf-8", errors="replace", timeout=1200, env=env, cwd=REPO)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
 
 
-def test_torchrun_two_processes_gloo(tmp_path):
-    """2 processes train the tiny vmnist bundle with DDP: identical weights on both ranks, rank 0 alone writes,
-    and model.pt (unwrapped keys) loads into the single-process network_def."""
+@pytest.mark.parametrize("switches", [{}, pytest.param({"compile": True}, marks=pytest.mark.slow)],
+                         ids=["plain", "compile"])
+def test_torchrun_two_processes_gloo(tmp_path, switches):
+    """2 processes train the tiny vmnist bundle with DDP (also with torch.compile of the DDP-wrapped networks):
+    identical weights on both ranks, rank 0 alone writes, and model.pt (unwrapped keys) loads into the
+    single-process network_def."""
     configs = VMNIST_BUNDLE / "configs"
     _torchrun(tmp_path, VMNIST_BUNDLE, {**TINY, "epoch_length": 2, "max_epochs": 1, "decay_epochs": 0,
-                                        "num_val_cases": 2, "log_interval": 1})
+                                        "num_val_cases": 2, "log_interval": 1, **switches})
 
     w0 = torch.load(tmp_path / "g_ab_rank0.pt", weights_only=True)
     w1 = torch.load(tmp_path / "g_ab_rank1.pt", weights_only=True)
