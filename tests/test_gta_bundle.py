@@ -80,7 +80,8 @@ def test_train_evaluate_infer_end_to_end(tmp_path):
     write_video(folder / "drive.mp4", frames, fps=10)
     (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 40)
     mine = run_bundle("inference", "inference.json", {**ov, "direction": "b2a", "input_dir": str(folder),
-                                                      "output_dir": str(tmp_path / "segs")})
+                                                      "output_dir": str(tmp_path / "segs"), "amp": True,
+                                                      "sw_batch_size": 2})  # bf16, 2 windows per pass
     assert mine.returncode == 1, mine.stdout[-3000:] + mine.stderr[-3000:]
     rows = {Path(r["source"]).name: r for r in csv.DictReader(open(tmp_path / "segs" / "summary.csv",
                                                                     encoding="utf-8"))}
