@@ -188,7 +188,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs (their median is reported)")
     parser.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak, if not in the built-in list")
-    parser.add_argument("--in-process", action="store_true", help="run every variant in this process")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run every variant in this process (faster to start; on the CPU the later variants' "
+                             "peak memory is then understated)")
     parser.add_argument("--markdown", metavar="FILE", help="append a section with the command and table to FILE")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
 
