@@ -13,7 +13,7 @@ from monai.bundle import ConfigParser
 
 from mr2ct.engine.batching import METHODS
 from mr2ct.engine.losses import ADVERSARIAL_LOSSES
-from mr2ct.engine.performance import PERFORMANCE_FLAGS
+from mr2ct.engine.performance import AMP_DTYPES, PERFORMANCE_FLAGS
 
 __all__ = [
     "bundle_root",
@@ -243,8 +243,9 @@ def validate_settings(directions: Sequence[str] = DIRECTIONS, **settings) -> Non
             raise ValueError(f"config key 'max_nonfinite_steps' must be null or an integer >= 0, got {steps!r}.")
     for name in flags & set(settings):
         parse_flag(name, settings[name])
-    if "amp_dtype" in settings and settings["amp_dtype"] not in ("bfloat16", "float16"):
-        raise ValueError(f"config key 'amp_dtype' must be 'bfloat16' or 'float16', got {settings['amp_dtype']!r}.")
+    if "amp_dtype" in settings and settings["amp_dtype"] not in AMP_DTYPES:
+        raise ValueError(f"config key 'amp_dtype' must be {' or '.join(map(repr, AMP_DTYPES))}, "
+                         f"got {settings['amp_dtype']!r}.")
     if "sw_overlap" in settings and (isinstance(settings["sw_overlap"], bool)
                                      or not isinstance(settings["sw_overlap"], (int, float))
                                      or not 0 <= settings["sw_overlap"] < 1):
