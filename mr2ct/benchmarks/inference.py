@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
     def run(opts: tuple[str, ...], sw_batch_size: int, count: bool, scratch: Path) -> dict:
         if args.in_process:
             return measure(sw_batch_size=sw_batch_size, options=opts, count=count, **settings)
-        output_path = scratch / f"output_{len(list(scratch.iterdir()))}.pt"
+        output_path = scratch / f"{'reference' if count else 'optimised'}.pt"
         job = {**settings, "volume": list(args.volume), "roi": list(args.roi), "sw_batch_size": sw_batch_size,
                "options": list(opts), "count": count, "threads": args.threads, "output_path": str(output_path)}
         result = run_isolated(__name__, job, f"sw_batch_size {sw_batch_size} {' '.join(opts)}")
@@ -177,9 +177,8 @@ def main(argv: list[str] | None = None) -> dict:
         return result
 
     peak = args.peak_tflops or peak_tflops(args.device)
-    name = f"sw_batch_size {args.sw_batch_size}" + "".join(
-        f" + {'amp (' + ('bf16' if args.amp_dtype == 'bfloat16' else 'fp16') + ')' if o == 'amp' else o}"
-        for o in options)
+    labels = {"amp": f"amp ({'bf16' if args.amp_dtype == 'bfloat16' else 'fp16'})"}
+    name = " + ".join([f"sw_batch_size {args.sw_batch_size}", *(labels.get(o, o) for o in options)])
     print("\n".join(table([])), flush=True)
     with tempfile.TemporaryDirectory() as scratch:
         reference = run((), 1, True, Path(scratch))
