@@ -123,8 +123,6 @@ def build_trainer(method: str, shape: tuple[int, int, int], channels: int, ngf: 
                               amp_dtype=amp_dtype, channels_last="channels_last" in options,
                               compile="compile" in options)
     trainer.state.device = torch.device(device)
-    if trainer.amp and trainer.amp_dtype == torch.float16:  # what CycleGANTrainer.run does
-        trainer.scaler = torch.amp.GradScaler("cuda")
     return trainer, data
 
 

@@ -151,6 +151,8 @@ class CycleGANTrainer(Trainer):
             decollate=False,
         )
         self.amp_dtype = _amp_dtype(amp_dtype, device if amp else None)
+        # grad scaling for fp16 autocast only (which amp_dtype allows on CUDA only); bf16 and fp32 need none
+        self.scaler = torch.amp.GradScaler("cuda") if amp and self.amp_dtype == torch.float16 else None
         self.channels_last = channels_last
         for net in (g_ab, g_ba, d_a, d_b):
             if channels_last:
@@ -172,9 +174,7 @@ class CycleGANTrainer(Trainer):
         self.logger.info(f"trainable parameters: {counts} ({sum(counts.values()):,} in all)")
 
     def run(self) -> None:
-        """Train (MONAI's ``Trainer.run``, except that the grad scaler exists only for fp16 autocast)."""
-        use_scaler = self.amp and self.amp_dtype == torch.float16
-        self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+        """Train (MONAI's ``Trainer.run`` without its replacing the grad scaler made in ``__init__``)."""
         super(Trainer, self).run()
 
     def _autocast(self):
@@ -193,13 +193,13 @@ class CycleGANTrainer(Trainer):
         return [f"{name} gradients" for name, ok in zip(names, finite) if not ok]
 
     def _backward(self, loss: torch.Tensor) -> None:
-        if self.scaler is not None and torch.device(self.state.device).type == "cuda":
+        if self.scaler is not None:
             self.scaler.scale(loss).backward()
         else:
             loss.backward()
 
     def _step(self, *optimizers: Optimizer) -> None:
-        if self.scaler is not None and torch.device(self.state.device).type == "cuda":
+        if self.scaler is not None:
             for optimizer in optimizers:
                 self.scaler.step(optimizer)
             self.scaler.update()  # once per iteration, after all optimizers
