@@ -9,11 +9,13 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.bundle import ConfigParser, ConfigWorkflow, verify_net_in_out
+from monai.bundle import ConfigWorkflow, verify_net_in_out
 
 import conftest
+from mr2ct.bundle import load_config
 from conftest import MMNIST_BUNDLE, VMNIST_BUNDLE
 
+COMMON = conftest.REPO / "bundles" / "common" / "configs"  # MONAI tools read the layers listed
 CONFIGS = VMNIST_BUNDLE / "configs"
 TINY = {"depth": 8, "size": [16, 16], "ngf": 4, "ndf": 4, "num_res_blocks": 1, "num_digits": 40, "num_workers": 0}
 
@@ -40,7 +42,8 @@ def test_metadata_has_mandatory_keys(bundle):
 
 def test_network_matches_metadata_offline():
     verify_net_in_out(net_id="network_def", meta_file=str(CONFIGS / "metadata.json"),
-                      config_file=str(CONFIGS / "inference.json"), device="cpu", ngf=4, num_res_blocks=1,
+                      config_file=[str(COMMON / "train.json"), str(CONFIGS / "train.json")], device="cpu", ngf=4,
+                      num_res_blocks=1,
                       bundle_root=str(VMNIST_BUNDLE))
 
 
@@ -55,7 +58,7 @@ def test_bundle_workflow_properties(tmp_path, config, workflow_type):
 
 
 def test_paper_settings_in_train_json():
-    parser = ConfigParser.load_config_file(CONFIGS / "train.json")
+    parser = load_config(VMNIST_BUNDLE.name).get()  # the bundle's train.json on its layers
     assert (parser["depth"], parser["size"], parser["ngf"], parser["num_res_blocks"]) == (30, [84, 84], 64, 9)
     assert parser["lambda_cycle"] == 10.0 and parser["lr"] == 0.0002 and parser["pool_size"] == 50
 
@@ -71,9 +74,7 @@ def test_train_infer_evaluate_end_to_end(tmp_path):
     assert (tmp_path / "runs" / "losses.csv").read_text(encoding="utf-8").startswith("epoch,iteration,loss_g")
     assert list((tmp_path / "runs" / "samples").glob("*.png"))
 
-    parser = ConfigParser()
-    parser.read_config(CONFIGS / "inference.json")
-    parser.update({**ov, "device": "cpu"})
+    parser = load_config(VMNIST_BUNDLE.name, "inference", overrides={**ov, "device": "cpu"})
     net = parser.get_parsed_content("network_def")
     net.load_state_dict(torch.load(models / "model.pt"))  # model.pt is a plain generator state_dict
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from monai.bundle import ConfigParser
 from torch.utils.data import DataLoader
 
 from conftest import REPO, VMNIST_BUNDLE
 from test_bundle import TINY
 
+from mr2ct.bundle import load_config
 from mr2ct.engine import ResumableLoader
 
 BUNDLES = ["vmnist_cyclegan3d", "mmnist_color_cyclegan3d", "mrct_cyclegan3d", "gta_seg2video_cyclegan3d"]
@@ -23,16 +23,15 @@ WRITERS = {"mr2ct.engine.LossProgressBar", "TensorBoardStatsHandler", "mr2ct.eng
            "mr2ct.engine.SampleGridSaver", "mr2ct.engine.FinalWeightsSaver"}
 
 
-def test_multi_gpu_configs_match_train_handlers():
-    """Each bundle's multi_gpu_train.json disables exactly the writing handlers on ranks > 0 (by list index)."""
+def test_rank_zero_writers_are_marked_where_defined():
+    """Every handler of the shared training config that writes is disabled on ranks > 0 where it is defined (so
+    reordering handlers cannot make every rank write); each bundle's multi_gpu_train.json only joins the group."""
+    handlers = json.loads((REPO / "bundles" / "common" / "configs" / "train.json").read_text())["train"]["handlers"]
+    marked = {h["_target_"] for h in handlers if h.get("_disabled_") == "$mr2ct.engine.distributed.get_rank() > 0"}
+    assert marked == WRITERS
     for bundle in BUNDLES:
-        configs = REPO / "bundles" / bundle / "configs"
-        handlers = json.loads((configs / "train.json").read_text())["train"]["handlers"]
-        multi = json.loads((configs / "multi_gpu_train.json").read_text())
-        disabled = {int(k.split("#")[2]) for k in multi if k.startswith("train#handlers#") and k.endswith("_disabled_")}
-        assert disabled == {i for i, h in enumerate(handlers) if h["_target_"] in WRITERS}, bundle
-        checkpointer = [i for i, h in enumerate(handlers) if h["_target_"] == "mr2ct.engine.TrainingCheckpointer"]
-        assert multi[f"train#handlers#{checkpointer[0]}#_target_"].endswith("DistributedCheckpointer"), bundle
+        multi = json.loads((REPO / "bundles" / bundle / "configs" / "multi_gpu_train.json").read_text())
+        assert {k for k in multi if not k.startswith("_")} == {"distributed"} and multi["distributed"] is True
 
 
 def test_resumable_loader_with_distributed_sampler():
@@ -86,7 +85,6 @@ def test_torchrun_two_processes_gloo(tmp_path, switches):
     """2 processes train the tiny vmnist bundle with DDP (also with torch.compile of the DDP-wrapped networks):
     identical weights on both ranks, rank 0 alone writes, and model.pt (unwrapped keys) loads into the
     single-process network_def."""
-    configs = VMNIST_BUNDLE / "configs"
     _torchrun(tmp_path, VMNIST_BUNDLE, {**TINY, "epoch_length": 2, "max_epochs": 1, "decay_epochs": 0,
                                         "num_val_cases": 2, "log_interval": 1, **switches})
 
@@ -100,9 +98,7 @@ def test_torchrun_two_processes_gloo(tmp_path, switches):
     # model.pt: the unwrapped generator, the same as on rank 1, loadable into the single-process network_def
     saved = torch.load(tmp_path / "models_rank0" / "model.pt", weights_only=True)
     assert all(torch.equal(saved[k], w1[k]) for k in w1) and not any(k.startswith("module.") for k in saved)
-    parser = ConfigParser()
-    parser.read_config(configs / "inference.json")
-    parser.update({**TINY, "bundle_root": str(VMNIST_BUNDLE), "device": "cpu"})
+    parser = load_config(VMNIST_BUNDLE.name, "inference", overrides={**TINY, "device": "cpu"})
     parser.get_parsed_content("network_def").load_state_dict(saved)
 
 
@@ -121,10 +117,8 @@ def test_torchrun_mrct_channels_last_and_distributed_validation(tmp_path):
     m0, m1 = (torch.load(tmp_path / f"metrics_rank{r}.pt") for r in (0, 1))
     assert m0 == m1 and set(m0) == {"val_mae_hu"}
 
-    parser = ConfigParser()
-    parser.read_config(bundle / "configs" / "train.json")
-    parser.update({**MRCT_TINY, "num_test_subjects": 3, "num_val_cases": 3, "bundle_root": str(bundle),
-                   "dataset_dir": str(tmp_path / "data"), "device": "cpu"})
+    parser = load_config(bundle.name, overrides={**MRCT_TINY, "num_test_subjects": 3, "num_val_cases": 3,
+                                                 "dataset_dir": str(tmp_path / "data"), "device": "cpu"})
     parser.get_parsed_content("g_ab").load_state_dict(w0)
     evaluator = parser.get_parsed_content("validate#evaluator")
     assert len(parser.get_parsed_content("validate#items")) == 3

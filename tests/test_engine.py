@@ -15,8 +15,7 @@ from mr2ct.engine import (
     RandomFrames,
     SequentialFrames,
     adversarial_loss,
-    batch_preparer,
-    method_spatial_dims,
+    get_method,
     temporal_const_loss,
 )
 from mr2ct.networks import FramewiseNetwork, PatchGANDiscriminator, ResnetGenerator, init_weights
@@ -42,7 +41,7 @@ def clip_loader(n: int, shape: tuple[int, ...], batch_size: int = 1) -> DataLoad
 @pytest.mark.parametrize("method", METHODS)
 def test_one_iteration_updates_all_four_networks(method):
     depth, hw = 4, (24, 24)
-    spatial_dims = method_spatial_dims(method)
+    spatial_dims = get_method(method).spatial_dims
     size = (depth, *hw) if spatial_dims == 3 else hw
     nets = make_cyclegan(spatial_dims, size)
     g_ab, g_ba, d_a, d_b, g_opt, d_opt = nets
@@ -51,7 +50,7 @@ def test_one_iteration_updates_all_four_networks(method):
         device="cpu", max_epochs=1, train_data_loader=clip_loader(2, (1, depth, *hw), batch_size=2),
         g_ab=g_ab, g_ba=g_ba, d_a=d_a, d_b=d_b, g_optimizer=g_opt, d_optimizer=d_opt,
         lambda_const=1.0 if method == "seq_const" else 0.0, lambda_identity=0.5, clip_depth=depth,
-        prepare_batch=batch_preparer(method, frames_per_batch=3), epoch_length=1,
+        prepare_batch=get_method(method).batch_preparer(3), epoch_length=1,
     )
     trainer.run()
     out = trainer.state.output
@@ -95,13 +94,21 @@ def test_batch_formation_modes():
         ClipBatch()({"A": a[0], "B": b[0]})
 
 
-def test_method_names_are_checked():
-    assert method_spatial_dims("3d") == 3 and method_spatial_dims("random") == 2
-    with pytest.raises(ValueError, match="unknown method 'cnn'"):
-        batch_preparer("cnn")
+def test_method_registry():
+    """Each method's network dimensions, batch, const-loss default and translator; unknown names are refused."""
+    assert [m.spatial_dims for m in METHODS.values()] == [3, 2, 2, 2]
+    assert [get_method(m).lambda_const > 0 for m in METHODS] == [False, False, False, True]
+    with pytest.raises(ValueError, match="unknown method 'cnn'; choose one of 3d, random, sequential, seq_const"):
+        get_method("cnn")
     with pytest.raises(ValueError, match="frames_per_batch"):
-        batch_preparer("random")
-    assert isinstance(batch_preparer("seq_const"), SequentialFrames)
+        get_method("random").batch_preparer()
+    assert isinstance(get_method("seq_const").batch_preparer(), SequentialFrames)
+    assert type(get_method("3d").batch_preparer()) is ClipBatch
+    assert get_method("random").frames_per_batch(16) == 16 and get_method("sequential").frames_per_batch(16) is None
+    assert get_method("random").clips_per_batch > 1  # random frames are drawn from several clips
+    net = torch.nn.Conv2d(1, 1, 1)
+    assert get_method("3d").translator(net) is net
+    assert isinstance(get_method("random").translator(net), FramewiseNetwork)
 
 
 def test_const_loss_hand_made_example():

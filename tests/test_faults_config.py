@@ -11,7 +11,7 @@ import pytest
 from monai.bundle import ConfigParser, ConfigWorkflow
 
 from conftest import REPO
-from mr2ct.bundle import check_config_keys, parse_flag, validate_settings
+from mr2ct.bundle import CycleGANSettings, VideoSettings, check_config_keys, load_config, parse_flag
 
 BUNDLE_NAMES = ("mrct_cyclegan3d", "vmnist_cyclegan3d", "mmnist_color_cyclegan3d")
 WORKFLOWS = {"train.json": ("train", "training"), "inference.json": ("infer", "inference"),
@@ -49,14 +49,13 @@ ALL_CONFIGS = [(b, c) for b in BUNDLE_NAMES for c in WORKFLOWS]
 @pytest.mark.parametrize("bundle, config", ALL_CONFIGS)
 @pytest.mark.parametrize("quick", [False, True], ids=["paper", "quick"])
 def test_shipped_configs_pass_their_own_checks(bundle, config, quick):
-    """The key check and the settings check (the first two ``initialize`` items) accept every shipped config."""
+    """The first ``initialize`` step (layers, key check, settings check) accepts every shipped config."""
     parser = ConfigParser()
     parser.read_config([configs(bundle) / config] + ([configs(bundle) / "quick.json"] if quick else []))
     parser.read_meta(configs(bundle) / "metadata.json")
-    parser.parse()
-    assert "check_config_keys" in parser["initialize"][0] and "validate_settings" in parser["initialize"][1]
-    for i in (0, 1):
-        parser.get_parsed_content(f"initialize#{i}")
+    assert parser["initialize"][0] == f"$mr2ct.bundle.complete('{bundle}', '{config.split('.')[0]}')"
+    parser.get_parsed_content("initialize#0")
+    assert "network_def" in parser.get() and parser["bundle_name"] == bundle  # layered in
 
 
 @pytest.mark.parametrize("bundle, config", ALL_CONFIGS)
@@ -181,10 +180,25 @@ def test_settings_and_flags():
         with pytest.raises(ValueError, match="config key 'overwrite' must be true or false"):
             parse_flag("overwrite", bad)
     for steps in (None, 0, 5):  # training's limit of consecutive non-finite steps
-        validate_settings(max_nonfinite_steps=steps)
+        assert CycleGANSettings.check({"max_nonfinite_steps": steps}).max_nonfinite_steps == steps
     for steps in (-1, "3", 2.5, True):
         with pytest.raises(ValueError, match="config key 'max_nonfinite_steps' must be null or an integer >= 0"):
-            validate_settings(max_nonfinite_steps=steps)
-    validate_settings(method="sequential", depth=1, size=[4, 4], gen_strides=[2, 1])  # 2D methods: any clip length
+            CycleGANSettings.check({"max_nonfinite_steps": steps})
+    VideoSettings.check({"method": "sequential", "depth": 1, "size": [4, 4], "gen_strides": [2, 1]})  # 2D: any length
+    assert CycleGANSettings.check({"amp": "TRUE"}).amp is True  # flags typed on the command line are normalised
     with pytest.raises(ValueError, match=r"unknown setting\(s\) \['sizes'\]"):
-        validate_settings(sizes=[4, 4])
+        CycleGANSettings.check({"sizes": [4, 4]})
+
+
+def test_layers_fill_what_the_bundle_does_not_set():
+    """A bundle's config keeps its own values at any depth; the rest comes from the shared layers."""
+    parser = load_config(VMNIST, overrides={"ngf": 8, "train#trainer#pool_size": 3})
+    assert parser["ngf"] == 8 and parser["train#trainer#pool_size"] == 3  # overrides, nested ones too
+    assert parser["depth"] == 30 and parser["lr"] == 0.0002  # the bundle's, then the common layer's
+    assert parser["train#dataset#_target_"] == "mr2ct.data.UnpairedDataset"  # the clips layer's
+    assert parser["imports"][:2] == ["$import mr2ct", "$import mr2ct.bundle"] and "$import torch" in parser["imports"]
+    evaluation = load_config(MRCT, "evaluate", files=[configs(MRCT) / "quick.json"])
+    assert evaluation["evaluator#_target_"] == "SupervisedEvaluator" and evaluation["ngf"] == 8
+    inference = load_config(GTA, "inference")
+    assert inference["evaluator#_target_"] == "mr2ct.engine.VideoTranslator"
+    assert "key_val_metric" not in inference["evaluator"]  # a component of another _target_ replaces, not merges

@@ -25,10 +25,11 @@ import SimpleITK as sitk
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from monai.bundle import ConfigParser, ConfigWorkflow
+from monai.bundle import ConfigWorkflow
 from monai.transforms import EnsureChannelFirstd
 
 from conftest import REPO
+from mr2ct.bundle import load_config
 from mr2ct.data import VolumeError, list_volumes, load_digits, read_idx, read_volume
 from test_readers import sitk_image, write_dicom_series
 
@@ -291,9 +292,7 @@ def bundle_overrides(bundle: str, tmp: Path, **extra) -> dict:
           "ckpt_dir": str(tmp / "models"), "output_dir": str(tmp / "out"), **extra}
     weights = tmp / "models" / "model.pt"
     if not weights.is_file():
-        parser = ConfigParser()
-        parser.read_config(configs / "inference.json")
-        parser.update(ov)
+        parser = load_config(configs.parent.name, "inference", overrides=ov)
         weights.parent.mkdir(parents=True)
         torch.save(parser.get_parsed_content("network_def").state_dict(), weights)
     return ov

@@ -34,7 +34,7 @@ from mr2ct.engine import (
     ResumableLoader,
     TrainingCheckpointer,
     atomic_torch_save,
-    batch_preparer,
+    get_method,
     latest_checkpoint,
 )
 from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, init_weights
@@ -111,7 +111,7 @@ def test_same_seed_same_weights(tiny_vmnist, method):
         set_determinism(seed=0)
         parts = build(spatial_dims=3 if method == "3d" else 2)
         make_trainer(parts, vmnist_loader(tiny_vmnist), max_epochs=2, epoch_length=3,
-                     prepare_batch=batch_preparer(method, frames_per_batch=4)).run()
+                     prepare_batch=get_method(method).batch_preparer(4)).run()
         finals.append({k: v.state_dict() for k, v in parts.items()})
     set_determinism(seed=None)
     assert_same(*finals)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from monai.bundle import ConfigParser
 
 import conftest
 from conftest import REPO
+from mr2ct.bundle import load_config
 from mr2ct.data.video_io import read_video, write_video
 
 BUNDLE = REPO / "bundles" / "gta_seg2video_cyclegan3d"
@@ -110,9 +110,7 @@ def test_sliding_along_time_has_no_seams():
     """The bundle's inferer on a network that outputs its window's mean brightness: clips side by side would
     jump by a window's change at each border; the blended windows (Gaussian along time only, so every pixel,
     corners included, blends alike) change by a small fraction of it."""
-    parser = ConfigParser()
-    parser.read_config(str(CONFIGS / "inference.json"))
-    parser.update({"depth": 16, "size": [8, 8]})
+    parser = load_config(BUNDLE.name, "inference", overrides={"depth": 16, "size": [8, 8]})
     inferer = parser.get_parsed_content("inferer")
     ramp = torch.linspace(-1, 1, 64).reshape(1, 1, 64, 1, 1).expand(1, 3, 64, 8, 8).contiguous()
 

@@ -15,12 +15,14 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 import torch
-from monai.bundle import ConfigParser, ConfigWorkflow, verify_net_in_out
+from monai.bundle import ConfigWorkflow, verify_net_in_out
 
 import conftest
+from mr2ct.bundle import load_config
 from conftest import REPO
 
 BUNDLE = REPO / "bundles" / "mrct_cyclegan3d"
+COMMON = conftest.REPO / "bundles" / "common" / "configs"  # MONAI tools read the layers listed
 CONFIGS = BUNDLE / "configs"
 TINY = {"volume_size": [8, 32, 32], "ngf": 4, "ndf": 4, "num_res_blocks": 1, "num_train_subjects": 2,
         "num_test_subjects": 2, "num_workers": 0}
@@ -72,14 +74,15 @@ def test_metadata_and_paper_settings():
                 "required_packages_version", "task", "description", "authors", "copyright", "network_data_format"):
         assert key in meta, key
     assert meta["network_data_format"]["inputs"]["image"]["spatial_shape"] == [30, 256, 256]
-    train = ConfigParser.load_config_file(CONFIGS / "train.json")
+    train = load_config(BUNDLE.name).get()
     assert (train["volume_size"], train["ngf"], train["num_res_blocks"]) == ([30, 256, 256], 64, 9)
     assert train["lambda_cycle"] == 10.0 and train["lr"] == 0.0002 and train["ct_window"] == [-1000.0, 2000.0]
 
 
 def test_network_matches_metadata_offline():
     verify_net_in_out(net_id="network_def", meta_file=str(CONFIGS / "metadata.json"),
-                      config_file=str(CONFIGS / "inference.json"), device="cpu", ngf=4, num_res_blocks=1,
+                      config_file=[str(COMMON / "train.json"), str(CONFIGS / "train.json")], device="cpu", ngf=4,
+                      num_res_blocks=1,
                       bundle_root=str(BUNDLE))
 
 
@@ -87,9 +90,7 @@ def test_network_matches_metadata_offline():
                                                     ("evaluate.json", "infer")])
 def test_bundle_workflow_properties(tmp_path, config, workflow_type):
     if workflow_type == "infer":  # inference and evaluation need trained weights: any of the right shape
-        parser = ConfigParser()
-        parser.read_config(CONFIGS / "inference.json")
-        parser.update(tiny_overrides(tmp_path))
+        parser = load_config(BUNDLE.name, "inference", overrides=tiny_overrides(tmp_path))
         (tmp_path / "models").mkdir()
         torch.save(parser.get_parsed_content("network_def").state_dict(), tmp_path / "models" / "model.pt")
     workflow = ConfigWorkflow(config_file=str(CONFIGS / config), workflow_type=workflow_type,

@@ -44,7 +44,7 @@ def test_cli_overrides_and_errors(capsys):
     with pytest.raises(SystemExit):
         main(["--version"])
     assert "mr2ct 0.1.0" in capsys.readouterr().out
-    with pytest.raises(FileNotFoundError, match="cannot find bundle"):
+    with pytest.raises(FileNotFoundError, match="no bundle .no_such_bundle."):
         main(["train", "no_such_bundle"])
 
 

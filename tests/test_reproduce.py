@@ -4,16 +4,11 @@ import json
 
 import pytest
 
-from mr2ct.reproduce import TASKS, matched_2d_widths, method_overrides, run_comparison
+from mr2ct.reproduce import TASKS, matched_2d_widths, run_comparison
 from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, count_parameters
 
 TINY = {"depth": 8, "size": [16, 16], "ngf": 4, "ndf": 4, "num_res_blocks": 1, "num_digits": 40, "num_workers": 0,
         "max_epochs": 1, "decay_epochs": 0, "epoch_length": 2}
-
-
-def test_method_batches_hold_the_same_number_of_frames():
-    assert method_overrides("3d", 16) == {"method": "3d", "clips_per_batch": 1}
-    assert method_overrides("random", 16) == {"method": "random", "clips_per_batch": 4, "frames_per_batch": 16}
 
 
 def test_matched_widths_equalise_parameter_counts():

@@ -20,10 +20,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from monai.bundle import ConfigParser
-
 from mr2ct.benchmarks.measure import device_name
-from mr2ct.bundle import bundle_root
+from mr2ct.bundle import bundle_root, load_config
 
 __all__ = ["main", "measure"]
 
@@ -33,12 +31,11 @@ def _batches(loader) -> Iterator:
         yield from loader
 
 
-def measure(config_files: list[str], overrides: dict, batches: int = 20) -> dict:
-    """Set up the ``train#dataloader`` of ``config_files`` with ``overrides`` and time ``batches`` batches after
-    the first; returns the set-up time, the first batch's time, the per-batch times and the clips per batch."""
-    parser = ConfigParser()
-    parser.read_config(config_files)
-    parser.update(overrides)
+def measure(bundle: str, files: list[str], overrides: dict, batches: int = 20) -> dict:
+    """Set up the ``train#dataloader`` of the bundle's training config (+ ``files``, e.g. its quick.json) with
+    ``overrides`` and time ``batches`` batches after the first; returns the set-up time, the first batch's time,
+    the per-batch times and the clips per batch."""
+    parser = load_config(bundle, files=files, overrides=overrides)
     start = time.perf_counter()
     loader = parser.get_parsed_content("train#dataloader")
     setup = time.perf_counter() - start
@@ -67,8 +64,8 @@ def main(argv: list[str] | None = None) -> dict:
         configs = Path(bundle_root(args.bundle)) / "configs"
     except FileNotFoundError as e:
         parser.error(str(e))
-    files = [str(configs / "train.json")] + ([str(configs / "quick.json")] if args.quick else [])
-    result = measure(files, {"bundle_root": str(configs.parent), **parse_overrides(extra)}, args.batches)
+    files = [str(configs / "quick.json")] if args.quick else []
+    result = measure(args.bundle, files, {"bundle_root": str(configs.parent), **parse_overrides(extra)}, args.batches)
     per_batch = statistics.median(result["times"])
     print("| bundle | workers | clips / batch | set-up s | first batch s | s / batch | clip pairs / s |")
     print("|---|---|---|---|---|---|---|")

@@ -51,6 +51,7 @@ from mr2ct.benchmarks.measure import (
     run_isolated,
     synchronize,
 )
+from mr2ct.engine.methods import METHODS
 from mr2ct.engine.performance import PERFORMANCE_FLAGS
 
 __all__ = ["OPTIONS", "PAPER_SHAPES", "QUICK_SHAPES", "build_trainer", "expand_shapes", "main", "measure",
@@ -96,32 +97,29 @@ def parse_options(text: str) -> list[str]:
 def build_trainer(method: str, shape: tuple[int, int, int], channels: int, ngf: int, blocks: int, device: str,
                   frames_per_batch: int = 8, options: tuple[str, ...] = (), amp_dtype: str = "bfloat16",
                   batch: int = 1, seed: int = 0):
-    """A CycleGAN trainer (as the bundles build it, with the switches ``options``) and one random batch."""
-    from mr2ct.engine import CycleGANTrainer, batch_preparer, method_spatial_dims
-    from mr2ct.engine.performance import adam_options, configure_backends
-    from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, init_weights
+    """The bundles' CycleGAN trainer (the shared training config, with the switches ``options``; ``ndf`` =
+    ``ngf``) and one random batch of ``batch`` clips of each domain."""
+    from mr2ct.bundle import load_config
+    from mr2ct.engine.performance import amp_dtype as amp_dtype_of
+    from mr2ct.engine.performance import configure_backends
 
     unknown = set(options) - set(OPTIONS)
     if unknown:
         raise ValueError(f"unknown options {sorted(unknown)}; choose from {', '.join(OPTIONS)}.")
     if torch.device(device).type == "cuda":
         configure_backends(cudnn_benchmark="cudnn_benchmark" in options)
-    torch.manual_seed(seed)
-    dims = method_spatial_dims(method)
-    size = shape if dims == 3 else shape[1:]
-    g_ab, g_ba = (init_weights(ResnetGenerator(dims, channels, channels, ngf, blocks,
-                                               checkpoint_blocks="checkpoint_blocks" in options)).to(device)
-                  for _ in range(2))
-    d_a, d_b = (init_weights(PatchGANDiscriminator(dims, channels, ngf, input_size=size)).to(device) for _ in range(2))
-    adam = adam_options("fused_adam" in options, device)
-    g_opt = torch.optim.Adam([*g_ab.parameters(), *g_ba.parameters()], lr=2e-4, betas=(0.5, 0.999), **adam)
-    d_opt = torch.optim.Adam([*d_a.parameters(), *d_b.parameters()], lr=2e-4, betas=(0.5, 0.999), **adam)
-    data = {key: (torch.rand(batch, channels, *shape) * 2 - 1).to(device) for key in ("A", "B")}
-    trainer = CycleGANTrainer(device=device, max_epochs=1, train_data_loader=[data], g_ab=g_ab, g_ba=g_ba, d_a=d_a,
-                              d_b=d_b, g_optimizer=g_opt, d_optimizer=d_opt, clip_depth=shape[0],
-                              prepare_batch=batch_preparer(method, frames_per_batch), amp="amp" in options,
-                              amp_dtype=amp_dtype, channels_last="channels_last" in options,
-                              compile="compile" in options)
+    if "amp" in options:
+        amp_dtype_of(amp_dtype, device)  # a usage error before anything is built
+    generator = torch.Generator().manual_seed(seed)
+    data = {key: (torch.rand(batch, channels, *shape, generator=generator) * 2 - 1).to(device) for key in ("A", "B")}
+    torch.manual_seed(seed)  # the networks' initial weights
+    overrides = {"device": torch.device(device), "method": method, "depth": shape[0], "size": list(shape[1:]),
+                 "channels": channels, "ngf": ngf, "ndf": ngf, "num_res_blocks": blocks, "amp_dtype": amp_dtype,
+                 "frames_per_batch": frames_per_batch if method == "random" else None, "max_epochs": 1,
+                 "decay_epochs": 0, "train#dataloader": [data], "train#handlers": [],
+                 **{option: option in options for option in OPTIONS}}
+    parser = load_config("vmnist_cyclegan3d", overrides=overrides)
+    trainer = parser.get_parsed_content("train#trainer")
     trainer.state.device = torch.device(device)
     return trainer, data
 
@@ -141,9 +139,9 @@ def measure(spec: dict, options: tuple[str, ...], device: str, method: str = "3d
             synchronize(device)
             start = time.perf_counter()
             if count and step == 0:
-                out, flops = count_flops(lambda: trainer._iteration(trainer, data))
+                out, flops = count_flops(lambda: trainer.train_step(data))
             else:
-                out = trainer._iteration(trainer, data)
+                out = trainer.train_step(data)
             synchronize(device)
             times.append(time.perf_counter() - start)
             skipped += trainer.state.nonfinite_steps > 0
@@ -188,7 +186,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--opt", default="amp,channels_last,fused_adam",
                         help=f"comma-separated switches of the optimised step, from: {', '.join(OPTIONS)}")
     parser.add_argument("--amp-dtype", default="bfloat16", choices=("bfloat16", "float16"))
-    parser.add_argument("--method", default="3d", choices=("3d", "random", "sequential", "seq_const"))
+    parser.add_argument("--method", default="3d", choices=list(METHODS))
     parser.add_argument("--frames-per-batch", type=int, default=8)
     parser.add_argument("--batch", type=int, default=1, help="clips per batch")
     add_common_arguments(parser)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .batching import METHODS, ClipBatch, RandomFrames, SequentialFrames, batch_preparer, method_spatial_dims
+from .batching import ClipBatch, RandomFrames, SequentialFrames
 from .checkpoint import (
     FinalWeightsSaver,
     RandomStates,
@@ -14,6 +14,7 @@ from .checkpoint import (
 from .handlers import LossCSVLogger, LossProgressBar, SampleGridSaver
 from .image_pool import ImagePool
 from .losses import adversarial_loss, temporal_const_loss
+from .methods import METHODS, Method, get_method
 from .schedule import LinearDecay
 from .trainer import CycleGANTrainer, loss_values
 from .video_translator import VideoTranslator
@@ -28,6 +29,7 @@ __all__ = [
     "LinearDecay",
     "LossCSVLogger",
     "LossProgressBar",
+    "Method",
     "RandomFrames",
     "RandomStates",
     "ResumableLoader",
@@ -39,9 +41,8 @@ __all__ = [
     "VolumeTranslator",
     "adversarial_loss",
     "atomic_torch_save",
-    "batch_preparer",
+    "get_method",
     "latest_checkpoint",
     "loss_values",
-    "method_spatial_dims",
     "temporal_const_loss",
 ]

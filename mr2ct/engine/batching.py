@@ -7,6 +7,8 @@ into what the networks train on:
 - ``sequential`` / ``seq_const``: the consecutive frames of each clip, in order, as a 2D batch
   (load one clip per batch for the paper's "frames of a single video");
 - ``random``: frames drawn at random from all clips of the loaded batch (load many clips per batch).
+
+Which method uses which preparer is in :mod:`mr2ct.engine.methods`.
 """
 
 from __future__ import annotations
@@ -18,20 +20,7 @@ from monai.engines.utils import PrepareBatch
 
 from mr2ct.networks.framewise import volume_to_frames
 
-__all__ = ["METHODS", "ClipBatch", "RandomFrames", "SequentialFrames", "batch_preparer", "method_spatial_dims"]
-
-METHODS = ("3d", "random", "sequential", "seq_const")
-
-
-def _check_method(method: str) -> str:
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}.")
-    return method
-
-
-def method_spatial_dims(method: str) -> int:
-    """3 for the 3D CycleGAN, 2 for the frame-wise baselines."""
-    return 3 if _check_method(method) == "3d" else 2
+__all__ = ["ClipBatch", "RandomFrames", "SequentialFrames"]
 
 
 class ClipBatch(PrepareBatch):
@@ -78,15 +67,3 @@ class RandomFrames(ClipBatch):
     def __call__(self, batchdata, device=None, non_blocking=False, **kwargs):
         a, b = self.clips(batchdata, device, non_blocking, **kwargs)
         return self._sample(volume_to_frames(a)), self._sample(volume_to_frames(b))
-
-
-def batch_preparer(method: str, frames_per_batch: int | None = None) -> ClipBatch:
-    """The batch preparer of ``method`` (one of :data:`METHODS`); ``random`` needs ``frames_per_batch``."""
-    _check_method(method)
-    if method == "3d":
-        return ClipBatch()
-    if method == "random":
-        if frames_per_batch is None:
-            raise ValueError("method 'random' needs frames_per_batch.")
-        return RandomFrames(frames_per_batch)
-    return SequentialFrames()

@@ -20,6 +20,8 @@ from ignite.handlers import Checkpoint
 from ignite.handlers.checkpoint import BaseSaveHandler
 from monai.handlers import CheckpointLoader
 
+from mr2ct.engine.distributed import get_rank
+
 __all__ = [
     "FinalWeightsSaver",
     "RandomStates",
@@ -188,7 +190,12 @@ class TrainingCheckpointer:
     Files are ``<save_dir>/checkpoint_<iteration>.pt``, each holding every object of ``save_dict``, the trainer
     (epoch, iteration and, for :class:`~mr2ct.engine.CycleGANTrainer`, its image pools and data position) and
     the random states: a run resumed from a checkpoint computes the same weights as one never interrupted
-    (on CPU; GPU kernels may not be deterministic). A killed run loses the iterations since its latest
+    (on CPU; GPU kernels may not be deterministic).
+
+    In a ``torchrun`` process group rank 0 writes the checkpoints; with ``resume`` every rank loads the latest
+    (networks, optimizers, schedulers, trainer state), so all ranks continue from the same weights. Ranks > 0
+    keep their own random states (seeded per rank) and take rank 0's image pools: a resumed multi-process run
+    continues correctly but is not bit-identical to an uninterrupted one. A killed run loses the iterations since its latest
     checkpoint. No checkpoint is written while a network of ``save_dict`` holds NaN or Inf values, so the
     last good one stays the latest.
 
@@ -225,6 +232,10 @@ class TrainingCheckpointer:
         self._saver: Checkpoint | None = None
 
     def attach(self, engine: Engine) -> None:
+        if get_rank() > 0:  # in a process group, rank 0 writes; the other ranks only resume
+            if self.resume:
+                self._resume_from(self._latest(), {**self.save_dict, "trainer": engine}, engine)
+            return
         save_dict = {**self.save_dict, "trainer": engine, "random_states": RandomStates()}
         self._saver = Checkpoint(
             save_dict,
@@ -241,13 +252,21 @@ class TrainingCheckpointer:
             logger.info(f"removing {partial}, the unfinished checkpoint of a killed run")
             partial.unlink()
         if self.resume:
-            path = latest_checkpoint(self.save_dir)
-            if path is None:
-                raise FileNotFoundError(f"--resume was given but {self.save_dir} holds no {_PREFIX}_<iteration>.pt file.")
-            logger.info(f"resuming from {path}")
+            path = self._latest()
             # earlier checkpoints of the run are rotated out like this run's own
             self._saver.load_state_dict({"_saved": [(it, p.name) for it, p in _checkpoints(self.save_dir)]})
-            CheckpointLoader(load_path=str(path), load_dict=save_dict, map_location="cpu").attach(engine)
+            self._resume_from(path, save_dict, engine)
+
+    def _latest(self) -> Path:
+        path = latest_checkpoint(self.save_dir)
+        if path is None:
+            raise FileNotFoundError(f"--resume was given but {self.save_dir} holds no {_PREFIX}_<iteration>.pt file.")
+        return path
+
+    @staticmethod
+    def _resume_from(path: Path, load_dict: dict[str, Any], engine: Engine) -> None:
+        logger.info(f"resuming from {path}")
+        CheckpointLoader(load_path=str(path), load_dict=load_dict, map_location="cpu").attach(engine)
 
     def _due(self, iteration: int) -> bool:
         return self.iteration_interval > 0 and iteration % self.iteration_interval == 0

@@ -1,6 +1,7 @@
 """Multi-GPU (or multi-process CPU) training with ``torchrun``: process group, DDP wrappers, rank-0-only writing.
 
-A bundle's ``configs/multi_gpu_train.json`` (MONAI's convention) uses these helpers::
+The shared training config (``bundles/common/configs/train.json``) uses these helpers; a bundle's
+``configs/multi_gpu_train.json`` (MONAI's convention) only sets ``distributed``, which joins the process group::
 
     torchrun --nproc_per_node=N -m monai.bundle run training \\
         --config_file "['bundles/B/configs/train.json','bundles/B/configs/multi_gpu_train.json']"
@@ -9,7 +10,8 @@ Each process trains on ``cuda:LOCAL_RANK`` (CPU with the gloo backend when there
 data (``DistributedSampler``); the trainer sees the four networks wrapped in ``DistributedDataParallel``, while
 checkpoints, ``model.pt``, validation and the optimizers use the unwrapped modules (the same ``state_dict`` keys as
 a single-process run). Handlers that write (checkpoints, final weights, loggers, progress bar, validation) run on
-rank 0 only. Outside a process group of more than one process every helper is a no-op.
+rank 0 only: each is marked where the shared config defines it. Outside a process group of more than one process
+every helper is a no-op.
 """
 
 from __future__ import annotations
@@ -17,21 +19,18 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from ignite.engine import Engine
-from monai.handlers import CheckpointLoader
+from monai.data import DistributedSampler
 from torch.nn.parallel import DistributedDataParallel
 
-from mr2ct.engine.checkpoint import TrainingCheckpointer, latest_checkpoint
 from mr2ct.engine.performance import to_channels_last
 
 __all__ = [
-    "DistributedCheckpointer",
     "cleanup",
+    "distributed_sampler",
     "get_rank",
     "get_world_size",
     "init_distributed",
@@ -165,23 +164,9 @@ def nonfinite_on_any_rank(nonfinite: Sequence[str], device: str | torch.device |
     return nonfinite
 
 
-class DistributedCheckpointer(TrainingCheckpointer):
-    """:class:`~mr2ct.engine.TrainingCheckpointer` for a process group: rank 0 writes the checkpoints; with
-    ``resume``, every rank loads the latest one (networks, optimizers, schedulers, trainer state), so all ranks
-    continue from the same weights.
-
-    Ranks > 0 keep their own random states (seeded per rank) rather than rank 0's, and take rank 0's image pools:
-    a resumed multi-process run continues correctly but is not bit-identical to an uninterrupted one.
-    """
-
-    def attach(self, engine: Engine) -> None:
-        if get_rank() == 0:
-            super().attach(engine)
-            return
-        if self.resume:
-            path = latest_checkpoint(self.save_dir)
-            if path is None:
-                raise FileNotFoundError(f"--resume was given but {Path(self.save_dir)} holds no "
-                                        "checkpoint_<iteration>.pt file.")
-            load_dict = {**self.save_dict, "trainer": engine}
-            CheckpointLoader(load_path=str(path), load_dict=load_dict, map_location="cpu").attach(engine)
+def distributed_sampler(dataset, shuffle: bool, seed: int = 0, even_divisible: bool = True) -> DistributedSampler | None:
+    """MONAI's ``DistributedSampler`` of ``dataset`` (this rank's shard) in a process group; None outside one, so
+    that a ``DataLoader(..., sampler=..., shuffle=sampler is None)`` serves both."""
+    if not is_distributed():
+        return None
+    return DistributedSampler(dataset, shuffle=shuffle, seed=seed, even_divisible=even_divisible)

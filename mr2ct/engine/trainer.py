@@ -177,6 +177,11 @@ class CycleGANTrainer(Trainer):
         """Train (MONAI's ``Trainer.run`` without its replacing the grad scaler made in ``__init__``)."""
         super(Trainer, self).run()
 
+    def train_step(self, batchdata: dict[str, Any]) -> dict[str, Any]:
+        """One training iteration on ``batchdata`` outside ``run`` (what benchmarks time): the same generator and
+        discriminator updates as an iteration of :meth:`run`; returns its output."""
+        return self._iteration(self, batchdata)
+
     def _autocast(self):
         if not self.amp:
             return nullcontext()

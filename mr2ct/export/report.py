@@ -57,16 +57,25 @@ def plot_loss_curves(loss_csv: str | Path, path: str | Path, smooth: int = 5) ->
     return path
 
 
+def _mean_std_n(values: np.ndarray) -> dict[str, float]:
+    defined = values[~np.isnan(values)]
+    if not len(defined):
+        return {"mean": float("nan"), "std": float("nan"), "n": 0}
+    return {"mean": float(defined.mean()), "std": float(defined.std()), "n": int(len(defined))}
+
+
 def summarize_metric_details(details: Mapping[str, Any],
                              mse_ratios: Mapping[str, tuple[str, str]] | None = None) -> dict[str, dict[str, float]]:
-    """Per-case metric values ``{name: (N, ...)}`` -> ``{name: {"mean", "std", "n"}}`` (std over cases, ddof=0).
+    """Per-case metric values ``{name: (N, ...)}`` -> ``{name: {"mean", "std", "n"}}`` (std over cases, ddof=0;
+    cases where a metric is undefined, NaN, such as a colour metric of a video without a digit, are left out of
+    its mean, sigma and n).
 
     ``mse_ratios`` ``{name: (rmse_a, rmse_b)}`` adds ``mean(rmse_a**2) / mean(rmse_b**2)``, e.g. a model's mean
     squared error relative to a baseline's (its "std" is 0: it is one number for the whole set).
     """
     per_case = {name: torch.as_tensor(v, dtype=torch.float64).reshape(len(v), -1).mean(dim=1).numpy()
                 for name, v in details.items()}
-    out = {name: {"mean": float(v.mean()), "std": float(v.std()), "n": int(len(v))} for name, v in per_case.items()}
+    out = {name: _mean_std_n(v) for name, v in per_case.items()}
     for name, (a, b) in (mse_ratios or {}).items():
         if a in per_case and b in per_case:
             ratio = float(np.mean(per_case[a] ** 2) / np.mean(per_case[b] ** 2))
@@ -79,8 +88,9 @@ class TranslationReport:
 
     Writes ``report.md`` (settings, metric table, pictures), ``metrics.csv`` and ``metrics.json`` (mean and
     sigma over cases of every metric whose per-case values the evaluator kept with ``save_details=True``),
-    ``cases.csv`` (the per-case values), ``loss_curves.png`` (from the training loss CSV, if given) and
-    ``case_<i>.png`` panels (plus one GIF) of input / translation / ground truth.
+    ``cases.csv`` (the per-case values), ``loss_curves.png`` (from the training loss CSV, if given),
+    ``case_<i>.png`` panels (plus one GIF) of input / translation / ground truth and ``examples.npz`` (those cases'
+    ``image_<i>``, ``pred_<i>`` and ``label_<i>`` arrays, for figures that compare runs).
 
     Args:
         output_dir: the report folder.
@@ -136,6 +146,8 @@ class TranslationReport:
         summary = summarize_metric_details({**details, **self._subset_details(details)}, self.mse_ratios)
         self._write_tables(summary)
         self._write_cases(details)
+        np.savez_compressed(self.output_dir / "examples.npz", **{f"{k}_{i}": v.numpy() for i, case in
+                                                                 enumerate(self.cases) for k, v in case.items()})
         pictures = []
         names = {"image": "input", "pred": "translation", "label": "ground truth"}
         for i, case in enumerate(self.cases):

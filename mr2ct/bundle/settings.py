@@ -1,0 +1,292 @@
+"""One typed description per bundle of the settings its configs hold as top-level keys, and their checks.
+
+Each setting is a field of a frozen dataclass: its type, a one-line description and the check of its value
+(which may normalise it: ``"true"`` given on the command line becomes ``True``). Settings that depend on each
+other (sizes and the method's network dimensions, the decay and the epochs, the const loss and the method) are
+checked together in ``check_together``. :func:`mr2ct.bundle.complete` runs both on every bundle config
+before any work, so a bad value is refused with one line naming the key::
+
+    config key 'method' is 'cnn'; choose one of 3d, random, sequential, seq_const.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from mr2ct.engine.losses import ADVERSARIAL_LOSSES
+from mr2ct.engine.methods import METHODS, get_method
+from mr2ct.engine.performance import AMP_DTYPES
+
+__all__ = [
+    "CycleGANSettings",
+    "DigitVideoSettings",
+    "GTASettings",
+    "MRCTSettings",
+    "MIN_SPATIAL_SIZE",
+    "VideoSettings",
+    "parse_flag",
+    "settings_class",
+]
+
+MIN_SPATIAL_SIZE = 4  # ResnetGenerator's 7-wide reflection-padded stem needs >= 4 voxels per axis
+Check = Callable[[str, Any], Any]
+
+
+def parse_flag(name: str, value: bool | str) -> bool:
+    """``value`` of config key ``name`` as a bool: ``True``/``False``, or ``"true"``/``"false"`` in any case (what
+    ``python -m monai.bundle run --overwrite true`` passes: a string, which would always count as true)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValueError(f"config key {name!r} must be true or false, got {value!r}.")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def positive_int(name: str, value: Any) -> int:
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"config key {name!r} must be a positive integer, got {value!r}.")
+    return value
+
+
+def nonnegative_int(name: str, value: Any) -> int:
+    if not _is_int(value) or value < 0:
+        raise ValueError(f"config key {name!r} must be an integer >= 0, got {value!r}.")
+    return value
+
+
+def optional_nonnegative_int(name: str, value: Any) -> int | None:
+    if value is not None and (not _is_int(value) or value < 0):
+        raise ValueError(f"config key {name!r} must be null or an integer >= 0, got {value!r}.")
+    return value
+
+
+def optional_positive_int(name: str, value: Any) -> int | None:
+    return None if value is None else positive_int(name, value)
+
+
+def positive_number(name: str, value: Any) -> float:
+    if not _is_number(value) or not value > 0:
+        raise ValueError(f"config key {name!r} must be > 0, got {value!r}.")
+    return value
+
+
+def nonnegative_number(name: str, value: Any) -> float:
+    if not _is_number(value) or not value >= 0:
+        raise ValueError(f"config key {name!r} must be >= 0, got {value!r}.")
+    return value
+
+
+def fraction(name: str, value: Any) -> float:
+    if not _is_number(value) or not 0 <= value < 1:
+        raise ValueError(f"config key {name!r} must be a number in [0, 1), got {value!r}.")
+    return value
+
+
+def choice(*choices: str) -> Check:
+    """A check that the value is one of ``choices``."""
+    def check(name: str, value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"config key {name!r} is {value!r}; choose one of {', '.join(choices)}.")
+        return value
+    return check
+
+
+def sizes(count: int) -> Check:
+    """A check that the value is a list of ``count`` positive integers."""
+    def check(name: str, value: Any) -> list[int]:
+        if not isinstance(value, (list, tuple)) or len(value) != count:
+            raise ValueError(f"config key {name!r} must be a list of {count} sizes, got {value!r}.")
+        return [positive_int(name, v) for v in value]
+    return check
+
+
+def existing_path(name: str, value: Any) -> Any:
+    """A path that must exist when given (None: not given)."""
+    if value is not None and not Path(value).exists():
+        raise FileNotFoundError(f"config key {name!r}: {value} does not exist.")
+    return value
+
+
+def setting(check: Check, doc: str) -> Any:
+    """A settings field: its ``check`` and a one-line description (``None``: absent from the running config)."""
+    return field(default=None, metadata={"check": check, "doc": doc})
+
+
+def _amp_dtype(name: str, value: Any) -> str:
+    if value not in AMP_DTYPES:
+        raise ValueError(f"config key {name!r} must be {' or '.join(map(repr, AMP_DTYPES))}, got {value!r}.")
+    return value
+
+
+@dataclass(frozen=True)
+class CycleGANSettings:
+    """The settings every bundle shares (defaults in ``bundles/common/configs/*.json``).
+
+    Field order is check order: ``method`` comes first because other settings are derived from it.
+    """
+
+    DIRECTIONS: ClassVar[tuple[str, ...]] = ("a2b", "b2a")
+
+    method: str = setting(choice(*METHODS), "3d, random, sequential or seq_const (mr2ct.engine.methods)")
+    channels: int = setting(positive_int, "image channels of both domains")
+    ngf: int = setting(positive_int, "generator base channels")
+    ndf: int = setting(positive_int, "discriminator base channels")
+    num_res_blocks: int = setting(nonnegative_int, "residual blocks of the generator")
+    gen_strides: int | list[int] = setting(lambda name, value: value, "generator down-sampling, 1 or 2 (or per axis)")
+    d_layers: int = setting(positive_int, "strided layers of the PatchGAN discriminator")
+    adversarial: str = setting(choice(*ADVERSARIAL_LOSSES), "adversarial loss")
+    lambda_cycle: float = setting(nonnegative_number, "weight of the cycle loss")
+    lambda_identity: float = setting(nonnegative_number, "weight of the identity loss, relative to lambda_cycle")
+    lambda_const: float = setting(nonnegative_number, "weight of the temporal const loss (seq_const)")
+    pool_size: int = setting(nonnegative_int, "fake-image pool size (0: no pool)")
+    lr: float = setting(positive_number, "Adam learning rate")
+    max_epochs: int = setting(positive_int, "training epochs")
+    decay_epochs: int = setting(lambda name, value: value, "last epochs of linear learning-rate decay")
+    epoch_length: int | None = setting(optional_positive_int, "iterations per epoch (null: the loader's length)")
+    clips_per_batch: int = setting(positive_int, "clips loaded per iteration")
+    frames_per_batch: int | None = setting(optional_positive_int, "frames per batch of method random")
+    max_nonfinite_steps: int | None = setting(optional_nonnegative_int, "consecutive non-finite steps that stop")
+    resume: bool = setting(parse_flag, "continue from the latest checkpoint")
+    distributed: bool = setting(parse_flag, "train in a torchrun process group (multi_gpu_train.json)")
+    amp: bool = setting(parse_flag, "autocast in amp_dtype")
+    amp_dtype: str = setting(_amp_dtype, "bfloat16 or float16 (CUDA)")
+    channels_last: bool = setting(parse_flag, "channels-last memory format")
+    compile: bool = setting(parse_flag, "torch.compile the networks")
+    checkpoint_blocks: bool = setting(parse_flag, "activation checkpointing of the residual blocks")
+    fused_adam: bool = setting(parse_flag, "fused Adam (CUDA)")
+    cudnn_benchmark: bool = setting(parse_flag, "cuDNN autotuning")
+    direction: str = setting(lambda name, value: value, "translation of evaluation / inference")
+    overwrite: bool = setting(parse_flag, "replace existing inference outputs")
+    sw_batch_size: int = setting(positive_int, "sliding windows per forward pass")
+    sw_overlap: float = setting(fraction, "overlap of sliding windows")
+    input_dir: str | None = setting(existing_path, "inference input folder")
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """The settings' names, in check order."""
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def check_value(cls, name: str, value: Any) -> Any:
+        """``value`` of setting ``name`` checked (and normalised); ``ValueError`` naming the key otherwise."""
+        if name == "direction" and value not in cls.DIRECTIONS:
+            raise ValueError(f"config key 'direction' is {value!r}; choose one of {', '.join(cls.DIRECTIONS)}.")
+        return {f.name: f for f in dataclasses.fields(cls)}[name].metadata["check"](name, value)
+
+    @classmethod
+    def check_together(cls, values: Mapping[str, Any]) -> None:
+        """Checks between settings (those of ``values`` present): shapes against the network dimensions,
+        strides, the schedule, the const loss and the frames of ``random``."""
+        method = get_method(values.get("method", "3d"))
+        dims = method.spatial_dims
+        for name, convolved in cls._convolved_sizes(values, dims).items():
+            if min(convolved) < MIN_SPATIAL_SIZE:
+                raise ValueError(f"config key {name!r} is {values[name]!r}: the generator needs >= "
+                                 f"{MIN_SPATIAL_SIZE} voxels along each of its {dims} axes.")
+        if "gen_strides" in values:
+            strides = values["gen_strides"]
+            per_axis = strides if isinstance(strides, list) else [strides] * dims
+            if len(per_axis) != dims or any(isinstance(s, bool) or s not in (1, 2) for s in per_axis):
+                raise ValueError(f"config key 'gen_strides' must be 1 or 2, or a list of {dims} of them (one per "
+                                 f"axis), got {strides!r}.")
+        if "decay_epochs" in values:
+            decay = values["decay_epochs"]
+            if not _is_int(decay) or not 0 <= decay <= values.get("max_epochs", decay):
+                raise ValueError(f"config key 'decay_epochs' must be in [0, max_epochs], got {decay!r}.")
+        if "method" in values and "lambda_const" in values:
+            if method.lambda_const > 0 and not values["lambda_const"] > 0:
+                raise ValueError(f"config key 'lambda_const' must be > 0 for method {method.name!r}.")
+            if method.lambda_const == 0 and values["lambda_const"] > 0:
+                raise ValueError(f"config key 'lambda_const' applies to method 'seq_const' only (method is "
+                                 f"{method.name!r}); set it to 0.")
+        if method.batch == "random" and "frames_per_batch" in values:
+            positive_int("frames_per_batch", values["frames_per_batch"])
+
+    @classmethod
+    def _convolved_sizes(cls, values: Mapping[str, Any], dims: int) -> dict[str, Sequence[int]]:
+        """``{key: the sizes along the axes the generator convolves}`` for the shape keys present."""
+        return {}
+
+    @classmethod
+    def check(cls, values: Mapping[str, Any]) -> CycleGANSettings:
+        """Check ``{name: value}`` (any subset of the settings); returns the typed settings (absent: None)."""
+        unknown = set(values) - set(cls.names())
+        if unknown:
+            raise ValueError(f"unknown setting(s) {sorted(unknown)}; known: {sorted(cls.names())}.")
+        checked = {name: cls.check_value(name, values[name]) for name in cls.names() if name in values}
+        cls.check_together(checked)
+        return cls(**checked)
+
+
+@dataclass(frozen=True)
+class VideoSettings(CycleGANSettings):
+    """Settings of the video bundles: clips of ``depth`` frames of ``size`` pixels."""
+
+    depth: int = setting(positive_int, "frames per clip")
+    size: list[int] = setting(sizes(2), "frame height and width")
+
+    @classmethod
+    def _convolved_sizes(cls, values: Mapping[str, Any], dims: int) -> dict[str, Sequence[int]]:
+        out: dict[str, Sequence[int]] = {"depth": [values["depth"]]} if "depth" in values and dims == 3 else {}
+        return {**out, **({"size": values["size"]} if "size" in values else {})}
+
+
+@dataclass(frozen=True)
+class DigitVideoSettings(VideoSettings):
+    """Settings of the MNIST-derived bundles (volumetric and coloured moving MNIST)."""
+
+    images_idx: str | None = setting(existing_path, "MNIST images IDX file (null: the bundled digits)")
+    labels_idx: str | None = setting(existing_path, "MNIST labels IDX file")
+
+
+@dataclass(frozen=True)
+class GTASettings(VideoSettings):
+    """Settings of the GTA segmentation <-> video bundle."""
+
+    source: str | None = setting(lambda name, value: value if value == "procedural" else existing_path(name, value),
+                                 "VIPER folder or video + label frames (null or 'procedural': the built-in scene)")
+
+
+@dataclass(frozen=True)
+class MRCTSettings(CycleGANSettings):
+    """Settings of the MR <-> CT bundle: volumes of ``volume_size`` = (slices, x, y)."""
+
+    DIRECTIONS: ClassVar[tuple[str, ...]] = ("mr2ct", "ct2mr")
+
+    volume_size: list[int] = setting(sizes(3), "network volume (slices, x, y)")
+    mr_dir: str | None = setting(existing_path, "unpaired MR training folder")
+    ct_dir: str | None = setting(existing_path, "unpaired CT training folder (evaluation: paired CTs)")
+    datalist: str | None = setting(existing_path, "JSON datalist of training volumes")
+    val_mr_dir: str | None = setting(existing_path, "validation MR folder")
+    val_ct_dir: str | None = setting(existing_path, "validation CT folder (registered to val_mr_dir)")
+    val_mask_dir: str | None = setting(existing_path, "validation body masks")
+    mask_dir: str | None = setting(existing_path, "evaluation body masks")
+
+    @classmethod
+    def _convolved_sizes(cls, values: Mapping[str, Any], dims: int) -> dict[str, Sequence[int]]:
+        return {"volume_size": values["volume_size"][3 - dims:]} if "volume_size" in values else {}
+
+
+_BUNDLE_SETTINGS: dict[str, type[CycleGANSettings]] = {
+    "mrct_cyclegan3d": MRCTSettings,
+    "vmnist_cyclegan3d": DigitVideoSettings,
+    "mmnist_color_cyclegan3d": DigitVideoSettings,
+    "gta_seg2video_cyclegan3d": GTASettings,
+}
+
+
+def settings_class(bundle: str) -> type[CycleGANSettings]:
+    """The settings description of ``bundle`` (a bundle of another name: the shared :class:`CycleGANSettings`)."""
+    return _BUNDLE_SETTINGS.get(bundle, CycleGANSettings)
