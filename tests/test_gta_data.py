@@ -30,7 +30,7 @@ from mr2ct.data.gta import (
     read_viper_sequence,
     write_viper_sequence,
 )
-from mr2ct.data.video_io import VideoError, read_frame_folder, read_video, write_video
+from mr2ct.io.video import VideoError, read_frame_folder, read_video, write_video
 
 SKY, ROAD, SIDEWALK = class_id("sky"), class_id("road"), class_id("sidewalk")
 VEHICLES = [class_id(n) for n in ("car", "van", "bus", "truck")]

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mr2ct.data.nifti import save_volume
-from mr2ct.data.readers import VolumeError
+from mr2ct.io.nifti import save_volume
+from mr2ct.io.readers import VolumeError
 from mr2ct.export.sheets import (
     CT_WINDOWS,
     apply_window,

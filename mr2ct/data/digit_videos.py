@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from mr2ct.data.atomic import building_folder
+from mr2ct.io.atomic import building_folder
 from mr2ct.data.digits import load_digits
 
 __all__ = ["DigitVideoConfig", "Renderer", "build_digit_videos"]

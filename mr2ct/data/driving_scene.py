@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from mr2ct.data.atomic import building_folder
+from mr2ct.io.atomic import building_folder
 from mr2ct.data.gta import GTA_SEQUENCES, VIPER_CLASSES, class_id, write_viper_sequence
 
 __all__ = ["DrivingSceneConfig", "build_driving_scene", "render_sequence"]

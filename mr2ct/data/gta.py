@@ -45,8 +45,8 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from mr2ct.data.atomic import building_folder
-from mr2ct.data.video_io import (
+from mr2ct.io.atomic import building_folder
+from mr2ct.io.video import (
     VIDEO_SUFFIXES,
     VideoError,
     iter_frames,
@@ -152,7 +152,7 @@ def decode_labels(rgb: np.ndarray, palette: Palette = VIPER_CLASSES, path: str |
     """Class ids ``(H, W)`` uint8 of a colour-coded class map ``(H, W, 3)``.
 
     A colour shared by several classes decodes to the first. A colour outside the palette raises
-    :class:`~mr2ct.data.video_io.VideoError` naming ``path`` and ``frame``, the number of such pixels and the
+    :class:`~mr2ct.io.video.VideoError` naming ``path`` and ``frame``, the number of such pixels and the
     most frequent such colours.
     """
     colours = palette_array(palette)

@@ -27,7 +27,7 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-from mr2ct.data.atomic import building_folder
+from mr2ct.io.atomic import building_folder
 
 __all__ = ["HeadPhantomConfig", "TISSUES", "build_head_phantom", "render_head"]
 

@@ -4,7 +4,7 @@ The paper's sources are brain MRs (TCIA LGG-1p19qDeletion) and head-and-neck CTs
 DICOM series folders, often nested ``patient/study/series``, or NIfTI / NRRD / MetaImage files. Every volume
 found under a source is, per case:
 
-1. read (:func:`mr2ct.data.readers.read_volume`: RAS affine, clear errors) and put in RAS voxel order
+1. read (:func:`mr2ct.io.readers.read_volume`: RAS affine, clear errors) and put in RAS voxel order
    (``Orientation``);
 2. head-cropped from the brow to below the jaw (:mod:`mr2ct.transforms.head_crop`), or cropped to a box from the
    crop CSV; boxes are voxel indices of the volume resampled to ``spacing`` (MONAI ``Spacing``'s grid);
@@ -20,7 +20,7 @@ found under a source is, per case:
 
 Each case is written to ``output_dir/<modality>/<case>.nii.gz`` (temporary name, then ``os.replace``);
 ``manifest.csv`` has one row per source volume (skipped ones with their reason) and ``datalist.json`` lists the
-prepared files with the settings used (readable by :func:`mr2ct.data.readers.load_datalist`). Inputs are only
+prepared files with the settings used (readable by :func:`mr2ct.io.readers.load_datalist`). Inputs are only
 read; an output folder inside an input folder is refused.
 """
 
@@ -42,7 +42,7 @@ from monai.data.utils import affine_to_spacing
 from monai.transforms import EnsureChannelFirst, Orientation, Resize, Spacing, SpatialResample
 from tqdm import tqdm
 
-from mr2ct.data.readers import VolumeError, list_volumes, read_volume, volume_stem
+from mr2ct.io.readers import VolumeError, list_volumes, read_volume, volume_stem
 from mr2ct.transforms.head_crop import (
     DEFAULT_EXTENT_MM,
     DEFAULT_MARGIN_MM,

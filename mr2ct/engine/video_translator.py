@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mr2ct.data.video_io import write_video
+from mr2ct.io.video import write_video
 from mr2ct.engine.volume_translator import VolumeTranslator
 from mr2ct.export.sheets import video_sheet
 

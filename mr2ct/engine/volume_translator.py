@@ -27,8 +27,8 @@ from monai.data import decollate_batch
 from monai.engines import SupervisedEvaluator
 from monai.inferers import Inferer
 
-from mr2ct.data.nifti import save_volume
-from mr2ct.data.readers import volume_stem
+from mr2ct.io.nifti import save_volume
+from mr2ct.io.readers import volume_stem
 from mr2ct.engine.performance import amp_dtype as _amp_dtype
 
 __all__ = ["TranslationResult", "VolumeTranslator"]

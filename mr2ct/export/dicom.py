@@ -1,6 +1,6 @@
 """DICOM export of synthetic CT / MR volumes: one series a PACS viewer opens, one file per slice.
 
-A translated volume ``(X, Y, Z)`` with its RAS affine (as NIfTI and :func:`mr2ct.data.readers.read_volume` give
+A translated volume ``(X, Y, Z)`` with its RAS affine (as NIfTI and :func:`mr2ct.io.readers.read_volume` give
 them) becomes a CT Image Storage or MR Image Storage series:
 
 - slices along the third array axis; in a slice, columns follow the first array axis and rows the second.
@@ -51,8 +51,8 @@ from pydicom.valuerep import format_number_as_ds
 from tqdm import tqdm
 
 import mr2ct
-from mr2ct.data.atomic import replacing_folder
-from mr2ct.data.readers import (
+from mr2ct.io.atomic import replacing_folder
+from mr2ct.io.readers import (
     VolumeError,
     dicom_files,
     list_volumes,
@@ -338,7 +338,7 @@ def write_dicom_series(volume, affine, output_dir: str | os.PathLike, *, modalit
 def export_dicom(input_path: str | os.PathLike, output_dir: str | os.PathLike, *, modality: str = "CT",
                  source_dicom: str | os.PathLike | None = None, anonymize: bool = False,
                  overwrite: bool = False) -> list[Path]:
-    """Read a translated volume (any format :func:`~mr2ct.data.readers.read_volume` reads) and write its series.
+    """Read a translated volume (any format :func:`~mr2ct.io.readers.read_volume` reads) and write its series.
 
     Args:
         input_path: the synthetic volume (NIfTI, NRRD, MetaImage, or a DICOM series folder).

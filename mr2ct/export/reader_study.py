@@ -37,8 +37,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from mr2ct.data.atomic import replacing_folder
-from mr2ct.data.readers import VolumeError, list_volumes, volume_stem
+from mr2ct.io.atomic import replacing_folder
+from mr2ct.io.readers import VolumeError, list_volumes, volume_stem
 from mr2ct.export.sheets import apply_window, percentile_window, read_clip, read_ras
 from mr2ct.metrics.two_afc import (
     REAL,

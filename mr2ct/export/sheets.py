@@ -26,7 +26,7 @@ from monai.transforms import Orientation
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from mr2ct.data.readers import VOLUME_SUFFIXES, VolumeError, list_volumes, read_volume, volume_stem
+from mr2ct.io.readers import VOLUME_SUFFIXES, VolumeError, list_volumes, read_volume, volume_stem
 from mr2ct.export.panels import to_display
 
 __all__ = [
@@ -312,10 +312,10 @@ def write_review_sheets(output_dir: str | Path, *, source_dir: str | Path, trans
                         video: bool = False) -> Path:
     """Write one review sheet per case into ``output_dir/sheets`` and ``output_dir/index.html`` listing them.
 
-    The cases are the volumes of ``source_dir`` (see :func:`~mr2ct.data.readers.list_volumes`). The translation
+    The cases are the volumes of ``source_dir`` (see :func:`~mr2ct.io.readers.list_volumes`). The translation
     of case ``<stem>`` is ``translation_dir/<stem><postfix>`` with any volume suffix, as inference writes it
     (``subject_0001_synthct.nii.gz``; the video bundles write ``<stem>_toB``), and its ground truth is
-    ``truth_dir/<stem>``. Volumes are read with :func:`~mr2ct.data.readers.read_volume` and shown with RAS axes
+    ``truth_dir/<stem>``. Volumes are read with :func:`~mr2ct.io.readers.read_volume` and shown with RAS axes
     (see :func:`volume_sheet`); videos are NIfTI files of ``(T, H, W)`` or ``(T, H, W, C)`` values in
     [0, 255], as the video bundles write them (see :func:`video_sheet`).
 

@@ -301,7 +301,7 @@ class HeadCropd(Cropd):
 
     def _case(self, d: Mapping, key: Hashable) -> tuple[str | None, str]:
         """(case name or None, name for messages) of ``d[key]``."""
-        from mr2ct.data.readers import volume_stem  # noqa: PLC0415 - mr2ct.data imports this module
+        from mr2ct.io.readers import volume_stem  # noqa: PLC0415 - mr2ct.data imports this module
 
         source = d[key].meta.get("filename_or_obj") if isinstance(d[key], MetaTensor) else None
         label = str(source) if source else f"data[{key!r}]"
