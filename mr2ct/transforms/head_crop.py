@@ -33,6 +33,8 @@ from monai.data.utils import affine_to_spacing
 from monai.transforms import Crop, Cropd
 from scipy import ndimage
 
+from mr2ct.io.readers import volume_stem
+
 __all__ = [
     "DEFAULT_EXTENT_MM",
     "DEFAULT_MARGIN_MM",
@@ -301,8 +303,6 @@ class HeadCropd(Cropd):
 
     def _case(self, d: Mapping, key: Hashable) -> tuple[str | None, str]:
         """(case name or None, name for messages) of ``d[key]``."""
-        from mr2ct.io.readers import volume_stem  # noqa: PLC0415 - mr2ct.data imports this module
-
         source = d[key].meta.get("filename_or_obj") if isinstance(d[key], MetaTensor) else None
         label = str(source) if source else f"data[{key!r}]"
         if self.case_key is not None and self.case_key in d:
