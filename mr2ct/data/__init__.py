@@ -22,20 +22,11 @@ from .datasets import SkipFailuresDataset, UnpairedDataset, load_split, paired_i
 from .digit_videos import DigitVideoConfig, build_digit_videos
 from .digits import bundled_mnist_path, load_digits, read_idx
 from .driving_scene import DrivingSceneConfig, build_driving_scene, render_sequence
-from .gta import (
-    GTA_SEQUENCES,
-    VIPER_CLASSES,
-    GTAClipConfig,
-    build_gta_clips,
-    decode_labels,
-    encode_labels,
-    export_videos,
-    read_video_sequence,
-    read_viper_sequence,
-)
+from .gta import GTAClipConfig, build_gta_clips, export_videos, read_video_sequence, read_viper_sequence
 from .head_phantom import TISSUES, HeadPhantomConfig, build_head_phantom, render_head
 from .moving_mnist import bouncing_trajectory, build_moving_mnist, colour_palette, render_moving_digits
 from .mrct import MODALITIES, mrct_inference_folder, mrct_pairs, mrct_training_items, phantom_config
+from .viper import GTA_SEQUENCES, VIPER_CLASSES, decode_labels, encode_labels
 from .volumetric_mnist import build_volumetric_mnist, erosion_profile, render_volumes
 
 __all__ = [
