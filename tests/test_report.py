@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from mr2ct.cli import parse_overrides, main
+from mr2ct.cli import main
+from mr2ct.overrides import parse_overrides
 from mr2ct.export import plot_loss_curves, save_frame_panel, save_side_by_side_gif, summarize_metric_details, to_display
 
 
