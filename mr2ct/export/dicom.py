@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-import torch
+from monai.utils import convert_to_numpy
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
@@ -59,7 +59,7 @@ from mr2ct.io.readers import (
     read_volume,
     volume_stem,
 )
-from mr2ct.export.sheets import CT_WINDOWS
+from mr2ct.export.windows import CT_WINDOWS
 
 __all__ = ["export_dicom", "main", "write_dicom_series"]
 
@@ -79,17 +79,13 @@ def _ds(value: float) -> str:
     return format_number_as_ds(float(value))
 
 
-def _as_numpy(x) -> np.ndarray:
-    return np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
-
-
 def _checked(volume, affine) -> tuple[np.ndarray, np.ndarray]:
     """The volume ``(X, Y, Z)`` and its LPS affine as float64; ``ValueError`` if either cannot be written."""
     if affine is None:
         affine = getattr(volume, "affine", None)
         if affine is None:
             raise ValueError("no affine given and the volume carries none")
-    data = _as_numpy(volume)
+    data = convert_to_numpy(volume, dtype=np.float64, wrap_sequence=True)
     if data.ndim == 4 and data.shape[0] == 1:  # channel-first (1, X, Y, Z)
         data = data[0]
     if data.ndim != 3:
@@ -99,7 +95,7 @@ def _checked(volume, affine) -> tuple[np.ndarray, np.ndarray]:
     bad = int((~np.isfinite(data)).sum())
     if bad:
         raise ValueError(f"volume holds {bad} NaN/Inf voxels")
-    affine = _as_numpy(affine)
+    affine = convert_to_numpy(affine, dtype=np.float64, wrap_sequence=True)
     if affine.shape != (4, 4) or not np.isfinite(affine).all() or not np.allclose(affine[3], [0, 0, 0, 1]):
         raise ValueError(f"affine must be a finite 4x4 voxel-to-world matrix, got {affine.tolist()}")
     spacing = np.linalg.norm(affine[:3, :3], axis=0)

@@ -31,6 +31,7 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.data.utils import affine_to_spacing
 from monai.transforms import Crop, Cropd
+from monai.utils import convert_to_numpy
 from scipy import ndimage
 
 from mr2ct.io.readers import volume_stem
@@ -59,11 +60,7 @@ BOX_COLUMNS = ("x0", "x1", "y0", "y1", "z0", "z1")
 
 def _as_numpy3d(volume) -> np.ndarray:
     """``(X, Y, Z)`` numpy view of a numpy array / tensor / MetaTensor, also accepting one leading channel."""
-    if isinstance(volume, MetaTensor):
-        volume = volume.as_tensor()
-    if isinstance(volume, torch.Tensor):
-        volume = volume.detach().cpu().numpy()
-    volume = np.asarray(volume)
+    volume = convert_to_numpy(volume, wrap_sequence=True)
     if volume.ndim == 4 and volume.shape[0] == 1:
         volume = volume[0]
     if volume.ndim != 3:
