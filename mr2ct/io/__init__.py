@@ -1,42 +1,8 @@
-"""Reading and writing files: checked volume readers, video I/O, the NIfTI writer and atomic writes."""
+"""Reading and writing files, one module per idea (their public names are re-exported by :mod:`mr2ct.data`):
 
-from __future__ import annotations
-
-from .atomic import building_folder, replacing_folder
-from .nifti import save_volume, write_nifti_cases
-from .readers import (
-    VOLUME_SUFFIXES,
-    VolumeError,
-    check_volume,
-    dicom_files,
-    list_volumes,
-    load_datalist,
-    read_volume,
-    reader_for,
-    unpaired_items,
-    volume_stem,
-)
-from .video import VIDEO_SUFFIXES, VideoError, list_videos, read_frame_folder, read_video, write_video
-
-__all__ = [
-    "VIDEO_SUFFIXES",
-    "VOLUME_SUFFIXES",
-    "VideoError",
-    "VolumeError",
-    "building_folder",
-    "check_volume",
-    "dicom_files",
-    "list_videos",
-    "list_volumes",
-    "load_datalist",
-    "read_frame_folder",
-    "read_video",
-    "read_volume",
-    "reader_for",
-    "replacing_folder",
-    "save_volume",
-    "unpaired_items",
-    "volume_stem",
-    "write_nifti_cases",
-    "write_video",
-]
+- :mod:`~mr2ct.io.readers`: MR / CT volume readers (NIfTI, NRRD, MetaImage, DICOM series) with errors naming
+  the file, volume listing and data lists;
+- :mod:`~mr2ct.io.video`: video files (PyAV) and folders of frames, read and written;
+- :mod:`~mr2ct.io.nifti`: the one NIfTI writer (:func:`~mr2ct.io.nifti.write_nifti`) and what builds on it;
+- :mod:`~mr2ct.io.atomic`: atomic writes of files and folders, used by every writer of the package.
+"""
