@@ -18,95 +18,88 @@ Examples::
     mr2ct bench inference --volume 120 256 256 --sw-batch-size 4 --opt amp   # whole-volume inference likewise
     mr2ct bench data mrct_cyclegan3d --batches 20    # the training data loader's batches per second
 
-Anything after the bundle name that is not ``--quick`` is passed on as a config override (``--key value``).
+Anything after the bundle name that is not ``--quick`` is passed on as a config override (``--key value``). The
+other commands have command lines of their own (``mr2ct prepare --help``); their arguments are passed on as given.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Sequence
+from importlib import import_module
 from pathlib import Path
 
 from mr2ct import __version__
 from mr2ct.bundle import bundle_root
+from mr2ct.overrides import parse_overrides
 
-__all__ = ["main", "parse_overrides"]
+__all__ = ["main"]
 
-_COMMANDS = {"train": ("training", "train.json"), "evaluate": ("evaluating", "evaluate.json"),
-             "infer": ("inference", "inference.json")}
+_BUNDLE_RUNS = {"train": ("training", "train.json", "train a bundle"),
+                "evaluate": ("evaluating", "evaluate.json", "evaluate a bundle's model on its held-out data"),
+                "infer": ("inference", "inference.json", "translate a folder with a bundle's model")}
+# commands with a command line of their own: name -> (module whose main() runs it, help)
+_DELEGATED = {"prepare": ("mr2ct.data.prepare_mrct", "raw DICOM/NIfTI MR and CT -> the training layout"),
+              "export-dicom": ("mr2ct.export.dicom", "translated volumes -> DICOM series"),
+              "reproduce": ("mr2ct.reproduce", "the paper's comparison of methods"),
+              "bench": ("mr2ct.benchmarks", "benchmarks against the fp32 reference ([inference|data] ARGS)")}
+_REVIEW = {"sheets": ("mr2ct.export.sheets", "review sheets (PNG or GIF per case) and an index.html"),
+           "make": ("mr2ct.export.reader_study", "make a blinded reader study"),
+           "serve": ("mr2ct.export.reader_study", "serve a study's page on 127.0.0.1"),
+           "score": ("mr2ct.export.reader_study", "the 2AFC preference table from readers' answers")}
 
-
-def parse_overrides(extra: list[str]) -> dict[str, object]:
-    """``["--key", "value", "--flag", ...]`` as ``{"key": value, "flag": True}`` (values as Python literals when
-    they parse as one, else text); a clear error for anything else."""
-    overrides: dict[str, object] = {}
-    i = 0
-    while i < len(extra):
-        key = extra[i]
-        if not key.startswith("--") or len(key) == 2:
-            raise SystemExit(f"mr2ct: expected --key [value], got {key!r}")
-        if i + 1 < len(extra) and not extra[i + 1].startswith("--"):
-            overrides[key[2:]] = _literal(extra[i + 1])
-            i += 2
-        else:
-            overrides[key[2:]] = True
-            i += 1
-    return overrides
+Handler = Callable[[argparse.Namespace, list[str]], int]
 
 
-def _literal(text: str) -> object:
-    import ast
-
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``mr2ct`` console script."""
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "reproduce":
-        from mr2ct.reproduce import main as reproduce
-
-        return reproduce(argv[1:])
-    if argv and argv[0] == "bench":
-        from mr2ct.benchmarks import main as bench
-
-        return bench(argv[1:])
-    if argv and argv[0] == "prepare":
-        from mr2ct.data.prepare_mrct import main as prepare
-
-        return prepare(argv[1:])
-    if argv and argv[0] == "export-dicom":
-        from mr2ct.export.dicom import main as export_dicom
-
-        return export_dicom(argv[1:])
-    if argv and argv[0] == "review":
-        if argv[1:2] == ["sheets"]:
-            from mr2ct.export.sheets import main as sheets
-
-            return sheets(argv[2:])
-        from mr2ct.export.reader_study import main as review
-
-        return review(argv[1:])
-    if argv and argv[0] == "translate":
-        argv = ["infer", "mrct_cyclegan3d", *argv[1:]]
-    parser = argparse.ArgumentParser(prog="mr2ct", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--version", action="version", version=f"mr2ct {__version__}")
-    parser.add_argument("command", choices=sorted(_COMMANDS))
-    parser.add_argument("bundle", help="bundle name under bundles/, e.g. vmnist_cyclegan3d")
-    parser.add_argument("--quick", action="store_true", help="add the bundle's quick.json (small, CPU-sized run)")
-    args, extra = parser.parse_known_args(argv)
-
-    from monai.bundle import run
+def _run_bundle(args: argparse.Namespace, extra: list[str]) -> int:
+    """``python -m monai.bundle run`` of a bundle's config (plus quick.json), with ``extra`` as overrides."""
+    from monai.bundle import run  # noqa: PLC0415 - MONAI's bundle machinery only for the commands that run one
 
     root = Path(bundle_root(args.bundle))
-    run_id, config = _COMMANDS[args.command]
+    run_id, config, _ = _BUNDLE_RUNS[args.run]
     configs = [str(root / "configs" / config)] + ([str(root / "configs" / "quick.json")] if args.quick else [])
     overrides = {"bundle_root": str(root), **parse_overrides(extra)}
     run(run_id=run_id, config_file=configs, logging_file=str(root / "configs" / "logging.conf"), **overrides)
     return 0
+
+
+def _delegate(module: str, *leading: str) -> Handler:
+    """A handler calling ``module.main([*leading, *extra])`` (imported when the command runs)."""
+    return lambda args, extra: import_module(module).main([*leading, *extra])
+
+
+def _add_bundle_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="add the bundle's quick.json (small, CPU-sized run)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mr2ct", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"mr2ct {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="command", required=True)
+    for name, (_, _, help_text) in _BUNDLE_RUNS.items():
+        sub = commands.add_parser(name, help=help_text, description=f"{help_text}; --key value overrides its config")
+        sub.add_argument("bundle", help="bundle name under bundles/, e.g. vmnist_cyclegan3d")
+        _add_bundle_arguments(sub)
+        sub.set_defaults(handler=_run_bundle, run=name)
+    sub = commands.add_parser("translate", help="= infer mrct_cyclegan3d", description="infer mrct_cyclegan3d")
+    _add_bundle_arguments(sub)
+    sub.set_defaults(handler=_run_bundle, run="infer", bundle="mrct_cyclegan3d")
+    for name, (module, help_text) in _DELEGATED.items():
+        commands.add_parser(name, help=help_text, add_help=False).set_defaults(handler=_delegate(module))
+    review = commands.add_parser("review", help="review sheets and blinded reader studies",
+                                 description="review sheets and blinded reader studies")
+    actions = review.add_subparsers(dest="action", metavar="action", required=True)
+    for name, (module, help_text) in _REVIEW.items():
+        handler = _delegate(module) if name == "sheets" else _delegate(module, name)
+        actions.add_parser(name, help=help_text, add_help=False).set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mr2ct`` console script."""
+    args, extra = _parser().parse_known_args(sys.argv[1:] if argv is None else list(argv))
+    return args.handler(args, extra)
 
 
 if __name__ == "__main__":

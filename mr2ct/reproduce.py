@@ -30,6 +30,7 @@ from monai.bundle import ConfigWorkflow
 from mr2ct.bundle import bundle_root, load_config
 from mr2ct.engine import METHODS, get_method
 from mr2ct.export import save_frame_panel
+from mr2ct.io.atomic import atomic_file, atomic_write_text
 from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, count_parameters, matched_width
 
 __all__ = ["TASKS", "main", "run_comparison"]
@@ -201,8 +202,7 @@ def run_comparison(task_name: str, methods: Sequence[str], preset: str, output: 
     meta = {"task": task_name, "table": task.table, "preset": preset, "seed": seed, "match_params": match_params,
             "held_out_videos": int(evaluation["videos"]), "settings": settings, "torch": torch.__version__,
             "date": datetime.date.today().isoformat()}
-    (output / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=str),
-                                         encoding="utf-8")
+    atomic_write_text(output / "results.json", json.dumps({"meta": meta, "results": results}, indent=2, default=str))
     _write_tables(task, results, meta, output)
     rows = {name: torch.as_tensor(examples[name]) for name in ("input", *methods, "ground truth")}
     save_frame_panel(rows, output / "figure.png", num_frames=10, value_range=(0, 255),
@@ -237,7 +237,7 @@ def _write_tables(task: Task, results: dict, meta: dict, output: Path) -> None:
         params = r.get("parameters")
         rows.append([method] + [c for n in names for c in (_fmt(ours.get(n)), _fmt(paper.get(n)))]
                     + [str(r.get("iterations", "-")), f"{sum(params.values()) / 1e6:.2f}M" if params else "-"])
-    with open(output / "table.csv", "w", newline="", encoding="utf-8") as f:
+    with atomic_file(output / "table.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(rows)
@@ -248,7 +248,7 @@ def _write_tables(task: Task, results: dict, meta: dict, output: Path) -> None:
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     lines += ["", "Values are mean ± sigma over held-out videos (sigma: standard deviation over videos).",
               *task.notes, "", "![figure](figure.png)"]
-    (output / "table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_text(output / "table.md", "\n".join(lines) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, MRImageStorage
 
 import mr2ct
-from mr2ct.data.readers import VolumeError, read_volume
+from mr2ct.io.readers import VolumeError, read_volume
 from mr2ct.export.dicom import export_dicom, main, write_dicom_series
 
 # ITK's SWIG bindings and MONAI's optional GPU DICOM decoder warn on import; neither concerns these tests

@@ -267,7 +267,7 @@ def test_folders_with_stray_files(tmp_path, caplog):
     (tmp_path / "scan.pdf").write_bytes(b"%PDF")
     (tmp_path / ".a.nii.gz.part.nii.gz").write_bytes(b"partial")
     os.mkfifo(tmp_path / "pipe") if hasattr(os, "mkfifo") else None
-    with caplog.at_level("WARNING", logger="mr2ct.data.readers"):
+    with caplog.at_level("WARNING", logger="mr2ct.io.readers"):
         assert list_volumes(tmp_path) == [tmp_path / "a.nii.gz"]
         assert list_volumes(tmp_path, recursive=True) == [tmp_path / "a.nii.gz"]  # the pipe is not opened
     assert "notes.txt" in caplog.text and "scan.pdf" in caplog.text

@@ -14,7 +14,7 @@ import torch
 import conftest
 from conftest import REPO
 from mr2ct.bundle import load_config
-from mr2ct.data.video_io import read_video, write_video
+from mr2ct.io.video import read_video, write_video
 
 BUNDLE = REPO / "bundles" / "gta_seg2video_cyclegan3d"
 CONFIGS = BUNDLE / "configs"

@@ -13,24 +13,26 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from mr2ct.data import driving_scene, gta, load_split
+from mr2ct.data import driving_scene, gta, load_split, viper
 from mr2ct.data.driving_scene import DrivingSceneConfig, render_sequence
 from mr2ct.data.gta import (
-    VIPER_CLASSES,
     GTAClipConfig,
     build_gta_clips,
-    class_id,
     clip_motion,
-    decode_labels,
-    encode_labels,
     export_videos,
     grayscale,
-    parse_sequences,
     read_video_sequence,
     read_viper_sequence,
+)
+from mr2ct.data.viper import (
+    VIPER_CLASSES,
+    class_id,
+    decode_labels,
+    encode_labels,
+    parse_sequences,
     write_viper_sequence,
 )
-from mr2ct.data.video_io import VideoError, read_frame_folder, read_video, write_video
+from mr2ct.io.video import VideoError, read_frame_folder, read_video, write_video
 
 SKY, ROAD, SIDEWALK = class_id("sky"), class_id("road"), class_id("sidewalk")
 VEHICLES = [class_id(n) for n in ("car", "van", "bus", "truck")]
@@ -119,8 +121,8 @@ def test_palette_decode_encode_and_sequence_specs():
     bad[0, :2] = (1, 2, 3)
     with pytest.raises(VideoError, match=r"x.png: frame 7: 2 of 16 pixels .* \(1, 2, 3\)"):
         decode_labels(bad, path="x.png", frame=7)
-    assert parse_sequences("001-004, 044-049, 051, 066-069") == gta.GTA_SEQUENCES
-    assert len(gta.GTA_SEQUENCES) == 15 and gta.GTA_SEQUENCES[4] == "044"
+    assert parse_sequences("001-004, 044-049, 051, 066-069") == viper.GTA_SEQUENCES
+    assert len(viper.GTA_SEQUENCES) == 15 and viper.GTA_SEQUENCES[4] == "044"
 
 
 # ------------------------------------------------------------------------------------------------ driving scene
@@ -291,7 +293,7 @@ def test_procedural_source_is_the_default(tmp_path, monkeypatch):
     folder = build_gta_clips(tmp_path, None, GTAClipConfig(depth=4, size=(12, 20)), scene)
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     assert meta["source"] == {"kind": "procedural", "scene": scene.folder_name()}
-    assert sorted(meta["sequences"]["train"] + meta["sequences"]["test"]) == list(gta.GTA_SEQUENCES)
+    assert sorted(meta["sequences"]["train"] + meta["sequences"]["test"]) == list(viper.GTA_SEQUENCES)
     assert meta["counts"] == {"train_A": 10, "train_B": 10, "test_A": 10, "test_B": 10, "slow": 5}  # 10/5 sequences
     assert (tmp_path / scene.folder_name() / "train" / "cls" / "044" / "044_00007.png").is_file()
     monkeypatch.setattr(driving_scene, "render_sequence", lambda *a, **k: pytest.fail("rendered again"))

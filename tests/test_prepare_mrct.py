@@ -17,7 +17,7 @@ import torch
 from monai.data import MetaTensor
 
 from mr2ct.data.prepare_mrct import find_cases, main, prepare_mrct
-from mr2ct.data.readers import load_datalist
+from mr2ct.io.readers import load_datalist
 from mr2ct.transforms import HeadCrop, HeadCropd, head_crop_box, head_foreground, read_crop_overrides
 
 # ITK's SWIG bindings and MONAI's optional GPU DICOM decoder warn on import; neither concerns these tests

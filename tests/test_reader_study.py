@@ -14,7 +14,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from mr2ct.data.readers import VolumeError
+from mr2ct.io.readers import VolumeError
 from mr2ct.export.reader_study import StudyError, make_study, score_study, serve_study
 from mr2ct.metrics.two_afc import (
     REAL,

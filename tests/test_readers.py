@@ -14,7 +14,7 @@ import SimpleITK as sitk
 import torch
 from monai.data import MetaTensor
 
-from mr2ct.data.readers import (
+from mr2ct.io.readers import (
     VolumeError,
     check_volume,
     list_volumes,
@@ -218,7 +218,7 @@ def test_list_volumes(tmp_path, image, caplog):
     write_dicom_series(image[1], tmp_path / "d_series", suffix="")
     (tmp_path / "README.txt").write_text("x")
     (tmp_path / "empty_dir").mkdir()
-    with caplog.at_level(logging.WARNING, logger="mr2ct.data.readers"):
+    with caplog.at_level(logging.WARNING, logger="mr2ct.io.readers"):
         found = list_volumes(tmp_path)
     assert [p.name for p in found] == ["a.nii", "b.nii.gz", "c.mha", "d_series"]
     assert "README.txt" in caplog.text

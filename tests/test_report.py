@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from mr2ct.cli import parse_overrides, main
+from mr2ct.cli import main
+from mr2ct.overrides import parse_overrides
 from mr2ct.export import plot_loss_curves, save_frame_panel, save_side_by_side_gif, summarize_metric_details, to_display
 
 
@@ -47,6 +50,51 @@ def test_cli_overrides_and_errors(capsys):
     with pytest.raises(FileNotFoundError, match="no bundle .no_such_bundle."):
         main(["train", "no_such_bundle"])
 
+
+
+def test_cli_subcommands_reach_their_command_lines(monkeypatch):
+    """Every ``mr2ct`` command reaches the right ``main`` with its arguments as given, bundle runs reach
+    ``monai.bundle.run`` with their configs and overrides."""
+    import monai.bundle
+
+    import mr2ct.benchmarks
+    import mr2ct.data.prepare_mrct
+    import mr2ct.export.dicom
+    import mr2ct.export.reader_study
+    import mr2ct.export.sheets
+    import mr2ct.reproduce
+
+    calls = []
+    for module in (mr2ct.benchmarks, mr2ct.data.prepare_mrct, mr2ct.export.dicom, mr2ct.export.reader_study,
+                   mr2ct.export.sheets, mr2ct.reproduce):
+        monkeypatch.setattr(module, "main", lambda argv, name=module.__name__: calls.append((name, argv)) or 7)
+    monkeypatch.setattr(monai.bundle, "run", lambda **kwargs: calls.append(("run", kwargs)))
+    commands = {
+        ("prepare", "--mr", "A", "--ct", "B", "--spacing", "-1", "2", "3"): "mr2ct.data.prepare_mrct",
+        ("export-dicom", "X.nii.gz", "--output", "D", "--help"): "mr2ct.export.dicom",
+        ("reproduce", "--task", "vmnist"): "mr2ct.reproduce",
+        ("bench", "inference", "--volume", "8", "16", "16"): "mr2ct.benchmarks",
+        ("review", "sheets", "--source", "MR", "-h"): "mr2ct.export.sheets",
+    }
+    for argv, module in commands.items():
+        assert main(list(argv)) == 7 and calls.pop() == (module, list(argv[2 if argv[0] == "review" else 1:]))
+    for action in ("make", "serve", "score"):
+        assert main(["review", action, "STUDY", "--csv", "x.csv"]) == 7
+        assert calls.pop() == ("mr2ct.export.reader_study", [action, "STUDY", "--csv", "x.csv"])
+
+    assert main(["train", "vmnist_cyclegan3d", "--learning_rate", "0.1", "--quick", "--resume"]) == 0
+    _, run = calls.pop()
+    assert run["run_id"] == "training" and [Path(c).name for c in run["config_file"]] == ["train.json", "quick.json"]
+    assert run["learning_rate"] == 0.1 and run["resume"] is True
+    assert Path(run["bundle_root"]).name == "vmnist_cyclegan3d"
+    assert main(["translate", "--input_dir", "IN", "--direction", "mr2ct"]) == 0
+    _, run = calls.pop()
+    assert run["run_id"] == "inference" and Path(run["bundle_root"]).name == "mrct_cyclegan3d"
+    assert [Path(c).name for c in run["config_file"]] == ["inference.json"] and run["input_dir"] == "IN"
+    assert not calls
+    for bad in ([], ["nope"], ["review"], ["train"]):
+        with pytest.raises(SystemExit):
+            main(bad)
 
 def test_loss_csv_logger_appends_and_keeps_columns(tmp_path):
     from types import SimpleNamespace

@@ -12,18 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mr2ct.data.nifti import save_volume
-from mr2ct.data.readers import VolumeError
-from mr2ct.export.sheets import (
-    CT_WINDOWS,
-    apply_window,
-    main,
-    midplanes,
-    read_ras,
-    video_sheet,
-    volume_sheet,
-    write_review_sheets,
-)
+from mr2ct.export.render import midplanes, video_sheet, volume_sheet
+from mr2ct.export.review_readers import read_ras
+from mr2ct.export.sheets import main, write_review_sheets
+from mr2ct.export.windows import CT_WINDOWS, apply_window
+from mr2ct.io.nifti import save_volume
+from mr2ct.io.readers import VolumeError
 
 SHAPE = (24, 20, 8)
 AFFINE = np.diag([1.0, 1.2, 3.0, 1.0])  # anisotropic voxels, RAS axes

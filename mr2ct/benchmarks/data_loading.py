@@ -22,6 +22,7 @@ from pathlib import Path
 
 from mr2ct.benchmarks.measure import device_name
 from mr2ct.bundle import bundle_root, load_config
+from mr2ct.overrides import parse_overrides
 
 __all__ = ["main", "measure"]
 
@@ -51,8 +52,6 @@ def measure(bundle: str, files: list[str], overrides: dict, batches: int = 20) -
 
 def main(argv: list[str] | None = None) -> dict:
     """``mr2ct bench data BUNDLE [--quick] [--batches N] [--key value ...]``: print and return the measurement."""
-    from mr2ct.cli import parse_overrides
-
     parser = argparse.ArgumentParser(prog="mr2ct bench data", description=__doc__.split("\n\n")[0])
     parser.add_argument("bundle", help="bundle name under bundles/, e.g. mrct_cyclegan3d")
     parser.add_argument("--quick", action="store_true", help="add the bundle's quick.json")

@@ -1,27 +1,10 @@
-"""Data set builders and readers."""
+"""Data set builders (the readers and writers they use live in :mod:`mr2ct.io`, re-exported here)."""
 
 from __future__ import annotations
 
-from .datasets import SkipFailuresDataset, UnpairedDataset, load_split, paired_items
-from .digit_videos import DigitVideoConfig, build_digit_videos
-from .digits import bundled_mnist_path, load_digits, read_idx
-from .driving_scene import DrivingSceneConfig, build_driving_scene, render_sequence
-from .gta import (
-    GTA_SEQUENCES,
-    VIPER_CLASSES,
-    GTAClipConfig,
-    build_gta_clips,
-    decode_labels,
-    encode_labels,
-    export_videos,
-    read_video_sequence,
-    read_viper_sequence,
-)
-from .head_phantom import TISSUES, HeadPhantomConfig, build_head_phantom, render_head
-from .moving_mnist import bouncing_trajectory, build_moving_mnist, colour_palette, render_moving_digits
-from .mrct import MODALITIES, mrct_inference_folder, mrct_pairs, mrct_training_items, phantom_config
-from .nifti import save_volume, write_nifti_cases
-from .readers import (
+from mr2ct.io import video as video_io  # the bundles' configs name mr2ct.data.video_io.list_videos
+from mr2ct.io.nifti import save_volume, write_nifti_cases
+from mr2ct.io.readers import (
     VOLUME_SUFFIXES,
     VolumeError,
     check_volume,
@@ -33,7 +16,17 @@ from .readers import (
     unpaired_items,
     volume_stem,
 )
-from .video_io import VideoError, read_frame_folder, read_video, write_video
+from mr2ct.io.video import VideoError, read_frame_folder, read_video, write_video
+
+from .datasets import SkipFailuresDataset, UnpairedDataset, load_split, paired_items
+from .digit_videos import DigitVideoConfig, build_digit_videos
+from .digits import bundled_mnist_path, load_digits, read_idx
+from .driving_scene import DrivingSceneConfig, build_driving_scene, render_sequence
+from .gta import GTAClipConfig, build_gta_clips, export_videos, read_video_sequence, read_viper_sequence
+from .head_phantom import TISSUES, HeadPhantomConfig, build_head_phantom, render_head
+from .moving_mnist import bouncing_trajectory, build_moving_mnist, colour_palette, render_moving_digits
+from .mrct import MODALITIES, mrct_inference_folder, mrct_pairs, mrct_training_items, phantom_config
+from .viper import GTA_SEQUENCES, VIPER_CLASSES, decode_labels, encode_labels
 from .volumetric_mnist import build_volumetric_mnist, erosion_profile, render_volumes
 
 __all__ = [
@@ -89,5 +82,6 @@ __all__ = [
     "unpaired_items",
     "volume_stem",
     "write_nifti_cases",
+    "video_io",
     "write_video",
 ]

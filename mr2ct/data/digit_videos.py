@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from mr2ct.data.atomic import building_folder
 from mr2ct.data.digits import load_digits
+from mr2ct.io.atomic import building_folder
 
 __all__ = ["DigitVideoConfig", "Renderer", "build_digit_videos"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mr2ct.data.readers import VolumeError
+from mr2ct.io.readers import VolumeError
 
 __all__ = ["bundled_mnist_path", "load_digits", "read_idx"]
 

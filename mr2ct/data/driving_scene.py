@@ -10,7 +10,7 @@ left; a lead car may drive ahead in the camera's lane; pedestrians walk along th
 anchored in world coordinates (textures included), so the scene streams past the camera with correct
 perspective: markings and facades move toward and past the viewer faster when the camera is faster.
 
-Every pixel is labelled with a VIPER class id (:data:`~mr2ct.data.gta.VIPER_CLASSES`: sky, road, sidewalk,
+Every pixel is labelled with a VIPER class id (:data:`~mr2ct.data.viper.VIPER_CLASSES`: sky, road, sidewalk,
 terrain, tree, vegetation, building, infrastructure, person, car, van, bus, truck), computed from the same
 geometry as its colour. The RGB rendering adds shading (a sun side), fog with distance, clouds, a per-sequence
 light level and tint, a small per-frame illumination flicker and sensor noise.
@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from mr2ct.data.atomic import building_folder
-from mr2ct.data.gta import GTA_SEQUENCES, VIPER_CLASSES, class_id, write_viper_sequence
+from mr2ct.data.viper import GTA_SEQUENCES, class_id, class_table, write_viper_sequence
+from mr2ct.io.atomic import building_folder
 
 __all__ = ["DrivingSceneConfig", "build_driving_scene", "render_sequence"]
 
@@ -570,7 +570,7 @@ def build_driving_scene(root: str | Path, config: DrivingSceneConfig | None = No
             write_viper_sequence(tmp, name, rgb, labels, split="train", image_suffix=".jpg")
         meta = {"version": _VERSION, "config": config.as_dict(),
                 "layout": "VIPER: train/img/<seq>/<seq>_<frame>.jpg, train/cls/<seq>/<seq>_<frame>.png",
-                "classes": [{"id": k, "name": n, "colour": list(c)} for k, (n, c) in enumerate(VIPER_CLASSES)],
+                "classes": class_table(),
                 "sequences": {n: {"speed_m_per_s": round(v, 4), "m_per_frame": round(v / config.fps, 4),
                                   "frames": config.frames} for n, v in speeds.items()}}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")

@@ -2,7 +2,7 @@
 
 Sources. Three kinds of folder give the same sequences (RGB frames and per-pixel class ids):
 
-* the VIPER / Playing-for-Benchmarks layout (https://playing-for-benchmarks.org)::
+* the VIPER / Playing-for-Benchmarks layout (:mod:`mr2ct.data.viper`)::
 
       <root>/<split>/img/<seq>/<seq>_<frame>.jpg|png   RGB frames, e.g. train/img/001/001_00010.jpg
       <root>/<split>/cls/<seq>/<seq>_<frame>.png       class maps, coloured with VIPER_CLASSES' palette
@@ -33,11 +33,10 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from itertools import zip_longest
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -45,8 +44,23 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from mr2ct.data.atomic import building_folder
-from mr2ct.data.video_io import (
+from mr2ct.data.driving_scene import DrivingSceneConfig, build_driving_scene
+from mr2ct.data.viper import (
+    GTA_SEQUENCES,
+    IMAGE_FOLDER,
+    VIPER_CLASSES,
+    Palette,
+    class_table,
+    decode_labels,
+    encode_labels,
+    frame_name,
+    list_viper_sequences,
+    palette_array,
+    parse_sequences,
+    sequence_folders,
+)
+from mr2ct.io.atomic import building_folder
+from mr2ct.io.video import (
     VIDEO_SUFFIXES,
     VideoError,
     iter_frames,
@@ -55,130 +69,30 @@ from mr2ct.data.video_io import (
     write_video,
 )
 
-if TYPE_CHECKING:
-    from mr2ct.data.driving_scene import DrivingSceneConfig
-
 __all__ = [
-    "fit_frame",
-    "test_videos",
-    "write_test_videos",
     "DOMAIN_A_KINDS",
-    "GTA_SEQUENCES",
-    "VIPER_CLASSES",
     "GTAClipConfig",
     "build_gta_clips",
-    "class_id",
     "clip_motion",
-    "decode_labels",
-    "encode_labels",
     "export_videos",
+    "fit_frame",
     "grayscale",
     "labels_beside",
     "list_video_sequences",
-    "list_viper_sequences",
-    "palette_array",
-    "parse_sequences",
+    "palette_array",  # re-exported from mr2ct.data.viper: the GTA bundle's configs call mr2ct.data.gta.palette_array
     "read_video_sequence",
     "read_viper_sequence",
-    "write_viper_sequence",
+    "test_videos",
+    "write_test_videos",
 ]
 
 _VERSION = 1
-
-# VIPER's classes.csv (id = position): name and colour of its class maps. "van" and "train" share a colour in
-# the data set's own table, so a map cannot tell them apart: that colour decodes to "van".
-VIPER_CLASSES: tuple[tuple[str, tuple[int, int, int]], ...] = (
-    ("unlabeled", (0, 0, 0)), ("ambiguous", (111, 74, 0)), ("sky", (70, 130, 180)), ("road", (128, 64, 128)),
-    ("sidewalk", (244, 35, 232)), ("railtrack", (230, 150, 140)), ("terrain", (152, 251, 152)),
-    ("tree", (87, 182, 35)), ("vegetation", (35, 142, 35)), ("building", (70, 70, 70)),
-    ("infrastructure", (153, 153, 153)), ("fence", (190, 153, 153)), ("billboard", (150, 20, 20)),
-    ("trafficlight", (250, 170, 30)), ("trafficsign", (220, 220, 0)), ("mobilebarrier", (180, 180, 100)),
-    ("firehydrant", (173, 153, 153)), ("chair", (168, 153, 153)), ("trash", (81, 0, 21)),
-    ("trashcan", (81, 0, 81)), ("person", (220, 20, 60)), ("animal", (255, 0, 0)), ("bicycle", (119, 11, 32)),
-    ("motorcycle", (0, 0, 230)), ("car", (0, 0, 142)), ("van", (0, 80, 100)), ("bus", (0, 60, 100)),
-    ("truck", (0, 0, 70)), ("trailer", (0, 0, 90)), ("train", (0, 80, 100)), ("plane", (0, 100, 100)),
-    ("boat", (50, 0, 90)),
-)
-Palette = Sequence[tuple[str, Sequence[int]]]
 
 DOMAIN_A_KINDS = {"segmentation": "segmentation in VIPER palette colours (3 channels)",
                   "grayscale": "grey video, luma (BT.601) repeated in 3 equal channels"}
 _SLOW_DEFINITION = ("motion = mean over consecutive frame pairs of the mean absolute difference of their grey "
                     "levels (BT.601 luma, 0-255) in the resized clip; slow = motion <= the slow_quantile "
                     "quantile of the test clips' motions")
-
-
-def parse_sequences(spec: str | Iterable[str | int]) -> tuple[str, ...]:
-    """Sequence names from ``"001-004, 044-049, 051"`` (ranges keep the zero padding) or from a list of names."""
-    if not isinstance(spec, str):
-        return tuple(f"{s:03d}" if isinstance(s, int) else str(s) for s in spec)
-    names = []
-    for part in (p.strip() for p in spec.split(",")):
-        if not part:
-            continue
-        first, _, last = part.partition("-")
-        if not last:
-            names.append(first)
-            continue
-        if not (first.isdigit() and last.isdigit()) or int(last) < int(first):
-            raise ValueError(f"bad sequence range {part!r} in {spec!r} (expected e.g. '044-049').")
-        names.extend(f"{n:0{len(first)}d}" for n in range(int(first), int(last) + 1))
-    return tuple(names)
-
-
-GTA_SEQUENCES = parse_sequences("001-004, 044-049, 051, 066-069")  # the paper's selection of VIPER sequences
-
-
-def palette_array(palette: Palette = VIPER_CLASSES) -> np.ndarray:
-    """``(K, 3)`` uint8 colours of a palette of ``(name, colour)``; row ``k`` is class ``k``."""
-    return np.array([colour for _, colour in palette], dtype=np.uint8).reshape(-1, 3)
-
-
-def class_id(name: str, palette: Palette = VIPER_CLASSES) -> int:
-    """Id of the class called ``name``."""
-    for k, (class_name, _) in enumerate(palette):
-        if class_name == name:
-            return k
-    raise KeyError(f"no class {name!r}; classes: {', '.join(n for n, _ in palette)}.")
-
-
-def _pack(rgb: np.ndarray) -> np.ndarray:
-    rgb = rgb.astype(np.uint32)
-    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-
-
-def decode_labels(rgb: np.ndarray, palette: Palette = VIPER_CLASSES, path: str | os.PathLike = "<array>",
-                  frame: int | None = None) -> np.ndarray:
-    """Class ids ``(H, W)`` uint8 of a colour-coded class map ``(H, W, 3)``.
-
-    A colour shared by several classes decodes to the first. A colour outside the palette raises
-    :class:`~mr2ct.data.video_io.VideoError` naming ``path`` and ``frame``, the number of such pixels and the
-    most frequent such colours.
-    """
-    colours = palette_array(palette)
-    keys = _pack(colours)
-    order = np.argsort(keys, kind="stable")  # stable: the first of equal colours comes first
-    sorted_keys = keys[order]
-    packed = _pack(np.asarray(rgb)[..., :3])
-    pos = np.clip(np.searchsorted(sorted_keys, packed), 0, len(keys) - 1)
-    known = sorted_keys[pos] == packed
-    if not known.all():
-        values, counts = np.unique(packed[~known], return_counts=True)
-        top = values[np.argsort(counts)[::-1][:5]]
-        shown = ", ".join(f"({v >> 16}, {(v >> 8) & 255}, {v & 255})" for v in top)
-        more = f" and {len(values) - len(top)} more" if len(values) > len(top) else ""
-        raise VideoError(path, f"{int((~known).sum())} of {known.size} pixels have colours outside the palette "
-                               f"of {len(colours)} classes: {shown}{more}", frame)
-    return order[pos].astype(np.uint8)
-
-
-def encode_labels(ids: np.ndarray, palette: Palette = VIPER_CLASSES) -> np.ndarray:
-    """Colour-coded class map ``(..., 3)`` uint8 of class ids ``(...)``."""
-    colours = palette_array(palette)
-    ids = np.asarray(ids)
-    if ids.size and (ids.min() < 0 or ids.max() >= len(colours)):
-        raise ValueError(f"class ids must lie in [0, {len(colours) - 1}], got [{ids.min()}, {ids.max()}].")
-    return colours[ids]
 
 
 def grayscale(frames: np.ndarray) -> np.ndarray:
@@ -235,15 +149,6 @@ def _collect(pairs: Iterator[tuple[np.ndarray, np.ndarray, Path, int]], size: tu
     return np.stack(frames), np.stack(labels)
 
 
-def list_viper_sequences(root: str | os.PathLike, split: str = "train") -> list[str]:
-    """Names of the sequences of a VIPER-layout folder (sub-folders of ``<root>/<split>/img``), sorted."""
-    img = Path(root) / split / "img"
-    if not img.is_dir():
-        raise FileNotFoundError(f"{img} does not exist; a VIPER-layout folder holds <split>/img/<seq>/ and "
-                                f"<split>/cls/<seq>/.")
-    return sorted(p.name for p in img.iterdir() if p.is_dir())
-
-
 def read_viper_sequence(root: str | os.PathLike, sequence: str, split: str = "train",
                         size: tuple[int, int] | None = None, frame_step: int = 1,
                         palette: Palette = VIPER_CLASSES) -> tuple[np.ndarray, np.ndarray]:
@@ -254,7 +159,7 @@ def read_viper_sequence(root: str | os.PathLike, sequence: str, split: str = "tr
     """
     if int(frame_step) != frame_step or frame_step < 1:
         raise ValueError(f"frame_step must be a positive integer, got {frame_step!r}.")
-    img_dir, cls_dir = (Path(root) / split / kind / sequence for kind in ("img", "cls"))
+    img_dir, cls_dir = sequence_folders(root, split, sequence)
     images = list_frames(img_dir)
     by_stem = {p.stem: p for p in list_frames(cls_dir, (".png",))}
     missing = [p.name for p in images if p.stem not in by_stem]
@@ -336,23 +241,6 @@ def list_video_sequences(root: str | os.PathLike) -> dict[str, Path]:
     return videos
 
 
-def write_viper_sequence(root: str | os.PathLike, sequence: str, frames: Iterable[np.ndarray],
-                         labels: Iterable[np.ndarray], split: str = "train", image_suffix: str = ".png",
-                         palette: Palette = VIPER_CLASSES) -> None:
-    """Write RGB frames and class ids as ``<root>/<split>/img|cls/<seq>/<seq>_<frame:05d>.<suffix>|.png``.
-
-    ``image_suffix`` ``".jpg"`` writes JPEG (quality 95, no chroma subsampling), as VIPER's own download holds
-    JPEG; class maps are always PNG (lossless).
-    """
-    img_dir, cls_dir = (Path(root) / split / kind / sequence for kind in ("img", "cls"))
-    img_dir.mkdir(parents=True, exist_ok=True)
-    cls_dir.mkdir(parents=True, exist_ok=True)
-    options = {"quality": 95, "subsampling": 0} if image_suffix.lower() in (".jpg", ".jpeg") else {"compress_level": 3}
-    for index, (rgb, ids) in enumerate(zip(frames, labels, strict=True)):
-        Image.fromarray(np.asarray(rgb)).save(img_dir / f"{sequence}_{index:05d}{image_suffix}", **options)
-        Image.fromarray(encode_labels(ids, palette)).save(cls_dir / f"{sequence}_{index:05d}.png", compress_level=3)
-
-
 def export_videos(viper_root: str | os.PathLike, out_dir: str | os.PathLike, split: str = "train",
                   sequences: Iterable[str] | None = None, fps: float = 15.0, crf: int = 18) -> Path:
     """Write the sequences of a VIPER-layout folder as videos with labels beside them: ``<out_dir>/<seq>.mp4``
@@ -364,11 +252,11 @@ def export_videos(viper_root: str | os.PathLike, out_dir: str | os.PathLike, spl
     out_dir = Path(out_dir)
     names = list(sequences) if sequences is not None else list_viper_sequences(viper_root, split)
     for name in tqdm(names, desc=f"exporting {Path(viper_root).name} to videos", unit="sequence"):
-        images = list_frames(Path(viper_root) / split / "img" / name)
-        write_video(out_dir / f"{name}.mp4", iter_frames(images), fps=fps, crf=crf)
+        img_dir, cls_dir = sequence_folders(viper_root, split, name)
+        write_video(out_dir / f"{name}.mp4", iter_frames(list_frames(img_dir)), fps=fps, crf=crf)
         labels = out_dir / f"{name}_labels"
         labels.mkdir(parents=True, exist_ok=True)
-        for path in list_frames(Path(viper_root) / split / "cls" / name, (".png",)):
+        for path in list_frames(cls_dir, (".png",)):
             shutil.copy2(path, labels / path.name)
     return out_dir
 
@@ -448,13 +336,11 @@ def _open_source(root_dir: Path, source: str | os.PathLike | None, config: GTACl
     """Describe the source, list its sequences and return a reader of one (resized, stepped) sequence."""
     size, step = config.size, config.frame_step
     if source is None or source == "procedural":
-        from mr2ct.data.driving_scene import DrivingSceneConfig, build_driving_scene  # it builds on this module
-
         scene = scene or DrivingSceneConfig()  # rendered on the first read only (and once: it is cached too)
         return ({"kind": "procedural", "scene": scene.folder_name()}, sorted(scene.sequences),
                 lambda name: read_viper_sequence(build_driving_scene(root_dir, scene), name, "train", size, step))
     path = Path(source).resolve()
-    if (path / config.split / "img").is_dir():
+    if (path / config.split / IMAGE_FOLDER).is_dir():
         return ({"kind": "viper", "path": str(path), "split": config.split},
                 list_viper_sequences(path, config.split),
                 lambda name: read_viper_sequence(path, name, config.split, size, step))
@@ -581,7 +467,7 @@ def build_gta_clips(root_dir: str | os.PathLike, source: str | os.PathLike | Non
         meta = {
             "version": _VERSION, "config": config.as_dict(), "source": source_info,
             "domains": {"A": DOMAIN_A_KINDS[config.domain_a], "B": "RGB video"},
-            "classes": [{"id": k, "name": n, "colour": list(c)} for k, (n, c) in enumerate(VIPER_CLASSES)],
+            "classes": class_table(),
             "sequences": {"train": train, "test": test},
             "sequence_frames": lengths,
             "counts": {**{k: len(v) for k, v in splits.items()}, "slow": len(slow)},
@@ -623,7 +509,7 @@ def write_test_videos(folder: str | os.PathLike, out_dir: str | os.PathLike, dom
             if not (out_dir / f"{name}.mp4").exists():
                 write_video(out_dir / f"{name}.mp4", frames, fps=fps)
         elif not (out_dir / name).is_dir():
-            with building_folder(out_dir / name, marker=f"{name}_{len(frames) - 1:05d}.png") as tmp:
+            with building_folder(out_dir / name, marker=f"{frame_name(name, len(frames) - 1)}.png") as tmp:
                 for t, frame in enumerate(frames):
-                    Image.fromarray(frame).save(tmp / f"{name}_{t:05d}.png")
+                    Image.fromarray(frame).save(tmp / f"{frame_name(name, t)}.png")
     return out_dir

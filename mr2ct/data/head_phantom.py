@@ -22,12 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-from mr2ct.data.atomic import building_folder
+from mr2ct.io.atomic import building_folder
+from mr2ct.io.nifti import write_nifti
 
 __all__ = ["HeadPhantomConfig", "TISSUES", "build_head_phantom", "render_head"]
 
@@ -374,14 +374,6 @@ def render_head(rng: np.random.Generator, config: HeadPhantomConfig) -> dict[str
             "mask": mask.astype(np.uint8), "labels": lab}
 
 
-def _save(path: Path, data: np.ndarray, affine: np.ndarray) -> None:
-    img = nib.Nifti1Image(data, affine)
-    img.set_qform(affine, code=1)
-    img.set_sform(affine, code=1)
-    img.header.set_xyzt_units("mm")
-    nib.save(img, path)
-
-
 def build_head_phantom(root_dir: str | Path, config: HeadPhantomConfig | None = None) -> Path:
     """Build (once) and cache the head phantom data set under ``root_dir/<config.folder_name()>``.
 
@@ -409,7 +401,7 @@ def build_head_phantom(root_dir: str | Path, config: HeadPhantomConfig | None = 
             head = render_head(np.random.default_rng([config.seed, i]), config)
             arrays = {"mr": head["mr"], "ct": np.rint(head["ct"]).astype(np.int16), "mask": head["mask"]}
             for out in outputs:
-                _save(tmp / out / f"subject_{i:04d}.nii.gz", arrays[out.split("/")[1]], config.affine)
+                write_nifti(tmp / out / f"subject_{i:04d}.nii.gz", arrays[out.split("/")[1]], config.affine)
         meta = {**config.as_dict(), "spacing_mm": list(config.spacing), "affine": config.affine.tolist(),
                 "counts": {"train_mr": n, "train_ct": n, "test": m}, "subjects": subjects, "tissues": TISSUES,
                 "ct_hu": CT_HU, "mr_t1": MR_T1,

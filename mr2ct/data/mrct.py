@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mr2ct.data.head_phantom import HeadPhantomConfig, build_head_phantom
-from mr2ct.data.readers import list_volumes, unpaired_items, volume_stem
+from mr2ct.io.readers import list_volumes, unpaired_items, volume_stem
 
 __all__ = ["MODALITIES", "mrct_inference_folder", "mrct_pairs", "mrct_training_items", "phantom_config"]
 

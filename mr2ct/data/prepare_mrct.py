@@ -4,7 +4,7 @@ The paper's sources are brain MRs (TCIA LGG-1p19qDeletion) and head-and-neck CTs
 DICOM series folders, often nested ``patient/study/series``, or NIfTI / NRRD / MetaImage files. Every volume
 found under a source is, per case:
 
-1. read (:func:`mr2ct.data.readers.read_volume`: RAS affine, clear errors) and put in RAS voxel order
+1. read (:func:`mr2ct.io.readers.read_volume`: RAS affine, clear errors) and put in RAS voxel order
    (``Orientation``);
 2. head-cropped from the brow to below the jaw (:mod:`mr2ct.transforms.head_crop`), or cropped to a box from the
    crop CSV; boxes are voxel indices of the volume resampled to ``spacing`` (MONAI ``Spacing``'s grid);
@@ -18,9 +18,9 @@ found under a source is, per case:
    window (default [-1000, 2000] HU) to [-1, 1] at load time, so HU stays HU on disk. MR is scaled to [0, 1]
    (float32) between the 0.5th and 99.5th percentiles of its head foreground, and clipped.
 
-Each case is written to ``output_dir/<modality>/<case>.nii.gz`` (temporary name, then ``os.replace``);
+Each case is written to ``output_dir/<modality>/<case>.nii.gz`` (temporary name, then renamed);
 ``manifest.csv`` has one row per source volume (skipped ones with their reason) and ``datalist.json`` lists the
-prepared files with the settings used (readable by :func:`mr2ct.data.readers.load_datalist`). Inputs are only
+prepared files with the settings used (readable by :func:`mr2ct.io.readers.load_datalist`). Inputs are only
 read; an output folder inside an input folder is refused.
 """
 
@@ -37,12 +37,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from monai.data import MetaTensor, NibabelWriter
+from monai.data import MetaTensor
 from monai.data.utils import affine_to_spacing
 from monai.transforms import EnsureChannelFirst, Orientation, Resize, Spacing, SpatialResample
 from tqdm import tqdm
 
-from mr2ct.data.readers import VolumeError, list_volumes, read_volume, volume_stem
+from mr2ct.io.atomic import atomic_file, atomic_write_text
+from mr2ct.io.nifti import save_volume
+from mr2ct.io.readers import VolumeError, list_volumes, read_volume, volume_stem
 from mr2ct.transforms.head_crop import (
     DEFAULT_EXTENT_MM,
     DEFAULT_MARGIN_MM,
@@ -186,28 +188,6 @@ def _prepare_case(path: Path, modality: str, box: Sequence[int] | None, settings
     return MetaTensor(data, meta=img.meta), info  # the meta holds the affine
 
 
-def _write_nifti(img: MetaTensor, path: Path) -> None:
-    """Write ``img`` ``(1, X, Y, Z)`` with its affine to ``path`` (.nii.gz) through a temporary name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{volume_stem(path)}.part.nii.gz")
-    data = img.as_tensor().numpy()
-    writer = NibabelWriter(output_dtype=data.dtype)
-    writer.set_data_array(data, channel_dim=0)
-    writer.set_metadata({"affine": img.affine, "original_affine": img.affine}, resample=False)
-    try:
-        writer.write(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _read_manifest(path: Path) -> dict[tuple[str, str], dict]:
     if not path.is_file():
         return {}
@@ -216,12 +196,10 @@ def _read_manifest(path: Path) -> dict[tuple[str, str], dict]:
 
 
 def _write_manifest(path: Path, rows: Sequence[dict]) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_file(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _validate(spacing, size, ct_window, mr_percentiles) -> tuple:
@@ -302,7 +280,7 @@ def prepare_mrct(mr_source: str | os.PathLike, ct_source: str | os.PathLike, out
         box = overrides.get(f"{modality}/{case}", overrides.get(case))
         try:
             img, info = _prepare_case(path, modality, box, settings)
-            _write_nifti(img, out)
+            save_volume(img, out, dtype=None)
             row.update(info, status="ok")
         except (VolumeError, ValueError) as e:  # a bad case is reported, the others go on
             row.update(status="skipped", reason=str(e), output="")
@@ -315,7 +293,7 @@ def prepare_mrct(mr_source: str | os.PathLike, ct_source: str | os.PathLike, out
     ok = {m: [r["output"] for r in rows if r["modality"] == m and r["status"] == "ok"] for m in ("mr", "ct")}
     datalist = {"description": "MR/CT volumes prepared by mr2ct.data.prepare_mrct (unpaired training data)",
                 "settings": settings, "training": [{m: p} for m in ("mr", "ct") for p in ok[m]]}
-    _write_text(output_dir / "datalist.json", json.dumps(datalist, indent=2) + "\n")
+    atomic_write_text(output_dir / "datalist.json", json.dumps(datalist, indent=2) + "\n")
     n_ok = len(ok["mr"]) + len(ok["ct"])
     logger.info(f"prepared {n_ok} case(s) ({len(ok['mr'])} MR, {len(ok['ct'])} CT), skipped {len(rows) - n_ok}; "
                 f"see {manifest_path}")

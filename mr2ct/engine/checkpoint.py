@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import random
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from ignite.handlers.checkpoint import BaseSaveHandler
 from monai.handlers import CheckpointLoader
 
 from mr2ct.engine.distributed import get_rank
+from mr2ct.io.atomic import atomic_file
 
 __all__ = [
     "FinalWeightsSaver",
@@ -36,45 +35,16 @@ _PREFIX = "checkpoint"
 _PATTERN = re.compile(rf"^{_PREFIX}_(\d+)\.pt$")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (POSIX; Windows cannot open folders)."""
-    if os.name == "nt":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file in the same folder, flushed to disk, then renamed over ``path``.
+    """``torch.save`` through :func:`~mr2ct.io.atomic.atomic_file` with ``durable=True``.
 
     A reader, or a run killed at any moment, never sees a partial file: ``path`` is the old file or the new
     one, after a power loss too (the data and the rename are fsynced). The temporary file of a killed writer,
     ``.<name>.<random>.part``, is not a checkpoint name (see :func:`latest_checkpoint`).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates owner-only files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
+    with atomic_file(path, suffix=".part", durable=True) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
 
 
 def _checkpoints(save_dir: str | Path) -> list[tuple[int, Path]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import torch
@@ -12,6 +11,7 @@ from ignite.handlers import ProgressBar
 
 from mr2ct.engine.trainer import loss_values
 from mr2ct.export.panels import save_frame_panel, save_side_by_side_gif
+from mr2ct.io.atomic import atomic_file
 
 __all__ = ["LossCSVLogger", "LossProgressBar", "SampleGridSaver"]
 
@@ -58,10 +58,8 @@ class LossCSVLogger:
             self.filename.unlink()
             return None
         if len(kept) < len(rows):
-            tmp = self.filename.with_name(f".{self.filename.name}.part")
-            with open(tmp, "w", newline="", encoding="utf-8") as f:
+            with atomic_file(self.filename) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
                 csv.writer(f).writerows([header, *kept])
-            os.replace(tmp, self.filename)
         return header
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mr2ct.data.video_io import write_video
 from mr2ct.engine.volume_translator import VolumeTranslator
-from mr2ct.export.sheets import video_sheet
+from mr2ct.export.render import video_sheet
+from mr2ct.io.video import write_video
 
 __all__ = ["VideoTranslator"]
 

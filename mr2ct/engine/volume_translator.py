@@ -13,23 +13,23 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import torch
 from ignite.engine import Events
 from monai.data import decollate_batch
 from monai.engines import SupervisedEvaluator
 from monai.inferers import Inferer
+from monai.utils import convert_to_numpy
 
-from mr2ct.data.nifti import save_volume
-from mr2ct.data.readers import volume_stem
 from mr2ct.engine.performance import amp_dtype as _amp_dtype
+from mr2ct.io.atomic import atomic_file
+from mr2ct.io.nifti import save_volume, write_nifti
+from mr2ct.io.readers import volume_stem
 
 __all__ = ["TranslationResult", "VolumeTranslator"]
 
@@ -131,27 +131,18 @@ class VolumeTranslator(SupervisedEvaluator):
         pred = item["pred"]
         if pred.shape[0] == 1:
             save_volume(pred, path, dtype=self.output_dtype)
-            return
-        data = np.moveaxis(np.asarray(pred.detach().cpu(), dtype=self.output_dtype), 0, -1)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.part.nii.gz")
-        try:
-            nib.save(nib.Nifti1Image(data, np.asarray(pred.affine, dtype=np.float64)), tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        else:  # channels last, as NIfTI stores them
+            write_nifti(path, np.moveaxis(convert_to_numpy(pred), 0, -1), pred.affine, dtype=self.output_dtype)
 
     def write_summary(self) -> Path:
         """Log the done / skipped / failed counts and write ``summary.csv`` beside the outputs."""
         self.output_dir.mkdir(parents=True, exist_ok=True)
         path = self.output_dir / "summary.csv"
-        tmp = path.with_name(f".{path.name}.part")
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
+        with atomic_file(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["source", "output", "status", "reason", "seconds"])
             for r in self.results:
                 writer.writerow([r.source, r.output, r.status, r.reason, f"{r.seconds:.2f}"])
-        tmp.replace(path)
         counts = {s: sum(r.status == s for r in self.results) for s in ("translated", "skipped", "failed")}
         logger.info(f"{len(self.results)} {self.noun}(s): " + ", ".join(f"{n} {s}" for s, n in counts.items())
                     + f"; summary: {path}")

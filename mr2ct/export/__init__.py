@@ -1,11 +1,13 @@
-"""Exports: pictures, animations, evaluation reports and review sheets."""
+"""Exports: pictures, animations, evaluation reports, review sheets, DICOM series and reader studies."""
 
 from __future__ import annotations
 
 from .dicom import export_dicom, write_dicom_series
-from .panels import save_frame_panel, save_midplane_panel, save_side_by_side_gif, to_display
+from .panels import save_frame_panel, save_side_by_side_gif
+from .render import midplanes, save_midplane_panel, video_sheet, volume_sheet
 from .report import TranslationReport, plot_loss_curves, summarize_metric_details
-from .sheets import CT_WINDOWS, apply_window, midplanes, video_sheet, volume_sheet, write_review_sheets
+from .sheets import write_review_sheets
+from .windows import CT_WINDOWS, apply_window, to_display
 
 __all__ = [
     "CT_WINDOWS",

@@ -1,6 +1,6 @@
 """DICOM export of synthetic CT / MR volumes: one series a PACS viewer opens, one file per slice.
 
-A translated volume ``(X, Y, Z)`` with its RAS affine (as NIfTI and :func:`mr2ct.data.readers.read_volume` give
+A translated volume ``(X, Y, Z)`` with its RAS affine (as NIfTI and :func:`mr2ct.io.readers.read_volume` give
 them) becomes a CT Image Storage or MR Image Storage series:
 
 - slices along the third array axis; in a slice, columns follow the first array axis and rows the second.
@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-import torch
+from monai.utils import convert_to_numpy
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
@@ -51,15 +51,15 @@ from pydicom.valuerep import format_number_as_ds
 from tqdm import tqdm
 
 import mr2ct
-from mr2ct.data.atomic import replacing_folder
-from mr2ct.data.readers import (
+from mr2ct.io.atomic import replacing_folder
+from mr2ct.io.readers import (
     VolumeError,
     dicom_files,
     list_volumes,
     read_volume,
     volume_stem,
 )
-from mr2ct.export.sheets import CT_WINDOWS
+from mr2ct.export.windows import CT_WINDOWS
 
 __all__ = ["export_dicom", "main", "write_dicom_series"]
 
@@ -79,17 +79,13 @@ def _ds(value: float) -> str:
     return format_number_as_ds(float(value))
 
 
-def _as_numpy(x) -> np.ndarray:
-    return np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
-
-
 def _checked(volume, affine) -> tuple[np.ndarray, np.ndarray]:
     """The volume ``(X, Y, Z)`` and its LPS affine as float64; ``ValueError`` if either cannot be written."""
     if affine is None:
         affine = getattr(volume, "affine", None)
         if affine is None:
             raise ValueError("no affine given and the volume carries none")
-    data = _as_numpy(volume)
+    data = convert_to_numpy(volume, dtype=np.float64, wrap_sequence=True)
     if data.ndim == 4 and data.shape[0] == 1:  # channel-first (1, X, Y, Z)
         data = data[0]
     if data.ndim != 3:
@@ -99,7 +95,7 @@ def _checked(volume, affine) -> tuple[np.ndarray, np.ndarray]:
     bad = int((~np.isfinite(data)).sum())
     if bad:
         raise ValueError(f"volume holds {bad} NaN/Inf voxels")
-    affine = _as_numpy(affine)
+    affine = convert_to_numpy(affine, dtype=np.float64, wrap_sequence=True)
     if affine.shape != (4, 4) or not np.isfinite(affine).all() or not np.allclose(affine[3], [0, 0, 0, 1]):
         raise ValueError(f"affine must be a finite 4x4 voxel-to-world matrix, got {affine.tolist()}")
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
@@ -338,7 +334,7 @@ def write_dicom_series(volume, affine, output_dir: str | os.PathLike, *, modalit
 def export_dicom(input_path: str | os.PathLike, output_dir: str | os.PathLike, *, modality: str = "CT",
                  source_dicom: str | os.PathLike | None = None, anonymize: bool = False,
                  overwrite: bool = False) -> list[Path]:
-    """Read a translated volume (any format :func:`~mr2ct.data.readers.read_volume` reads) and write its series.
+    """Read a translated volume (any format :func:`~mr2ct.io.readers.read_volume` reads) and write its series.
 
     Args:
         input_path: the synthetic volume (NIfTI, NRRD, MetaImage, or a DICOM series folder).

@@ -1,37 +1,28 @@
-"""Pictures of volumes and videos: frame panels (PNG) and side-by-side animations (GIF)."""
+"""Matplotlib pictures of volumes and videos: frame panels (PNG) and side-by-side animations (GIF).
+
+Figures are drawn on :class:`matplotlib.figure.Figure` directly (no ``pyplot``: no global state, no backend).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib import animation
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from matplotlib import animation  # noqa: E402
+from mr2ct.export.windows import to_display
+from mr2ct.io.atomic import atomic_file
 
-__all__ = ["atomic_savefig", "save_frame_panel", "save_midplane_panel", "save_side_by_side_gif", "to_display"]
-
-
-def to_display(volume: torch.Tensor | np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
-    """``(C, D, H, W)`` with C in {1, 3} -> ``(D, H, W)`` grey or ``(D, H, W, 3)`` RGB floats in [0, 1]."""
-    v = np.asarray(volume.detach().float().cpu() if isinstance(volume, torch.Tensor) else volume, dtype=np.float32)
-    if v.ndim != 4 or v.shape[0] not in (1, 3):
-        raise ValueError(f"expected a (C, D, H, W) volume with 1 or 3 channels, got shape {v.shape}.")
-    lo, hi = value_range
-    v = np.clip((v - lo) / (hi - lo), 0.0, 1.0)
-    return v[0] if v.shape[0] == 1 else np.moveaxis(v, 0, -1)
+__all__ = ["atomic_savefig", "save_frame_panel", "save_side_by_side_gif"]
 
 
-def atomic_savefig(fig, path: Path, **kwargs) -> None:
-    """Save a matplotlib figure under a temporary name, then rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part{path.suffix}")
-    fig.savefig(tmp, **kwargs)
-    tmp.replace(path)
+def atomic_savefig(fig: Figure, path: Path, **kwargs) -> None:
+    """``fig.savefig`` through :func:`~mr2ct.io.atomic.atomic_file` (a temporary name, then renamed to ``path``)."""
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, **kwargs)
 
 
 def save_frame_panel(rows: Mapping[str, torch.Tensor | np.ndarray], path: str | Path, num_frames: int = 8,
@@ -41,8 +32,8 @@ def save_frame_panel(rows: Mapping[str, torch.Tensor | np.ndarray], path: str | 
     images = {name: to_display(v, value_range) for name, v in rows.items()}
     depth = min(len(v) for v in images.values())
     frames = np.unique(np.linspace(0, depth - 1, min(num_frames, depth)).round().astype(int))
-    fig, axes = plt.subplots(len(images), len(frames), figsize=(1.3 * len(frames) + 1, 1.4 * len(images)),
-                             squeeze=False)
+    fig = Figure(figsize=(1.3 * len(frames) + 1, 1.4 * len(images)))
+    axes = fig.subplots(len(images), len(frames), squeeze=False)
     for r, (name, vol) in enumerate(images.items()):
         for c, t in enumerate(frames):
             ax = axes[r, c]
@@ -56,41 +47,6 @@ def save_frame_panel(rows: Mapping[str, torch.Tensor | np.ndarray], path: str | 
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def save_midplane_panel(rows: Mapping[str, torch.Tensor | np.ndarray], path: str | Path,
-                        value_ranges: Mapping[str, tuple[float, float]], spacing: tuple[float, float, float] = (1, 1, 1),
-                        title: str | None = None) -> Path:
-    """Save a PNG of the axial, coronal and sagittal mid-planes of each named ``(1, slices, x, y)`` volume.
-
-    Rows are the volumes, each shown in its own intensity window ``value_ranges[name]`` (e.g. MR on [-1, 1],
-    CT in HU); ``spacing`` (slice, x, y in mm) keeps the anatomy's proportions. Superior and anterior are up.
-    """
-    path = Path(path)
-    names = list(rows)
-    fig, axes = plt.subplots(len(names), 3, figsize=(7.5, 2.5 * len(names)), squeeze=False)
-    dz, dx, dy = spacing
-    for r, name in enumerate(names):
-        vol = to_display(rows[name], value_ranges[name])
-        nz, nx, ny = vol.shape
-        planes = {"axial": (vol[nz // 2].T, dy / dx), "coronal": (vol[:, :, ny // 2], dz / dx),
-                  "sagittal": (vol[:, nx // 2, :], dz / dy)}
-        for c, (plane, (image, aspect)) in enumerate(planes.items()):
-            ax = axes[r, c]
-            ax.imshow(image, cmap="gray", vmin=0, vmax=1, origin="lower", aspect=aspect)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(plane, fontsize=9)
-        lo, hi = value_ranges[name]
-        axes[r, 0].set_ylabel(f"{name}\n[{lo:g}, {hi:g}]", fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    atomic_savefig(fig, path, dpi=100)
-    plt.close(fig)
     return path
 
 
@@ -100,7 +56,8 @@ def save_side_by_side_gif(rows: Mapping[str, torch.Tensor | np.ndarray], path: s
     path = Path(path)
     images = {name: to_display(v, value_range) for name, v in rows.items()}
     depth = min(len(v) for v in images.values())
-    fig, axes = plt.subplots(1, len(images), figsize=(1.8 * len(images), 2.0), squeeze=False)
+    fig = Figure(figsize=(1.8 * len(images), 2.0))
+    axes = fig.subplots(1, len(images), squeeze=False)
     artists = []
     for ax, (name, vol) in zip(axes[0], images.items()):
         artists.append(ax.imshow(vol[0], cmap="gray", vmin=0, vmax=1))
@@ -113,9 +70,6 @@ def save_side_by_side_gif(rows: Mapping[str, torch.Tensor | np.ndarray], path: s
         return artists
 
     anim = animation.FuncAnimation(fig, update, frames=depth, blit=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part.gif")
-    anim.save(tmp, writer=animation.PillowWriter(fps=fps))
-    tmp.replace(path)
-    plt.close(fig)
+    with atomic_file(path) as tmp:
+        anim.save(tmp, writer=animation.PillowWriter(fps=fps))
     return path

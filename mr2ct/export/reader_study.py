@@ -37,9 +37,10 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from mr2ct.data.atomic import replacing_folder
-from mr2ct.data.readers import VolumeError, list_volumes, volume_stem
-from mr2ct.export.sheets import apply_window, percentile_window, read_clip, read_ras
+from mr2ct.io.atomic import atomic_file, atomic_write_text, replacing_folder
+from mr2ct.io.readers import VolumeError, list_volumes, volume_stem
+from mr2ct.export.review_readers import read_clip, read_ras
+from mr2ct.export.windows import apply_window, percentile_window
 from mr2ct.metrics.two_afc import (
     REAL,
     AnswerError,
@@ -67,9 +68,9 @@ class StudyError(ValueError):
 def _display_frames(path: Path, kind: str, ct_window: tuple[float, float]) -> tuple[np.ndarray, float]:
     """Frames ``(D, H, W[, 3])`` in [0, 1] for display, and the pixel aspect ratio (height / width of a pixel).
 
-    Volumes (``ct``/``mr``, any format :func:`~mr2ct.export.sheets.read_ras` reads) are shown as axial slices
+    Volumes (``ct``/``mr``, any format :func:`~mr2ct.export.review_readers.read_ras` reads) are shown as axial slices
     from inferior to superior, as radiology viewers show them (anterior up, patient's right on the left); CT
-    through ``ct_window``, MR between the percentiles of :data:`~mr2ct.export.sheets.MR_PERCENTILES`. Videos are
+    through ``ct_window``, MR between the percentiles of :data:`~mr2ct.export.windows.MR_PERCENTILES`. Videos are
     NIfTI files of ``(T, H, W)`` or ``(T, H, W, 3)`` values in [0, 255], as the video bundles write them.
     """
     if kind == "video":
@@ -84,9 +85,8 @@ def film_strip(frames: np.ndarray, path: str | Path) -> Path:
     """Write frames ``(D, H, W[, 3])`` in [0, 1] as one PNG with the frames stacked top to bottom."""
     path = Path(path)
     strip = np.ascontiguousarray((frames.reshape(-1, *frames.shape[2:]) * 255).round().astype(np.uint8))
-    tmp = path.with_name(f".{path.name}.part")
-    Image.fromarray(strip).save(tmp, format="PNG")
-    tmp.replace(path)
+    with atomic_file(path) as tmp:
+        Image.fromarray(strip).save(tmp, format="PNG")
     return path
 
 
@@ -246,9 +246,7 @@ class _StudyRequestHandler(SimpleHTTPRequestHandler):
             return
         with self.lock:
             path = self.study_dir / "answers" / _answers_name(str(data["reader"]))
-            tmp = path.with_name(f".{path.name}.part")
-            tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-            tmp.replace(path)
+            atomic_write_text(path, json.dumps(data, indent=1))
         body = json.dumps({"saved": path.name}).encode("utf-8")
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "application/json")
@@ -346,12 +344,10 @@ def _methods(pairs: Sequence[str]) -> dict[str, str]:
 
 def _write_csv(rows: Sequence, path: str | Path) -> None:
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.part")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
+    with atomic_file(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=[field.name for field in fields(rows[0])])
         writer.writeheader()
         writer.writerows(asdict(r) for r in rows)
-    tmp.replace(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,20 +10,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import torch
+from ignite.engine import Engine, Events
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from ignite.engine import Engine, Events  # noqa: E402
-
-from mr2ct.export.panels import (  # noqa: E402
-    atomic_savefig,
-    save_frame_panel,
-    save_midplane_panel,
-    save_side_by_side_gif,
-)
+from mr2ct.export.panels import atomic_savefig, save_frame_panel, save_side_by_side_gif
+from mr2ct.export.render import save_midplane_panel
+from mr2ct.io.atomic import atomic_file, atomic_write_text
 
 __all__ = ["TranslationReport", "plot_loss_curves", "summarize_metric_details"]
 
@@ -41,7 +35,8 @@ def plot_loss_curves(loss_csv: str | Path, path: str | Path, smooth: int = 5) ->
         return None
     it = np.array([float(r["iteration"]) for r in rows])
     names = [k for k in rows[0] if k.startswith("loss_")]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     for name in names:
         y = np.array([float(r.get(name) or "nan") for r in rows])
         k = max(1, min(smooth, len(y)))
@@ -53,7 +48,6 @@ def plot_loss_curves(loss_csv: str | Path, path: str | Path, smooth: int = 5) ->
     ax.grid(alpha=0.3)
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=100)
-    plt.close(fig)
     return path
 
 
@@ -146,8 +140,9 @@ class TranslationReport:
         summary = summarize_metric_details({**details, **self._subset_details(details)}, self.mse_ratios)
         self._write_tables(summary)
         self._write_cases(details)
-        np.savez_compressed(self.output_dir / "examples.npz", **{f"{k}_{i}": v.numpy() for i, case in
-                                                                 enumerate(self.cases) for k, v in case.items()})
+        with atomic_file(self.output_dir / "examples.npz") as tmp:
+            arrays = {f"{k}_{i}": v.numpy() for i, case in enumerate(self.cases) for k, v in case.items()}
+            np.savez_compressed(tmp, **arrays)
         pictures = []
         names = {"image": "input", "pred": "translation", "label": "ground truth"}
         for i, case in enumerate(self.cases):
@@ -173,19 +168,19 @@ class TranslationReport:
         return out
 
     def _write_tables(self, summary: dict[str, dict[str, float]]) -> None:
-        with open(self.output_dir / "metrics.csv", "w", newline="", encoding="utf-8") as f:
+        with atomic_file(self.output_dir / "metrics.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["metric", "mean", "std", "n"])
             for name, s in summary.items():
                 writer.writerow([name, f"{s['mean']:.4f}", f"{s['std']:.4f}", s["n"]])
-        (self.output_dir / "metrics.json").write_text(json.dumps({"settings": self.settings, "metrics": summary},
-                                                                 indent=2, default=str), encoding="utf-8")
+        atomic_write_text(self.output_dir / "metrics.json",
+                          json.dumps({"settings": self.settings, "metrics": summary}, indent=2, default=str))
 
     def _write_cases(self, details: Mapping[str, Any]) -> None:
         """``cases.csv``: one row per evaluated case, one column per metric (its per-case value)."""
         per_case = {name: torch.as_tensor(v, dtype=torch.float64).reshape(len(v), -1).mean(dim=1).tolist()
                     for name, v in details.items()}
-        with open(self.output_dir / "cases.csv", "w", newline="", encoding="utf-8") as f:
+        with atomic_file(self.output_dir / "cases.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["case", *per_case])
             for i, name in enumerate(self.case_names):
@@ -201,7 +196,8 @@ class TranslationReport:
         if curve is not None:
             lines += ["", "## Training losses", "", f"![loss curves]({curve.name})"]
         if pictures:
-            columns = "axial, coronal, sagittal mid-planes" if self.midplanes is not None else "frames"
-            lines += ["", f"## Cases (rows: input, translation, ground truth; columns: {columns})", ""]
+            layout = ("columns: input, translation, ground truth; rows: axial, coronal, sagittal mid-planes"
+                      if self.midplanes is not None else "rows: input, translation, ground truth; columns: frames")
+            lines += ["", f"## Cases ({layout})", ""]
             lines += [f"![{p.stem}]({p.name})" for p in pictures]
-        (self.output_dir / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        atomic_write_text(self.output_dir / "report.md", "\n".join(lines) + "\n")

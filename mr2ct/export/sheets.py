@@ -1,274 +1,34 @@
 """Review sheets for radiologists: one picture per case and an HTML index of all cases.
 
-A volume sheet (PNG) shows the axial, coronal and sagittal mid-planes (rows) of the source, its translation and,
-when there is one, the ground truth (columns), oriented as radiology viewers show them; every CT is shown twice,
-in a brain and in a bone window. A video sheet (GIF) plays the clips side by side. :func:`write_review_sheets`
-matches what an inference run wrote to its sources and writes ``sheets/<case>.png`` (or ``.gif``) and
-``index.html``; :func:`main` is the ``mr2ct review sheets`` command line.
+A volume sheet (PNG, :func:`~mr2ct.export.render.volume_sheet`) shows the axial, coronal and sagittal mid-planes
+(rows) of the source, its translation and, when there is one, the ground truth (columns), oriented as radiology
+viewers show them; every CT is shown twice, in a brain and in a bone window. A video sheet (GIF,
+:func:`~mr2ct.export.render.video_sheet`) plays the clips side by side. :func:`write_review_sheets` matches what an
+inference run wrote to its sources and writes ``sheets/<case>.png`` (or ``.gif``) and ``index.html``
+(:mod:`~mr2ct.export.index_page`); :func:`main` is the ``mr2ct review sheets`` command line.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import html
 import logging
-import os
-from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
+from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import quote
 
-import nibabel as nib
-import numpy as np
-from matplotlib import font_manager
-from monai.transforms import Orientation
-from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from mr2ct.data.readers import VOLUME_SUFFIXES, VolumeError, list_volumes, read_volume, volume_stem
-from mr2ct.export.panels import to_display
+from mr2ct.export.index_page import write_index
+from mr2ct.export.render import video_sheet, volume_sheet
+from mr2ct.export.review_readers import find_volume, read_clip, read_metrics, read_ras
+from mr2ct.export.windows import CT_WINDOWS, MR_PERCENTILES
+from mr2ct.io.readers import VolumeError, list_volumes, volume_stem
 
-__all__ = [
-    "CT_WINDOWS",
-    "MR_PERCENTILES",
-    "apply_window",
-    "main",
-    "midplanes",
-    "percentile_window",
-    "read_clip",
-    "read_ras",
-    "video_sheet",
-    "volume_sheet",
-    "write_review_sheets",
-]
+__all__ = ["main", "write_review_sheets"]
 
 logger = logging.getLogger(__name__)
 
-CT_WINDOWS: dict[str, tuple[float, float]] = {"brain": (40.0, 80.0), "bone": (400.0, 1800.0)}
-"""CT display windows ``name: (level, width)`` in HU: brain L40 W80 and the common bone window L400 W1800."""
-
-MR_PERCENTILES = (0.5, 99.5)
-"""MR is shown between these percentiles of each volume's intensities (a window robust to outliers)."""
-
 _KIND_NAMES = {"ct": "CT", "mr": "MR"}
-_PLANES = {"axial": 2, "coronal": 1, "sagittal": 0}  # plane: the (X, Y, Z) axis held at its middle
-_PLANE_NOTES = {"axial": "A up, R left", "coronal": "S up, R left", "sagittal": "S up, A left"}
-_BACKGROUND = (32, 32, 32)
-_TEXT = (240, 200, 80)  # yellow, as the overlays of a PACS viewer
-_FONT_SIZE = 13
-_LINE = _FONT_SIZE + 5  # pixels per line of text
-_GAP = 4  # pixels between panels
-_ROW_LABEL_WIDTH = 100
 _VIDEO_RANGE = (0.0, 255.0)  # intensities of the NIfTI videos the video bundles read and write
-_STYLE = ("body{font-family:sans-serif;background:#181818;color:#ddd}a{color:#f0c850}table{border-collapse:collapse}"
-          "th,td{padding:4px 10px;border-bottom:1px solid #333;text-align:left}img{max-width:480px;max-height:320px}")
-
-
-def apply_window(values: np.ndarray, level: float, width: float) -> np.ndarray:
-    """Display grey levels in [0, 1]: ``level - width / 2`` or less is 0 (black), ``level + width / 2`` or more 1."""
-    if width <= 0:
-        raise ValueError(f"window width must be positive, got {width}.")
-    return np.clip((np.asarray(values, dtype=np.float32) - (level - width / 2)) / width, 0.0, 1.0)
-
-
-def percentile_window(volume: np.ndarray, percentiles: tuple[float, float] = MR_PERCENTILES) -> tuple[float, float]:
-    """``(level, width)`` of the window spanning the given percentiles of ``volume``'s intensities."""
-    lo, hi = np.percentile(np.asarray(volume, dtype=np.float32), percentiles)
-    width = max(float(hi - lo), 1e-6)  # a constant volume shows black
-    return float(lo) + width / 2, width
-
-
-def midplanes(volume: np.ndarray) -> dict[str, np.ndarray]:
-    """The axial, coronal and sagittal mid-planes of an ``(X, Y, Z)`` RAS array, as radiology viewers show them.
-
-    Row 0 is the top of the image: anterior on the axial plane, superior on the coronal and sagittal planes. The
-    patient's right is on the image's left (axial, coronal) and anterior on the left of the sagittal plane.
-    """
-    v = np.asarray(volume)
-    return {name: np.take(v, v.shape[axis] // 2, axis=axis).T[::-1, ::-1] for name, axis in _PLANES.items()}
-
-
-def _plane_sizes(shape: Sequence[int], spacing: Sequence[float], panel_size: int) -> dict[str, tuple[int, int]]:
-    """``(width, height)`` in pixels of each plane, all at one scale that maps the largest extent to ``panel_size``."""
-    extent = [n * s for n, s in zip(shape, spacing)]
-    scale = panel_size / max(extent)
-    sizes = {}
-    for name, axis in _PLANES.items():
-        columns, rows = (extent[a] for a in range(3) if a != axis)
-        sizes[name] = (max(1, round(columns * scale)), max(1, round(rows * scale)))
-    return sizes
-
-
-@lru_cache(maxsize=1)
-def _font() -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), _FONT_SIZE)
-
-
-def _draw_lines(canvas: Image.Image, box: tuple[int, int, int, int], lines: Sequence[str]) -> None:
-    """Write ``lines`` in the box ``(left, top, width, height)`` of ``canvas``, cut at the box's edges."""
-    left, top, width, height = box
-    strip = Image.new("RGB", (max(1, width), max(1, height)), _BACKGROUND)
-    draw = ImageDraw.Draw(strip)
-    for i, line in enumerate(lines):
-        draw.text((2, i * _LINE + 2), line, fill=_TEXT, font=_font())
-    canvas.paste(strip, (left, top))
-
-
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> Path:
-    """Run ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def volume_sheet(path: str | Path, columns: Mapping[str, tuple[np.ndarray, str]], *,
-                 spacing: Sequence[float] | None = None, title: str | None = None, panel_size: int = 256) -> Path:
-    """Write a PNG montage of one case: the mid-planes (rows) of each volume in each of its windows (columns).
-
-    Args:
-        path: the PNG to write (under a temporary name, then renamed).
-        columns: ordered ``label: (volume, kind)``, e.g. source, translation, ground truth. ``volume`` is an
-            ``(X, Y, Z)`` array with RAS axes (x to the patient's right, y anterior, z superior); ``kind`` is
-            ``"ct"`` (HU, shown once per window of :data:`CT_WINDOWS`) or ``"mr"`` (shown between the
-            :data:`MR_PERCENTILES` of its intensities). All volumes share one grid.
-        spacing: voxel size ``(x, y, z)`` in mm (default 1 mm), so that the planes keep the anatomy's proportions.
-        title: a line above the montage, e.g. the case name.
-        panel_size: length in pixels of the volume's largest physical extent.
-
-    Raises:
-        ValueError: no column, an unknown kind, or volumes that are not 3D or not all of one shape.
-    """
-    if not columns:
-        raise ValueError("volume_sheet needs at least one column.")
-    shapes = {label: np.shape(volume) for label, (volume, _) in columns.items()}
-    shape = next(iter(shapes.values()))
-    if len(shape) != 3 or len(set(shapes.values())) > 1:
-        raise ValueError(f"volume_sheet needs 3D volumes of one shape, got shapes {shapes}.")
-    panels = []  # (label, window description, level, width, volume)
-    for label, (volume, kind) in columns.items():
-        if kind == "ct":
-            panels += [(label, f"{name} L{level:g} W{width:g}", level, width, volume)
-                       for name, (level, width) in CT_WINDOWS.items()]
-        elif kind == "mr":
-            panels.append((label, f"p{MR_PERCENTILES[0]:g}-p{MR_PERCENTILES[1]:g}", *percentile_window(volume), volume))
-        else:
-            raise ValueError(f"column {label!r}: kind must be 'ct' or 'mr', got {kind!r}.")
-    sizes = _plane_sizes(shape, spacing or (1.0, 1.0, 1.0), panel_size)
-    cell = max(w for w, _ in sizes.values())
-    header = _LINE + _GAP if title else 0
-    top = header + 2 * _LINE + _GAP
-    canvas = Image.new("RGB", (_ROW_LABEL_WIDTH + len(panels) * (cell + _GAP),
-                               top + sum(h + _GAP for _, h in sizes.values())), _BACKGROUND)
-    if title:
-        _draw_lines(canvas, (0, 0, canvas.width, _LINE), [title])
-    for i, (label, window, level, width, volume) in enumerate(panels):
-        left, y = _ROW_LABEL_WIDTH + i * (cell + _GAP), top
-        _draw_lines(canvas, (left, header, cell, 2 * _LINE), [label, window])
-        for name, plane in midplanes(volume).items():
-            w, h = sizes[name]
-            grey = Image.fromarray(np.round(apply_window(plane, level, width) * 255).astype(np.uint8))
-            canvas.paste(grey.resize((w, h), Image.Resampling.BILINEAR).convert("RGB"), (left + (cell - w) // 2, y))
-            y += h + _GAP
-    y = top
-    for name, (_, h) in sizes.items():
-        _draw_lines(canvas, (0, y, _ROW_LABEL_WIDTH - _GAP, h), [name, _PLANE_NOTES[name]])
-        y += h + _GAP
-    return _write_atomic(Path(path), lambda tmp: canvas.save(tmp, format="PNG"))
-
-
-def video_sheet(path: str | Path, columns: Mapping[str, np.ndarray], *, fps: float = 8,
-                value_range: tuple[float, float] = (0.0, 1.0)) -> Path:
-    """Write an animated GIF that plays the clips side by side: one GIF frame per video frame, labels above.
-
-    Under the labels, a frame counter and a progress bar keep the frames distinct (the GIF writer merges identical
-    consecutive frames) while the sheet is at least T pixels wide.
-
-    Args:
-        path: the GIF to write (under a temporary name, then renamed).
-        columns: ordered ``label: clip``; a clip is a ``(C, T, H, W)`` array or tensor, C = 1 (grey) or 3 (RGB).
-            All clips have the same T and H (their widths may differ).
-        fps: frames per second.
-        value_range: the intensities shown black and white (values outside are clipped): ``(0, 1)`` by default,
-            ``(-1, 1)`` for the networks' outputs, ``(0, 255)`` for the video bundles' NIfTI files.
-
-    Raises:
-        ValueError: no clip, a clip that is not ``(C, T, H, W)`` with C = 1 or 3, or clips of different T or H.
-    """
-    if not columns:
-        raise ValueError("video_sheet needs at least one clip.")
-    for label, clip in columns.items():
-        if len(np.shape(clip)) != 4 or np.shape(clip)[0] not in (1, 3):
-            raise ValueError(f"clip {label!r}: expected a (C, T, H, W) array with C = 1 or 3, "
-                             f"got shape {tuple(np.shape(clip))}.")
-    sizes = {label: tuple(np.shape(clip)[1:3]) for label, clip in columns.items()}
-    if len(set(sizes.values())) > 1:
-        raise ValueError(f"clips must have the same number of frames T and height H, got (T, H) = {sizes}.")
-    clips = {}
-    for label, clip in columns.items():
-        grey_or_rgb = np.round(to_display(clip, value_range) * 255).astype(np.uint8)  # (T, H, W) or (T, H, W, 3)
-        clips[label] = grey_or_rgb if grey_or_rgb.ndim == 4 else np.repeat(grey_or_rgb[..., None], 3, axis=-1)
-    num_frames, height = next(iter(sizes.values()))
-    widths = [clip.shape[2] for clip in clips.values()]
-    top = 2 * _LINE + _GAP  # labels, then the frame counter and a progress bar
-    frames = []
-    for t in range(num_frames):
-        canvas = Image.new("RGB", (sum(widths) + _GAP * (len(clips) - 1), top + height), _BACKGROUND)
-        _draw_lines(canvas, (0, _LINE, canvas.width, _LINE), [f"{t + 1}/{num_frames}"])
-        bar = round((t + 1) / num_frames * canvas.width)
-        if bar:
-            ImageDraw.Draw(canvas).rectangle((0, 2 * _LINE, bar - 1, top - 2), fill=_TEXT)
-        left = 0
-        for (label, clip), w in zip(clips.items(), widths):
-            _draw_lines(canvas, (left, 0, w, _LINE), [label])
-            canvas.paste(Image.fromarray(clip[t]), (left, top))
-            left += w + _GAP
-        frames.append(canvas)
-    duration = max(1, round(1000 / fps))
-    return _write_atomic(Path(path), lambda tmp: frames[0].save(tmp, format="GIF", save_all=True,
-                                                                 append_images=frames[1:], duration=duration, loop=0))
-
-
-def _find_volume(folder: Path, stem: str) -> Path | None:
-    """``folder/<stem><volume suffix>``, or the DICOM series folder ``folder/<stem>``; None if there is none."""
-    candidates = [folder / f"{stem}{suffix}" for suffix in VOLUME_SUFFIXES] + [folder / stem]
-    return next((p for p in candidates if p.exists()), None)
-
-
-def read_ras(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
-    """A volume's voxels with RAS axes (x right, y anterior, z superior) and its voxel size in mm."""
-    image = Orientation(axcodes="RAS", labels=None)(read_volume(path)[None])
-    return image[0].numpy(), tuple(float(s) for s in image.pixdim)
-
-
-def read_clip(path: Path) -> np.ndarray:
-    """A NIfTI video as ``(C, T, H, W)``; the file holds ``(T, H, W)`` or ``(T, H, W, C)``, as the bundles write."""
-    try:
-        data = np.asarray(nib.load(path).dataobj, dtype=np.float32)
-    except Exception as e:  # noqa: BLE001 - any reader failure is a bad file
-        raise VolumeError(path, f"cannot be read as a NIfTI video ({e})") from e
-    if data.ndim == 3:
-        return data[None]
-    if data.ndim == 4 and data.shape[-1] in (1, 3):
-        return np.moveaxis(data, -1, 0)
-    raise VolumeError(path, f"has shape {data.shape}, expected a (T, H, W) or (T, H, W, 3) video")
-
-
-def _read_metrics(path: Path) -> tuple[list[str], dict[str, dict[str, str]]]:
-    """``(metric names, {case stem: {metric: value}})`` of a per-case CSV whose first column names the case."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: metrics file does not exist")
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = [row for row in csv.reader(f) if row]
-    if not rows or len(rows[0]) < 2:
-        raise ValueError(f"{path}: expected a CSV with a header, a case column and metric columns")
-    names = rows[0][1:]
-    return names, {volume_stem(row[0]): dict(zip(names, row[1:])) for row in rows[1:]}
 
 
 def _case_sheet(sheet: Path, paths: Sequence[Path], labels: Sequence[str], kinds: Sequence[str], video: bool) -> Path:
@@ -286,36 +46,16 @@ def _case_sheet(sheet: Path, paths: Sequence[Path], labels: Sequence[str], kinds
                         spacing=spacings[0], title=sheet.stem)
 
 
-def _write_index(path: Path, cases: Sequence[tuple[str, str]], metrics: tuple[list[str], dict] | None,
-                 notes: Sequence[str]) -> Path:
-    """``index.html``: one row per ``(case, sheet path relative to the index)``: thumbnail, name and metrics."""
-    names, values = metrics or ([], {})
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in ["sheet", "case", *names])
-    rows = []
-    for case, sheet in cases:
-        href = html.escape(quote(sheet))
-        cells = [f'<a href="{href}"><img src="{href}" alt="{html.escape(case)}" loading="lazy"></a>',
-                 f'<a href="{href}">{html.escape(case)}</a>',
-                 *(html.escape(values.get(case, {}).get(n) or "\u2013") for n in names)]
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    text = "\n".join([
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8"><title>Review sheets</title>',
-        f"<style>{_STYLE}</style></head><body>", "<h1>Review sheets</h1>",
-        *(f"<p>{html.escape(note)}</p>" for note in notes),
-        f"<table><thead><tr>{head}</tr></thead><tbody>", *rows, "</tbody></table></body></html>", ""])
-    return _write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
 def write_review_sheets(output_dir: str | Path, *, source_dir: str | Path, translation_dir: str | Path,
                         truth_dir: str | Path | None = None, metrics_csv: str | Path | None = None,
                         source_kind: str = "mr", target_kind: str = "ct", postfix: str = "_synthct",
                         video: bool = False) -> Path:
     """Write one review sheet per case into ``output_dir/sheets`` and ``output_dir/index.html`` listing them.
 
-    The cases are the volumes of ``source_dir`` (see :func:`~mr2ct.data.readers.list_volumes`). The translation
+    The cases are the volumes of ``source_dir`` (see :func:`~mr2ct.io.readers.list_volumes`). The translation
     of case ``<stem>`` is ``translation_dir/<stem><postfix>`` with any volume suffix, as inference writes it
     (``subject_0001_synthct.nii.gz``; the video bundles write ``<stem>_toB``), and its ground truth is
-    ``truth_dir/<stem>``. Volumes are read with :func:`~mr2ct.data.readers.read_volume` and shown with RAS axes
+    ``truth_dir/<stem>``. Volumes are read with :func:`~mr2ct.io.readers.read_volume` and shown with RAS axes
     (see :func:`volume_sheet`); videos are NIfTI files of ``(T, H, W)`` or ``(T, H, W, C)`` values in
     [0, 255], as the video bundles write them (see :func:`video_sheet`).
 
@@ -350,14 +90,14 @@ def write_review_sheets(output_dir: str | Path, *, source_dir: str | Path, trans
     for folder in (source_dir, translation_dir, truth_dir):
         if folder is not None and not folder.is_dir():
             raise FileNotFoundError(f"{folder}: folder does not exist")
-    metrics = _read_metrics(Path(metrics_csv)) if metrics_csv is not None else None
+    metrics = read_metrics(Path(metrics_csv)) if metrics_csv is not None else None
     cases = [(volume_stem(s), s) for s in list_volumes(source_dir)]
-    translations = {stem: _find_volume(translation_dir, stem + postfix) for stem, _ in cases}
+    translations = {stem: find_volume(translation_dir, stem + postfix) for stem, _ in cases}
     missing = [stem for stem, path in translations.items() if path is None]
     if missing:
         raise FileNotFoundError(f"{translation_dir}: no translation for {len(missing)} of {len(cases)} case(s) "
                                 f"(expected <case>{postfix}.nii.gz): {', '.join(missing)}")
-    truths = {stem: _find_volume(truth_dir, stem) if truth_dir else None for stem, _ in cases}
+    truths = {stem: find_volume(truth_dir, stem) if truth_dir else None for stem, _ in cases}
     if truth_dir and None in truths.values():
         logger.warning(f"{truth_dir}: no ground truth for " + ", ".join(s for s, p in truths.items() if p is None))
     if metrics and not set(metrics[1]) & set(translations):
@@ -379,7 +119,7 @@ def write_review_sheets(output_dir: str | Path, *, source_dir: str | Path, trans
         windows = ", ".join(f"{n} L{level:g} W{width:g}" for n, (level, width) in CT_WINDOWS.items())
         notes.append(f"Mid-planes as radiology viewers show them (axial: anterior up, patient's right on the left). "
                      f"CT windows (HU): {windows}; MR: {MR_PERCENTILES[0]:g}-{MR_PERCENTILES[1]:g} percentiles.")
-    return _write_index(output_dir / "index.html", written, metrics, notes)
+    return write_index(output_dir / "index.html", written, metrics, notes)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -14,7 +14,7 @@ of the real CT (usually dilated). Definitions, following the challenge:
 from __future__ import annotations
 
 import numpy as np
-import torch
+from monai.utils import convert_to_numpy
 from scipy import ndimage
 from scipy.ndimage import uniform_filter
 
@@ -24,8 +24,8 @@ HU_RANGE = (-1024.0, 3000.0)
 
 
 def _prepare(ct, sct, mask) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    ct, sct = (np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, dtype=np.float64) for v in (ct, sct))
-    mask = np.asarray(mask.detach().cpu() if isinstance(mask, torch.Tensor) else mask).astype(bool)
+    ct, sct = (convert_to_numpy(v, dtype=np.float64, wrap_sequence=True) for v in (ct, sct))
+    mask = convert_to_numpy(mask, dtype=bool, wrap_sequence=True)
     if ct.shape != sct.shape or ct.shape != mask.shape:
         raise ValueError(f"ct {ct.shape}, sct {sct.shape} and mask {mask.shape} must have the same shape.")
     if ct.ndim != 3:
@@ -76,7 +76,7 @@ SYNTHRAD_METRICS = {"mae": mae_hu, "psnr": psnr_hu, "ssim": ssim_hu}
 def body_mask(ct, threshold: float = -500.0, dilation: int = 1) -> np.ndarray:
     """Body mask of a CT in HU when none is given: the largest component above ``threshold``, holes filled,
     dilated by ``dilation`` voxels (SynthRAD evaluates inside a dilated body outline)."""
-    ct = np.asarray(ct.detach().cpu() if isinstance(ct, torch.Tensor) else ct)
+    ct = convert_to_numpy(ct, wrap_sequence=True)
     labels, n = ndimage.label(ct > threshold)
     if n == 0:
         raise ValueError(f"no voxel above {threshold} HU: cannot derive a body mask.")

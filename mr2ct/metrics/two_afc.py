@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mr2ct.io.atomic import atomic_write_text
+
 __all__ = [
     "REAL",
     "AnswerError",
@@ -81,10 +83,7 @@ class StudyKey:
         path = Path(path)
         payload = {"study_id": self.study_id, "methods": list(self.methods),
                    "trials": [asdict(t) for t in self.trials.values()]}
-        tmp = path.with_name(f".{path.name}.part")
-        tmp.write_text(json.dumps(payload, indent=1), encoding="utf-8")
-        tmp.replace(path)
-        return path
+        return atomic_write_text(path, json.dumps(payload, indent=1))
 
     @classmethod
     def load(cls, path: str | Path) -> StudyKey:

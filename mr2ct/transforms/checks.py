@@ -8,7 +8,7 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
-from mr2ct.data.readers import check_volume
+from mr2ct.io.readers import check_volume
 
 __all__ = ["CheckVolumed"]
 
@@ -17,7 +17,7 @@ class CheckVolumed(MapTransform):
     """Check channel-first volumes ``(C, X, Y, Z)``: ``channels`` channels, 3 spatial axes, non-empty, finite.
 
     Put it after ``LoadImaged`` + ``EnsureChannelFirstd`` (and again after intensity transforms if need be), so a
-    bad case fails with ``"<file>: <what is wrong>"`` (a :class:`mr2ct.data.readers.VolumeError`) instead of
+    bad case fails with ``"<file>: <what is wrong>"`` (a :class:`mr2ct.io.readers.VolumeError`) instead of
     a shape error deep inside a network. The file is ``meta["filename_or_obj"]`` of a MetaTensor, else the key.
 
     Args:

@@ -31,7 +31,10 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.data.utils import affine_to_spacing
 from monai.transforms import Crop, Cropd
+from monai.utils import convert_to_numpy
 from scipy import ndimage
+
+from mr2ct.io.readers import volume_stem
 
 __all__ = [
     "DEFAULT_EXTENT_MM",
@@ -57,11 +60,7 @@ BOX_COLUMNS = ("x0", "x1", "y0", "y1", "z0", "z1")
 
 def _as_numpy3d(volume) -> np.ndarray:
     """``(X, Y, Z)`` numpy view of a numpy array / tensor / MetaTensor, also accepting one leading channel."""
-    if isinstance(volume, MetaTensor):
-        volume = volume.as_tensor()
-    if isinstance(volume, torch.Tensor):
-        volume = volume.detach().cpu().numpy()
-    volume = np.asarray(volume)
+    volume = convert_to_numpy(volume, wrap_sequence=True)
     if volume.ndim == 4 and volume.shape[0] == 1:
         volume = volume[0]
     if volume.ndim != 3:
@@ -301,8 +300,6 @@ class HeadCropd(Cropd):
 
     def _case(self, d: Mapping, key: Hashable) -> tuple[str | None, str]:
         """(case name or None, name for messages) of ``d[key]``."""
-        from mr2ct.data.readers import volume_stem  # noqa: PLC0415 - mr2ct.data imports this module
-
         source = d[key].meta.get("filename_or_obj") if isinstance(d[key], MetaTensor) else None
         label = str(source) if source else f"data[{key!r}]"
         if self.case_key is not None and self.case_key in d:

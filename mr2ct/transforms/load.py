@@ -1,4 +1,4 @@
-"""Load a volume through :func:`mr2ct.data.readers.read_volume` inside a MONAI dictionary chain."""
+"""Load a volume through :func:`mr2ct.io.readers.read_volume` inside a MONAI dictionary chain."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Hashable, Mapping
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-from mr2ct.data.readers import read_volume
+from mr2ct.io.readers import read_volume
 
 __all__ = ["LoadVolumed"]
 
@@ -17,7 +17,7 @@ class LoadVolumed(MapTransform):
 
     Like MONAI's ``LoadImaged(image_only=True)``, but the reader follows the path (NIfTI: nibabel, DICOM series
     folder: pydicom, NRRD/MHA: ITK) and DICOM series are checked first (one series, no duplicated or missing
-    slices), so a bad file fails with ``"<file>: <what is wrong>"`` (:class:`~mr2ct.data.readers.VolumeError`).
+    slices), so a bad file fails with ``"<file>: <what is wrong>"`` (:class:`~mr2ct.io.readers.VolumeError`).
     Follow it with ``EnsureChannelFirstd``: the meta data say where the channels are.
 
     Args:

@@ -11,7 +11,7 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
 from mr2ct.data.gta import fit_frame
-from mr2ct.data.video_io import read_frame_folder, read_video
+from mr2ct.io.video import read_frame_folder, read_video
 
 __all__ = ["LoadVideod"]
 
@@ -22,7 +22,7 @@ class LoadVideod(MapTransform):
     A path is a video file (MP4 and the like) or a folder of numbered image frames. Every frame is centre-cropped
     to the aspect ratio of ``size`` and resized to it with anti-aliasing (as the clip builder does), so that
     videos of any resolution meet the network at its training size. Errors name the file and the frame
-    (:class:`~mr2ct.data.video_io.VideoError`).
+    (:class:`~mr2ct.io.video.VideoError`).
 
     Args:
         keys: keys holding video paths.

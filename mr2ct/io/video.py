@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -22,6 +21,8 @@ from pathlib import Path
 import av
 import numpy as np
 from PIL import Image
+
+from mr2ct.io.atomic import atomic_file
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -202,19 +203,11 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
     path = Path(path)
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps}.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".mp4", dir=path.parent)
-    os.close(fd)
-    try:
-        with av.open(tmp, mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
-            try:
-                _encode(container, frames, fps, crf)
-            except ValueError as e:
-                raise ValueError(f"cannot write {path}: {e}") from e
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_file(path) as tmp, av.open(tmp, mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
+        try:
+            _encode(out, frames, fps, crf)
+        except ValueError as e:
+            raise ValueError(f"cannot write {path}: {e}") from e
     return path
 
 
