@@ -3,6 +3,7 @@
 #                evaluate against the phantom pairs, export DICOM, review sheets and a reader study, all under
 #                runs/mrct_quick
 #   make test  - set up .venv, run the test suite (fast tests; `make test-all` adds the slow ones)
+#   make lint  - ruff (lint + format check), mypy, and the import-layer contracts (import-linter)
 #   make demo-vmnist - the volumetric MNIST demo (the paper's Table 2 task)
 
 PYTHON ?= python3
@@ -12,25 +13,27 @@ MRCT := bundles/mrct_cyclegan3d/configs
 VMNIST := bundles/vmnist_cyclegan3d/configs
 # the quick preset's head phantom (built by its training run)
 PHANTOM := bundles/mrct_cyclegan3d/data/headphantom_48x48x16_*
-quick = "['$(1)/$(2).json','$(1)/quick.json']"
+quick = "['$(1)/train.json','$(1)/quick.json']"
+# evaluate.json and inference.json are overrides on train.json (MONAI model-zoo order)
+quick_on_train = "['$(1)/train.json','$(1)/quick.json','$(1)/$(2).json']"
 
-.PHONY: demo demo-vmnist test test-all install clean
+.PHONY: demo demo-vmnist test test-all lint install clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first and pinned (CPU wheel): an unpinned torch would pull several GB of CUDA packages
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,lint]"
 	touch $@
 
 install: $(VENV)/.installed
 
 demo: install
-	$(PY) -m monai.bundle run training --config_file $(call quick,$(MRCT),train) --output_dir runs/mrct_quick
-	$(PY) -m monai.bundle run inference --config_file $(call quick,$(MRCT),inference) \
+	$(PY) -m monai.bundle run training --config_file $(call quick,$(MRCT)) --output_dir runs/mrct_quick
+	$(PY) -m monai.bundle run inference --config_file $(call quick_on_train,$(MRCT),inference) \
 		--output_dir runs/mrct_quick/synthct --direction mr2ct --overwrite true
-	$(PY) -m monai.bundle run evaluating --config_file $(call quick,$(MRCT),evaluate) --output_dir runs/mrct_quick
+	$(PY) -m monai.bundle run evaluating --config_file $(call quick_on_train,$(MRCT),evaluate) --output_dir runs/mrct_quick
 	# for radiologists: DICOM series, review sheets, and a blinded reader study (model vs real CT)
 	$(PY) -m mr2ct.cli export-dicom runs/mrct_quick/synthct --output runs/mrct_quick/dicom --overwrite
 	P=$$(ls -d $(PHANTOM)); \
@@ -43,12 +46,18 @@ demo: install
 	@echo "reader study: runs/mrct_quick/study/study/index.html (score: mr2ct review score runs/mrct_quick/study)"
 
 demo-vmnist: install
-	$(PY) -m monai.bundle run training --config_file $(call quick,$(VMNIST),train) --output_dir runs/vmnist_quick
-	$(PY) -m monai.bundle run evaluating --config_file $(call quick,$(VMNIST),evaluate) --output_dir runs/vmnist_quick
+	$(PY) -m monai.bundle run training --config_file $(call quick,$(VMNIST)) --output_dir runs/vmnist_quick
+	$(PY) -m monai.bundle run evaluating --config_file $(call quick_on_train,$(VMNIST),evaluate) --output_dir runs/vmnist_quick
 	@echo "report: runs/vmnist_quick/report/report.md"
 
 test: install
 	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check mr2ct tests scripts
+	$(VENV)/bin/ruff format --check mr2ct tests scripts
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test-all: install
 	$(PY) -m pytest -q -m "slow or not slow"

@@ -3,6 +3,7 @@ impossible shapes, bad flags and missing paths are refused with a one-line messa
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -202,3 +203,28 @@ def test_layers_fill_what_the_bundle_does_not_set():
     inference = load_config(GTA, "inference")
     assert inference["evaluator#_target_"] == "mr2ct.engine.VideoTranslator"
     assert "key_val_metric" not in inference["evaluator"]  # a component of another _target_ replaces, not merges
+
+
+def test_bundle_files_never_come_from_the_current_directory(tmp_path, monkeypatch):
+    """An unpacked data folder that holds a ``transforms/mrct.json`` or ``bundles/<name>/`` with ``"$"``
+    expressions is not executed: the repository's own files are used unless a path is given explicitly."""
+    trap = tmp_path / "executed"
+    hostile = {"keys": ["image"], "load": [f"$open({str(trap)!r}, 'w').close()"]}
+    (tmp_path / "transforms").mkdir()
+    (tmp_path / "transforms" / "mrct.json").write_text(json.dumps(hostile), encoding="utf-8")
+    for name in BUNDLE_NAMES:
+        (tmp_path / "bundles" / name / "configs").mkdir(parents=True)
+        (tmp_path / "bundles" / name / "configs" / "metadata.json").write_text("{}", encoding="utf-8")
+        (tmp_path / "bundles" / name / "configs" / "train.json").write_text(json.dumps({"x": hostile["load"][0]}))
+    monkeypatch.chdir(tmp_path)
+    from mr2ct.bundle import bundle_root, shared_transforms
+
+    assert bundle_root(MRCT) == str(REPO / "bundles" / MRCT)
+    assert shared_transforms("mrct.json", ["load"], keys=["image"])  # the repository's chain
+    load_config(MRCT).get_parsed_content("network_def")
+    assert not trap.exists()
+    with pytest.raises(FileNotFoundError, match="no bundle 'nope'"):
+        bundle_root("nope")
+    explicit = tmp_path / "mine.json"  # a path given explicitly is used
+    explicit.write_text(json.dumps({"keys": ["image"], "load": []}), encoding="utf-8")
+    assert shared_transforms(str(explicit), ["load"]) == []

@@ -39,8 +39,6 @@ from itertools import zip_longest
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
@@ -63,6 +61,7 @@ from mr2ct.io.atomic import building_folder
 from mr2ct.io.video import (
     VIDEO_SUFFIXES,
     VideoError,
+    fit_frame,
     iter_frames,
     iter_video,
     list_frames,
@@ -75,7 +74,6 @@ __all__ = [
     "build_gta_clips",
     "clip_motion",
     "export_videos",
-    "fit_frame",
     "grayscale",
     "labels_beside",
     "list_video_sequences",
@@ -110,29 +108,6 @@ def clip_motion(clip: np.ndarray) -> float:
 
 
 # ------------------------------------------------------------------------------------------------ sequences
-
-
-def fit_frame(frame: np.ndarray, size: tuple[int, int] | None, nearest: bool = False) -> np.ndarray:
-    """Centre-crop ``frame`` (H, W[, C]) to the aspect ratio of ``size`` and resize it: anti-aliased bilinear,
-    or nearest neighbour (class ids). ``size=None`` leaves it as it is."""
-    if size is None:
-        return frame
-    h, w = frame.shape[:2]
-    if round(h * size[1] / size[0]) > w:  # too tall: crop rows
-        ch, cw = round(w * size[0] / size[1]), w
-    else:
-        ch, cw = h, round(h * size[1] / size[0])
-    top, left = (h - ch) // 2, (w - cw) // 2
-    frame = frame[top: top + ch, left: left + cw]
-    if (ch, cw) == tuple(size):
-        return np.ascontiguousarray(frame)
-    if nearest:
-        rows = ((np.arange(size[0]) + 0.5) * ch / size[0]).astype(int)
-        cols = ((np.arange(size[1]) + 0.5) * cw / size[1]).astype(int)
-        return frame[rows[:, None], cols[None, :]]
-    x = torch.tensor(frame, dtype=torch.float32).permute(2, 0, 1)[None]
-    x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
-    return x[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
 def _collect(pairs: Iterator[tuple[np.ndarray, np.ndarray, Path, int]], size: tuple[int, int] | None,

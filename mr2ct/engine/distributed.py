@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 
 import torch
-import torch.distributed as dist
+import ignite.distributed as idist
 import torch.nn as nn
 from monai.data import DistributedSampler
 from torch.nn.parallel import DistributedDataParallel
@@ -47,21 +47,17 @@ __all__ = [
 
 def is_distributed() -> bool:
     """Whether this process belongs to an initialised process group of more than one process."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    return idist.get_world_size() > 1
 
 
 def get_rank() -> int:
     """This process's rank: the process group's, else ``torchrun``'s ``RANK`` variable, else 0."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank()
-    return int(os.environ.get("RANK", 0))
+    return idist.get_rank() if idist.backend() else int(os.environ.get("RANK", 0))
 
 
 def get_world_size() -> int:
     """The number of processes: the process group's, else ``torchrun``'s ``WORLD_SIZE`` variable, else 1."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return int(os.environ.get("WORLD_SIZE", 1))
+    return idist.get_world_size() if idist.backend() else int(os.environ.get("WORLD_SIZE", 1))
 
 
 def local_device() -> torch.device:
@@ -77,18 +73,18 @@ def init_distributed(backend: str | None = None) -> bool:
     Sets the current CUDA device to :func:`local_device`. Does nothing when the group exists already.
     Returns whether this process is in a group of more than one process.
     """
-    if not dist.is_initialized():
+    if not idist.backend():
         device = local_device()
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group(backend=backend or ("nccl" if device.type == "cuda" else "gloo"))
+        idist.initialize(backend or ("nccl" if device.type == "cuda" else "gloo"))
     return is_distributed()
 
 
 def cleanup() -> None:
     """Leave the process group (a bundle's ``finalize``); no-op without one."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    if idist.backend():
+        idist.finalize()
 
 
 def wait_for_rank_zero() -> None:
@@ -98,13 +94,13 @@ def wait_for_rank_zero() -> None:
     into ``dataset_dir``); the other ranks then find it done (cached) instead of writing the same files at once.
     """
     if is_distributed() and get_rank() > 0:
-        dist.barrier()
+        idist.barrier()
 
 
 def release_other_ranks() -> None:
     """Rank 0's half of :func:`wait_for_rank_zero`."""
     if is_distributed() and get_rank() == 0:
-        dist.barrier()
+        idist.barrier()
 
 
 def wrap_ddp(module: nn.Module, device: str | torch.device | None = None, find_unused_parameters: bool = False,
@@ -145,7 +141,7 @@ def no_sync(*modules: nn.Module) -> Iterator[None]:
         yield
 
 
-def nonfinite_on_any_rank(nonfinite: Sequence[str], device: str | torch.device | None = None) -> list[str]:
+def nonfinite_on_any_rank(nonfinite: Sequence[str]) -> list[str]:
     """The names of this rank's non-finite losses; when distributed and only another rank had some,
     ``["loss on another rank"]``, so that every rank skips the same updates.
 
@@ -154,12 +150,7 @@ def nonfinite_on_any_rank(nonfinite: Sequence[str], device: str | torch.device |
     nonfinite = list(nonfinite)
     if not is_distributed():
         return nonfinite
-    on_device = dist.get_backend() == "nccl"
-    flag = torch.tensor([1.0 if nonfinite else 0.0], device=torch.device(device) if on_device and device else None)
-    if on_device and flag.device.type != "cuda":
-        flag = flag.cuda()
-    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-    if flag.item() > 0 and not nonfinite:
+    if idist.all_reduce(1.0 if nonfinite else 0.0, op="MAX") > 0 and not nonfinite:
         return ["loss on another rank"]
     return nonfinite
 

@@ -300,13 +300,13 @@ class CycleGANTrainer(Trainer):
         losses = {k: v.item() for k, v in g_losses.items()}
         fake_a, fake_b = g_out["fake_a"], g_out["fake_b"]
         # distributed: all ranks skip together (their gradients were all-reduced with the non-finite ones)
-        nonfinite = nonfinite_on_any_rank([k for k, v in losses.items() if not math.isfinite(v)], engine.state.device)
+        nonfinite = nonfinite_on_any_rank([k for k, v in losses.items() if not math.isfinite(v)])
         if nonfinite:  # no discriminator pass: non-finite fakes must not enter the image pools
             losses.update(loss_d_a=math.nan, loss_d_b=math.nan)
         else:
             d_losses = engine._discriminator_update(real_a, real_b, fake_a, fake_b)
             losses.update({k: v.item() for k, v in d_losses.items()})
-            nonfinite = nonfinite_on_any_rank([k for k in d_losses if not math.isfinite(losses[k])], engine.state.device)
+            nonfinite = nonfinite_on_any_rank([k for k in d_losses if not math.isfinite(losses[k])])
             if not nonfinite and engine.amp and engine.scaler is None:
                 nonfinite = engine._nonfinite_gradients()
         if nonfinite:

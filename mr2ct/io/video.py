@@ -20,6 +20,8 @@ from pathlib import Path
 
 import av
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from mr2ct.io.atomic import atomic_file
@@ -28,6 +30,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "VIDEO_SUFFIXES",
     "VideoError",
+    "fit_frame",
     "iter_frames",
     "iter_video",
     "list_frames",
@@ -226,3 +229,26 @@ def list_videos(folder: str | os.PathLike) -> list[Path]:
         if (path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES) or (path.is_dir() and list_frames(path)):
             found.append(path)
     return found
+
+
+def fit_frame(frame: np.ndarray, size: tuple[int, int] | None, nearest: bool = False) -> np.ndarray:
+    """Centre-crop ``frame`` (H, W[, C]) to the aspect ratio of ``size`` and resize it: anti-aliased bilinear,
+    or nearest neighbour (class ids). ``size=None`` leaves it as it is."""
+    if size is None:
+        return frame
+    h, w = frame.shape[:2]
+    if round(h * size[1] / size[0]) > w:  # too tall: crop rows
+        ch, cw = round(w * size[0] / size[1]), w
+    else:
+        ch, cw = h, round(h * size[1] / size[0])
+    top, left = (h - ch) // 2, (w - cw) // 2
+    frame = frame[top: top + ch, left: left + cw]
+    if (ch, cw) == tuple(size):
+        return np.ascontiguousarray(frame)
+    if nearest:
+        rows = ((np.arange(size[0]) + 0.5) * ch / size[0]).astype(int)
+        cols = ((np.arange(size[1]) + 0.5) * cw / size[1]).astype(int)
+        return frame[rows[:, None], cols[None, :]]
+    x = torch.tensor(frame, dtype=torch.float32).permute(2, 0, 1)[None]
+    x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
+    return x[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()

@@ -10,8 +10,7 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-from mr2ct.data.gta import fit_frame
-from mr2ct.io.video import read_frame_folder, read_video
+from mr2ct.io.video import fit_frame, read_frame_folder, read_video
 
 __all__ = ["LoadVideod"]
 
