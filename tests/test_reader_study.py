@@ -16,6 +16,7 @@ import pytest
 
 from mr2ct.data.readers import VolumeError
 from mr2ct.export.reader_study import StudyError, make_study, score_study, serve_study
+from mr2ct.export.study_server import answers_file_name
 from mr2ct.metrics.two_afc import (
     REAL,
     AnswerError,
@@ -258,6 +259,8 @@ def test_reader_completes_study_in_chromium(outputs, tmp_path):
 
     out = _make(outputs, tmp_path / "study", show_source=True)
     key = StudyKey.load(out / "key.json")
+    name = answers_file_name("Dr Test")
+    assert name.startswith("answers_Dr_Test_") and name.endswith(".json")
     server = serve_study(out, port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -286,15 +289,15 @@ def test_reader_completes_study_in_chromium(outputs, tmp_path):
         shown = json.loads(driver.find_element(By.ID, "answers-json").get_attribute("value"))
         driver.find_element(By.ID, "download").click()
         deadline = time.time() + 10
-        while not (downloads / "answers_Dr_Test.json").is_file() and time.time() < deadline:
+        while not (downloads / name).is_file() and time.time() < deadline:
             time.sleep(0.1)
     finally:
         driver.quit()
         server.shutdown()
         server.server_close()
-    saved = json.loads((out / "answers" / "answers_Dr_Test.json").read_text(encoding="utf-8"))
+    saved = json.loads((out / "answers" / name).read_text(encoding="utf-8"))
     assert saved == shown and saved["reader"] == "Dr Test" and len(saved["answers"]) == len(key.trials)
-    assert json.loads((downloads / "answers_Dr_Test.json").read_text(encoding="utf-8")) == saved
+    assert json.loads((downloads / name).read_text(encoding="utf-8")) == saved  # the page names it as the server
     text, rows = score_study(out)
     assert "| 3D | 1.00 ± 0.00 (n=3) | 1.00 ± 0.00 (n=3) |" in text
     assert "| random | 0.00 ± 0.00 (n=3) | 0.00 ± 0.00 (n=3) |" in text

@@ -6,13 +6,13 @@
     OUT/study/study.js     the trials, blinded: opaque trial ids and image names, sides randomised
     OUT/study/images/      one PNG film strip per shown volume or video (axial slices / frames stacked)
     OUT/key.json           the unblinding key (which method is on which side): keep it away from readers
-    OUT/answers/           readers' answer files go here (``answers_<reader>.json``)
+    OUT/answers/           readers' answer files go here (``answers_<reader>_<hash>.json``)
 
 A reader enters a name, sees a few real examples of each domain, then one trial per (case, pair of methods)
 in a random order of their own: two outputs for the same input, "which is more realistic?". At the end the
 page offers the answers as a JSON download; when it is served by ``serve_study`` (loopback only) it also
-saves them in ``OUT/answers``. ``score_study`` reads the answers of one or many readers and gives Table 3
-(:func:`mr2ct.metrics.two_afc.preference_table`).
+saves them in ``OUT/answers`` (what the server accepts: :mod:`mr2ct.export.study_server`). ``score_study``
+reads the answers of one or many readers and gives Table 3 (:func:`mr2ct.metrics.two_afc.preference_table`).
 """
 
 from __future__ import annotations
@@ -22,14 +22,10 @@ import csv
 import itertools
 import json
 import logging
-import re
 import shutil
 import sys
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields
-from http import HTTPStatus
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +36,7 @@ from tqdm import tqdm
 from mr2ct.data.atomic import replacing_folder
 from mr2ct.data.readers import VolumeError, list_volumes, volume_stem
 from mr2ct.export.sheets import apply_window, percentile_window, read_clip, read_ras
+from mr2ct.export.study_server import serve_study
 from mr2ct.metrics.two_afc import (
     REAL,
     AnswerError,
@@ -57,7 +54,6 @@ logger = logging.getLogger(__name__)
 KINDS = ("ct", "mr", "video")
 CT_STUDY_WINDOW = (40.0, 400.0)  # level, width in HU: a head window where brain, fat and bone all show
 PAGE = Path(__file__).with_name("reader_study.html")
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 class StudyError(ValueError):
@@ -221,63 +217,6 @@ def make_study(output_dir: str | Path, source_dir: str | Path, methods: Mapping[
     return output_dir
 
 
-def _answers_name(reader: str) -> str:
-    return f"answers_{_SAFE_NAME.sub('_', reader).strip('_') or 'reader'}.json"
-
-
-class _StudyRequestHandler(SimpleHTTPRequestHandler):
-    """Serves ``<study>/study`` read-only and accepts ``POST /answers`` (a reader's JSON) into ``<study>/answers``."""
-
-    study_dir: Path
-    study_id: str
-    lock = threading.Lock()
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-        if self.path.rstrip("/") != "/answers":
-            self.send_error(HTTPStatus.NOT_FOUND)
-            return
-        try:
-            length = int(self.headers.get("Content-Length", "0"))
-            data = json.loads(self.rfile.read(min(length, 10_000_000)).decode("utf-8"))
-            if data.get("study_id") != self.study_id or not str(data.get("reader", "")).strip():
-                raise ValueError("answers for another study, or without a reader name")
-        except (ValueError, AttributeError) as err:
-            self.send_error(HTTPStatus.BAD_REQUEST, str(err))
-            return
-        with self.lock:
-            path = self.study_dir / "answers" / _answers_name(str(data["reader"]))
-            tmp = path.with_name(f".{path.name}.part")
-            tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-            tmp.replace(path)
-        body = json.dumps({"saved": path.name}).encode("utf-8")
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 (http.server's signature)
-        logger.debug(format % args)
-
-
-def serve_study(study_dir: str | Path, port: int = 8000) -> ThreadingHTTPServer:
-    """A study server on the loopback interface only (``127.0.0.1``): call ``serve_forever()`` on it.
-
-    It serves the study page and saves each reader's answers as ``<study_dir>/answers/answers_<reader>.json``
-    (atomically; a reader who sends again replaces their own file). ``port=0`` picks a free port.
-    """
-    study_dir = Path(study_dir)
-    key = StudyKey.load(study_dir / "key.json")
-    handler = type("StudyRequestHandler", (_StudyRequestHandler,),
-                   {"study_dir": study_dir, "study_id": key.study_id})
-    (study_dir / "answers").mkdir(exist_ok=True)
-
-    def make_handler(*args, **kwargs):
-        return handler(*args, directory=str(study_dir / "study"), **kwargs)
-
-    return ThreadingHTTPServer(("127.0.0.1", port), make_handler)
-
-
 def score_study(study_dir: str | Path, answers: Sequence[str | Path] = (), num_bootstrap: int = 1000,
                 seed: int = 0) -> tuple[str, list]:
     """Table 3 of a study from its key and readers' answers (default: every file in ``<study_dir>/answers``).
@@ -322,7 +261,7 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--output", required=True, help="study folder to create")
     serve = sub.add_parser("serve", help="serve a study on 127.0.0.1 and save answers in its answers/ folder")
     serve.add_argument("study")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=_port, default=8000, help="TCP port on 127.0.0.1 (0: any free port)")
     score = sub.add_parser("score", help="print Table 3 from readers' answers")
     score.add_argument("study")
     score.add_argument("answers", nargs="*", help="answer files (default: STUDY/answers/*.json)")
@@ -330,6 +269,12 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--seed", type=int, default=0)
     score.add_argument("--csv", help="also write the table as CSV")
     return parser
+
+
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
+    return int(text)
 
 
 def _methods(pairs: Sequence[str]) -> dict[str, str]:
@@ -369,7 +314,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"collect answer files in {out / 'answers'}; then `mr2ct review score {out}`. "
                   f"Keep {out / 'key.json'} away from readers.")
         elif args.command == "serve":
-            server = serve_study(args.study, args.port)
+            try:
+                server = serve_study(args.study, args.port)
+            except OSError as err:
+                raise StudyError(f"cannot serve on 127.0.0.1:{args.port} ({err.strerror or err}): is another "
+                                 "server using the port? Choose another with --port.") from None
             print(f"serving the study at http://127.0.0.1:{server.server_address[1]}/ (Ctrl+C stops)")
             try:
                 server.serve_forever()
