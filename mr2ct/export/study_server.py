@@ -82,6 +82,7 @@ class StudyServer(ThreadingHTTPServer):
     """
 
     daemon_threads = True
+    request_queue_size = 64  # connections the kernel holds before they are accepted (and answered 503 if busy)
 
     def __init__(self, study_dir: str | Path, port: int = 8000, *, timeout: float = 10.0, max_connections: int = 32):
         self.study_dir = Path(study_dir)
@@ -119,6 +120,7 @@ class _StudyRequestHandler(BaseHTTPRequestHandler):
     server: StudyServer
     server_version = "mr2ct-study"
     sys_version = ""
+    default_request_version = "HTTP/1.0"  # not 0.9: every answer, to a garbled request too, has a status line
 
     def setup(self) -> None:
         self.timeout = self.server.timeout_s  # socket timeout for every read, headers included
@@ -142,6 +144,7 @@ class _StudyRequestHandler(BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """http.server's own refusals (a bad request line, too many headers, unknown methods) as JSON too."""
         self.close_connection = True
+        self._drain()
         self._json(HTTPStatus(code), {"error": message or HTTPStatus(code).phrase})
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (http.server's signature)
@@ -154,6 +157,8 @@ class _StudyRequestHandler(BaseHTTPRequestHandler):
         except _Refused as r:
             logger.info(f"study server: {self.command} {self.path[:80]!r} refused ({r.status.value}: {r.reason})")
             self.close_connection = True
+            if self.command == "POST":
+                self._drain()
             self._json(r.status, {"error": r.reason})
         except (ConnectionError, TimeoutError):
             raise  # the client went away or stalled: nothing to answer (http.server logs one line)
@@ -162,6 +167,21 @@ class _StudyRequestHandler(BaseHTTPRequestHandler):
                          exc_info=logger.isEnabledFor(logging.DEBUG))
             self.close_connection = True
             self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error ({type(err).__name__})"})
+
+    def _drain(self, limit: int = 1 << 20, wait: float = 0.1) -> None:
+        """Read and drop what the client already sent of a refused request's body (at most ``limit`` bytes), so
+        that closing the connection does not reset it before the client reads the answer."""
+        self.connection.settimeout(wait)
+        try:
+            while limit > 0:
+                chunk = self.rfile.read1(min(limit, 65536))
+                if not chunk:
+                    break
+                limit -= len(chunk)
+        except OSError:  # TimeoutError included: nothing more has arrived
+            pass
+        finally:
+            self.connection.settimeout(self.server.timeout_s)
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self._handle(lambda: self._serve_file(body=True))
@@ -219,10 +239,13 @@ class _StudyRequestHandler(BaseHTTPRequestHandler):
             fd = os.open(folder / parts[-1], _OPEN_FLAGS)  # O_NOFOLLOW: a symbolic link fails; never blocks (FIFO)
         except OSError:
             raise _Refused(HTTPStatus.NOT_FOUND, "not found") from None
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a folder, a FIFO, a device
                 raise _Refused(HTTPStatus.NOT_FOUND, "not found")
-            payload = f.read()
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                payload = f.read()
+        finally:
+            os.close(fd)
         self._reply(HTTPStatus.OK, payload, _CONTENT_TYPES[os.path.splitext(parts[-1])[1]], body=body)
 
     def _body(self) -> bytes:

@@ -163,9 +163,9 @@ def read_json(path: str | Path, what: str, max_bytes: int = MAX_JSON_BYTES) -> d
     if size > max_bytes:
         raise AnswerError(path, f"{what} file of {size} bytes is larger than the limit of {max_bytes} bytes.")
     with open(path, "rb") as f:
-        raw = f.read(max_bytes + 1)
-    if len(raw) > max_bytes:  # it grew while being read
-        raise AnswerError(path, f"{what} file is larger than the limit of {max_bytes} bytes.")
+        raw = f.read(size + 1)  # not max_bytes + 1: read() allocates what it is asked for
+    if len(raw) != size:
+        raise AnswerError(path, f"{what} file changed while it was read.")
     return parse_json(raw, path, what)
 
 
