@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import itertools
 import json
 import logging
+import os
 import shutil
 import sys
+import time
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -54,6 +58,8 @@ logger = logging.getLogger(__name__)
 KINDS = ("ct", "mr", "video")
 CT_STUDY_WINDOW = (40.0, 400.0)  # level, width in HU: a head window where brain, fat and bone all show
 PAGE = Path(__file__).with_name("reader_study.html")
+ASPECT_TOLERANCE = 1e-3  # relative difference of pixel aspect ratios that still counts as one grid
+_PAD_CHUNK = b"paDd"  # PNG chunk type: ancillary, private, safe to copy
 
 
 class StudyError(ValueError):
@@ -76,13 +82,31 @@ def _display_frames(path: Path, kind: str, ct_window: tuple[float, float]) -> tu
     return np.transpose(scaled, (2, 1, 0))[:, ::-1, ::-1], spacing[1] / spacing[0]
 
 
+def _strip(frames: np.ndarray) -> np.ndarray:
+    """Frames ``(D, H, W[, 3])`` in [0, 1] as one uint8 image, the frames stacked top to bottom."""
+    return np.ascontiguousarray((frames.reshape(-1, *frames.shape[2:]) * 255).round().astype(np.uint8))
+
+
 def film_strip(frames: np.ndarray, path: str | Path) -> Path:
     """Write frames ``(D, H, W[, 3])`` in [0, 1] as one PNG with the frames stacked top to bottom."""
     path = Path(path)
-    strip = np.ascontiguousarray((frames.reshape(-1, *frames.shape[2:]) * 255).round().astype(np.uint8))
     tmp = path.with_name(f".{path.name}.part")
-    Image.fromarray(strip).save(tmp, format="PNG")
+    Image.fromarray(_strip(frames)).save(tmp, format="PNG")
     tmp.replace(path)
+    return path
+
+
+def pad_png(path: str | Path, size: int) -> Path:
+    """Pad a PNG file to exactly ``size`` bytes with a private ancillary chunk (viewers skip it), so that the
+    file size of an image tells nothing about how well it compresses. ``size`` is at least the file's size + 12
+    (a chunk's length, type and CRC)."""
+    path = Path(path)
+    data = path.read_bytes()
+    fill = size - len(data) - 12
+    if fill < 0 or data[-12:-8] != b"\0\0\0\0" or data[-8:-4] != b"IEND":
+        raise ValueError(f"{path}: cannot pad a PNG of {len(data)} bytes (ending {data[-8:-4]!r}) to {size} bytes.")
+    chunk = fill.to_bytes(4, "big") + _PAD_CHUNK + bytes(fill)
+    path.write_bytes(data[:-12] + chunk + zlib.crc32(chunk[4:]).to_bytes(4, "big") + data[-12:])
     return path
 
 
@@ -138,15 +162,17 @@ def make_study(output_dir: str | Path, source_dir: str | Path, methods: Mapping[
         methods: method name -> folder of its outputs, one per source case, named ``<case>`` or
             ``<case>_<anything>`` (e.g. ``case1_synthct.nii.gz``); at least two methods, or one with ``real_dir``.
         real_dir: real target-domain images of the same cases: adds method-versus-real trials (``P(A < GT)``).
-        examples_source_dir, examples_target_dir: real examples shown before the trials (default: the source
-            folder and ``real_dir``); the first ``num_examples`` of each.
+        examples_source_dir, examples_target_dir: real examples shown before the trials, the first
+            ``num_examples`` of each; the source ones default to ``source_dir``. The target ones are required and
+            must be images of cases not in the trials: one that is pixel for pixel a trial image is refused.
         source_kind, target_kind: "ct", "mr" or "video": how images are displayed (CT through ``ct_window``).
         domains: display names of the two domains (default: the kinds in capitals, e.g. MR, CT).
         show_source: show the input above each trial (the paper shows only the two outputs).
         seed: randomises sides, trial ids and image names (reproducible studies).
 
     Raises:
-        StudyError: missing folders, case lists that do not match, too few methods, bad names or kinds.
+        StudyError: missing folders, case lists that do not match, too few methods, bad names or kinds, a case
+            whose images differ in grid, or a target example that is a trial image.
         VolumeError: an image that cannot be read.
     """
     for kind in (source_kind, target_kind):
@@ -157,9 +183,9 @@ def make_study(output_dir: str | Path, source_dir: str | Path, methods: Mapping[
         raise StudyError("a study needs two methods, or one method and --real images, to compare.")
     if num_examples < 1:
         raise StudyError(f"num_examples must be at least 1, got {num_examples}.")
-    examples_target_dir = examples_target_dir or real_dir
     if examples_target_dir is None:
-        raise StudyError("no real target-domain examples to show: give --examples-target (or --real).")
+        raise StudyError("no real target-domain examples to show: give --examples-target, real images of cases that "
+                         "are not in the trials (the --real images are the trials' own: readers would know them).")
     output_dir = Path(output_dir)
     if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
         raise StudyError(f"{output_dir} exists and is not empty; use --overwrite to replace it.")
@@ -174,38 +200,43 @@ def make_study(output_dir: str | Path, source_dir: str | Path, methods: Mapping[
     pairs = list(itertools.combinations(methods, 2)) + ([(m, REAL) for m in methods] if real_dir else [])
     plan = [(case, *(pair if rng.random() < 0.5 else pair[::-1])) for case in cases for pair in pairs]
     order = rng.permutation(len(plan))
+    example_folders = ((domains[0], examples_source_dir or source_dir, source_kind),
+                       (domains[1], examples_target_dir, target_kind))
+    example_files = [(domain, path, kind) for domain, folder, kind in example_folders
+                     for path in list(_cases(folder, f"{domain} examples").values())[:num_examples]]
 
     with replacing_folder(output_dir, overwrite=overwrite) as tmp:
         images = tmp / "study" / "images"
         images.mkdir(parents=True)
-        rendered: dict[tuple[str, str], dict[str, Any]] = {}
-
-        def image(path: Path, kind: str, tag: tuple[str, str]) -> dict[str, Any]:
-            if tag not in rendered:
-                frames, aspect = _display_frames(path, kind, ct_window)
-                name = f"{rng.bytes(8).hex()}.png"
-                film_strip(frames, images / name)
-                rendered[tag] = {"src": f"images/{name}", "frames": int(frames.shape[0]), "width": int(frames.shape[2]),
-                                 "height": int(frames.shape[1]), "aspect": aspect, "video": kind == "video"}
-                progress.update()
-            return rendered[tag]
-
-        total = len({(m, c) for c, a, b in plan for m in (a, b)}) + 2 * num_examples + (len(cases) * show_source)
+        total = len(cases) * (len(shown) + show_source) + len(example_files)
         with tqdm(total=total, desc="rendering study images", unit="image") as progress:
-            examples = [{"domain": domain, "image": image(path, kind, ("example", str(path)))}
-                        for domain, folder, kind in ((domains[0], examples_source_dir or source_dir, source_kind),
-                                                     (domains[1], examples_target_dir, target_kind))
-                        for path in list(_cases(folder, f"{domain} examples").values())[:num_examples]]
-            trials, key_trials = [], {}
-            for number, i in enumerate(order, start=1):
-                case, left, right = plan[i]
-                trial_id = f"t{number:04d}"
-                trial = {"id": trial_id, "left": image(shown[left][case], target_kind, (left, case)),
-                         "right": image(shown[right][case], target_kind, (right, case))}
+            rendered, seen = {}, {}  # (method or "source", case) -> image entry; pixel hash -> what it shows
+            for case in cases:
+                files = {m: shown[m][case] for m in shown}
+                rendered |= _render_case(case, files, target_kind, ct_window, images, rng, seen)
                 if show_source:
-                    trial["source"] = image(sources[case], source_kind, ("source", case))
-                trials.append(trial)
-                key_trials[trial_id] = Trial(trial_id, case, left, right)
+                    rendered[("source", case)] = _render(sources[case], source_kind, ct_window, images, rng)[0]
+                progress.update(len(files) + show_source)
+            examples = []
+            for domain, path, kind in example_files:
+                entry, digest = _render(path, kind, ct_window, images, rng)
+                if kind == target_kind and digest in seen:
+                    raise StudyError(f"example {path} is the very image shown in the trials as {seen[digest]}: "
+                                     "readers would recognise it; give --examples-target images of other cases.")
+                examples.append({"domain": domain, "image": entry})
+                progress.update()
+        stamp = time.time_ns()
+        for png in images.iterdir():  # one time stamp for all: the order they were written in tells nothing
+            os.utime(png, ns=(stamp, stamp))
+        trials, key_trials = [], {}
+        for number, i in enumerate(order, start=1):
+            case, left, right = plan[i]
+            trial_id = f"t{number:04d}"
+            trial = {"id": trial_id, "left": rendered[(left, case)], "right": rendered[(right, case)]}
+            if show_source:
+                trial["source"] = rendered[("source", case)]
+            trials.append(trial)
+            key_trials[trial_id] = Trial(trial_id, case, left, right)
         study = {"study_id": study_id, "title": title or f"Which {domains[1]} looks more realistic?",
                  "domains": list(domains), "examples": examples, "trials": trials}
         (tmp / "study" / "study.js").write_text(f"const STUDY = {json.dumps(study, indent=1)};\n", encoding="utf-8")
@@ -215,6 +246,50 @@ def make_study(output_dir: str | Path, source_dir: str | Path, methods: Mapping[
     logger.info(f"reader study {study_id}: {len(trials)} trials over {len(cases)} cases, {len(examples)} examples "
                 f"-> {output_dir}")
     return output_dir
+
+
+def _entry(name: str, frames: np.ndarray, aspect: float, kind: str) -> dict[str, Any]:
+    """An image as study.js describes it."""
+    return {"src": f"images/{name}", "frames": int(frames.shape[0]), "width": int(frames.shape[2]),
+            "height": int(frames.shape[1]), "aspect": round(float(aspect), 4), "video": kind == "video"}
+
+
+def _render(path: Path, kind: str, ct_window: tuple[float, float], images: Path,
+            rng: np.random.Generator) -> tuple[dict[str, Any], str]:
+    """Write one image's film strip under a random name; its study.js entry and the hash of its pixels."""
+    frames, aspect = _display_frames(path, kind, ct_window)
+    name = f"{rng.bytes(8).hex()}.png"
+    film_strip(frames, images / name)
+    return _entry(name, frames, aspect, kind), hashlib.sha256(_strip(frames).tobytes()).hexdigest()
+
+
+def _render_case(case: str, files: Mapping[str, Path], kind: str, ct_window: tuple[float, float], images: Path,
+                 rng: np.random.Generator, seen: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The film strips of one case's outputs (and real image), alike in all a reader could tell them apart by.
+
+    They must share one display grid (frames, height, width, channels and pixel aspect; else :class:`StudyError`):
+    slice counts and sizes are in study.js and on screen. They are written in a random order, get one aspect
+    value, and are padded to one file size. ``seen`` collects their pixel hashes (hash -> "method, case").
+    """
+    drawn = {str(m): _display_frames(files[m], kind, ct_window) for m in rng.permutation(sorted(files))}
+    first = next(iter(drawn))
+    shape, aspect = drawn[first][0].shape, drawn[first][1]
+    for method, (frames, other) in drawn.items():
+        if frames.shape != shape or abs(other - aspect) > ASPECT_TOLERANCE * aspect:
+            grids = "; ".join(f"{files[m]}: {f.shape[0]} frames of {f.shape[1]}x{f.shape[2]}, pixel aspect {a:.4g}"
+                              for m, (f, a) in drawn.items())
+            raise StudyError(f"case {case!r}: its images differ in grid ({grids}); readers would tell the real one by "
+                             "its size: resample them to one grid first.")
+    entries, paths = {}, []
+    for method, (frames, _) in drawn.items():
+        name = f"{rng.bytes(8).hex()}.png"
+        paths.append(film_strip(frames, images / name))
+        entries[(method, case)] = _entry(name, frames, aspect, kind)
+        seen[hashlib.sha256(_strip(frames).tobytes()).hexdigest()] = f"{method!r} of case {case!r}"
+    size = max(p.stat().st_size for p in paths) + 12
+    for path in paths:
+        pad_png(path, size)
+    return entries
 
 
 def score_study(study_dir: str | Path, answers: Sequence[str | Path] = (), num_bootstrap: int = 1000,
@@ -250,7 +325,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="a method's outputs for the same cases (repeat for each method)")
     make.add_argument("--real", help="real target-domain images of the same cases (adds method-vs-real trials)")
     make.add_argument("--examples-source", help="real source-domain examples (default: --source)")
-    make.add_argument("--examples-target", help="real target-domain examples (default: --real)")
+    make.add_argument("--examples-target", required=True,
+                      help="real target-domain examples, of cases that are not in the trials")
     make.add_argument("--source-kind", choices=KINDS, default="mr")
     make.add_argument("--target-kind", choices=KINDS, default="ct")
     make.add_argument("--num-examples", type=int, default=3)
