@@ -57,7 +57,7 @@ from pydicom.valuerep import format_number_as_ds
 from tqdm import tqdm
 
 import mr2ct
-from mr2ct.data.atomic import replacing_folder
+from mr2ct.data.atomic import check_apart, replacing_folder
 from mr2ct.data.readers import (
     VolumeError,
     dicom_files,
@@ -153,13 +153,6 @@ def _check_output(output_dir: Path, overwrite: bool) -> None:
         raise FileExistsError(f"{output_dir}: is a file, expected an output folder")
     if not overwrite and output_dir.is_dir() and any(output_dir.iterdir()):
         raise FileExistsError(f"{output_dir}: already exists and is not empty (overwrite to replace it)")
-
-
-def _check_not_inside(output_dir: Path, path: Path, what: str) -> None:
-    """Refuse an output folder that is ``path`` or holds it: replacing the folder would delete an input."""
-    out, inp = output_dir.resolve(), path.resolve()
-    if out == inp or out in inp.parents:
-        raise ValueError(f"{output_dir}: is or holds the {what} {path}; choose another output folder")
 
 
 def _source_series(source: Path) -> list[Dataset] | None:
@@ -306,7 +299,8 @@ def write_dicom_series(volume, affine, output_dir: str | os.PathLike, *, modalit
 
     Raises:
         ValueError: an unknown modality or patient position, a patient name or ID with ``anonymize``, a volume
-            that is not 3D or holds NaN/Inf, a sheared or invalid affine, or an output folder that holds the source.
+            that is not 3D or holds NaN/Inf, a sheared or invalid affine, or an output folder that is, holds or
+            lies in the source.
         FileExistsError: ``output_dir`` exists and is not empty (without ``overwrite``), or is a file.
         FileNotFoundError, VolumeError: a missing or unreadable source.
     """
@@ -322,8 +316,6 @@ def write_dicom_series(volume, affine, output_dir: str | os.PathLike, *, modalit
     _check_output(output_dir, overwrite)
     source = Path(source) if source is not None else None
     headers = _source_series(source) if source is not None else None
-    if headers:
-        _check_not_inside(output_dir, source, "source")
     if np.linalg.det(lps[:3, :3]) < 0:  # left-handed: reverse the slices (same voxels, same places)
         data = data[:, :, ::-1]
         lps = lps @ np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, -1, data.shape[2] - 1], [0, 0, 0, 1]])
@@ -357,7 +349,7 @@ def write_dicom_series(volume, affine, output_dir: str | os.PathLike, *, modalit
 
     width = max(4, len(str(data.shape[2])))
     names = []
-    with replacing_folder(output_dir, overwrite=overwrite) as tmp:
+    with replacing_folder(output_dir, overwrite=overwrite, inputs={"source": source if headers else None}) as tmp:
         for k in range(data.shape[2]):
             position = lps[:3] @ np.array([0.0, 0.0, k, 1.0])
             sl = Dataset()
@@ -384,7 +376,7 @@ def export_dicom(input_path: str | os.PathLike, output_dir: str | os.PathLike, *
 
     Args:
         input_path: the synthetic volume (NIfTI, NRRD, MetaImage, or a DICOM series folder).
-        output_dir: folder of the series; must not be or hold ``input_path``.
+        output_dir: folder of the series; must not be, hold or lie in ``input_path`` or ``source_dicom``.
         modality: ``"CT"`` or ``"MR"``: what the volume is.
         source_dicom: the DICOM series the volume was translated from (see ``source`` of
             :func:`write_dicom_series`); without it the patient is a placeholder, whatever the file is called.
@@ -398,7 +390,7 @@ def export_dicom(input_path: str | os.PathLike, output_dir: str | os.PathLike, *
         FileExistsError, FileNotFoundError, ValueError: see :func:`write_dicom_series`.
     """
     input_path, output_dir = Path(input_path), Path(output_dir)
-    _check_not_inside(output_dir, input_path, "input")
+    check_apart(output_dir, {"input": input_path, "source": source_dicom})
     volume = read_volume(input_path)
     try:
         _checked(volume, volume.affine)
@@ -451,6 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.patient_name is not None or args.patient_id is not None:
             raise ValueError(f"{input_path}: --patient-name and --patient-id name one patient: give one volume")
         else:
+            check_apart(output, {"input": input_path, "source": source})
             jobs = [(p, output / volume_stem(p), source / volume_stem(p) if source else None)
                     for p in list_volumes(input_path)]
             for p, out, src in jobs:

@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from mr2ct.data.atomic import replacing_folder
+from mr2ct.data.atomic import check_apart, replacing_folder
 from mr2ct.data.readers import VolumeError, list_volumes, volume_stem
 from mr2ct.export.sheets import apply_window, percentile_window, read_clip, read_ras
 from mr2ct.export.study_server import serve_study
@@ -157,7 +157,8 @@ def make_study(output_dir: str | Path, source_dir: str | Path, methods: Mapping[
     """Build a blinded 2AFC reader study folder (layout in the module docstring) and return it.
 
     Args:
-        output_dir: the study folder to create (refused if it exists and is not empty, unless ``overwrite``).
+        output_dir: the study folder to create (refused if it exists and is not empty, unless ``overwrite``, and
+            if it is, holds or lies inside any input folder).
         source_dir: the inputs (one volume / video per case; its case names define the study's cases).
         methods: method name -> folder of its outputs, one per source case, named ``<case>`` or
             ``<case>_<anything>`` (e.g. ``case1_synthct.nii.gz``); at least two methods, or one with ``real_dir``.
@@ -187,6 +188,12 @@ def make_study(output_dir: str | Path, source_dir: str | Path, methods: Mapping[
         raise StudyError("no real target-domain examples to show: give --examples-target, real images of cases that "
                          "are not in the trials (the --real images are the trials' own: readers would know them).")
     output_dir = Path(output_dir)
+    inputs = {"source": source_dir, "real": real_dir, "source examples": examples_source_dir,
+              "target examples": examples_target_dir, **{f"method {m!r}": d for m, d in methods.items()}}
+    try:
+        check_apart(output_dir, inputs)
+    except ValueError as err:
+        raise StudyError(str(err)) from None
     if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
         raise StudyError(f"{output_dir} exists and is not empty; use --overwrite to replace it.")
     sources = _cases(source_dir, "source")
@@ -205,7 +212,7 @@ def make_study(output_dir: str | Path, source_dir: str | Path, methods: Mapping[
     example_files = [(domain, path, kind) for domain, folder, kind in example_folders
                      for path in list(_cases(folder, f"{domain} examples").values())[:num_examples]]
 
-    with replacing_folder(output_dir, overwrite=overwrite) as tmp:
+    with replacing_folder(output_dir, overwrite=overwrite, inputs=inputs) as tmp:
         images = tmp / "study" / "images"
         images.mkdir(parents=True)
         total = len(cases) * (len(shown) + show_source) + len(example_files)

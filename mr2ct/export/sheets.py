@@ -26,6 +26,7 @@ from monai.transforms import Orientation
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
+from mr2ct.data.atomic import check_apart
 from mr2ct.data.readers import VOLUME_SUFFIXES, VolumeError, list_volumes, read_volume, volume_stem
 from mr2ct.export.panels import to_display
 
@@ -340,7 +341,8 @@ def write_review_sheets(output_dir: str | Path, *, source_dir: str | Path, trans
             nothing is written then).
         VolumeError: a volume that cannot be read, or a translation or ground truth whose shape is not its
             source's; the message names the file.
-        ValueError: an unknown kind or a metrics file without metric columns.
+        ValueError: an unknown kind, a metrics file without metric columns, or an output folder that is or lies
+            in an input folder, or whose ``sheets`` folder is or holds one.
     """
     for kind in (source_kind, target_kind):
         if kind not in _KIND_NAMES:
@@ -350,6 +352,8 @@ def write_review_sheets(output_dir: str | Path, *, source_dir: str | Path, trans
     for folder in (source_dir, translation_dir, truth_dir):
         if folder is not None and not folder.is_dir():
             raise FileNotFoundError(f"{folder}: folder does not exist")
+    # the sheets folder apart from the inputs: not one of them, not holding one, not inside one
+    check_apart(output_dir / "sheets", {"source": source_dir, "translation": translation_dir, "truth": truth_dir})
     metrics = _read_metrics(Path(metrics_csv)) if metrics_csv is not None else None
     cases = [(volume_stem(s), s) for s in list_volumes(source_dir)]
     translations = {stem: _find_volume(translation_dir, stem + postfix) for stem, _ in cases}
