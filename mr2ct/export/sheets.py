@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from mr2ct.data.atomic import check_apart
 from mr2ct.data.readers import VOLUME_SUFFIXES, VolumeError, list_volumes, read_volume, volume_stem
+from mr2ct.data.volume_size import SizeError, check_header_size
 from mr2ct.export.panels import to_display
 
 __all__ = [
@@ -249,6 +250,10 @@ def read_ras(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
 
 def read_clip(path: Path) -> np.ndarray:
     """A NIfTI video as ``(C, T, H, W)``; the file holds ``(T, H, W)`` or ``(T, H, W, C)``, as the bundles write."""
+    try:
+        check_header_size(path)  # before nibabel allocates what the header promises
+    except SizeError as e:
+        raise VolumeError(e.path, e.reason) from None
     try:
         data = np.asarray(nib.load(path).dataobj, dtype=np.float32)
     except Exception as e:  # noqa: BLE001 - any reader failure is a bad file
