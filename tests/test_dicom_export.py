@@ -255,7 +255,8 @@ def test_anonymize_removes_every_identifying_value(tmp_path):
             assert not [s for s in secrets if s in text], elem
             assert elem.VR not in ("DA", "DT", "TM") or not elem.value, elem
         assert ds.PatientIdentityRemoved == "YES" and ds.DeidentificationMethod
-        assert ds.PatientName == PLACEHOLDER_PATIENT_NAME and not ds.PatientBirthDate and "ReferencedSeriesSequence" not in ds
+        assert ds.PatientName == PLACEHOLDER_PATIENT_NAME and not ds.PatientBirthDate
+        assert "ReferencedSeriesSequence" not in ds and "SourceImageSequence" not in ds
         assert ds.StudyInstanceUID != ident["StudyInstanceUID"]
         assert ds.FrameOfReferenceUID != ident["FrameOfReferenceUID"]
         patient_ids.add(ds.PatientID)

@@ -72,11 +72,11 @@ def check_size(path: str | os.PathLike, nbytes: int, available: float | None, wh
     """
     limit = max_volume_bytes() if max_bytes is None else max_bytes
     if nbytes > limit:
-        raise SizeError(path, f"its header promises {what} ({nbytes} bytes), more than the limit of {limit} bytes "
-                                f"(set {ENV_MAX_VOLUME_BYTES} to read larger images)")
+        raise SizeError(path, f"is too large to read: its header promises {what} ({nbytes} bytes), more than the "
+                              f"limit of {limit} bytes (set {ENV_MAX_VOLUME_BYTES} to read larger images)")
     if available is not None and nbytes > available:
-        raise SizeError(path, f"its header promises {what} ({nbytes} bytes), more than the file can hold "
-                                f"({int(available)} bytes): a corrupt header or a truncated file")
+        raise SizeError(path, f"cannot be read: its header promises {what} ({nbytes} bytes), more than the file "
+                              f"can hold ({int(available)} bytes): a corrupt header or a truncated file")
 
 
 def check_header_size(path: str | os.PathLike, max_bytes: int | None = None) -> None:

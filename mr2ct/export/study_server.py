@@ -113,7 +113,8 @@ class StudyServer(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address) -> None:
         """One log line, not a traceback, for a connection that failed (e.g. a client that went away)."""
-        logger.warning(f"study server: request from {client_address[0]} failed", exc_info=logger.isEnabledFor(logging.DEBUG))
+        logger.warning(f"study server: request from {client_address[0]} failed",
+                       exc_info=logger.isEnabledFor(logging.DEBUG))
 
 
 class _StudyRequestHandler(BaseHTTPRequestHandler):
