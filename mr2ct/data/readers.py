@@ -464,6 +464,8 @@ def load_datalist(path: str | os.PathLike) -> dict[str, list]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not a valid JSON datalist ({e}).") from e
+    except RecursionError:
+        raise ValueError(f"{path}: not a valid JSON datalist (nested too deeply).") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object with a 'training' list or 'mr'/'ct' lists.")
     base = path.parent
