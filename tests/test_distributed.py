@@ -114,7 +114,7 @@ def test_torchrun_mrct_channels_last_and_distributed_validation(tmp_path):
     w0 = torch.load(tmp_path / "g_ab_rank0.pt", weights_only=True)
     w1 = torch.load(tmp_path / "g_ab_rank1.pt", weights_only=True)
     assert all(torch.equal(w0[k], w1[k]) for k in w0)
-    m0, m1 = (torch.load(tmp_path / f"metrics_rank{r}.pt") for r in (0, 1))
+    m0, m1 = (torch.load(tmp_path / f"metrics_rank{r}.pt", weights_only=True) for r in (0, 1))
     assert m0 == m1 and set(m0) == {"val_mae_hu"}
 
     parser = load_config(bundle.name, overrides={**MRCT_TINY, "num_test_subjects": 3, "num_val_cases": 3,

@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from monai.bundle import ConfigWorkflow
 from monai.transforms import EnsureChannelFirstd
+from PIL import Image
 
 from conftest import REPO
 from mr2ct.bundle import load_config
@@ -120,6 +121,13 @@ def _mhd_without_data(tmp: Path) -> Path:
     return header
 
 
+def _itk_compressed(tmp: Path, name: str, old: bytes, new: bytes) -> Path:
+    """``ARRAY`` written by ITK with compression (gzip NRRD, zlib MetaImage), then ``old`` header bytes replaced."""
+    sitk.WriteImage(sitk_image(ARRAY), str(tmp / name), True)
+    replace_bytes(tmp / name, old, new)
+    return tmp / name
+
+
 def _rgb() -> sitk.Image:
     return sitk.Compose([sitk_image(ARRAY.astype(np.float32))] * 3)  # ITK's Python wrapping lacks int16 vectors
 
@@ -156,7 +164,37 @@ def _idx(tmp: Path, data: bytes, name: str = "a.idx") -> Path:
     return write(tmp / name, data)
 
 
+def _nifti_claiming(tmp: Path, name: str, shape: tuple[int, ...], dtype=np.float32) -> Path:
+    """A NIfTI header alone (no data) that announces ``shape`` voxels; gzip-compressed for ``.nii.gz``."""
+    header = nib.Nifti1Header()
+    header.set_data_shape(shape)
+    header.set_data_dtype(dtype)
+    raw = header.binaryblock + bytes(4)
+    return write(tmp / name, gzip.compress(raw) if name.endswith(".gz") else raw)
+
+
+def _mhd_claiming(tmp: Path) -> Path:
+    header = _itk(tmp, "a.mhd", sitk_image(ARRAY))
+    replace_bytes(header, b"DimSize = 5 7 6", b"DimSize = 50 70 60")
+    return header
+
+
+def _dicom_tags(name: str, **tags) -> Callable[[Path], Path]:
+    def edit(folder: Path) -> None:
+        ds = pydicom.dcmread(folder / name)
+        for tag, value in tags.items():
+            setattr(ds, tag, value)
+        ds.save_as(folder / name)
+    return dicom_with(edit)
+
+
+def _idx_gz_bomb(tmp: Path) -> Path:
+    """50 MB of zeros as a valid gzip-compressed IDX file of about 50 kB."""
+    return _idx(tmp, gzip.compress(idx_bytes(np.zeros((50, 1000, 1000), np.uint8)), compresslevel=1), "a.idx.gz")
+
+
 IDX = idx_bytes(np.zeros((2, 3, 4), np.uint8))
+LIMIT = 100_000  # a small max_bytes, for the files that are too large only for it
 RGB_AS = {c: (lambda p, c=c: read_volume(p, channels=c)) for c in (3,)}
 READ = read_volume
 # name: (builder of the bad input in a temporary folder, how it is read, what the message must say)
@@ -231,6 +269,31 @@ READER_CASES: dict[str, tuple[Callable[[Path], Path], Callable, str]] = {
     "idx-images-not-3d": (lambda t: _idx(t, idx_bytes(np.zeros((4, 5), np.uint8))), load_digits,
                           "expected uint8 images of shape (N, H, W)"),
     "idx-labels-mismatch": (_labels_mismatch, lambda p: load_digits(p.with_name("img.idx"), p), "2 labels for 3 images"),
+    # headers that promise more than the file holds or than the limit: refused before anything is allocated
+    "nii.gz-claims-700^3": (lambda t: _nifti_claiming(t, "a.nii.gz", (700, 700, 700)), READ,
+                            "promises 700x700x700 voxels of float32 (1372000000 bytes), more than the file can hold"),
+    "nii-claims-700^3": (lambda t: _nifti_claiming(t, "a.nii", (700, 700, 700)), READ, "more than the file can hold"),
+    "nii.gz-claims-40-GB": (lambda t: _nifti_claiming(t, "a.nii.gz", (3000, 3000, 1100)), READ,
+                            "more than the limit of 4294967296 bytes (set MR2CT_MAX_VOLUME_BYTES"),
+    "nii-over-a-set-limit": (lambda t: nifti(t / "a.nii.gz", np.zeros((80, 80, 40), np.float32)),
+                             lambda p: read_volume(p, max_bytes=LIMIT), f"more than the limit of {LIMIT} bytes"),
+    "nrrd-claims-420-GB": (lambda t: _itk(t, "a.nrrd", sitk_image(ARRAY), b"sizes: 5 7 6", b"sizes: 5000 7000 6000"),
+                           READ, "promises 5000x7000x6000 voxels of short"),
+    "nrrd-gzip-claims-too-much": (lambda t: _itk_compressed(t, "a.nrrd", b"sizes: 5 7 6", b"sizes: 500 700 60"),
+                                  READ, "more than the file can hold"),
+    "mha-claims-more-than-file": (lambda t: _itk(t, "a.mha", sitk_image(ARRAY), b"DimSize = 5 7 6",
+                                                 b"DimSize = 500 700 600"), READ, "more than the file can hold"),
+    "mha-compressed-claims-too-much": (lambda t: _itk_compressed(t, "a.mha", b"DimSize = 5 7 6",
+                                                                 b"DimSize = 500 700 60"),
+                                       READ, "more than the file can hold"),
+    "mhd-claims-more-than-raw": (_mhd_claiming, READ, "more than the file can hold"),
+    "dicom-rows-65535": (_dicom_tags("slice003.dcm", Rows=65535, Columns=65535), READ,
+                         "65535x65535 x 1 samples of 16 bits (8589672450 bytes), more than the limit"),
+    "dicom-1000-frames": (_dicom_tags("slice003.dcm", NumberOfFrames=1000), READ, "more than the file can hold"),
+    "idx.gz-claims-1-GB": (lambda t: _idx(t, gzip.compress(IDX[:4] + b"".join(n.to_bytes(4, "big") for n in
+                                                                           (1000, 1000, 1000))), "a.idx.gz"),
+                           read_idx, "more than the file can hold"),
+    "idx.gz-bomb": (_idx_gz_bomb, lambda p: read_idx(p, max_bytes=LIMIT), f"more than the limit of {LIMIT} bytes"),
 }
 
 
@@ -247,6 +310,49 @@ def test_bad_file_gives_one_clear_error(tmp_path, case):
     assert str(path) in text or case.startswith("dicom-garbage"), text  # the garbage slice names itself
     assert message in text, text
     assert "\n" not in text and "Traceback" not in text, text
+
+
+def test_a_lying_header_costs_no_memory(tmp_path):
+    """The 56-byte .nii.gz claiming 700^3 voxels raised peak memory from 0.47 to 1.8 GB before it failed; now it is
+    refused from its header (measured in a fresh process: peak resident memory before and after)."""
+    path = _nifti_claiming(tmp_path, "a.nii.gz", (700, 700, 700))
+    code = ("import resource, sys\nfrom mr2ct.data import VolumeError, read_volume\n"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "try:\n    read_volume(sys.argv[1])\nexcept VolumeError as e:\n    print(e)\n"
+            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n")
+    run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, encoding="utf-8",
+                         errors="replace", timeout=300)
+    *message, grown_mb = run.stdout.strip().splitlines()
+    assert "more than the file can hold" in message[-1], run.stdout + run.stderr
+    assert int(grown_mb) < 100, grown_mb
+
+
+def test_the_limit_is_configurable(tmp_path, monkeypatch):
+    path = nifti(tmp_path / "a.nii.gz", np.zeros((80, 80, 40), np.float32))  # 1 MB of voxels
+    assert read_volume(path).shape == (80, 80, 40)
+    monkeypatch.setenv("MR2CT_MAX_VOLUME_BYTES", "1000000")
+    with pytest.raises(VolumeError, match="1024000 bytes.*more than the limit of 1000000 bytes"):
+        read_volume(path)
+    assert read_volume(path, max_bytes=2_000_000).shape == (80, 80, 40)  # the argument wins
+    monkeypatch.setenv("MR2CT_MAX_VOLUME_BYTES", "4 GB")
+    with pytest.raises(ValueError, match="MR2CT_MAX_VOLUME_BYTES='4 GB' is not a positive number of bytes"):
+        read_volume(path)
+
+
+def test_videos_that_decode_to_too_much_are_stopped(tmp_path):
+    """A small video file can decode to many GB: reading stops at the limit, with the frame it got to."""
+    from mr2ct.io.video import VideoError, read_frame_folder, read_video, write_video
+
+    frames = np.zeros((40, 64, 64, 3), np.uint8)  # 12 kB per frame
+    video = write_video(tmp_path / "v.mp4", frames)
+    assert video.stat().st_size < 20_000 and read_video(video).shape == (40, 64, 64, 3)
+    with pytest.raises(VideoError, match=r"v.mp4: frame 8: decodes to more than 100000 bytes of frames"):
+        read_video(video, max_bytes=100_000)
+    (tmp_path / "frames").mkdir()
+    for i in range(12):
+        Image.fromarray(frames[i]).save(tmp_path / "frames" / f"{i}.png")
+    with pytest.raises(VideoError, match=r"frames: frame 8: decodes to more than 100000 bytes"):
+        read_frame_folder(tmp_path / "frames", max_bytes=100_000)
 
 
 def test_good_inputs_read_with_the_right_layout(tmp_path):

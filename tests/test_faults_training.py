@@ -427,6 +427,7 @@ def test_bundle_killed_at_random_resumes_to_identical_weights(tmp_path, tiny_vmn
     assert_same(torch.load(uninterrupted / "models" / "checkpoint_18.pt", weights_only=True),
                 torch.load(models / "checkpoint_18.pt", weights_only=True), case)
     for name in ("model.pt", "model_ba.pt"):
-        assert_same(torch.load(uninterrupted / "models" / name), torch.load(models / name), f"{case}: {name}")
+        assert_same(torch.load(uninterrupted / "models" / name, weights_only=True),
+                    torch.load(models / name, weights_only=True), f"{case}: {name}")
     reference = (uninterrupted / "runs" / "losses.csv").read_text(encoding="utf-8")
     assert (tmp_path / "killed" / "runs" / "losses.csv").read_text(encoding="utf-8") == reference, case

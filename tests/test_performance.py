@@ -181,7 +181,8 @@ def test_compiled_networks_keep_their_state_dict_keys(tmp_path):
     assert compile_network(net) is net
     assert list(net.state_dict()) == keys and not any("_orig_mod" in k for k in keys)
     torch.save(net.state_dict(), tmp_path / "model.pt")
-    ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=1).load_state_dict(torch.load(tmp_path / "model.pt"))
+    weights = torch.load(tmp_path / "model.pt", weights_only=True)
+    ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=1).load_state_dict(weights)
     trainer, _ = benchmark.build_trainer(**SHAPE, options=("compile",))
     for name in ("g_ab", "g_ba", "d_a", "d_b"):
         module = getattr(trainer, name)

@@ -16,6 +16,7 @@ import pytest
 
 from mr2ct.io.readers import VolumeError
 from mr2ct.export.reader_study import StudyError, make_study, score_study, serve_study
+from mr2ct.export.study_server import answers_file_name
 from mr2ct.metrics.two_afc import (
     REAL,
     AnswerError,
@@ -110,16 +111,19 @@ def test_film_strip_is_radiological_and_windowed(tmp_path):
 def test_make_study_errors(outputs, tmp_path):
     methods = {"3D": outputs["3D"], "random": outputs["random"]}
     (outputs["random"] / f"{CASES[1]}_synthct.nii.gz").unlink()
+    examples = outputs["examples_ct"]
     with pytest.raises(StudyError, match=r"method 'random'.*no file for case\(s\) \['subject_0002'\]"):
-        make_study(tmp_path / "s", outputs["mr"], methods, real_dir=outputs["ct"])
+        make_study(tmp_path / "s", outputs["mr"], methods, real_dir=outputs["ct"], examples_target_dir=examples)
     _write(outputs["random"] / f"{CASES[1]}_synthct.nii.gz", 0, 1)
     _write(outputs["ct"] / "subject_0009.nii.gz", 0, 1)
     with pytest.raises(StudyError, match=r"real folder .*subject_0009.*match no source case"):
-        make_study(tmp_path / "s", outputs["mr"], methods, real_dir=outputs["ct"])
+        make_study(tmp_path / "s", outputs["mr"], methods, real_dir=outputs["ct"], examples_target_dir=examples)
     with pytest.raises(StudyError, match="two methods"):
         make_study(tmp_path / "s", outputs["mr"], {"3D": outputs["3D"]}, examples_target_dir=outputs["ct"])
     with pytest.raises(StudyError, match="--examples-target"):
         make_study(tmp_path / "s", outputs["mr"], methods)
+    with pytest.raises(StudyError, match="--examples-target"):  # the real images are no default: they are trials
+        make_study(tmp_path / "s", outputs["mr"], methods, real_dir=outputs["ct"])
     with pytest.raises(StudyError, match="unknown kind 'xray'"):
         make_study(tmp_path / "s", outputs["mr"], methods, target_kind="xray", examples_target_dir=outputs["ct"])
     with pytest.raises(StudyError, match="source folder .*not found"):
@@ -134,6 +138,74 @@ def test_make_study_errors(outputs, tmp_path):
     with pytest.raises(StudyError, match="exists and is not empty"):
         make_study(existing, outputs["mr"], methods, examples_target_dir=outputs["ct"])
     assert (existing / "notes.txt").read_text(encoding="utf-8") == "keep"
+
+
+def test_examples_that_are_trial_images_are_refused(outputs, tmp_path):
+    """The real examples used to default to the --real images: the very PNGs a reader then met as "real" in the
+    trials. Such examples, copies of them, or the same voxels in another format are refused."""
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    (copies / "other_name.nii.gz").write_bytes((outputs["ct"] / f"{CASES[1]}.nii.gz").read_bytes())
+    resaved = tmp_path / "resaved"
+    resaved.mkdir()
+    image = nib.load(outputs["ct"] / f"{CASES[2]}.nii.gz")
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj), image.affine), str(resaved / "plain.nii"))
+    methods = {"3D": outputs["3D"], "random": outputs["random"]}
+    for folder, shown in ((outputs["ct"], CASES[0]), (copies, CASES[1]), (resaved, CASES[2])):
+        with pytest.raises(StudyError, match=f"is the very image shown in the trials as 'real' of case '{shown}'"):
+            make_study(tmp_path / "s", outputs["mr"], methods, real_dir=outputs["ct"], examples_target_dir=folder)
+    assert not (tmp_path / "s").exists()
+    with pytest.raises(StudyError, match=f"'3D' of case '{CASES[0]}'"):  # a method's output is no example either
+        make_study(tmp_path / "s", outputs["mr"], methods, examples_target_dir=outputs["3D"])
+
+
+def test_images_of_a_case_share_one_grid(outputs, tmp_path):
+    """A real CT on another grid than the synthetic ones showed as another slice count and size in study.js and
+    on screen ("slice k / N"): refused, naming the files."""
+    real = outputs["ct"] / f"{CASES[1]}.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((16, 12, 7), np.float32) + 40, np.diag([0.9, 0.9, 3.0, 1.0])), str(real))
+    with pytest.raises(StudyError, match=rf"case '{CASES[1]}': its images differ in grid .*7 frames of 12x16.*"
+                                         r"5 frames of 12x16.*resample them to one grid"):
+        _make(outputs, tmp_path / "s")
+    nib.save(nib.Nifti1Image(np.zeros((16, 12, 5), np.float32) + 40, np.diag([0.9, 1.2, 3.0, 1.0])), str(real))
+    with pytest.raises(StudyError, match=r"pixel aspect 1\.333.*pixel aspect 1"):  # same shape, other spacing
+        _make(outputs, tmp_path / "s")
+    assert not (tmp_path / "s").exists()
+    _write(outputs["ct"] / f"{CASES[1]}.nii.gz", 40, 31)
+    for case in CASES:  # spacings that differ only in float rounding are one grid, and get one aspect value
+        path = outputs["3D"] / f"{case}_synthct.nii.gz"
+        image = nib.load(path)
+        nib.save(nib.Nifti1Image(np.asarray(image.dataobj), np.diag([0.9, 0.9 * (1 + 1e-6), 3.0, 1.0])), str(path))
+    study = _study(_make(outputs, tmp_path / "s"))
+    assert len({t[side]["aspect"] for t in study["trials"] for side in ("left", "right")}) == 1
+
+
+def test_nothing_but_the_pixels_tells_the_sides_apart(outputs, tmp_path):
+    """The two images of a trial have the same entry in study.js but for their random name, the same PNG file size
+    (PNG sizes used to cluster by method: smoother outputs compress better) and the same time stamp."""
+    from PIL import Image
+
+    from mr2ct.export.reader_study import _display_frames, _strip
+
+    out = _make(outputs, tmp_path / "study")
+    study, key = _study(out), StudyKey.load(out / "key.json")
+    sizes = {}
+    for trial in study["trials"]:
+        left, right = trial["left"], trial["right"]
+        assert {k: v for k, v in left.items() if k != "src"} == {k: v for k, v in right.items() if k != "src"}
+        paths = [out / "study" / side["src"] for side in (left, right)]
+        assert paths[0].stat().st_size == paths[1].stat().st_size, trial["id"]
+        assert paths[0].stat().st_mtime_ns == paths[1].stat().st_mtime_ns
+        sizes[key.trials[trial["id"]].case] = paths[0].stat().st_size
+    assert len(sizes) == len(CASES)
+    stamps = {p.stat().st_mtime_ns for p in (out / "study" / "images").iterdir()}
+    assert len(stamps) == 1
+    trial = key.trials[study["trials"][0]["id"]]  # the padding leaves the pixels as they were
+    png = Image.open(out / "study" / study["trials"][0]["left"]["src"])
+    png.load()
+    source = {"3D": outputs["3D"] / f"{trial.case}_synthct.nii.gz", "random": outputs["random"] /
+              f"{trial.case}_synthct.nii.gz", REAL: outputs["ct"] / f"{trial.case}.nii.gz"}[trial.left]
+    np.testing.assert_array_equal(np.asarray(png), _strip(_display_frames(source, "ct", (40.0, 400.0))[0]))
 
 
 def _key() -> StudyKey:
@@ -258,6 +330,8 @@ def test_reader_completes_study_in_chromium(outputs, tmp_path):
 
     out = _make(outputs, tmp_path / "study", show_source=True)
     key = StudyKey.load(out / "key.json")
+    name = answers_file_name("Dr Test")
+    assert name.startswith("answers_Dr_Test_") and name.endswith(".json")
     server = serve_study(out, port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -286,15 +360,15 @@ def test_reader_completes_study_in_chromium(outputs, tmp_path):
         shown = json.loads(driver.find_element(By.ID, "answers-json").get_attribute("value"))
         driver.find_element(By.ID, "download").click()
         deadline = time.time() + 10
-        while not (downloads / "answers_Dr_Test.json").is_file() and time.time() < deadline:
+        while not (downloads / name).is_file() and time.time() < deadline:
             time.sleep(0.1)
     finally:
         driver.quit()
         server.shutdown()
         server.server_close()
-    saved = json.loads((out / "answers" / "answers_Dr_Test.json").read_text(encoding="utf-8"))
+    saved = json.loads((out / "answers" / name).read_text(encoding="utf-8"))
     assert saved == shown and saved["reader"] == "Dr Test" and len(saved["answers"]) == len(key.trials)
-    assert json.loads((downloads / "answers_Dr_Test.json").read_text(encoding="utf-8")) == saved
+    assert json.loads((downloads / name).read_text(encoding="utf-8")) == saved  # the page names it as the server
     text, rows = score_study(out)
     assert "| 3D | 1.00 ± 0.00 (n=3) | 1.00 ± 0.00 (n=3) |" in text
     assert "| random | 0.00 ± 0.00 (n=3) | 0.00 ± 0.00 (n=3) |" in text

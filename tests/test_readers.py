@@ -260,6 +260,9 @@ def test_load_datalist_and_unpaired_items(tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(ValueError, match="broken.json: not a valid JSON"):
         load_datalist(tmp_path / "broken.json")
+    (tmp_path / "deep.json").write_text("[" * 100_000)  # was a RecursionError
+    with pytest.raises(ValueError, match="deep.json: not a valid JSON datalist \\(nested too deeply\\)"):
+        load_datalist(tmp_path / "deep.json")
     (tmp_path / "mronly.json").write_text(json.dumps({"mr": ["mr/a.nii.gz"]}))
     with pytest.raises(ValueError, match="no CT training volume"):
         unpaired_items(tmp_path / "mronly.json")

@@ -67,7 +67,7 @@ def test_checkpoint_resume_restores_optimizer_scheduler_and_epoch(tmp_path, tiny
     latest = latest_checkpoint(tmp_path)
     assert latest is not None and latest.name == "checkpoint_4.pt"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_2.pt", "checkpoint_4.pt"]
-    saved = torch.load(latest, weights_only=False)
+    saved = torch.load(latest, weights_only=True)
 
     torch.manual_seed(123)
     fresh = build((8, 16, 16), ngf=4, blocks=1, max_epochs=3, decay=2)
@@ -109,5 +109,5 @@ def test_atomic_save_never_leaves_partial_files(tmp_path):
 
     with pytest.raises(RuntimeError, match="boom"):
         atomic_torch_save({"x": Unpicklable()}, target)
-    assert torch.equal(torch.load(target)["x"], torch.ones(3))  # the old file is intact
+    assert torch.equal(torch.load(target, weights_only=True)["x"], torch.ones(3))  # the old file is intact
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # and no temporary file is left

@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
         job = {**settings, "volume": list(args.volume), "roi": list(args.roi), "sw_batch_size": sw_batch_size,
                "options": list(opts), "count": count, "threads": args.threads, "output_path": str(output_path)}
         result = run_isolated(__name__, job, f"sw_batch_size {sw_batch_size} {' '.join(opts)}")
-        result["output"] = torch.load(output_path)
+        result["output"] = torch.load(output_path, weights_only=True)
         return result
 
     peak = args.peak_tflops or peak_tflops(args.device)

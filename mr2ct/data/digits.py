@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from mr2ct.io.readers import VolumeError
+from mr2ct.io.volume_size import DEFLATE_RATIO, SizeError, check_size
 
 __all__ = ["bundled_mnist_path", "load_digits", "read_idx"]
 
@@ -18,32 +19,50 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dt
                0x0E: np.dtype(">f8")}
 
 
-def read_idx(path: str | Path) -> np.ndarray:
+def read_idx(path: str | Path, max_bytes: int | None = None) -> np.ndarray:
     """Read an IDX file (the MNIST format, optionally gzip-compressed) into an array.
 
+    The header is checked before the data are read: a shape promising more than ``max_bytes`` (default
+    :func:`~mr2ct.io.volume_size.max_volume_bytes`) or more than the file can hold is refused.
+
     Raises:
-        VolumeError: naming the file, if it cannot be read (missing, corrupt gzip), its header is not IDX, or its
-            size does not match the header.
+        VolumeError: naming the file, if it cannot be read (missing, corrupt gzip), its header is not IDX, it
+            promises too much, or its size does not match the header.
     """
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
+    compressed = path.suffix == ".gz"
     try:
-        with opener(path, "rb") as f:
-            data = f.read()
+        with (gzip.open if compressed else open)(path, "rb") as f:
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_DTYPES:
+                raise VolumeError(path, "not an IDX file (bad magic number)")
+            dtype, ndim = np.dtype(_IDX_DTYPES[head[2]]), head[3]
+            head += f.read(4 * ndim)
+            header = 4 + 4 * ndim
+            if len(head) < header:
+                raise VolumeError(path, f"truncated IDX header ({len(head)} bytes, the header alone needs {header})")
+            shape = tuple(int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+            expected = header + math.prod(shape) * dtype.itemsize
+            size = path.stat().st_size
+            if not compressed and size != expected:
+                raise _mismatch(path, shape, expected, size)
+            try:  # the limit, and for gzip what the compressed size can expand to
+                check_size(path, expected - header, size * DEFLATE_RATIO if compressed else None,
+                           f"shape {shape} of {dtype}", max_bytes)
+            except SizeError as e:
+                raise VolumeError(e.path, e.reason) from None
+            data = head + f.read(expected - header + 1)  # one byte more: trailing bytes are an error too
     except (OSError, EOFError, zlib.error) as e:
         raise VolumeError(path, f"cannot read IDX file ({e})") from e
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise VolumeError(path, "not an IDX file (bad magic number)")
-    dtype, ndim = np.dtype(_IDX_DTYPES[data[2]]), data[3]
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise VolumeError(path, f"truncated IDX header ({len(data)} bytes, the header alone needs {header})")
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + math.prod(shape) * dtype.itemsize
     if len(data) != expected:
-        raise VolumeError(path, f"IDX header announces shape {shape} ({expected} bytes) but the file has {len(data)}"
-                                f"{' (truncated?)' if len(data) < expected else ''}")
+        raise _mismatch(path, shape, expected, len(data))
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _mismatch(path: Path, shape: tuple[int, ...], expected: int, found: int) -> VolumeError:
+    more = "more" if found > expected else found
+    return VolumeError(path, f"IDX header announces shape {shape} ({expected} bytes) but the file has {more}"
+                             f"{' (truncated?)' if found < expected else ''}")
 
 
 def bundled_mnist_path() -> Path:

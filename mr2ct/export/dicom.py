@@ -14,7 +14,13 @@ them) becomes a CT Image Storage or MR Image Storage series:
   say the image is synthetic and not for diagnosis.
 - With a DICOM source series (the image the volume was translated from), patient and study identity and the frame
   of reference are kept and the source series is referenced, so the synthetic series lands next to its source.
-  ``anonymize`` removes every patient and study identity and every reference to the source instead.
+  ``anonymize`` removes every patient and study identity and every reference to the source instead. Without a
+  source the patient is a placeholder (never the file name) unless a name and ID are given.
+- Every file passes David Clunie's ``dciodvfy`` without an error (the tests run it): Patient Position (default
+  ``HFS``) and Body Part Examined (default ``HEAD``, an unpaired part, so no Laterality) are set. What it still
+  warns about, on purpose: MR series carry a Rescale Slope/Intercept (the MR Image IOD has no Modality LUT, but the
+  intensities need it to read back; pydicom, ITK and MONAI apply it), and anonymized series have no Study Date
+  and Time (needed only to build a DICOMDIR).
 - The series is built in a temporary folder beside the output and renamed into place; an existing non-empty output
   folder is refused unless ``overwrite``, and then replaced only once the new series is complete.
 
@@ -51,7 +57,7 @@ from pydicom.valuerep import format_number_as_ds
 from tqdm import tqdm
 
 import mr2ct
-from mr2ct.io.atomic import replacing_folder
+from mr2ct.io.atomic import check_apart, replacing_folder
 from mr2ct.io.readers import (
     VolumeError,
     dicom_files,
@@ -61,7 +67,8 @@ from mr2ct.io.readers import (
 )
 from mr2ct.export.windows import CT_WINDOWS
 
-__all__ = ["export_dicom", "main", "write_dicom_series"]
+__all__ = ["DEFAULT_BODY_PART", "DEFAULT_PATIENT_POSITION", "PATIENT_POSITIONS", "PLACEHOLDER_PATIENT_NAME",
+           "export_dicom", "main", "write_dicom_series"]
 
 _SOP_CLASS = {"CT": CTImageStorage, "MR": MRImageStorage}
 _FROM = {"CT": "an MR", "MR": "a CT"}
@@ -71,6 +78,13 @@ _PATIENT_TAGS = ("PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthD
 _STUDY_TAGS = ("StudyInstanceUID", "StudyID", "StudyDate", "StudyTime", "AccessionNumber", "StudyDescription",
                "ReferringPhysicianName")
 _NOT_FOR_DIAGNOSIS = "NOT FOR DIAGNOSIS"
+PLACEHOLDER_PATIENT_NAME = "ANONYMOUS^"
+"""PatientName of a series without a source identity (family name ANONYMOUS, in the DICOM PN form)."""
+PATIENT_POSITIONS = ("HFS", "HFP", "HFDR", "HFDL", "FFS", "FFP", "FFDR", "FFDL", "LFS", "LFP", "RFS", "RFP", "AFDR",
+                     "AFDL", "PFDR", "PFDL")
+"""DICOM's defined terms of Patient Position (head/feet/left/right/anterior/posterior first, supine/prone/...)."""
+DEFAULT_PATIENT_POSITION = "HFS"  # head first supine: how head MR and CT are acquired, unless the source says
+DEFAULT_BODY_PART = "HEAD"
 _ORTHOGONALITY_TOL = 1e-3  # largest |cos| between voxel axes accepted as orthogonal
 
 
@@ -137,13 +151,6 @@ def _check_output(output_dir: Path, overwrite: bool) -> None:
         raise FileExistsError(f"{output_dir}: already exists and is not empty (overwrite to replace it)")
 
 
-def _check_not_inside(output_dir: Path, path: Path, what: str) -> None:
-    """Refuse an output folder that is ``path`` or holds it: replacing the folder would delete an input."""
-    out, inp = output_dir.resolve(), path.resolve()
-    if out == inp or out in inp.parents:
-        raise ValueError(f"{output_dir}: is or holds the {what} {path}; choose another output folder")
-
-
 def _source_series(source: Path) -> list[Dataset] | None:
     """Headers of the DICOM series ``source`` (its folder or one of its files), or None for a volume file."""
     if not source.exists():
@@ -169,17 +176,18 @@ def _source_series(source: Path) -> list[Dataset] | None:
     return headers
 
 
-def _identity(ds: Dataset, headers: list[Dataset] | None, source: Path | None, output_dir: Path,
-              anonymize: bool, now: datetime.datetime) -> None:
+def _identity(ds: Dataset, headers: list[Dataset] | None, anonymize: bool, now: datetime.datetime,
+              patient: tuple[str | None, str | None]) -> None:
     """Patient, study, frame of reference and source references of the series (see :func:`write_dicom_series`)."""
     src = headers[0] if headers and not anonymize else None
     ds.StudyInstanceUID = generate_uid()
     ds.FrameOfReferenceUID = generate_uid()
-    for tag in ("StudyID", "AccessionNumber", "ReferringPhysicianName", "PatientBirthDate", "PatientSex"):
+    pseudonym = hashlib.sha256(ds.StudyInstanceUID.encode()).hexdigest()[:8].upper()
+    for tag in ("AccessionNumber", "ReferringPhysicianName", "PatientBirthDate", "PatientSex"):
         setattr(ds, tag, "")
+    ds.StudyID = pseudonym
+    ds.PatientName, ds.PatientID = PLACEHOLDER_PATIENT_NAME, f"ANON-{pseudonym}"
     if anonymize:
-        ds.PatientName = "ANONYMOUS"
-        ds.PatientID = "ANON-" + hashlib.sha256(ds.StudyInstanceUID.encode()).hexdigest()[:8].upper()
         ds.StudyDate = ds.StudyTime = ""
         ds.PatientIdentityRemoved = "YES"
         ds.DeidentificationMethod = "mr2ct: identity, dates, source references removed"
@@ -188,21 +196,36 @@ def _identity(ds: Dataset, headers: list[Dataset] | None, source: Path | None, o
     ds.StudyDate, ds.StudyTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     ds.SeriesDate = ds.ContentDate = ds.InstanceCreationDate = now.strftime("%Y%m%d")
     ds.SeriesTime = ds.ContentTime = ds.InstanceCreationTime = now.strftime("%H%M%S")
-    if src is None:
-        name = volume_stem(source if source is not None else output_dir)[:64]
-        ds.PatientName = ds.PatientID = name
-        return
-    for tag in (*_PATIENT_TAGS, *_STUDY_TAGS, "FrameOfReferenceUID", "PositionReferenceIndicator", "PatientPosition"):
-        if tag in src:
-            setattr(ds, tag, src[tag].value)
-    refs = Dataset()
-    refs.SeriesInstanceUID = src.SeriesInstanceUID
-    refs.ReferencedInstanceSequence = []
-    for h in headers:
-        item = Dataset()
-        item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = h.SOPClassUID, h.SOPInstanceUID
-        refs.ReferencedInstanceSequence.append(item)
-    ds.ReferencedSeriesSequence = [refs]
+    if src is not None:
+        for tag in (*_PATIENT_TAGS, *_STUDY_TAGS, "FrameOfReferenceUID", "PositionReferenceIndicator"):
+            if tag in src:
+                setattr(ds, tag, src[tag].value)
+        def instances() -> list[Dataset]:
+            items = [Dataset() for _ in headers]
+            for item, h in zip(items, headers):
+                item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = h.SOPClassUID, h.SOPInstanceUID
+            return items
+
+        ds.SourceImageSequence = instances()  # General Image: the images this one is derived from
+        refs = Dataset()  # Common Instance Reference: the series of those images
+        refs.SeriesInstanceUID = src.SeriesInstanceUID
+        refs.ReferencedInstanceSequence = instances()
+        ds.ReferencedSeriesSequence = [refs]
+    name, patient_id = patient
+    if name is not None:
+        ds.PatientName = name
+    if patient_id is not None:
+        ds.PatientID = patient_id
+
+
+def _position(ds: Dataset, headers: list[Dataset] | None, patient_position: str | None, body_part: str | None) -> None:
+    """Patient Position, Body Part Examined and Laterality (General Series), which are no identity: given, else the
+    source's, else head first supine and ``HEAD``; Laterality only as the source has it (a head is unpaired)."""
+    src = headers[0] if headers else Dataset()
+    ds.PatientPosition = patient_position or str(src.get("PatientPosition", "") or DEFAULT_PATIENT_POSITION)
+    ds.BodyPartExamined = (body_part or str(src.get("BodyPartExamined", "") or DEFAULT_BODY_PART)).upper()[:16]
+    if str(src.get("Laterality", "")):
+        ds.Laterality = src.Laterality
 
 
 def _image_tags(ds: Dataset, data: np.ndarray, stored: np.ndarray, lps: np.ndarray, slope: float,
@@ -244,6 +267,8 @@ def _dcmwrite(path: Path, ds: Dataset) -> None:
 def write_dicom_series(volume, affine, output_dir: str | os.PathLike, *, modality: str = "CT",
                        source: str | os.PathLike | None = None, anonymize: bool = False,
                        series_description: str | None = None, series_number: int | None = None,
+                       patient_name: str | None = None, patient_id: str | None = None,
+                       patient_position: str | None = None, body_part: str | None = None,
                        overwrite: bool = False) -> list[Path]:
     """Write a synthetic ``volume`` as a DICOM series in ``output_dir``, one file per slice; return the files.
 
@@ -254,31 +279,39 @@ def write_dicom_series(volume, affine, output_dir: str | os.PathLike, *, modalit
         modality: ``"CT"`` (CT Image Storage, int16 HU) or ``"MR"`` (MR Image Storage, uint16 and a rescale).
         source: the image the volume was translated from. A DICOM series (its folder or one of its files):
             patient and study identity and the frame of reference are kept and the series references the source
-            instances. Another file (NIfTI, ...) or None: a fresh study, the patient named after the file's stem
-            (or the output folder's name).
+            instances. Another file (NIfTI, ...) or None: a fresh study and a placeholder patient
+            (:data:`PLACEHOLDER_PATIENT_NAME`, ``PatientID`` ``ANON-`` and a random pseudonym), never a name taken
+            from a file name.
         anonymize: no patient or study identity, no dates, no reference to the source; a fresh study and frame of
-            reference, ``PatientName`` ``ANONYMOUS``, ``PatientID`` a random pseudonym, ``PatientIdentityRemoved``.
+            reference, the placeholder patient, ``PatientIdentityRemoved``.
         series_description: default ``"SYNTHETIC CT (mr2ct) - NOT FOR DIAGNOSIS"``; a given one gets
             ``" - NOT FOR DIAGNOSIS"`` appended unless it says so.
         series_number: default the source series' number + 1000 (sorts after it), or 1000.
+        patient_name, patient_id: the patient's name (DICOM form ``Family^Given``) and ID, instead of the
+            source's or the placeholder (not with ``anonymize``).
+        patient_position: one of :data:`PATIENT_POSITIONS`; default the source's, else ``HFS``.
+        body_part: ``BodyPartExamined``; default the source's, else ``HEAD``.
         overwrite: replace an existing non-empty ``output_dir`` (only once the new series is complete).
 
     Raises:
-        ValueError: an unknown modality, a volume that is not 3D or holds NaN/Inf, a sheared or invalid affine,
-            or an output folder that holds the source.
+        ValueError: an unknown modality or patient position, a patient name or ID with ``anonymize``, a volume
+            that is not 3D or holds NaN/Inf, a sheared or invalid affine, or an output folder that is, holds or
+            lies in the source.
         FileExistsError: ``output_dir`` exists and is not empty (without ``overwrite``), or is a file.
         FileNotFoundError, VolumeError: a missing or unreadable source.
     """
     modality = modality.upper()
     if modality not in _SOP_CLASS:
         raise ValueError(f"modality must be 'CT' or 'MR', got {modality!r}")
+    if patient_position is not None and patient_position not in PATIENT_POSITIONS:
+        raise ValueError(f"patient_position must be one of {', '.join(PATIENT_POSITIONS)}, got {patient_position!r}")
+    if anonymize and (patient_name is not None or patient_id is not None):
+        raise ValueError("a patient name or ID contradicts anonymize")
     data, lps = _checked(volume, affine)
     output_dir = Path(output_dir)
     _check_output(output_dir, overwrite)
     source = Path(source) if source is not None else None
     headers = _source_series(source) if source is not None else None
-    if headers:
-        _check_not_inside(output_dir, source, "source")
     if np.linalg.det(lps[:3, :3]) < 0:  # left-handed: reverse the slices (same voxels, same places)
         data = data[:, :, ::-1]
         lps = lps @ np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, -1, data.shape[2] - 1], [0, 0, 0, 1]])
@@ -291,7 +324,8 @@ def write_dicom_series(volume, affine, output_dir: str | os.PathLike, *, modalit
     ds.SOPClassUID = _SOP_CLASS[modality]
     ds.Modality = modality
     ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"] if modality == "CT" else ["DERIVED", "SECONDARY", "OTHER"]
-    _identity(ds, headers, source, output_dir, anonymize, now)
+    _identity(ds, headers, anonymize, now, (patient_name, patient_id))
+    _position(ds, headers, patient_position, body_part)
     ds.SeriesInstanceUID = generate_uid()
     src_number = headers[0].get("SeriesNumber") if headers and not anonymize else None
     ds.SeriesNumber = series_number if series_number is not None else int(src_number or 0) + 1000
@@ -311,7 +345,7 @@ def write_dicom_series(volume, affine, output_dir: str | os.PathLike, *, modalit
 
     width = max(4, len(str(data.shape[2])))
     names = []
-    with replacing_folder(output_dir, overwrite=overwrite) as tmp:
+    with replacing_folder(output_dir, overwrite=overwrite, inputs={"source": source if headers else None}) as tmp:
         for k in range(data.shape[2]):
             position = lps[:3] @ np.array([0.0, 0.0, k, 1.0])
             sl = Dataset()
@@ -333,17 +367,18 @@ def write_dicom_series(volume, affine, output_dir: str | os.PathLike, *, modalit
 
 def export_dicom(input_path: str | os.PathLike, output_dir: str | os.PathLike, *, modality: str = "CT",
                  source_dicom: str | os.PathLike | None = None, anonymize: bool = False,
-                 overwrite: bool = False) -> list[Path]:
+                 overwrite: bool = False, **tags: str | None) -> list[Path]:
     """Read a translated volume (any format :func:`~mr2ct.io.readers.read_volume` reads) and write its series.
 
     Args:
         input_path: the synthetic volume (NIfTI, NRRD, MetaImage, or a DICOM series folder).
-        output_dir: folder of the series; must not be or hold ``input_path``.
+        output_dir: folder of the series; must not be, hold or lie in ``input_path`` or ``source_dicom``.
         modality: ``"CT"`` or ``"MR"``: what the volume is.
         source_dicom: the DICOM series the volume was translated from (see ``source`` of
-            :func:`write_dicom_series`); without it the patient is named after the input file's stem.
+            :func:`write_dicom_series`); without it the patient is a placeholder, whatever the file is called.
         anonymize: remove patient and study identity (see :func:`write_dicom_series`).
         overwrite: replace an existing non-empty ``output_dir``.
+        tags: ``patient_name``, ``patient_id``, ``patient_position``, ``body_part`` of :func:`write_dicom_series`.
 
     Raises:
         VolumeError: the input is missing, unreadable, not 3D, holds NaN/Inf or has a sheared affine (the message
@@ -351,7 +386,7 @@ def export_dicom(input_path: str | os.PathLike, output_dir: str | os.PathLike, *
         FileExistsError, FileNotFoundError, ValueError: see :func:`write_dicom_series`.
     """
     input_path, output_dir = Path(input_path), Path(output_dir)
-    _check_not_inside(output_dir, input_path, "input")
+    check_apart(output_dir, {"input": input_path, "source": source_dicom})
     volume = read_volume(input_path)
     try:
         _checked(volume, volume.affine)
@@ -359,7 +394,7 @@ def export_dicom(input_path: str | os.PathLike, output_dir: str | os.PathLike, *
         raise VolumeError(input_path, str(e)) from e
     return write_dicom_series(volume, volume.affine, output_dir, modality=modality,
                               source=source_dicom if source_dicom is not None else input_path,
-                              anonymize=anonymize, overwrite=overwrite)
+                              anonymize=anonymize, overwrite=overwrite, **tags)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -376,6 +411,17 @@ def _parser() -> argparse.ArgumentParser:
         "DICOM series folder the volume was translated from (patient, study and frame of reference are kept); "
         "for a folder INPUT, a folder holding one series folder per case, named like the volumes"))
     p.add_argument("--anonymize", action="store_true", help="remove patient and study identity and dates")
+    p.add_argument("--patient-name", metavar="FAMILY^GIVEN", help=(
+        f"patient name of the series (one volume only); without it and without --source-dicom the patient is the "
+        f"placeholder {PLACEHOLDER_PATIENT_NAME!r}: the file name is never taken for a patient"))
+    p.add_argument("--patient-id", metavar="ID", help=(
+        "patient ID of the series (one volume only); without it and without --source-dicom a random pseudonym "
+        "ANON-XXXXXXXX"))
+    p.add_argument("--patient-position", choices=PATIENT_POSITIONS, help=(
+        f"Patient Position, which planning systems rely on (default: the source series', else "
+        f"{DEFAULT_PATIENT_POSITION}, head first supine)"))
+    p.add_argument("--body-part", metavar="PART", help=(
+        f"Body Part Examined (default: the source series', else {DEFAULT_BODY_PART})"))
     p.add_argument("--overwrite", action="store_true", help="replace existing non-empty output folders")
     return p
 
@@ -390,7 +436,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise FileNotFoundError(f"{input_path}: does not exist")
         if input_path.is_file() or dicom_files(input_path):  # one volume (a file or a DICOM series folder)
             jobs = [(input_path, output, source)]
+        elif args.patient_name is not None or args.patient_id is not None:
+            raise ValueError(f"{input_path}: --patient-name and --patient-id name one patient: give one volume")
         else:
+            check_apart(output, {"input": input_path, "source": source})
             jobs = [(p, output / volume_stem(p), source / volume_stem(p) if source else None)
                     for p in list_volumes(input_path)]
             for p, out, src in jobs:
@@ -399,7 +448,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _check_output(out, args.overwrite)
         for p, out, src in tqdm(jobs, desc="export-dicom", unit="volume", disable=len(jobs) == 1):
             export_dicom(p, out, modality=args.modality, source_dicom=src, anonymize=args.anonymize,
-                         overwrite=args.overwrite)
+                         overwrite=args.overwrite, patient_name=args.patient_name, patient_id=args.patient_id,
+                         patient_position=args.patient_position, body_part=args.body_part)
     except (OSError, ValueError) as e:
         raise SystemExit(f"mr2ct export-dicom: {e}") from None
     print(f"wrote {len(jobs)} DICOM series to {output}")

@@ -6,30 +6,30 @@
     OUT/study/study.js     the trials, blinded: opaque trial ids and image names, sides randomised
     OUT/study/images/      one PNG film strip per shown volume or video (axial slices / frames stacked)
     OUT/key.json           the unblinding key (which method is on which side): keep it away from readers
-    OUT/answers/           readers' answer files go here (``answers_<reader>.json``)
+    OUT/answers/           readers' answer files go here (``answers_<reader>_<hash>.json``)
 
 A reader enters a name, sees a few real examples of each domain, then one trial per (case, pair of methods)
 in a random order of their own: two outputs for the same input, "which is more realistic?". At the end the
 page offers the answers as a JSON download; when it is served by ``serve_study`` (loopback only) it also
-saves them in ``OUT/answers``. ``score_study`` reads the answers of one or many readers and gives Table 3
-(:func:`mr2ct.metrics.two_afc.preference_table`).
+saves them in ``OUT/answers`` (what the server accepts: :mod:`mr2ct.export.study_server`). ``score_study``
+reads the answers of one or many readers and gives Table 3 (:func:`mr2ct.metrics.two_afc.preference_table`).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import itertools
 import json
 import logging
-import re
+import os
 import shutil
 import sys
-import threading
+import time
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields
-from http import HTTPStatus
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +37,11 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from mr2ct.io.atomic import atomic_file, atomic_write_text, replacing_folder
-from mr2ct.io.readers import VolumeError, list_volumes, volume_stem
 from mr2ct.export.review_readers import read_clip, read_ras
+from mr2ct.export.study_server import serve_study
 from mr2ct.export.windows import apply_window, percentile_window
+from mr2ct.io.atomic import atomic_file, atomic_write_text, check_apart, replacing_folder
+from mr2ct.io.readers import VolumeError, list_volumes, volume_stem
 from mr2ct.metrics.two_afc import (
     REAL,
     AnswerError,
@@ -58,7 +59,8 @@ logger = logging.getLogger(__name__)
 KINDS = ("ct", "mr", "video")
 CT_STUDY_WINDOW = (40.0, 400.0)  # level, width in HU: a head window where brain, fat and bone all show
 PAGE = Path(__file__).with_name("reader_study.html")
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+ASPECT_TOLERANCE = 1e-3  # relative difference of pixel aspect ratios that still counts as one grid
+_PAD_CHUNK = b"paDd"  # PNG chunk type: ancillary, private, safe to copy
 
 
 class StudyError(ValueError):
@@ -81,12 +83,30 @@ def _display_frames(path: Path, kind: str, ct_window: tuple[float, float]) -> tu
     return np.transpose(scaled, (2, 1, 0))[:, ::-1, ::-1], spacing[1] / spacing[0]
 
 
+def _strip(frames: np.ndarray) -> np.ndarray:
+    """Frames ``(D, H, W[, 3])`` in [0, 1] as one uint8 image, the frames stacked top to bottom."""
+    return np.ascontiguousarray((frames.reshape(-1, *frames.shape[2:]) * 255).round().astype(np.uint8))
+
+
 def film_strip(frames: np.ndarray, path: str | Path) -> Path:
     """Write frames ``(D, H, W[, 3])`` in [0, 1] as one PNG with the frames stacked top to bottom."""
     path = Path(path)
-    strip = np.ascontiguousarray((frames.reshape(-1, *frames.shape[2:]) * 255).round().astype(np.uint8))
     with atomic_file(path) as tmp:
-        Image.fromarray(strip).save(tmp, format="PNG")
+        Image.fromarray(_strip(frames)).save(tmp, format="PNG")
+    return path
+
+
+def pad_png(path: str | Path, size: int) -> Path:
+    """Pad a PNG file to exactly ``size`` bytes with a private ancillary chunk (viewers skip it), so that the
+    file size of an image tells nothing about how well it compresses. ``size`` is at least the file's size + 12
+    (a chunk's length, type and CRC)."""
+    path = Path(path)
+    data = path.read_bytes()
+    fill = size - len(data) - 12
+    if fill < 0 or data[-12:-8] != b"\0\0\0\0" or data[-8:-4] != b"IEND":
+        raise ValueError(f"{path}: cannot pad a PNG of {len(data)} bytes (ending {data[-8:-4]!r}) to {size} bytes.")
+    chunk = fill.to_bytes(4, "big") + _PAD_CHUNK + bytes(fill)
+    path.write_bytes(data[:-12] + chunk + zlib.crc32(chunk[4:]).to_bytes(4, "big") + data[-12:])
     return path
 
 
@@ -137,20 +157,23 @@ def make_study(output_dir: str | Path, source_dir: str | Path, methods: Mapping[
     """Build a blinded 2AFC reader study folder (layout in the module docstring) and return it.
 
     Args:
-        output_dir: the study folder to create (refused if it exists and is not empty, unless ``overwrite``).
+        output_dir: the study folder to create (refused if it exists and is not empty, unless ``overwrite``, and
+            if it is, holds or lies inside any input folder).
         source_dir: the inputs (one volume / video per case; its case names define the study's cases).
         methods: method name -> folder of its outputs, one per source case, named ``<case>`` or
             ``<case>_<anything>`` (e.g. ``case1_synthct.nii.gz``); at least two methods, or one with ``real_dir``.
         real_dir: real target-domain images of the same cases: adds method-versus-real trials (``P(A < GT)``).
-        examples_source_dir, examples_target_dir: real examples shown before the trials (default: the source
-            folder and ``real_dir``); the first ``num_examples`` of each.
+        examples_source_dir, examples_target_dir: real examples shown before the trials, the first
+            ``num_examples`` of each; the source ones default to ``source_dir``. The target ones are required and
+            must be images of cases not in the trials: one that is pixel for pixel a trial image is refused.
         source_kind, target_kind: "ct", "mr" or "video": how images are displayed (CT through ``ct_window``).
         domains: display names of the two domains (default: the kinds in capitals, e.g. MR, CT).
         show_source: show the input above each trial (the paper shows only the two outputs).
         seed: randomises sides, trial ids and image names (reproducible studies).
 
     Raises:
-        StudyError: missing folders, case lists that do not match, too few methods, bad names or kinds.
+        StudyError: missing folders, case lists that do not match, too few methods, bad names or kinds, a case
+            whose images differ in grid, or a target example that is a trial image.
         VolumeError: an image that cannot be read.
     """
     for kind in (source_kind, target_kind):
@@ -161,10 +184,16 @@ def make_study(output_dir: str | Path, source_dir: str | Path, methods: Mapping[
         raise StudyError("a study needs two methods, or one method and --real images, to compare.")
     if num_examples < 1:
         raise StudyError(f"num_examples must be at least 1, got {num_examples}.")
-    examples_target_dir = examples_target_dir or real_dir
     if examples_target_dir is None:
-        raise StudyError("no real target-domain examples to show: give --examples-target (or --real).")
+        raise StudyError("no real target-domain examples to show: give --examples-target, real images of cases that "
+                         "are not in the trials (the --real images are the trials' own: readers would know them).")
     output_dir = Path(output_dir)
+    inputs = {"source": source_dir, "real": real_dir, "source examples": examples_source_dir,
+              "target examples": examples_target_dir, **{f"method {m!r}": d for m, d in methods.items()}}
+    try:
+        check_apart(output_dir, inputs)
+    except ValueError as err:
+        raise StudyError(str(err)) from None
     if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
         raise StudyError(f"{output_dir} exists and is not empty; use --overwrite to replace it.")
     sources = _cases(source_dir, "source")
@@ -178,38 +207,43 @@ def make_study(output_dir: str | Path, source_dir: str | Path, methods: Mapping[
     pairs = list(itertools.combinations(methods, 2)) + ([(m, REAL) for m in methods] if real_dir else [])
     plan = [(case, *(pair if rng.random() < 0.5 else pair[::-1])) for case in cases for pair in pairs]
     order = rng.permutation(len(plan))
+    example_folders = ((domains[0], examples_source_dir or source_dir, source_kind),
+                       (domains[1], examples_target_dir, target_kind))
+    example_files = [(domain, path, kind) for domain, folder, kind in example_folders
+                     for path in list(_cases(folder, f"{domain} examples").values())[:num_examples]]
 
-    with replacing_folder(output_dir, overwrite=overwrite) as tmp:
+    with replacing_folder(output_dir, overwrite=overwrite, inputs=inputs) as tmp:
         images = tmp / "study" / "images"
         images.mkdir(parents=True)
-        rendered: dict[tuple[str, str], dict[str, Any]] = {}
-
-        def image(path: Path, kind: str, tag: tuple[str, str]) -> dict[str, Any]:
-            if tag not in rendered:
-                frames, aspect = _display_frames(path, kind, ct_window)
-                name = f"{rng.bytes(8).hex()}.png"
-                film_strip(frames, images / name)
-                rendered[tag] = {"src": f"images/{name}", "frames": int(frames.shape[0]), "width": int(frames.shape[2]),
-                                 "height": int(frames.shape[1]), "aspect": aspect, "video": kind == "video"}
-                progress.update()
-            return rendered[tag]
-
-        total = len({(m, c) for c, a, b in plan for m in (a, b)}) + 2 * num_examples + (len(cases) * show_source)
+        total = len(cases) * (len(shown) + show_source) + len(example_files)
         with tqdm(total=total, desc="rendering study images", unit="image") as progress:
-            examples = [{"domain": domain, "image": image(path, kind, ("example", str(path)))}
-                        for domain, folder, kind in ((domains[0], examples_source_dir or source_dir, source_kind),
-                                                     (domains[1], examples_target_dir, target_kind))
-                        for path in list(_cases(folder, f"{domain} examples").values())[:num_examples]]
-            trials, key_trials = [], {}
-            for number, i in enumerate(order, start=1):
-                case, left, right = plan[i]
-                trial_id = f"t{number:04d}"
-                trial = {"id": trial_id, "left": image(shown[left][case], target_kind, (left, case)),
-                         "right": image(shown[right][case], target_kind, (right, case))}
+            rendered, seen = {}, {}  # (method or "source", case) -> image entry; pixel hash -> what it shows
+            for case in cases:
+                files = {m: shown[m][case] for m in shown}
+                rendered |= _render_case(case, files, target_kind, ct_window, images, rng, seen)
                 if show_source:
-                    trial["source"] = image(sources[case], source_kind, ("source", case))
-                trials.append(trial)
-                key_trials[trial_id] = Trial(trial_id, case, left, right)
+                    rendered[("source", case)] = _render(sources[case], source_kind, ct_window, images, rng)[0]
+                progress.update(len(files) + show_source)
+            examples = []
+            for domain, path, kind in example_files:
+                entry, digest = _render(path, kind, ct_window, images, rng)
+                if kind == target_kind and digest in seen:
+                    raise StudyError(f"example {path} is the very image shown in the trials as {seen[digest]}: "
+                                     "readers would recognise it; give --examples-target images of other cases.")
+                examples.append({"domain": domain, "image": entry})
+                progress.update()
+        stamp = time.time_ns()
+        for png in images.iterdir():  # one time stamp for all: the order they were written in tells nothing
+            os.utime(png, ns=(stamp, stamp))
+        trials, key_trials = [], {}
+        for number, i in enumerate(order, start=1):
+            case, left, right = plan[i]
+            trial_id = f"t{number:04d}"
+            trial = {"id": trial_id, "left": rendered[(left, case)], "right": rendered[(right, case)]}
+            if show_source:
+                trial["source"] = rendered[("source", case)]
+            trials.append(trial)
+            key_trials[trial_id] = Trial(trial_id, case, left, right)
         study = {"study_id": study_id, "title": title or f"Which {domains[1]} looks more realistic?",
                  "domains": list(domains), "examples": examples, "trials": trials}
         (tmp / "study" / "study.js").write_text(f"const STUDY = {json.dumps(study, indent=1)};\n", encoding="utf-8")
@@ -221,59 +255,48 @@ def make_study(output_dir: str | Path, source_dir: str | Path, methods: Mapping[
     return output_dir
 
 
-def _answers_name(reader: str) -> str:
-    return f"answers_{_SAFE_NAME.sub('_', reader).strip('_') or 'reader'}.json"
+def _entry(name: str, frames: np.ndarray, aspect: float, kind: str) -> dict[str, Any]:
+    """An image as study.js describes it."""
+    return {"src": f"images/{name}", "frames": int(frames.shape[0]), "width": int(frames.shape[2]),
+            "height": int(frames.shape[1]), "aspect": round(float(aspect), 4), "video": kind == "video"}
 
 
-class _StudyRequestHandler(SimpleHTTPRequestHandler):
-    """Serves ``<study>/study`` read-only and accepts ``POST /answers`` (a reader's JSON) into ``<study>/answers``."""
-
-    study_dir: Path
-    study_id: str
-    lock = threading.Lock()
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-        if self.path.rstrip("/") != "/answers":
-            self.send_error(HTTPStatus.NOT_FOUND)
-            return
-        try:
-            length = int(self.headers.get("Content-Length", "0"))
-            data = json.loads(self.rfile.read(min(length, 10_000_000)).decode("utf-8"))
-            if data.get("study_id") != self.study_id or not str(data.get("reader", "")).strip():
-                raise ValueError("answers for another study, or without a reader name")
-        except (ValueError, AttributeError) as err:
-            self.send_error(HTTPStatus.BAD_REQUEST, str(err))
-            return
-        with self.lock:
-            path = self.study_dir / "answers" / _answers_name(str(data["reader"]))
-            atomic_write_text(path, json.dumps(data, indent=1))
-        body = json.dumps({"saved": path.name}).encode("utf-8")
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 (http.server's signature)
-        logger.debug(format % args)
+def _render(path: Path, kind: str, ct_window: tuple[float, float], images: Path,
+            rng: np.random.Generator) -> tuple[dict[str, Any], str]:
+    """Write one image's film strip under a random name; its study.js entry and the hash of its pixels."""
+    frames, aspect = _display_frames(path, kind, ct_window)
+    name = f"{rng.bytes(8).hex()}.png"
+    film_strip(frames, images / name)
+    return _entry(name, frames, aspect, kind), hashlib.sha256(_strip(frames).tobytes()).hexdigest()
 
 
-def serve_study(study_dir: str | Path, port: int = 8000) -> ThreadingHTTPServer:
-    """A study server on the loopback interface only (``127.0.0.1``): call ``serve_forever()`` on it.
+def _render_case(case: str, files: Mapping[str, Path], kind: str, ct_window: tuple[float, float], images: Path,
+                 rng: np.random.Generator, seen: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The film strips of one case's outputs (and real image), alike in all a reader could tell them apart by.
 
-    It serves the study page and saves each reader's answers as ``<study_dir>/answers/answers_<reader>.json``
-    (atomically; a reader who sends again replaces their own file). ``port=0`` picks a free port.
+    They must share one display grid (frames, height, width, channels and pixel aspect; else :class:`StudyError`):
+    slice counts and sizes are in study.js and on screen. They are written in a random order, get one aspect
+    value, and are padded to one file size. ``seen`` collects their pixel hashes (hash -> "method, case").
     """
-    study_dir = Path(study_dir)
-    key = StudyKey.load(study_dir / "key.json")
-    handler = type("StudyRequestHandler", (_StudyRequestHandler,),
-                   {"study_dir": study_dir, "study_id": key.study_id})
-    (study_dir / "answers").mkdir(exist_ok=True)
-
-    def make_handler(*args, **kwargs):
-        return handler(*args, directory=str(study_dir / "study"), **kwargs)
-
-    return ThreadingHTTPServer(("127.0.0.1", port), make_handler)
+    drawn = {str(m): _display_frames(files[m], kind, ct_window) for m in rng.permutation(sorted(files))}
+    first = next(iter(drawn))
+    shape, aspect = drawn[first][0].shape, drawn[first][1]
+    for method, (frames, other) in drawn.items():
+        if frames.shape != shape or abs(other - aspect) > ASPECT_TOLERANCE * aspect:
+            grids = "; ".join(f"{files[m]}: {f.shape[0]} frames of {f.shape[1]}x{f.shape[2]}, pixel aspect {a:.4g}"
+                              for m, (f, a) in drawn.items())
+            raise StudyError(f"case {case!r}: its images differ in grid ({grids}); readers would tell the real one by "
+                             "its size: resample them to one grid first.")
+    entries, paths = {}, []
+    for method, (frames, _) in drawn.items():
+        name = f"{rng.bytes(8).hex()}.png"
+        paths.append(film_strip(frames, images / name))
+        entries[(method, case)] = _entry(name, frames, aspect, kind)
+        seen[hashlib.sha256(_strip(frames).tobytes()).hexdigest()] = f"{method!r} of case {case!r}"
+    size = max(p.stat().st_size for p in paths) + 12
+    for path in paths:
+        pad_png(path, size)
+    return entries
 
 
 def score_study(study_dir: str | Path, answers: Sequence[str | Path] = (), num_bootstrap: int = 1000,
@@ -309,7 +332,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="a method's outputs for the same cases (repeat for each method)")
     make.add_argument("--real", help="real target-domain images of the same cases (adds method-vs-real trials)")
     make.add_argument("--examples-source", help="real source-domain examples (default: --source)")
-    make.add_argument("--examples-target", help="real target-domain examples (default: --real)")
+    make.add_argument("--examples-target", required=True,
+                      help="real target-domain examples, of cases that are not in the trials")
     make.add_argument("--source-kind", choices=KINDS, default="mr")
     make.add_argument("--target-kind", choices=KINDS, default="ct")
     make.add_argument("--num-examples", type=int, default=3)
@@ -320,7 +344,7 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--output", required=True, help="study folder to create")
     serve = sub.add_parser("serve", help="serve a study on 127.0.0.1 and save answers in its answers/ folder")
     serve.add_argument("study")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=_port, default=8000, help="TCP port on 127.0.0.1 (0: any free port)")
     score = sub.add_parser("score", help="print Table 3 from readers' answers")
     score.add_argument("study")
     score.add_argument("answers", nargs="*", help="answer files (default: STUDY/answers/*.json)")
@@ -328,6 +352,12 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--seed", type=int, default=0)
     score.add_argument("--csv", help="also write the table as CSV")
     return parser
+
+
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
+    return int(text)
 
 
 def _methods(pairs: Sequence[str]) -> dict[str, str]:
@@ -365,7 +395,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"collect answer files in {out / 'answers'}; then `mr2ct review score {out}`. "
                   f"Keep {out / 'key.json'} away from readers.")
         elif args.command == "serve":
-            server = serve_study(args.study, args.port)
+            try:
+                server = serve_study(args.study, args.port)
+            except OSError as err:
+                raise StudyError(f"cannot serve on 127.0.0.1:{args.port} ({err.strerror or err}): is another "
+                                 "server using the port? Choose another with --port.") from None
             print(f"serving the study at http://127.0.0.1:{server.server_address[1]}/ (Ctrl+C stops)")
             try:
                 server.serve_forever()

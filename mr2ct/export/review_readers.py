@@ -10,6 +10,7 @@ import numpy as np
 from monai.transforms import Orientation
 
 from mr2ct.io.readers import VOLUME_SUFFIXES, VolumeError, read_volume, volume_stem
+from mr2ct.io.volume_size import SizeError, check_header_size
 
 __all__ = ["find_volume", "read_clip", "read_metrics", "read_ras"]
 
@@ -28,6 +29,10 @@ def read_ras(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
 
 def read_clip(path: Path) -> np.ndarray:
     """A NIfTI video as ``(C, T, H, W)``; the file holds ``(T, H, W)`` or ``(T, H, W, C)``, as the bundles write."""
+    try:
+        check_header_size(path)  # before nibabel allocates what the header promises
+    except SizeError as e:
+        raise VolumeError(e.path, e.reason) from None
     try:
         data = np.asarray(nib.load(path).dataobj, dtype=np.float32)
     except Exception as e:  # noqa: BLE001 - any reader failure is a bad file

@@ -22,6 +22,7 @@ from mr2ct.export.render import video_sheet, volume_sheet
 from mr2ct.export.review_readers import find_volume, read_clip, read_metrics, read_ras
 from mr2ct.export.windows import CT_WINDOWS, MR_PERCENTILES
 from mr2ct.io.readers import VolumeError, list_volumes, volume_stem
+from mr2ct.io.atomic import check_apart
 
 __all__ = ["main", "write_review_sheets"]
 
@@ -80,7 +81,8 @@ def write_review_sheets(output_dir: str | Path, *, source_dir: str | Path, trans
             nothing is written then).
         VolumeError: a volume that cannot be read, or a translation or ground truth whose shape is not its
             source's; the message names the file.
-        ValueError: an unknown kind or a metrics file without metric columns.
+        ValueError: an unknown kind, a metrics file without metric columns, or an output folder that is or lies
+            in an input folder, or whose ``sheets`` folder is or holds one.
     """
     for kind in (source_kind, target_kind):
         if kind not in _KIND_NAMES:
@@ -90,6 +92,8 @@ def write_review_sheets(output_dir: str | Path, *, source_dir: str | Path, trans
     for folder in (source_dir, translation_dir, truth_dir):
         if folder is not None and not folder.is_dir():
             raise FileNotFoundError(f"{folder}: folder does not exist")
+    # the sheets folder apart from the inputs: not one of them, not holding one, not inside one
+    check_apart(output_dir / "sheets", {"source": source_dir, "translation": translation_dir, "truth": truth_dir})
     metrics = read_metrics(Path(metrics_csv)) if metrics_csv is not None else None
     cases = [(volume_stem(s), s) for s in list_volumes(source_dir)]
     translations = {stem: find_volume(translation_dir, stem + postfix) for stem, _ in cases}

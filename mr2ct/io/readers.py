@@ -26,6 +26,8 @@ from monai.data import ITKReader, MetaTensor, NibabelReader, PydicomReader, load
 from monai.transforms import LoadImage
 from monai.utils import MetaKeys, OptionalImportError
 
+from mr2ct.io.volume_size import DICOM_SIZE_TAGS, SizeError, check_dicom_size, check_header_size
+
 __all__ = [
     "VOLUME_SUFFIXES",
     "VolumeError",
@@ -204,7 +206,7 @@ def _slice_positions(folder: Path, headers: Sequence) -> np.ndarray:
     return position
 
 
-def _check_dicom_series(folder: Path, files: Sequence[Path]) -> str:
+def _check_dicom_series(folder: Path, files: Sequence[Path], max_bytes: int | None = None) -> str:
     """Check that ``files`` form one DICOM series with a usable slice geometry; return the reader to use.
 
     ``PydicomReader`` stacks every file of the folder in ``InstanceNumber`` order and takes the slice step from
@@ -215,7 +217,7 @@ def _check_dicom_series(folder: Path, files: Sequence[Path]) -> str:
     """
     import pydicom  # noqa: PLC0415 - only needed for DICOM folders
 
-    tags = ["SeriesInstanceUID", "InstanceNumber", "ImagePositionPatient", "ImageOrientationPatient"]
+    tags = ["SeriesInstanceUID", "InstanceNumber", "ImagePositionPatient", "ImageOrientationPatient", *DICOM_SIZE_TAGS]
     headers = []
     for f in files:
         try:
@@ -227,6 +229,10 @@ def _check_dicom_series(folder: Path, files: Sequence[Path]) -> str:
         shown = ", ".join(uids[:3]) + (", ..." if len(uids) > 3 else "")
         raise VolumeError(folder, f"holds {len(uids)} DICOM series (SeriesInstanceUIDs {shown}), expected one; "
                                   "put each series in its own folder")
+    try:
+        check_dicom_size(folder, files, headers, max_bytes)  # before a reader allocates what the headers promise
+    except SizeError as e:
+        raise VolumeError(e.path, e.reason) from None
     if len(headers) == 1:  # a single (possibly multi-frame) file: MONAI's reader handles its geometry
         return "PydicomReader"
     if any("ImagePositionPatient" not in h or "ImageOrientationPatient" not in h for h in headers):
@@ -270,7 +276,7 @@ def _kept_locale() -> Iterator[None]:
             locale.setlocale(locale.LC_ALL, saved)
 
 
-def read_volume(path: str | os.PathLike, channels: int = 1) -> MetaTensor:
+def read_volume(path: str | os.PathLike, channels: int = 1, max_bytes: int | None = None) -> MetaTensor:
     """Read one 3D volume (NIfTI, NRRD, MetaImage file or DICOM series folder) as an ``(X, Y, Z)`` MetaTensor
     (``(X, Y, Z, C)`` for several channels).
 
@@ -283,10 +289,13 @@ def read_volume(path: str | os.PathLike, channels: int = 1) -> MetaTensor:
         path: a volume file or a folder holding one DICOM series.
         channels: the number of channels expected; with more than one, the volume is read as ``(X, Y, Z, C)``
             (a 4D NIfTI or a vector image whose last axis holds exactly ``channels`` values, e.g. RGB videos).
+        max_bytes: the most data a header may promise (default :func:`~mr2ct.io.volume_size.max_volume_bytes`);
+            a header promising more, or more than the file can hold, is refused before anything is allocated.
 
     Raises:
         VolumeError: the file is missing, unsupported, unreadable (corrupt, truncated, not what its suffix says),
-            a folder without DICOM files or with several series, 2D, 4D with several volumes, empty, holds
+            too large for its file or the limit, a folder without DICOM files or with several series, 2D, 4D with
+            several volumes, empty, holds
             NaN/Inf voxels, or has the wrong number of channels; the message names the file.
     """
     path = Path(path)
@@ -298,13 +307,18 @@ def read_volume(path: str | os.PathLike, channels: int = 1) -> MetaTensor:
         files = dicom_files(path)
         if not files:
             raise VolumeError(path, "is a folder without DICOM files (expected one DICOM series)")
-        name = _check_dicom_series(path, files)
+        name = _check_dicom_series(path, files, max_bytes)
         if name == "PydicomReader":  # only the DICOM files: the reader would otherwise try every entry
             kwargs["fname_regex"] = "(?:" + "|".join(re.escape(os.path.join(str(path), f.name)) for f in files) + r")\Z"
     elif not path.is_file():
         raise VolumeError(path, "is not a regular file (a pipe or a device?)")
-    elif _suffix(path) in (".mha", ".mhd"):
-        _check_metaimage_header(path)
+    else:
+        if _suffix(path) in (".mha", ".mhd"):
+            _check_metaimage_header(path)
+        try:
+            check_header_size(path, max_bytes)
+        except SizeError as e:
+            raise VolumeError(e.path, e.reason) from None
     try:
         reader = _READERS[name](**kwargs)
     except OptionalImportError as e:
@@ -450,6 +464,8 @@ def load_datalist(path: str | os.PathLike) -> dict[str, list]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not a valid JSON datalist ({e}).") from e
+    except RecursionError:
+        raise ValueError(f"{path}: not a valid JSON datalist (nested too deeply).") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object with a 'training' list or 'mr'/'ct' lists.")
     base = path.parent

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from mr2ct.io.atomic import atomic_file
+from mr2ct.io.volume_size import ENV_MAX_VOLUME_BYTES, max_volume_bytes
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -114,9 +115,23 @@ def iter_frames(files: Sequence[str | os.PathLike], frame_step: int = 1) -> Iter
         yield frame
 
 
-def read_frame_folder(folder: str | os.PathLike, frame_step: int = 1) -> np.ndarray:
-    """Read a folder of numbered image frames (PNG, JPEG, ...; natural sort) as ``(T, H, W, 3)`` uint8."""
-    return np.stack(list(iter_frames(list_frames(folder), frame_step)))
+def read_frame_folder(folder: str | os.PathLike, frame_step: int = 1, max_bytes: int | None = None) -> np.ndarray:
+    """Read a folder of numbered image frames (PNG, JPEG, ...; natural sort) as ``(T, H, W, 3)`` uint8, refusing
+    more than ``max_bytes`` of frames (default :func:`~mr2ct.io.volume_size.max_volume_bytes`)."""
+    return _stack(iter_frames(list_frames(folder), frame_step), folder, max_bytes)
+
+
+def _stack(frames: Iterable[np.ndarray], path: str | os.PathLike, max_bytes: int | None) -> np.ndarray:
+    """The frames as one array; :class:`VideoError` as soon as they add up to more than the limit."""
+    limit = max_volume_bytes() if max_bytes is None else max_bytes
+    kept, total = [], 0
+    for frame in frames:
+        total += frame.nbytes
+        if total > limit:
+            raise VideoError(path, f"decodes to more than {limit} bytes of frames, the limit (set "
+                                   f"{ENV_MAX_VOLUME_BYTES} to read longer or larger videos)", len(kept))
+        kept.append(frame)
+    return np.stack(kept)
 
 
 def _positive(frame_step: int) -> int:
@@ -161,9 +176,11 @@ def iter_video(path: str | os.PathLike, frame_step: int = 1) -> Iterator[np.ndar
         raise VideoError(path, f"truncated: its header lists {expected} frames but only {index} decode", index)
 
 
-def read_video(path: str | os.PathLike, frame_step: int = 1) -> np.ndarray:
-    """Read a video file (MP4, AVI, MOV, MKV, ...) as ``(T, H, W, 3)`` uint8 RGB; see :func:`iter_video`."""
-    return np.stack(list(iter_video(path, frame_step)))
+def read_video(path: str | os.PathLike, frame_step: int = 1, max_bytes: int | None = None) -> np.ndarray:
+    """Read a video file (MP4, AVI, MOV, MKV, ...) as ``(T, H, W, 3)`` uint8 RGB; see :func:`iter_video`. A video
+    that decodes to more than ``max_bytes`` (default :func:`~mr2ct.io.volume_size.max_volume_bytes`) is refused
+    when it gets there, not after: a small file can decode to many GB."""
+    return _stack(iter_video(path, frame_step), path, max_bytes)
 
 
 def _even(frame: np.ndarray) -> np.ndarray:

@@ -12,15 +12,19 @@ domain (the method name :data:`REAL`). From the readers' choices:
 
 A study is described by its *key* (``key.json``, written by :mod:`mr2ct.export.reader_study`, kept away from
 the readers): the study id and, per trial id, the case and the methods shown left and right. Readers' answers
-are JSON files ``{"study_id", "reader", "answers": [{"trial", "choice": "left" | "right"}, ...]}``.
+are JSON files ``{"study_id", "reader", "answers": [{"trial", "choice": "left" | "right"}, ...]}`` of at most
+:data:`MAX_JSON_BYTES`; :func:`check_answers` holds the rules an answers object must meet, for the scorer and for
+the study server alike.
 """
 
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,17 +33,31 @@ from mr2ct.io.atomic import atomic_write_text
 __all__ = [
     "REAL",
     "AnswerError",
+    "CHOICES",
     "Judgement",
+    "MAX_JSON_BYTES",
+    "MAX_KEY_BYTES",
+    "MAX_READER_LENGTH",
     "PreferenceRow",
     "StudyKey",
     "Trial",
+    "check_answers",
     "format_preference_table",
     "load_answers",
+    "parse_json",
     "preference_table",
+    "read_json",
+    "reader_name_problem",
 ]
 
 REAL = "real"
 CHOICES = ("left", "right")
+MAX_JSON_BYTES = 10_000_000
+"""Largest answers file read or accepted (bytes); a reader's answers to 10 000 trials take about 0.6 MB."""
+MAX_KEY_BYTES = 100_000_000
+"""Largest study key read (bytes)."""
+MAX_READER_LENGTH = 100
+"""Longest reader name (characters, after stripping)."""
 
 
 class AnswerError(ValueError):
@@ -86,67 +104,139 @@ class StudyKey:
         return atomic_write_text(path, json.dumps(payload, indent=1))
 
     @classmethod
-    def load(cls, path: str | Path) -> StudyKey:
-        """Read a key written by :meth:`save`; :class:`AnswerError` if it is missing or malformed."""
-        data = _read_json(path, "study key")
+    def load(cls, path: str | Path, max_bytes: int = MAX_KEY_BYTES) -> StudyKey:
+        """Read a key written by :meth:`save`; :class:`AnswerError` if it is missing, malformed or larger than
+        ``max_bytes``."""
+        data = read_json(path, "study key", max_bytes)
         try:
             trials = [Trial(**t) for t in data["trials"]]
-            key = cls(str(data["study_id"]), tuple(data["methods"]), {t.id: t for t in trials})
+            key = cls(data["study_id"], tuple(data["methods"]), {t.id: t for t in trials})
         except (KeyError, TypeError) as err:
-            raise AnswerError(path, f"not a reader-study key ({err!r}).") from None
+            raise AnswerError(path, f"not a reader-study key ({_shown(err, 200)}).") from None
+        texts = [key.study_id, *key.methods, *(v for t in trials for v in astuple(t))]
+        if not all(isinstance(v, str) for v in texts):
+            raise AnswerError(path, "not a reader-study key (ids, methods and cases must be strings).")
         if len(key.trials) != len(trials):
             raise AnswerError(path, "trial ids are not unique.")
         return key
 
 
-def _read_json(path: str | Path, what: str) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise AnswerError(path, f"{what} file not found.")
+def _shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters (error messages quote what a file holds)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def parse_json(raw: bytes, path: str | Path, what: str) -> dict:
+    """The JSON object in ``raw`` (UTF-8); :class:`AnswerError` naming ``path`` for anything else.
+
+    Refused: bytes that are not UTF-8, invalid JSON, ``NaN``/``Infinity``, nesting deeper than Python's recursion
+    limit, and a top level that is not an object.
+    """
+    def no_constant(name: str) -> None:
+        raise ValueError(f"{name} is not a JSON value")
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        data = json.loads(raw.decode("utf-8"), parse_constant=no_constant)
+    except UnicodeDecodeError as err:
+        raise AnswerError(path, f"not a JSON {what} file (not UTF-8: {err}).") from None
+    except RecursionError:
+        raise AnswerError(path, f"not a JSON {what} file (nested too deeply).") from None
+    except ValueError as err:  # json.JSONDecodeError, or NaN / Infinity
         raise AnswerError(path, f"not a JSON {what} file ({err}).") from None
     if not isinstance(data, dict):
         raise AnswerError(path, f"not a JSON {what} file (expected an object).")
     return data
 
 
-def load_answers(paths: Iterable[str | Path], key: StudyKey) -> list[Judgement]:
+def read_json(path: str | Path, what: str, max_bytes: int = MAX_JSON_BYTES) -> dict:
+    """The JSON object of a key or answers file, read only if it is a regular file of at most ``max_bytes``.
+
+    Raises:
+        AnswerError: missing, not a regular file, too large, or not a JSON object (see :func:`parse_json`).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AnswerError(path, f"{what} file not found." if not path.exists() else f"{what} is not a regular file.")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise AnswerError(path, f"{what} file of {size} bytes is larger than the limit of {max_bytes} bytes.")
+    with open(path, "rb") as f:
+        raw = f.read(size + 1)  # not max_bytes + 1: read() allocates what it is asked for
+    if len(raw) != size:
+        raise AnswerError(path, f"{what} file changed while it was read.")
+    return parse_json(raw, path, what)
+
+
+def reader_name_problem(reader: Any) -> str | None:
+    """Why ``reader`` cannot name a reader (None if it can): a string of 1 to :data:`MAX_READER_LENGTH` characters
+    after stripping, with no control characters, that UTF-8 can encode."""
+    if not isinstance(reader, str):
+        return f"reader name {_shown(reader)} is not a string."
+    name = reader.strip()
+    if not name:
+        return "no reader name."
+    if len(name) > MAX_READER_LENGTH:
+        return f"reader name of {len(name)} characters is longer than {MAX_READER_LENGTH}."
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
+        return f"reader name {_shown(name)} holds control characters or unpaired surrogates."
+    return None
+
+
+def check_answers(data: Any, key: StudyKey, path: str | Path) -> tuple[str, list[Judgement]]:
+    """The reader (name stripped) and judgements of one reader's answers object ``data`` (read from ``path``, or
+    about to be saved there).
+
+    Raises:
+        AnswerError: naming ``path``: ``data`` is not an object, belongs to another study, has no valid reader
+            name (see :func:`reader_name_problem`) or no answers list, answers an unknown trial or a trial twice,
+            or has a choice other than "left"/"right".
+    """
+    if not isinstance(data, dict):
+        raise AnswerError(path, "not a JSON answers object.")
+    if data.get("study_id") != key.study_id:
+        raise AnswerError(path, f"answers for study {_shown(data.get('study_id'))}, but the key is for "
+                                f"{key.study_id!r}.")
+    problem = reader_name_problem(data.get("reader", ""))
+    if problem:
+        raise AnswerError(path, problem)
+    reader = data["reader"].strip()
+    answers = data.get("answers")
+    if not isinstance(answers, list):
+        raise AnswerError(path, "no 'answers' list.")
+    judgements, seen = [], set()
+    for number, answer in enumerate(answers):
+        if not isinstance(answer, dict):
+            raise AnswerError(path, f"answer {number} is {_shown(answer)}, not an object with 'trial' and 'choice'.")
+        trial_id, choice = answer.get("trial"), answer.get("choice")
+        if not isinstance(trial_id, str) or trial_id not in key.trials:
+            raise AnswerError(path, f"answer for unknown trial {_shown(trial_id)}.")
+        if trial_id in seen:
+            raise AnswerError(path, f"trial {trial_id!r} answered twice.")
+        if not isinstance(choice, str) or choice not in CHOICES:
+            raise AnswerError(path, f"trial {trial_id!r}: choice {_shown(choice)} is not 'left' or 'right'.")
+        seen.add(trial_id)
+        trial = key.trials[trial_id]
+        winner, loser = (trial.left, trial.right) if choice == "left" else (trial.right, trial.left)
+        judgements.append(Judgement(reader, trial_id, winner, loser))
+    return reader, judgements
+
+
+def load_answers(paths: Iterable[str | Path], key: StudyKey, max_bytes: int = MAX_JSON_BYTES) -> list[Judgement]:
     """Read readers' answer files and turn them into judgements, checking them against ``key``.
 
     Raises:
-        AnswerError: a file that is missing or not JSON, belongs to another study, answers an unknown trial,
-            answers a trial twice, has a choice other than "left"/"right", or repeats a reader of another file.
+        AnswerError: a file that is missing, larger than ``max_bytes`` or not JSON, fails :func:`check_answers`,
+            or repeats a reader of another file.
     """
     judgements: list[Judgement] = []
     readers: dict[str, Path] = {}
     for path in map(Path, paths):
-        data = _read_json(path, "answers")
-        if data.get("study_id") != key.study_id:
-            raise AnswerError(path, f"answers for study {data.get('study_id')!r}, but the key is for {key.study_id!r}.")
-        reader = str(data.get("reader", "")).strip()
-        if not reader:
-            raise AnswerError(path, "no reader name.")
+        reader, found = check_answers(read_json(path, "answers", max_bytes), key, path)
         if reader in readers:
             raise AnswerError(path, f"reader {reader!r} already answered in {readers[reader]}.")
         readers[reader] = path
-        answers = data.get("answers")
-        if not isinstance(answers, list):
-            raise AnswerError(path, "no 'answers' list.")
-        seen: set[str] = set()
-        for answer in answers:
-            trial_id, choice = (answer.get("trial"), answer.get("choice")) if isinstance(answer, dict) else (None, None)
-            if trial_id not in key.trials:
-                raise AnswerError(path, f"answer for unknown trial {trial_id!r}.")
-            if trial_id in seen:
-                raise AnswerError(path, f"trial {trial_id!r} answered twice.")
-            if choice not in CHOICES:
-                raise AnswerError(path, f"trial {trial_id!r}: choice {choice!r} is not 'left' or 'right'.")
-            seen.add(trial_id)
-            trial = key.trials[trial_id]
-            winner, loser = (trial.left, trial.right) if choice == "left" else (trial.right, trial.left)
-            judgements.append(Judgement(reader, trial_id, winner, loser))
+        judgements += found
     return judgements
 
 
