@@ -38,8 +38,10 @@ from mr2ct.metrics import (
     mean_and_sigma,
     pixel_accuracy,
     shape_l2,
+    tof,
     transition_l2,
     volume_l2,
+    warping_error,
 )
 from mr2ct.networks import (
     FramewiseNetwork,
@@ -88,6 +90,10 @@ def _palette_transition_l2(pred: torch.Tensor, truth: torch.Tensor) -> torch.Ten
     return transition_l2(decode_palette(pred, palette), decode_palette(truth, palette), len(palette))
 
 
+_TEMPORAL_NOTE = ("warping_error: Lai et al. (2018) on [0, 1] frames, the output warped with the Farneback flow of the "
+                  "ground truth (not FlowNet2), occlusions masked; tof: TecoGAN's mean |flow(output) - flow(ground "
+                  "truth)| in pixels (mr2ct.metrics.temporal; not in the paper).")
+
 TASKS = {
     "vmnist": Task(
         bundle="vmnist_cyclegan3d",
@@ -104,7 +110,8 @@ TASKS = {
         table="Table 1: coloured moving MNIST (white -> colour)",
         metrics=(Metric("shape_l2", shape_l2), Metric("intensity_mean", digit_intensity_mean, paired=False),
                  Metric("colour_sigma", digit_colour_sigma, paired=False),
-                 Metric("colour_flicker", colour_flicker, paired=False)),
+                 Metric("colour_flicker", colour_flicker, paired=False), Metric("warping_error", warping_error),
+                 Metric("tof", tof)),
         paper={"ground truth": {"intensity_mean": (175.37, None), "colour_sigma": (32.25, None)},
                "3d": {"shape_l2": (0.79, None), "intensity_mean": (204.36, None), "colour_sigma": (45.65, None)},
                "random": {"shape_l2": (1.48, None), "intensity_mean": (139.38, None), "colour_sigma": (64.51, None)},
@@ -113,13 +120,14 @@ TASKS = {
         reference_row="ground truth",
         notes=("shape_l2: L2 norm of the binary digit-mask difference relative to the ground truth's mask norm "
                "(1 = empty output; the paper does not state its normalisation); intensity_mean and colour_sigma on [0, 255] digit pixels; colour_flicker: "
-               "std over time of the mean digit colour (not in the paper).",),
+               "std over time of the mean digit colour (not in the paper).", _TEMPORAL_NOTE),
     ),
     "gta": Task(
         bundle="gta_seg2video_cyclegan3d",
         table="Table 4: GTA video -> segmentation, per-frame pixel accuracy",
         metrics=(Metric("accuracy_slow", _palette_accuracy, subset="slow"), Metric("accuracy_all", _palette_accuracy),
-                 Metric("transition_l2", _palette_transition_l2)),
+                 Metric("transition_l2", _palette_transition_l2), Metric("warping_error", warping_error),
+                 Metric("tof", tof)),
         paper={"3d": {"accuracy_slow": (0.54, None), "accuracy_all": (0.55, None)},
                "random": {"accuracy_slow": (0.46, None), "accuracy_all": (0.65, None)},
                "sequential": {"accuracy_slow": (0.64, None), "accuracy_all": (0.71, None)},
@@ -129,7 +137,7 @@ TASKS = {
                "colour's class, mean over frames then over clips; slow: the test clips with the least camera motion "
                "(at most the median); transition_l2: L2 between the class-transition matrices of translated and true "
                "segmentation videos, no denoising (not in the paper's table). The paper also lists 200M-parameter "
-               "models (3D 0.77/0.72, 2D 0.60/0.70). identity: the RGB input itself decoded to the palette.",),
+               "models (3D 0.77/0.72, 2D 0.60/0.70). identity: the RGB input itself decoded to the palette.", _TEMPORAL_NOTE),
         direction="b2a",
     ),
 }
