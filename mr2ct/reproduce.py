@@ -57,6 +57,10 @@ class Task:
     notes: tuple[str, ...] = ()
 
 
+_TEMPORAL_NOTE = ("warping_error: Lai et al. (2018) on [0, 1] frames, the output warped with the Farneback flow of the "
+                  "ground truth (not FlowNet2), occlusions masked; tof: TecoGAN's mean |flow(output) - flow(ground "
+                  "truth)| in pixels (mr2ct.metrics.temporal; not in the paper).")
+
 TASKS = {
     "vmnist": Task(
         bundle="vmnist_cyclegan3d",
@@ -72,7 +76,7 @@ TASKS = {
         bundle="mmnist_color_cyclegan3d",
         table="Table 1: coloured moving MNIST (white -> colour)",
         metrics={"shape_l2": "shape_l2", "intensity_mean": "intensity_mean", "colour_sigma": "colour_sigma",
-                 "colour_flicker": "colour_flicker"},
+                 "colour_flicker": "colour_flicker", "warping_error": "warping_error", "tof": "tof"},
         paper={"ground truth": {"intensity_mean": (175.37, None), "colour_sigma": (32.25, None)},
                "3d": {"shape_l2": (0.79, None), "intensity_mean": (204.36, None), "colour_sigma": (45.65, None)},
                "random": {"shape_l2": (1.48, None), "intensity_mean": (139.38, None), "colour_sigma": (64.51, None)},
@@ -83,13 +87,13 @@ TASKS = {
                            "colour_flicker": "gt_colour_flicker"},
         notes=("shape_l2: L2 norm of the binary digit-mask difference relative to the ground truth's mask norm "
                "(1 = empty output; the paper does not state its normalisation); intensity_mean and colour_sigma on [0, 255] digit pixels; colour_flicker: "
-               "std over time of the mean digit colour (not in the paper).",),
+               "std over time of the mean digit colour (not in the paper).", _TEMPORAL_NOTE),
     ),
     "gta": Task(
         bundle="gta_seg2video_cyclegan3d",
         table="Table 4: GTA video -> segmentation, per-frame pixel accuracy",
         metrics={"accuracy_slow": "pixel_accuracy_slow", "accuracy_all": "pixel_accuracy",
-                 "transition_l2": "transition_l2_d0"},
+                 "transition_l2": "transition_l2_d0", "warping_error": "warping_error", "tof": "tof"},
         paper={"3d": {"accuracy_slow": (0.54, None), "accuracy_all": (0.55, None)},
                "random": {"accuracy_slow": (0.46, None), "accuracy_all": (0.65, None)},
                "sequential": {"accuracy_slow": (0.64, None), "accuracy_all": (0.71, None)},
@@ -99,7 +103,8 @@ TASKS = {
                "colour's class, mean over frames then over clips; slow: the test clips with the least camera motion "
                "(at most the median); transition_l2: L2 between the class-transition matrices of translated and true "
                "segmentation videos, no denoising (not in the paper's table). The paper also lists 200M-parameter "
-               "models (3D 0.77/0.72, 2D 0.60/0.70). identity: the RGB input itself decoded to the palette.",),
+               "models (3D 0.77/0.72, 2D 0.60/0.70). identity: the RGB input itself decoded to the palette.",
+               _TEMPORAL_NOTE),
     ),
 }
 

@@ -140,3 +140,20 @@ def test_paired_items_and_nifti_cases(tmp_path, tiny_vmnist):
     files = sorted(out.glob("*.nii.gz"))
     assert [f.name for f in files] == ["case_0000.nii.gz", "case_0001.nii.gz"]
     assert np.array_equal(nib.load(files[1]).get_fdata(), a[1, 0])
+
+
+def test_validation_split_is_held_out_of_training(tmp_path, tiny_vmnist):
+    config = DigitVideoConfig(depth=8, size=(16, 16), num_digits=40, seed=0, val_fraction=0.25)
+    folder = build_volumetric_mnist(tmp_path, config)
+    assert folder != tiny_vmnist and folder.name.endswith("_val0.25")
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    assert meta["counts"] == {"train_A": 10, "train_B": 11, "test_A": 12, "test_B": 12, "val_A": 7, "val_B": 7}
+    for name in ("test_A", "test_B"):  # the test split is the one without validation
+        assert np.array_equal(np.load(folder / f"{name}.npy"), np.load(tiny_vmnist / f"{name}.npy"))
+    val_labels = np.load(folder / "val_A_labels.npy")
+    assert np.array_equal(val_labels, np.load(folder / "val_B_labels.npy"))  # paired
+    val, test = load_split(folder, "val", "A"), load_split(folder, "test", "A")
+    train = np.concatenate([load_split(folder, "train", "A"), load_split(folder, "train", "B")])
+    assert not any(np.array_equal(v, x) for v in val for x in [*train, *test])  # disjoint digits
+    with pytest.raises(ValueError, match="val_fraction"):
+        DigitVideoConfig(val_fraction=1.0)

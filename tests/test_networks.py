@@ -128,3 +128,48 @@ def test_framewise_network_equals_per_frame_application():
         out = FramewiseNetwork(net2d, frames_per_forward=3)(video)
         expected = torch.stack([net2d(video[:, :, t]) for t in range(5)], dim=2)
     assert torch.allclose(out, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("upsample", ["nearest", "linear"])
+@pytest.mark.parametrize("spatial_dims, size, strides", [(3, (16, 28, 28), (1, 2, 2)), (3, (7, 13, 10), 2),
+                                                           (2, (37, 41), 2)])
+def test_generator_resize_convolution_upsampling(upsample, spatial_dims, size, strides):
+    net = ResnetGenerator(spatial_dims, 3, 3, channels=4, num_res_blocks=1, strides=strides, upsample=upsample)
+    transposed = ResnetGenerator(spatial_dims, 3, 3, channels=4, num_res_blocks=1, strides=strides)
+    assert count_parameters(net) == count_parameters(transposed)  # a 3-wide convolution either way
+    assert not any(isinstance(m, (torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)) for m in net.modules())
+    resizes = [m for m in net.modules() if isinstance(m, torch.nn.Upsample)]
+    assert len(resizes) == 2 and resizes[0].scale_factor == tuple(float(s) for s in net.strides)
+    x = torch.randn(1, 3, *size)
+    with torch.no_grad():
+        assert net(x).shape == x.shape
+    with pytest.raises(RuntimeError):  # another architecture: weights of one do not load into the other
+        net.load_state_dict(transposed.state_dict())
+
+
+def test_resize_convolution_has_no_checkerboard_along_time():
+    """A constant input through the upsampling stages of an untrained generator: the transposed convolution's
+    uneven kernel overlap makes alternate frames differ (a period-2 pattern in time), the resize-convolution not."""
+    torch.manual_seed(0)
+    spread = {}
+    for upsample in ("transposed", "nearest"):
+        net = ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=0, strides=2, upsample=upsample, norm=None)
+        up = torch.nn.Sequential(*[m for m in net.model if not isinstance(m, torch.nn.ReflectionPad3d)][3:-2])
+        with torch.no_grad():
+            y = up(torch.ones(1, 16, 4, 4, 4))[..., 4:-4, 4:-4, 4:-4]  # away from the zero-padded borders
+        spread[upsample] = float(y.std(dim=2).mean())  # variation along time of a constant signal
+    assert spread["nearest"] < 1e-5 < spread["transposed"]
+
+
+def test_generator_rejects_unknown_upsampling():
+    with pytest.raises(ValueError, match="upsample must be one of"):
+        ResnetGenerator(3, 1, 1, upsample="pixelshuffle")
+
+
+def test_discriminator_max_downsampling_keeps_the_time_axis():
+    assert patch_layer_strides((16, 28, 28), 3, 3, (0, None, None)) == [(1, 2, 2)] * 3
+    assert patch_layer_strides((16, 28, 28), 3, 3, (1, None, 2)) == [(2, 2, 2), (1, 2, 2), (1, 2, 1)]
+    net = PatchGANDiscriminator(3, 3, channels=4, input_size=(16, 28, 28), max_downsampling=(0, None, None))
+    assert net(torch.randn(1, 3, 16, 28, 28)).shape == (1, 1, 16, 1, 1)  # a logit per frame position
+    with pytest.raises(ValueError, match="max_downsampling must hold 3 entries"):
+        patch_layer_strides((16, 28, 28), 3, 3, (0, None))

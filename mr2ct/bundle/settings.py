@@ -145,7 +145,11 @@ class CycleGANSettings:
     ndf: int = setting(positive_int, "discriminator base channels")
     num_res_blocks: int = setting(nonnegative_int, "residual blocks of the generator")
     gen_strides: int | list[int] = setting(lambda name, value: value, "generator down-sampling, 1 or 2 (or per axis)")
+    gen_upsample: str = setting(choice("transposed", "nearest", "linear"),
+                                "generator up-sampling: transposed convolution, or resize then convolution")
     d_layers: int = setting(positive_int, "strided layers of the PatchGAN discriminator")
+    d_max_downsampling: list[int | None] | None = setting(lambda name, value: value,
+                                                          "most stride-2 layers of the discriminator per axis")
     adversarial: str = setting(choice(*ADVERSARIAL_LOSSES), "adversarial loss")
     lambda_cycle: float = setting(nonnegative_number, "weight of the cycle loss")
     lambda_identity: float = setting(nonnegative_number, "weight of the identity loss, relative to lambda_cycle")

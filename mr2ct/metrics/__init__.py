@@ -27,6 +27,17 @@ from .segmentation import (
     transition_l2,
     transition_matrix,
 )
+from .temporal import (
+    FARNEBACK_PARAMS,
+    TEMPORAL_METRICS,
+    farneback_flow,
+    grey_frames,
+    occlusion_mask,
+    temporal_metric_handler,
+    tof,
+    warp_back,
+    warping_error,
+)
 from .synthrad import HU_RANGE, SYNTHRAD_METRICS, body_mask, linear_fit, mae_hu, psnr_hu, ssim_hu
 from .two_afc import REAL, AnswerError, Judgement, StudyKey, Trial, load_answers, preference_table
 
@@ -69,4 +80,13 @@ __all__ = [
     "synthrad_metric_handler",
     "video_metric_handler",
     "volume_l2",
+    "FARNEBACK_PARAMS",
+    "TEMPORAL_METRICS",
+    "farneback_flow",
+    "grey_frames",
+    "occlusion_mask",
+    "temporal_metric_handler",
+    "tof",
+    "warp_back",
+    "warping_error",
 ]

@@ -15,14 +15,35 @@ __all__ = ["PatchGANDiscriminator", "patch_layer_strides"]
 _MIN_SIZE_AFTER_DOWNSAMPLING = 3
 
 
-def patch_layer_strides(input_size: Sequence[int] | None, num_layers: int, spatial_dims: int) -> list[tuple[int, ...]]:
+def patch_layer_strides(input_size: Sequence[int] | None, num_layers: int, spatial_dims: int,
+                        max_downsampling: Sequence[int | None] | None = None) -> list[tuple[int, ...]]:
     """Per-layer, per-axis strides of the ``num_layers`` downsampling layers of a PatchGAN.
 
     Without ``input_size`` every axis is downsampled at every layer (the standard, isotropic PatchGAN, which
     needs at least 24 voxels per axis for 3 layers). With it, an axis is downsampled only as long as
     ``size // 2**k >= 3``, so short clips (e.g. depth 8 or 16) keep their time axis and still give a valid
     patch grid. For depth 30 and sizes >= 24 this is the standard PatchGAN.
+
+    ``max_downsampling`` caps the stride-2 layers per axis (``None`` entries: no cap), e.g. ``(0, None, None)``
+    keeps a video's time axis at full resolution (every layer then convolves it with a 3-wide kernel).
     """
+    if max_downsampling is not None:
+        if len(max_downsampling) != spatial_dims or any(m is not None and (isinstance(m, bool) or m < 0)
+                                                        for m in max_downsampling):
+            raise ValueError(f"max_downsampling must hold {spatial_dims} entries, each None or an integer >= 0, "
+                             f"got {max_downsampling!r}.")
+        capped = patch_layer_strides(input_size, num_layers, spatial_dims)
+        caps = [num_layers if m is None else m for m in max_downsampling]
+        counts = [0] * spatial_dims
+        out = []
+        for layer in capped:
+            strides = []
+            for a, stride in enumerate(layer):
+                keep = stride == 2 and counts[a] < caps[a]
+                counts[a] += keep
+                strides.append(2 if keep else 1)
+            out.append(tuple(strides))
+        return out
     if input_size is None:
         return [(2,) * spatial_dims for _ in range(num_layers)]
     if len(input_size) != spatial_dims:
@@ -54,6 +75,9 @@ class PatchGANDiscriminator(nn.Module):
         num_layers: number of downsampling layers (3 in CycleGAN, a 70x70 receptive field in 2D).
         input_size: spatial size of the training inputs, used to adapt strides for short axes.
         norm: MONAI norm layer name or ``(name, args)``.
+        max_downsampling: per axis, at most this many stride-2 layers (``None``: no cap), see
+            :func:`patch_layer_strides`; e.g. ``(0, None, None)`` for a discriminator that keeps every frame of a
+            clip and sees motion at full temporal resolution. Default: no caps (the standard PatchGAN).
 
     Returns:
         ``forward`` returns the patch logits, shape ``(N, 1, *grid)``, in fp32: the output layer runs outside
@@ -68,6 +92,7 @@ class PatchGANDiscriminator(nn.Module):
         num_layers: int = 3,
         input_size: Sequence[int] | None = None,
         norm: str | tuple = "INSTANCE",
+        max_downsampling: Sequence[int | None] | None = None,
     ):
         super().__init__()
         if spatial_dims not in (2, 3):
@@ -76,10 +101,9 @@ class PatchGANDiscriminator(nn.Module):
             raise ValueError("in_channels, channels and num_layers must be positive.")
         self.spatial_dims = spatial_dims
         self.input_size = tuple(input_size) if input_size is not None else None
-        strides = patch_layer_strides(input_size, num_layers, spatial_dims)
+        strides = patch_layer_strides(input_size, num_layers, spatial_dims, max_downsampling)
         # a stride-1 layer keeps the size of axes that were never downsampled (kernel 3) and shrinks the others by 1
-        full = strides[0] if input_size is None else tuple(2 if any(s[a] == 2 for s in strides) else 1
-                                                            for a in range(spatial_dims))
+        full = tuple(2 if any(s[a] == 2 for s in strides) else 1 for a in range(spatial_dims))
         act = ("LEAKYRELU", {"negative_slope": 0.2})
 
         def kernel(stride: Sequence[int]) -> tuple[int, ...]:

@@ -15,6 +15,7 @@ __all__ = ["ResnetBlock", "ResnetGenerator"]
 
 # MONAI's Pad factory has no reflection padding; CycleGAN and the paper pad by reflection.
 REFLECTION_PAD = {2: nn.ReflectionPad2d, 3: nn.ReflectionPad3d}
+UPSAMPLE_MODES = ("transposed", "nearest", "linear")
 
 
 class ResnetBlock(nn.Module):
@@ -48,7 +49,10 @@ class ResnetGenerator(nn.Module):
     The 3D CycleGAN paper ("Unsupervised Video-to-Video Translation", section 3) uses this network with 3D
     convolutions: a 7x7x7 stem, two stride-2 downsampling convolutions, ``num_res_blocks`` residual blocks,
     two stride-1/2 (transposed) upsampling convolutions and a 7x7x7 output convolution with ``tanh``.
-    Reflection padding is used in place of zero padding, as in CycleGAN.
+    Reflection padding is used in place of zero padding, as in CycleGAN. ``upsample`` can replace the transposed
+    convolutions by resize-convolutions (Odena et al., "Deconvolution and Checkerboard Artifacts", Distill 2016):
+    a nearest or (bi/tri)linear upsampling followed by a 3-wide convolution, which has no uneven kernel overlap and
+    so no checkerboard pattern (along time: no alternating-frame flicker).
 
     Any input size >= 4 is accepted: the input is padded (edge replication) to a multiple of the total stride
     along each axis and the output is cropped back, so ``output.shape[2:] == input.shape[2:]``.
@@ -63,6 +67,9 @@ class ResnetGenerator(nn.Module):
             video unstrided. An int applies to every axis. Each axis is downsampled twice by this factor.
         norm: MONAI norm layer name (``"INSTANCE"`` as in CycleGAN) or ``(name, args)``.
         dropout: dropout inside residual blocks.
+        upsample: ``"transposed"`` (stride-2 transposed convolutions, CycleGAN and the paper), or a resize-convolution:
+            ``"nearest"`` or ``"linear"`` (bilinear in 2D, trilinear in 3D) upsampling, then a 3-wide convolution
+            (the same number of parameters).
         checkpoint_blocks: activation checkpointing of the residual blocks in training
             (``torch.utils.checkpoint``, non-reentrant): each block keeps only its input for the backward pass and
             recomputes its inner activations, the main memory saver at 30x256x256, for about one more forward
@@ -82,6 +89,7 @@ class ResnetGenerator(nn.Module):
         strides: Sequence[int] | int = 2,
         norm: str | tuple = "INSTANCE",
         dropout: float = 0.0,
+        upsample: str = "transposed",
         checkpoint_blocks: bool = False,
     ):
         super().__init__()
@@ -94,6 +102,9 @@ class ResnetGenerator(nn.Module):
         self.strides = ensure_tuple_rep(strides, spatial_dims)
         if any(s not in (1, 2) for s in self.strides):
             raise ValueError(f"strides must be 1 or 2 per axis, got {self.strides}.")
+        if upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}.")
+        self.upsample = upsample
         reflect = REFLECTION_PAD[spatial_dims]
 
         layers: list[nn.Module] = [
@@ -109,11 +120,7 @@ class ResnetGenerator(nn.Module):
             ch *= 2
         layers += [ResnetBlock(spatial_dims, ch, norm=norm, dropout=dropout) for _ in range(num_res_blocks)]
         for _ in range(self.num_downsampling):
-            layers.append(
-                Convolution(spatial_dims, ch, ch // 2, strides=self.strides, kernel_size=3, padding=1,
-                            output_padding=tuple(s - 1 for s in self.strides), is_transposed=True, norm=norm,
-                            act="RELU")
-            )
+            layers += self._upsampling(ch, ch // 2, norm)
             ch //= 2
         layers += [
             reflect(3),
@@ -121,6 +128,17 @@ class ResnetGenerator(nn.Module):
             nn.Tanh(),
         ]
         self.model = nn.Sequential(*layers)
+
+    def _upsampling(self, ch_in: int, ch_out: int, norm: str | tuple) -> list[nn.Module]:
+        """One upsampling stage by ``self.strides``: a transposed convolution, or a resize and a convolution."""
+        if self.upsample == "transposed":
+            return [Convolution(self.spatial_dims, ch_in, ch_out, strides=self.strides, kernel_size=3, padding=1,
+                                output_padding=tuple(s - 1 for s in self.strides), is_transposed=True, norm=norm,
+                                act="RELU")]
+        mode = "nearest" if self.upsample == "nearest" else {2: "bilinear", 3: "trilinear"}[self.spatial_dims]
+        resize = nn.Upsample(scale_factor=tuple(float(s) for s in self.strides), mode=mode,
+                             **({} if mode == "nearest" else {"align_corners": False}))
+        return [resize, Convolution(self.spatial_dims, ch_in, ch_out, kernel_size=3, padding=1, norm=norm, act="RELU")]
 
     @property
     def size_multiple(self) -> tuple[int, ...]:
