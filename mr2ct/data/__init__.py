@@ -17,9 +17,17 @@ from .gta import (
     read_video_sequence,
     read_viper_sequence,
 )
-from .head_phantom import TISSUES, HeadPhantomConfig, build_head_phantom, render_head
+from .head_phantom import TISSUES, HeadPhantomConfig, build_head_phantom, render_head, tissue_class_map
 from .moving_mnist import bouncing_trajectory, build_moving_mnist, colour_palette, render_moving_digits
-from .mrct import MODALITIES, mrct_inference_folder, mrct_pairs, mrct_training_items, phantom_config
+from .mrct import (
+    MODALITIES,
+    mrct_inference_folder,
+    mrct_paired_training_items,
+    mrct_pairs,
+    mrct_training_items,
+    phantom_config,
+    validation_phantom,
+)
 from .nifti import save_volume, write_nifti_cases
 from .readers import (
     VOLUME_SUFFIXES,
@@ -70,6 +78,7 @@ __all__ = [
     "load_digits",
     "load_split",
     "mrct_inference_folder",
+    "mrct_paired_training_items",
     "mrct_pairs",
     "mrct_training_items",
     "paired_items",
@@ -85,8 +94,10 @@ __all__ = [
     "render_moving_digits",
     "render_sequence",
     "render_volumes",
+    "tissue_class_map",
     "save_volume",
     "unpaired_items",
+    "validation_phantom",
     "volume_stem",
     "write_nifti_cases",
     "write_video",

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from .batching import METHODS, ClipBatch, RandomFrames, SequentialFrames, batch_preparer, method_spatial_dims
 from .checkpoint import (
+    EndlessLoader,
     FinalWeightsSaver,
     RandomStates,
     ResumableLoader,
+    SETTINGS_FILE,
     TrainingCheckpointer,
     atomic_torch_save,
+    check_weights_settings,
     latest_checkpoint,
 )
 from .handlers import LossCSVLogger, LossProgressBar, SampleGridSaver
 from .image_pool import ImagePool
-from .losses import adversarial_loss, temporal_const_loss
+from .inferers import TaperedSlidingWindowInferer, taper_weights
+from .losses import MINDLoss, adversarial_loss, mind_descriptor, temporal_const_loss
 from .schedule import LinearDecay
 from .trainer import CycleGANTrainer, loss_values
+from .uncertainty import AugmentationSpread, shift_volume
 from .video_translator import VideoTranslator
 from .volume_translator import TranslationResult, VolumeTranslator
 
@@ -23,16 +28,21 @@ __all__ = [
     "METHODS",
     "ClipBatch",
     "CycleGANTrainer",
+    "EndlessLoader",
     "FinalWeightsSaver",
     "ImagePool",
     "LinearDecay",
     "LossCSVLogger",
+    "MINDLoss",
     "LossProgressBar",
     "RandomFrames",
     "RandomStates",
     "ResumableLoader",
+    "SETTINGS_FILE",
     "SampleGridSaver",
     "SequentialFrames",
+    "TaperedSlidingWindowInferer",
+    "AugmentationSpread",
     "TrainingCheckpointer",
     "TranslationResult",
     "VideoTranslator",
@@ -40,8 +50,12 @@ __all__ = [
     "adversarial_loss",
     "atomic_torch_save",
     "batch_preparer",
+    "check_weights_settings",
     "latest_checkpoint",
     "loss_values",
     "method_spatial_dims",
+    "mind_descriptor",
+    "shift_volume",
+    "taper_weights",
     "temporal_const_loss",
 ]

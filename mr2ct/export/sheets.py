@@ -38,6 +38,7 @@ __all__ = [
     "percentile_window",
     "read_clip",
     "read_ras",
+    "uncertainty_sheet",
     "video_sheet",
     "volume_sheet",
     "write_review_sheets",
@@ -178,6 +179,66 @@ def volume_sheet(path: str | Path, columns: Mapping[str, tuple[np.ndarray, str]]
     y = top
     for name, (_, h) in sizes.items():
         _draw_lines(canvas, (0, y, _ROW_LABEL_WIDTH - _GAP, h), [name, _PLANE_NOTES[name]])
+        y += h + _GAP
+    return _write_atomic(Path(path), lambda tmp: canvas.save(tmp, format="PNG"))
+
+
+def uncertainty_sheet(path: str | Path, translation: np.ndarray, uncertainty: np.ndarray,
+                      error: np.ndarray | None = None, *, spacing: Sequence[float] | None = None,
+                      title: str | None = None, panel_size: int = 256, window: tuple[float, float] = CT_WINDOWS["bone"],
+                      unit: str = "HU") -> Path:
+    """Write a PNG of where a translation can be trusted: its mid-planes (rows) in grey with the confidence map
+    overlaid as a heat map (dark red to yellow, transparent where it is near 0) and, when the ground truth is known,
+    the true absolute error overlaid alike, on the same colour scale, beside it.
+
+    Args:
+        path: the PNG to write (under a temporary name, then renamed).
+        translation: the ``(X, Y, Z)`` RAS translation (e.g. a synthetic CT in HU).
+        uncertainty: its confidence map on the same grid (larger = less trusted), e.g. ``<case>_uncertainty.nii.gz``.
+        error: ``|translation - ground truth|`` on the same grid, or None.
+        spacing: voxel size ``(x, y, z)`` in mm.
+        title: a line above the montage.
+        panel_size: length in pixels of the volume's largest physical extent.
+        window: ``(level, width)`` of the grey translation under the overlay (default: the bone window).
+        unit: the maps' unit, for the labels.
+
+    The colour scale runs from 0 to the 99th percentile of the uncertainty inside the translation's foreground (its
+    voxels above the window's lower end), or of the error when that is larger, and is written above the panels.
+    """
+    from matplotlib import colormaps
+
+    maps = {"uncertainty": uncertainty, **({"|error|": error} if error is not None else {})}
+    shapes = {name: np.shape(v) for name, v in {"translation": translation, **maps}.items()}
+    if len(set(shapes.values())) > 1 or len(np.shape(translation)) != 3:
+        raise ValueError(f"uncertainty_sheet needs 3D volumes of one shape, got shapes {shapes}.")
+    level, width = window
+    foreground = np.asarray(translation) > level - width / 2
+    top_value = max([float(np.percentile(np.asarray(v)[foreground] if foreground.any() else v, 99))
+                     for v in maps.values()] + [1e-6])
+    heat = colormaps["hot"]
+    sizes = _plane_sizes(np.shape(translation), spacing or (1.0, 1.0, 1.0), panel_size)
+    cell = max(w for w, _ in sizes.values())
+    header = _LINE + _GAP if title else 0
+    top = header + 2 * _LINE + _GAP
+    canvas = Image.new("RGB", (_ROW_LABEL_WIDTH + len(maps) * (cell + _GAP),
+                               top + sum(h + _GAP for _, h in sizes.values())), _BACKGROUND)
+    if title:
+        _draw_lines(canvas, (0, 0, canvas.width, _LINE), [title])
+    grey_planes = midplanes(apply_window(translation, level, width))
+    for i, (name, values) in enumerate(maps.items()):
+        left, y = _ROW_LABEL_WIDTH + i * (cell + _GAP), top
+        _draw_lines(canvas, (left, header, cell, 2 * _LINE), [f"{name} on translation", f"0-{top_value:.0f} {unit}"])
+        for plane, grey in zip(_PLANES, grey_planes.values()):
+            share = np.clip(midplanes(values)[plane] / top_value, 0.0, 1.0)[..., None]
+            colour = heat(share[..., 0])[..., :3]
+            rgb = (1 - np.sqrt(share)) * grey[..., None] + np.sqrt(share) * colour  # faint where confident
+            w, h = sizes[plane]
+            picture = Image.fromarray(np.round(rgb * 255).astype(np.uint8))
+            canvas.paste(picture.resize((w, h), Image.Resampling.BILINEAR), (left + (cell - w) // 2, y))
+            y += h + _GAP
+    y = top
+    for plane, (_, h) in sizes.items():
+        _draw_lines(canvas, (0, y, _ROW_LABEL_WIDTH - _GAP, h), [plane, _PLANE_NOTES[plane]])
         y += h + _GAP
     return _write_atomic(Path(path), lambda tmp: canvas.save(tmp, format="PNG"))
 
@@ -371,6 +432,15 @@ def write_review_sheets(output_dir: str | Path, *, source_dir: str | Path, trans
         paths = [p for p in (source, translations[stem], truths[stem]) if p is not None]
         sheet = _case_sheet(output_dir / "sheets" / f"{stem}{'.gif' if video else '.png'}", paths, labels, kinds, video)
         written.append((stem, sheet.relative_to(output_dir).as_posix()))
+        uncertainty = None if video else _find_volume(translation_dir, f"{stem}_uncertainty")
+        if uncertainty is not None:  # the confidence map that inference wrote beside the translation
+            (translation, spacing), (spread, _) = read_ras(translations[stem]), read_ras(uncertainty)
+            error = np.abs(translation - read_ras(truths[stem])[0]) if truths[stem] is not None else None
+            window = CT_WINDOWS["bone"] if target_kind == "ct" else percentile_window(translation)
+            sheet = uncertainty_sheet(output_dir / "sheets" / f"{stem}_uncertainty.png", translation, spread, error,
+                                      spacing=spacing, title=f"{stem}: where to trust the translation", window=window,
+                                      unit="HU" if target_kind == "ct" else "")
+            written.append((f"{stem} (uncertainty)", sheet.relative_to(output_dir).as_posix()))
 
     columns = " | ".join(labels[: 3 if truth_dir else 2])
     notes = [f"{len(written)} case(s); columns: {columns}. Source: {source_dir}; translation: {translation_dir}"
