@@ -202,8 +202,9 @@ def uncertainty_sheet(path: str | Path, translation: np.ndarray, uncertainty: np
         window: ``(level, width)`` of the grey translation under the overlay (default: the bone window).
         unit: the maps' unit, for the labels.
 
-    The colour scale runs from 0 to the 99th percentile of the uncertainty inside the translation's foreground (its
-    voxels above the window's lower end), or of the error when that is larger, and is written above the panels.
+    Each map's colour scale runs from 0 to its own 99th percentile inside the translation's foreground (its voxels
+    above the window's lower end), written above its panels: a spread is smaller than the error it predicts, and
+    what the sheet shows is whether the two agree on where the translation is wrong.
     """
     from matplotlib import colormaps
 
@@ -213,8 +214,8 @@ def uncertainty_sheet(path: str | Path, translation: np.ndarray, uncertainty: np
         raise ValueError(f"uncertainty_sheet needs 3D volumes of one shape, got shapes {shapes}.")
     level, width = window
     foreground = np.asarray(translation) > level - width / 2
-    top_value = max([float(np.percentile(np.asarray(v)[foreground] if foreground.any() else v, 99))
-                     for v in maps.values()] + [1e-6])
+    tops = {name: max(float(np.percentile(np.asarray(v)[foreground] if foreground.any() else v, 99)), 1e-6)
+            for name, v in maps.items()}
     heat = colormaps["hot"]
     sizes = _plane_sizes(np.shape(translation), spacing or (1.0, 1.0, 1.0), panel_size)
     cell = max(w for w, _ in sizes.values())
@@ -227,9 +228,9 @@ def uncertainty_sheet(path: str | Path, translation: np.ndarray, uncertainty: np
     grey_planes = midplanes(apply_window(translation, level, width))
     for i, (name, values) in enumerate(maps.items()):
         left, y = _ROW_LABEL_WIDTH + i * (cell + _GAP), top
-        _draw_lines(canvas, (left, header, cell, 2 * _LINE), [f"{name} on translation", f"0-{top_value:.0f} {unit}"])
+        _draw_lines(canvas, (left, header, cell, 2 * _LINE), [f"{name} on translation", f"0-{tops[name]:.0f} {unit}"])
         for plane, grey in zip(_PLANES, grey_planes.values()):
-            share = np.clip(midplanes(values)[plane] / top_value, 0.0, 1.0)[..., None]
+            share = np.clip(midplanes(values)[plane] / tops[name], 0.0, 1.0)[..., None]
             colour = heat(share[..., 0])[..., :3]
             rgb = (1 - np.sqrt(share)) * grey[..., None] + np.sqrt(share) * colour  # faint where confident
             w, h = sizes[plane]

@@ -35,6 +35,7 @@ from .segmentation import (
     transition_l2,
     transition_matrix,
 )
+from .synthrad import HU_RANGE, SYNTHRAD_METRICS, body_mask, linear_fit, mae_hu, psnr_hu, ssim_hu
 from .tissue import (
     BONE_HU,
     TISSUE_CLASSES,
@@ -45,7 +46,6 @@ from .tissue import (
     tissue_error,
     voxel_rank_correlation,
 )
-from .synthrad import HU_RANGE, SYNTHRAD_METRICS, body_mask, linear_fit, mae_hu, psnr_hu, ssim_hu
 from .two_afc import REAL, AnswerError, Judgement, StudyKey, Trial, load_answers, preference_table
 
 __all__ = [
