@@ -20,6 +20,7 @@ from monai.bundle import ConfigWorkflow, verify_net_in_out
 import conftest
 from mr2ct.bundle import load_config
 from conftest import REPO
+from mr2ct.data import build_head_phantom, phantom_config
 
 BUNDLE = REPO / "bundles" / "mrct_cyclegan3d"
 COMMON = conftest.REPO / "bundles" / "common" / "configs"  # MONAI tools read the layers listed
@@ -228,3 +229,59 @@ def test_inference_errors_are_clear(tmp_path):
 def test_missing_weights_are_named(tmp_path):
     run = run_bundle("inference", "inference.json", {**tiny_overrides(tmp_path), "output_dir": str(tmp_path / "o")})
     assert run.returncode != 0 and "no trained weights at" in run.stderr and str(tmp_path / "models") in run.stderr
+
+
+def test_structure_pairs_confidence_and_settings_through_the_bundle(tmp_path):
+    """Training with the structure loss and two registered pairs, inference with confidence maps (NIfTI beside each
+    synthetic CT, mean in summary.csv), the per-tissue evaluation, the sheets' overlay, and weights of other
+    settings refused in one line: the bundle commands and `mr2ct translate` as a user runs them."""
+    ov = tiny_overrides(tmp_path)
+    folder = build_head_phantom(tmp_path / "data", phantom_config(TINY["volume_size"], [230.4, 230.4, 90.0], 2, 2, 0))
+    pairs = {"paired_mr_dir": str(folder / "test" / "mr"), "paired_ct_dir": str(folder / "test" / "ct")}
+    settings = {**ov, "decay_epochs": 1, "epoch_length": 2, "val_interval": 0, "log_interval": 1,
+                "lambda_structure": 1.0, **pairs}
+    train = run_bundle("training", "train.json", {**settings, "max_epochs": 1})
+    assert train.returncode == 0, train.stderr[-3000:]
+    resumed = run_bundle("training", "train.json", {**settings, "max_epochs": 2, "resume": True})
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rows = list(csv.DictReader(open(tmp_path / "runs" / "losses.csv")))
+    assert [r["iteration"] for r in rows] == ["1", "2", "3", "4"]
+    assert float(rows[-1]["loss_structure"]) > 0 and float(rows[-1]["loss_paired"]) > 0
+    settings = json.loads((tmp_path / "models" / "model_settings.json").read_text(encoding="utf-8"))
+    assert (settings["ngf"], settings["num_res_blocks"], settings["volume_size"]) == (4, 1, [8, 32, 32])
+
+    out = tmp_path / "out"
+    infer = run_bundle("inference", "inference.json", {**ov, "output_dir": str(out), "uncertainty": True})
+    assert infer.returncode == 0, infer.stderr[-3000:]
+    for case in sorted((folder / "test" / "mr").iterdir()):
+        stem = case.name.removesuffix(".nii.gz")
+        synthct, spread = (nib.load(out / f"{stem}{postfix}.nii.gz") for postfix in ("_synthct", "_uncertainty"))
+        assert spread.shape == synthct.shape and np.allclose(spread.affine, synthct.affine)
+        assert spread.get_fdata().min() >= 0 and spread.get_fdata().max() > 0
+    summary = list(csv.DictReader(open(out / "summary.csv")))
+    assert all(float(r["mean_uncertainty"]) > 0 for r in summary) and len(summary) == 2
+
+    evaluate = run_bundle("evaluating", "evaluate.json", {**ov, "uncertainty": True})
+    assert evaluate.returncode == 0, evaluate.stderr[-3000:]
+    report = tmp_path / "runs" / "report"
+    metrics = json.loads((report / "metrics.json").read_text(encoding="utf-8"))
+    for name in ("mae_air", "mae_soft", "mae_bone", "me_bone", "dice_bone", "linear_mae_bone", "mean_uncertainty",
+                 "uncertainty_voxel_spearman", "uncertainty_case_spearman"):
+        assert name in metrics["metrics"], name
+    assert "phantom labels" in metrics["settings"]["tissue classes"]
+    header = next(csv.reader(open(report / "cases.csv")))
+    assert {"mae_bone", "dice_bone", "uncertainty_voxel_spearman"} <= set(header)
+    assert (report / "case_0_uncertainty.png").is_file()
+    assert "case_0_uncertainty" in (report / "report.md").read_text(encoding="utf-8")
+
+    # quick-sized weights without the quick settings: refused before any work, naming what differs
+    for args in (["-m", "monai.bundle", "run", "inference", "--config_file", str(CONFIGS / "inference.json")],
+                 ["-m", "mr2ct.cli", "translate"]):
+        wrong = {**ov, "ngf": 8, "num_res_blocks": 2, "output_dir": str(tmp_path / "wrong")}
+        command = [sys.executable, *args] + [x for k, v in wrong.items() for x in (f"--{k}", json.dumps(v)
+                                                                                 if isinstance(v, list) else str(v))]
+        refused = subprocess.run(command, capture_output=True, encoding="utf-8", errors="replace", timeout=600)
+        assert refused.returncode != 0 and not (tmp_path / "wrong").exists()
+        line = next(x for x in refused.stderr.splitlines() if x.startswith("ValueError: the weights"))
+        assert "ngf 4 (this run: 8)" in line and "num_res_blocks 1 (this run: 2)" in line
+        assert "--ngf 4 --num_res_blocks 1" in line

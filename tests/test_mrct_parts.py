@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -15,9 +19,11 @@ from mr2ct.data import (
     SkipFailuresDataset,
     UnpairedDataset,
     build_head_phantom,
+    mrct_paired_training_items,
     mrct_pairs,
     mrct_training_items,
     save_volume,
+    validation_phantom,
 )
 from mr2ct.export import save_midplane_panel
 from mr2ct.metrics import body_mask, linear_fit, mae_hu, synthrad_metric_handler
@@ -60,7 +66,7 @@ def test_training_items_and_pairs(phantom, tmp_path):
     assert len(mr) == len(ct) == 2 and all("train" in p for p in mr + ct)
     assert not {p.split("/")[-1] for p in mr} & {p.split("/")[-1] for p in ct}  # disjoint subjects
     pairs = mrct_pairs(root, PHANTOM)
-    assert [sorted(p) for p in pairs] == [["image", "label", "mask"]] * 2
+    assert [sorted(p) for p in pairs] == [["image", "label", "mask", "tissue"]] * 2
     assert all(p["image"].split("/")[-1] == p["label"].split("/")[-1] for p in pairs)
     with pytest.raises(ValueError, match="both an MR folder and a CT folder"):
         mrct_training_items(root, PHANTOM, mr=str(folder / "train" / "mr"))
@@ -70,6 +76,45 @@ def test_training_items_and_pairs(phantom, tmp_path):
     (lonely / "other.nii.gz").write_bytes(first_ct.read_bytes())
     with pytest.raises(ValueError, match="unmatched"):
         mrct_pairs(root, PHANTOM, mr=str(folder / "test" / "mr"), ct=str(lonely))
+
+
+def test_paired_training_items(phantom, tmp_path):
+    _, folder = phantom
+    mr, ct = folder / "test" / "mr", folder / "test" / "ct"
+    assert mrct_paired_training_items() == []
+    pairs = mrct_paired_training_items(mr=str(mr), ct=str(ct))
+    assert [(Path(p["A"]).parent, Path(p["A"]).name) for p in pairs] == [(mr, Path(p["B"]).name) for p in pairs]
+    names = sorted(p.name for p in mr.iterdir())
+    datalist = tmp_path / "pairs.json"
+    datalist.write_text(json.dumps({"training": [{"mr": f"{mr}/{n}", "ct": f"{ct}/{n}"} for n in names]}))
+    assert mrct_paired_training_items(datalist=str(datalist)) == pairs
+    datalist.write_text(json.dumps({"training": [{"mr": f"{mr}/{names[0]}"}, {"ct": f"{ct}/{names[0]}"}]}))
+    with pytest.raises(ValueError, match=r"need both 'mr' and 'ct'; entries \[0, 1\]"):
+        mrct_paired_training_items(datalist=str(datalist))
+    with pytest.raises(ValueError, match="both an MR and a CT folder"):
+        mrct_paired_training_items(mr=str(mr))
+    with pytest.raises(ValueError, match="not both"):
+        mrct_paired_training_items(mr=str(mr), ct=str(ct), datalist=str(datalist))
+
+
+def test_validation_subjects_are_not_the_test_subjects(tmp_path):
+    val = validation_phantom(PHANTOM, 2)
+    assert (val.shape, val.fov_mm, val.num_test) == (PHANTOM.shape, PHANTOM.fov_mm, 2) and val.seed != PHANTOM.seed
+    test = build_head_phantom(tmp_path, PHANTOM) / "test"
+    other = build_head_phantom(tmp_path, val) / "test"
+    for a, b in zip(sorted((test / "ct").iterdir()), sorted((other / "ct").iterdir())):
+        assert not np.array_equal(nib.load(a).get_fdata(), nib.load(b).get_fdata())
+
+
+def test_an_old_phantom_cache_gets_its_tissue_maps(tmp_path):
+    folder = build_head_phantom(tmp_path, PHANTOM)
+    first = sorted((folder / "test" / "tissue").iterdir())
+    expected = [nib.load(f).get_fdata() for f in first]
+    shutil.rmtree(folder / "test" / "tissue")  # as built before tissue maps existed
+    assert build_head_phantom(tmp_path, PHANTOM) == folder
+    again = sorted((folder / "test" / "tissue").iterdir())
+    assert [f.name for f in again] == [f.name for f in first]
+    assert all(np.array_equal(nib.load(f).get_fdata(), e) for f, e in zip(again, expected))
 
 
 def test_unpaired_dataset_merges_dict_samples():

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mr2ct.export.render import midplanes, video_sheet, volume_sheet
+from mr2ct.export.render import midplanes, uncertainty_sheet, video_sheet, volume_sheet
 from mr2ct.export.review_readers import read_ras
 from mr2ct.export.sheets import main, write_review_sheets
 from mr2ct.export.windows import CT_WINDOWS, apply_window
@@ -189,3 +189,35 @@ def test_cli(tmp_path, folders, capsys):
     with pytest.raises(SystemExit, match=r"^mr2ct review sheets: .*no translation for 2 of 2"):
         main(["--source", str(folders["mr"]), "--translation", str(folders["sct"]), "--postfix", "_x",
               "--output", str(out)])
+
+
+def test_uncertainty_sheet_overlays_the_map(tmp_path):
+    """A map that is high in one corner colours that corner (red/yellow) and leaves the rest grey."""
+    _, ct = _head()
+    spread = np.zeros(SHAPE, np.float32)
+    spread[SHAPE[0] // 2:, SHAPE[1] // 2:] = 300.0
+    path = uncertainty_sheet(tmp_path / "u.png", ct, spread, np.abs(ct - (ct + 5)), spacing=(1.0, 1.2, 3.0))
+    rgb = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    reddish = (rgb[..., 0] > rgb[..., 2] + 60).sum()
+    assert reddish > 200 and len(_grey_counts(path)) > 2
+    alone = uncertainty_sheet(tmp_path / "alone.png", ct, spread, None)
+    assert Image.open(alone).width < Image.open(path).width  # one map column without the error
+    with pytest.raises(ValueError, match="one shape"):
+        uncertainty_sheet(tmp_path / "bad.png", ct, spread[:, :, :4])
+
+
+def test_review_sheets_show_the_confidence_maps(tmp_path, folders):
+    """Inference's <case>_uncertainty.nii.gz beside a translation gets its own sheet and index row; the reader
+    study and the DICOM export take the translations only."""
+    from mr2ct.export.dicom import main as export_dicom
+    from mr2ct.export.reader_study import make_study
+
+    save_volume(np.full(SHAPE, 12.0, np.float32), folders["sct"] / "subject_0001_uncertainty.nii.gz", AFFINE)
+    write_review_sheets(tmp_path / "out", source_dir=folders["mr"], translation_dir=folders["sct"],
+                        truth_dir=folders["ct"], metrics_csv=folders["metrics"])
+    assert sorted(p.name for p in (tmp_path / "out" / "sheets").iterdir()) == [
+        "subject&0002.png", "subject_0001.png", "subject_0001_uncertainty.png"]
+    assert "subject_0001 (uncertainty)" in (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    make_study(tmp_path / "study", source_dir=folders["mr"], methods={"3D": folders["sct"]}, real_dir=folders["ct"])
+    assert export_dicom([str(folders["sct"]), "--output", str(tmp_path / "dicom")]) == 0
+    assert sorted(p.name for p in (tmp_path / "dicom").iterdir()) == ["subject&0002_synthct", "subject_0001_synthct"]

@@ -154,6 +154,8 @@ class CycleGANSettings:
     lambda_cycle: float = setting(nonnegative_number, "weight of the cycle loss")
     lambda_identity: float = setting(nonnegative_number, "weight of the identity loss, relative to lambda_cycle")
     lambda_const: float = setting(nonnegative_number, "weight of the temporal const loss (seq_const)")
+    lambda_structure: float = setting(nonnegative_number, "weight of the MIND structure loss between input and translation")
+    lambda_paired: float = setting(nonnegative_number, "weight of the L1 loss on registered pairs, when pairs are given")
     pool_size: int = setting(nonnegative_int, "fake-image pool size (0: no pool)")
     lr: float = setting(positive_number, "Adam learning rate")
     max_epochs: int = setting(positive_int, "training epochs")
@@ -277,6 +279,11 @@ class MRCTSettings(CycleGANSettings):
     val_ct_dir: str | None = setting(existing_path, "validation CT folder (registered to val_mr_dir)")
     val_mask_dir: str | None = setting(existing_path, "validation body masks")
     mask_dir: str | None = setting(existing_path, "evaluation body masks")
+    tissue_dir: str | None = setting(existing_path, "evaluation tissue maps (0 air, 1 soft tissue, 2 bone)")
+    paired_mr_dir: str | None = setting(existing_path, "registered MR of the few training pairs")
+    paired_ct_dir: str | None = setting(existing_path, "registered CT of the few training pairs")
+    paired_datalist: str | None = setting(existing_path, "JSON datalist of the few training pairs")
+    uncertainty: bool = setting(parse_flag, "write / evaluate a per-voxel confidence map")
 
     @classmethod
     def _convolved_sizes(cls, values: Mapping[str, Any], dims: int) -> dict[str, Sequence[int]]:

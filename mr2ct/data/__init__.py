@@ -23,9 +23,17 @@ from .digit_videos import DigitVideoConfig, build_digit_videos
 from .digits import bundled_mnist_path, load_digits, read_idx
 from .driving_scene import DrivingSceneConfig, build_driving_scene, render_sequence
 from .gta import GTAClipConfig, build_gta_clips, export_videos, read_video_sequence, read_viper_sequence
-from .head_phantom import TISSUES, HeadPhantomConfig, build_head_phantom, render_head
+from .head_phantom import TISSUES, HeadPhantomConfig, build_head_phantom, render_head, tissue_class_map
 from .moving_mnist import bouncing_trajectory, build_moving_mnist, colour_palette, render_moving_digits
-from .mrct import MODALITIES, mrct_inference_folder, mrct_pairs, mrct_training_items, phantom_config
+from .mrct import (
+    MODALITIES,
+    mrct_inference_folder,
+    mrct_paired_training_items,
+    mrct_pairs,
+    mrct_training_items,
+    phantom_config,
+    validation_phantom,
+)
 from .viper import GTA_SEQUENCES, VIPER_CLASSES, decode_labels, encode_labels
 from .volumetric_mnist import build_volumetric_mnist, erosion_profile, render_volumes
 
@@ -63,6 +71,7 @@ __all__ = [
     "load_digits",
     "load_split",
     "mrct_inference_folder",
+    "mrct_paired_training_items",
     "mrct_pairs",
     "mrct_training_items",
     "paired_items",
@@ -79,7 +88,9 @@ __all__ = [
     "render_sequence",
     "render_volumes",
     "save_volume",
+    "tissue_class_map",
     "unpaired_items",
+    "validation_phantom",
     "volume_stem",
     "write_nifti_cases",
     "video_io",

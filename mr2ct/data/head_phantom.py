@@ -29,7 +29,7 @@ from tqdm import tqdm
 from mr2ct.io.atomic import building_folder
 from mr2ct.io.nifti import write_nifti
 
-__all__ = ["HeadPhantomConfig", "TISSUES", "build_head_phantom", "render_head"]
+__all__ = ["HeadPhantomConfig", "TISSUES", "build_head_phantom", "render_head", "tissue_class_map"]
 
 _CORNERS = np.array(list(itertools.product((0, 1), repeat=3)), float)  # corners of a box, as fractions
 
@@ -37,6 +37,9 @@ TISSUES: dict[str, int] = {"background": 0, "soft_tissue": 1, "fat": 2, "csf": 3
                            "white_matter": 5, "cortical_bone": 6, "marrow": 7, "teeth": 8, "vitreous": 9,
                            "lens": 10, "air": 11}  # "air": air inside the head (sinuses, airway)
 BG, SOFT, FAT, CSF, GM, WM, BONE, MARROW, TEETH, VITREOUS, LENS, AIR = range(12)
+_TISSUE_CLASS = np.ones(len(TISSUES), np.uint8)  # label -> class of mr2ct.metrics.TISSUE_CLASSES: 1 soft tissue
+_TISSUE_CLASS[[BG, AIR]] = 0  # air
+_TISSUE_CLASS[[BONE, MARROW, TEETH]] = 2  # bone
 
 # nominal values: CT in HU, MR (T1-like) in arbitrary units; each subject draws its own around them
 CT_HU = {"background": -1000.0, "soft_tissue": 40.0, "fat": -100.0, "csf": 5.0, "grey_matter": 40.0,
@@ -374,6 +377,12 @@ def render_head(rng: np.random.Generator, config: HeadPhantomConfig) -> dict[str
             "mask": mask.astype(np.uint8), "labels": lab}
 
 
+def tissue_class_map(labels: np.ndarray) -> np.ndarray:
+    """The tissue classes of a phantom label map (see :data:`TISSUES`): 0 air (background and the air inside the
+    head), 2 bone (cortical bone, marrow, teeth), 1 soft tissue (everything else), as ``uint8``."""
+    return _TISSUE_CLASS[np.asarray(labels)]
+
+
 def build_head_phantom(root_dir: str | Path, config: HeadPhantomConfig | None = None) -> Path:
     """Build (once) and cache the head phantom data set under ``root_dir/<config.folder_name()>``.
 
@@ -382,28 +391,37 @@ def build_head_phantom(root_dir: str | Path, config: HeadPhantomConfig | None = 
         config: phantom settings (default: ``HeadPhantomConfig()``).
 
     Returns:
-        The folder, holding ``train/mr`` and ``train/ct`` (disjoint subjects), ``test/{mr,ct,mask}`` (pairs:
+        The folder, holding ``train/mr`` and ``train/ct`` (disjoint subjects), ``test/{mr,ct,mask,tissue}`` (pairs:
         the same file names) as ``subject_XXXX.nii.gz`` and ``meta.json``. MR is float32, CT int16 HU, masks
-        uint8. The folder is written under a temporary name and renamed when complete.
+        uint8, tissue the uint8 class map of :func:`tissue_class_map` (0 air, 1 soft tissue, 2 bone). The folder
+        is written under a temporary name and renamed when complete; a folder built before tissue maps existed
+        gets its ``test/tissue`` added (the same subjects rendered again).
     """
     config = config or HeadPhantomConfig()
     folder = Path(root_dir) / config.folder_name()
-    if (folder / "meta.json").is_file():
-        return folder
     n, m = config.num_train, config.num_test
     subjects = {"train_mr": list(range(n)), "train_ct": list(range(n, 2 * n)), "test": list(range(2 * n, 2 * n + m))}
+    if (folder / "meta.json").is_file():
+        if not (folder / "test" / "tissue").is_dir():
+            with building_folder(folder / "test" / "tissue", marker=f"subject_{subjects['test'][0]:04d}.nii.gz") as tmp:
+                for i in tqdm(subjects["test"], desc=f"adding tissue maps to {folder.name}", unit="subject"):
+                    labels = render_head(np.random.default_rng([config.seed, i]), config)["labels"]
+                    write_nifti(tmp / f"subject_{i:04d}.nii.gz", tissue_class_map(labels), config.affine)
+        return folder
     with building_folder(folder) as tmp:
-        for sub in ("train/mr", "train/ct", "test/mr", "test/ct", "test/mask"):
+        for sub in ("train/mr", "train/ct", "test/mr", "test/ct", "test/mask", "test/tissue"):
             (tmp / sub).mkdir(parents=True)
         jobs = [(i, ("train/mr",)) for i in subjects["train_mr"]] + [(i, ("train/ct",)) for i in subjects["train_ct"]]
-        jobs += [(i, ("test/mr", "test/ct", "test/mask")) for i in subjects["test"]]
+        jobs += [(i, ("test/mr", "test/ct", "test/mask", "test/tissue")) for i in subjects["test"]]
         for i, outputs in tqdm(jobs, desc=f"building {folder.name}", unit="subject"):
             head = render_head(np.random.default_rng([config.seed, i]), config)
-            arrays = {"mr": head["mr"], "ct": np.rint(head["ct"]).astype(np.int16), "mask": head["mask"]}
+            arrays = {"mr": head["mr"], "ct": np.rint(head["ct"]).astype(np.int16), "mask": head["mask"],
+                      "tissue": tissue_class_map(head["labels"])}
             for out in outputs:
                 write_nifti(tmp / out / f"subject_{i:04d}.nii.gz", arrays[out.split("/")[1]], config.affine)
         meta = {**config.as_dict(), "spacing_mm": list(config.spacing), "affine": config.affine.tolist(),
                 "counts": {"train_mr": n, "train_ct": n, "test": m}, "subjects": subjects, "tissues": TISSUES,
+                "tissue_classes": {"air": 0, "soft": 1, "bone": 2},
                 "ct_hu": CT_HU, "mr_t1": MR_T1,
                 "description": "procedural 3D head phantom (brow to lower jaw): T1-like MR and CT (HU) rendered "
                                "from the same random anatomy; unpaired training subjects, paired test subjects"}

@@ -6,13 +6,15 @@ Domain A is MR, domain B is CT.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from mr2ct.data.head_phantom import HeadPhantomConfig, build_head_phantom
-from mr2ct.io.readers import list_volumes, unpaired_items, volume_stem
+from mr2ct.io.readers import list_volumes, load_datalist, unpaired_items, volume_stem
 
-__all__ = ["MODALITIES", "mrct_inference_folder", "mrct_pairs", "mrct_training_items", "phantom_config"]
+__all__ = ["MODALITIES", "mrct_inference_folder", "mrct_paired_training_items", "mrct_pairs", "mrct_training_items",
+           "phantom_config", "validation_phantom"]
 
 MODALITIES = ("mr", "ct")
 
@@ -23,6 +25,14 @@ def phantom_config(volume_size: Sequence[int], fov_mm: Sequence[float], num_trai
     d, h, w = (int(v) for v in volume_size)
     return HeadPhantomConfig(shape=(h, w, d), fov_mm=tuple(fov_mm), num_train=num_train, num_test=num_test,
                              seed=seed)
+
+
+def validation_phantom(phantom: HeadPhantomConfig, num_cases: int) -> HeadPhantomConfig:
+    """Phantom subjects for validation during training and for choosing settings: ``num_cases`` paired subjects
+    drawn with seed ``phantom.seed + 1``, so disjoint from the training and the test subjects of ``phantom``
+    (which the evaluation reports); its one unpaired training subject per domain is not used."""
+    return HeadPhantomConfig(shape=phantom.shape, fov_mm=phantom.fov_mm, num_train=1, num_test=num_cases,
+                             seed=phantom.seed + 1)
 
 
 def mrct_training_items(phantom_dir: str | Path, phantom: HeadPhantomConfig, mr: str | None = None,
@@ -51,29 +61,67 @@ def _by_stem(folder: str | Path) -> dict[str, str]:
 
 
 def mrct_pairs(phantom_dir: str | Path, phantom: HeadPhantomConfig, mr: str | None = None, ct: str | None = None,
-               mask: str | None = None, limit: int | None = None) -> list[dict]:
-    """Registered MR/CT pairs for evaluation: ``[{"image": mr, "label": ct, "mask": mask}]``.
+               mask: str | None = None, limit: int | None = None, tissue: str | None = None) -> list[dict]:
+    """Registered MR/CT pairs for evaluation: ``[{"image": mr, "label": ct, "mask": mask, "tissue": classes}]``.
 
-    ``mr``, ``ct`` (and optionally ``mask``, the body mask of the CT) are folders whose files pair by name; with
-    no folders, the phantom's paired test subjects. Without a mask folder, items have no ``"mask"`` and the
-    evaluation derives one from the CT. Unmatched names are an error that lists them.
+    ``mr``, ``ct`` (and optionally ``mask``, the body mask of the CT, and ``tissue``, a tissue class map: 0 air,
+    1 soft tissue, 2 bone) are folders whose files pair by name; with no folders, the phantom's paired test
+    subjects (with their masks and tissue maps). Without a mask folder, items have no ``"mask"`` and the
+    evaluation derives one from the CT; without a tissue folder, tissues are told apart by thresholds on the CT
+    (:func:`mr2ct.metrics.tissue_classes`). Unmatched names are an error that lists them.
     """
     if mr is None and ct is None:
         folder = build_head_phantom(phantom_dir, phantom)
-        mr, ct, mask = (str(folder / "test" / m) for m in ("mr", "ct", "mask"))
+        mr, ct, mask, tissue = (str(folder / "test" / m) for m in ("mr", "ct", "mask", "tissue"))
     if mr is None or ct is None:
         raise ValueError("evaluation pairs need both an MR folder and a CT folder.")
     folders = {"image": _by_stem(mr), "label": _by_stem(ct)}
-    if mask is not None:
-        folders["mask"] = _by_stem(mask)
+    for key, optional in (("mask", mask), ("tissue", tissue)):
+        if optional is not None:
+            folders[key] = _by_stem(optional)
     names = sorted(folders["image"])
     for key, files in folders.items():
         if sorted(files) != names:
             missing = sorted(set(names).symmetric_difference(files))
-            raise ValueError(f"MR, CT{' and mask' if mask else ''} folders must hold the same case names; "
+            kinds = ["MR", "CT", *(k for k in ("mask", "tissue") if k in folders)]
+            raise ValueError(f"{', '.join(kinds[:-1])} and {kinds[-1]} folders must hold the same case names; "
                              f"unmatched: {missing[:10]}")
     names = names if limit is None else names[:limit]
     return [{key: files[name] for key, files in folders.items()} for name in names]
+
+
+def mrct_paired_training_items(mr: str | None = None, ct: str | None = None,
+                               datalist: str | None = None) -> list[dict[str, str]]:
+    """Registered MR/CT training pairs for semi-supervised training: ``[{"A": mr, "B": ct}]``, empty if none given.
+
+    From two folders ``mr`` and ``ct`` whose files pair by name (as for evaluation), or from a datalist JSON whose
+    ``"training"`` entries each name both volumes (``{"training": [{"mr": "a_mr.nii.gz", "ct": "a_ct.nii.gz"}]}``,
+    paths relative to the JSON). Each MR must be registered to its CT; both are resized to the network's volume
+    like the unpaired data, so a pair keeps its alignment when the two share one grid.
+
+    Raises:
+        ValueError: both a datalist and folders, only one folder, unmatched names, or a datalist entry without
+            both an MR and a CT.
+    """
+    if datalist is not None:
+        if mr is not None or ct is not None:
+            raise ValueError("give the training pairs either as a datalist or as MR/CT folders, not both.")
+        data = load_datalist(datalist)  # resolves and checks the paths (a missing file, bad JSON or layout)
+        entries = json.loads(Path(datalist).read_text(encoding="utf-8")).get("training")
+        if not entries:
+            raise ValueError(f"{datalist}: expected a 'training' list of {{'mr': ..., 'ct': ...}} pairs.")
+        incomplete = [i for i, entry in enumerate(entries) if not ("mr" in entry and "ct" in entry)]
+        if incomplete:
+            raise ValueError(f"{datalist}: paired training entries need both 'mr' and 'ct'; entries {incomplete[:10]} "
+                             "lack one.")
+        return [{"A": str(a), "B": str(b)} for a, b in zip(data["mr"], data["ct"])]
+    if mr is None and ct is None:
+        return []
+    if mr is None or ct is None:
+        raise ValueError(f"training pairs need both an MR and a CT folder, got paired_mr_dir={mr!r}, "
+                         f"paired_ct_dir={ct!r}.")
+    pairs = mrct_pairs("", None, mr=mr, ct=ct)  # type: ignore[arg-type]  (folders given: no phantom)
+    return [{"A": item["image"], "B": item["label"]} for item in pairs]
 
 
 def mrct_inference_folder(input_dir: str | None, modality: str, phantom_dir: str | Path,

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 from .batching import ClipBatch, RandomFrames, SequentialFrames
 from .checkpoint import (
+    EndlessLoader,
     FinalWeightsSaver,
     RandomStates,
     ResumableLoader,
+    SETTINGS_FILE,
     TrainingCheckpointer,
     atomic_torch_save,
+    check_weights_settings,
     latest_checkpoint,
 )
 from .handlers import LossCSVLogger, LossProgressBar, SampleGridSaver
 from .image_pool import ImagePool
-from .losses import adversarial_loss, temporal_const_loss
+from .inferers import TaperedSlidingWindowInferer, taper_weights
+from .losses import MINDLoss, adversarial_loss, mind_descriptor, temporal_const_loss
 from .methods import METHODS, Method, get_method
 from .schedule import LinearDecay
 from .trainer import CycleGANTrainer, loss_values
+from .uncertainty import AugmentationSpread, shift_volume
 from .video_translator import VideoTranslator
 from .volume_translator import TranslationResult, VolumeTranslator
 
@@ -24,25 +29,34 @@ __all__ = [
     "METHODS",
     "ClipBatch",
     "CycleGANTrainer",
+    "EndlessLoader",
     "FinalWeightsSaver",
     "ImagePool",
     "LinearDecay",
     "LossCSVLogger",
+    "MINDLoss",
     "LossProgressBar",
     "Method",
     "RandomFrames",
     "RandomStates",
     "ResumableLoader",
+    "SETTINGS_FILE",
     "SampleGridSaver",
     "SequentialFrames",
+    "TaperedSlidingWindowInferer",
+    "AugmentationSpread",
     "TrainingCheckpointer",
     "TranslationResult",
     "VideoTranslator",
     "VolumeTranslator",
     "adversarial_loss",
     "atomic_torch_save",
+    "check_weights_settings",
     "get_method",
     "latest_checkpoint",
     "loss_values",
+    "mind_descriptor",
+    "shift_volume",
+    "taper_weights",
     "temporal_const_loss",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import random
 import re
@@ -19,20 +20,25 @@ from ignite.handlers.checkpoint import BaseSaveHandler
 from monai.handlers import CheckpointLoader
 
 from mr2ct.engine.distributed import get_rank
-from mr2ct.io.atomic import atomic_file
+from mr2ct.io.atomic import atomic_file, atomic_write_text
 
 __all__ = [
+    "EndlessLoader",
     "FinalWeightsSaver",
     "RandomStates",
     "ResumableLoader",
     "TrainingCheckpointer",
+    "SETTINGS_FILE",
     "atomic_torch_save",
+    "check_weights_settings",
     "latest_checkpoint",
 ]
 
 logger = logging.getLogger(__name__)
 _PREFIX = "checkpoint"
 _PATTERN = re.compile(rf"^{_PREFIX}_(\d+)\.pt$")
+SETTINGS_FILE = "model_settings.json"
+"""Beside a bundle's final weights: the settings the networks were built and trained with (see FinalWeightsSaver)."""
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
@@ -139,6 +145,46 @@ class ResumableLoader:
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._start, self._consumed = state_dict["start"], state_dict["consumed"]
         self._replay = self._start is not None
+
+
+class EndlessLoader:
+    """Draw batches from ``loader`` one at a time, pass after pass, with the position as part of the training state.
+
+    For a second data stream that a trainer draws from at each iteration besides its own loader (the few
+    registered pairs of semi-supervised training): its passes are independent of the epochs. The position is a
+    :class:`ResumableLoader`'s, so a resumed run draws the batches an uninterrupted one would have drawn.
+
+    Args:
+        loader: a ``DataLoader`` or any non-empty sized iterable.
+    """
+
+    def __init__(self, loader: Iterable):
+        if len(loader) == 0:  # type: ignore[arg-type]
+            raise ValueError("EndlessLoader needs a loader with at least one batch.")
+        self.stream = ResumableLoader(loader)
+        self._batches: Iterator | None = None
+
+    def __len__(self) -> int:
+        return len(self.stream)
+
+    def next(self) -> Any:
+        """The next batch; a new pass starts when one ends (also when a restored pass was at its end)."""
+        end = object()
+        for _ in range(2):
+            if self._batches is None:
+                self._batches = iter(self.stream)
+            batch = next(self._batches, end)
+            if batch is not end:
+                return batch
+            self._batches = None
+        raise RuntimeError("the loader of the EndlessLoader yielded no batch in a whole pass.")
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.stream.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.stream.load_state_dict(state_dict)
+        self._batches = None
 
 
 class _AtomicDiskSaver(BaseSaveHandler):
@@ -263,16 +309,21 @@ class FinalWeightsSaver:
 
     A bundle's ``models/model.pt`` is the A->B generator, loadable into ``network_def`` with
     ``load_state_dict``; ``models/model_ba.pt`` is the B->A generator. Networks holding NaN or Inf values
-    are not written (existing files are kept): a ``FloatingPointError`` says so.
+    are not written (existing files are kept): a ``FloatingPointError`` says so. With ``settings``, the
+    settings that the networks need to be rebuilt and used alike (e.g. ``ngf``, ``num_res_blocks``, the CT
+    window) are written to ``<save_dir>/model_settings.json`` too, so that inference with other settings is
+    refused with a clear message (:func:`check_weights_settings`) instead of a ``state_dict`` traceback.
 
     Args:
         save_dir: destination folder.
         networks: file name -> network.
+        settings: config key -> value (JSON values), or None.
     """
 
-    def __init__(self, save_dir: str | Path, networks: dict[str, torch.nn.Module]):
+    def __init__(self, save_dir: str | Path, networks: dict[str, torch.nn.Module], settings: dict | None = None):
         self.save_dir = Path(save_dir)
         self.networks = networks
+        self.settings = dict(settings) if settings is not None else None
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.COMPLETED, self)
@@ -286,3 +337,59 @@ class FinalWeightsSaver:
         for name, net in self.networks.items():
             atomic_torch_save(net.state_dict(), self.save_dir / name)
             logger.info(f"saved {self.save_dir / name}")
+        if self.settings is not None:
+            atomic_write_text(self.save_dir / SETTINGS_FILE,
+                              json.dumps(self.settings, indent=2, default=_json_value) + "\n")
+
+
+def _json_value(value: Any) -> Any:
+    """Tuples and tensors of a config as JSON lists."""
+    return value.tolist() if hasattr(value, "tolist") else list(value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Config values compared as JSON (a tuple equals a list, 1 equals 1.0)."""
+    return json.loads(json.dumps(a, default=_json_value)) == json.loads(json.dumps(b, default=_json_value))
+
+
+def _option(key: str, value: Any) -> str:
+    return f"--{key} {json.dumps(value, default=_json_value).replace(' ', '')}"
+
+
+def check_weights_settings(load_path: str | Path, settings: dict[str, Any], network: nn.Module | None = None) -> None:
+    """Refuse, before any work, weights that were trained with other network settings than the running config.
+
+    Compares ``settings`` with the ``model_settings.json`` that training wrote beside the weights (see
+    :class:`FinalWeightsSaver`); keys the file lacks are not compared. Without that file (weights from elsewhere),
+    the weights' tensor names and shapes are compared with ``network``'s instead.
+
+    Raises:
+        ValueError: one line naming the differing keys, the values of both, and the options that select the
+            weights' settings (e.g. ``--ngf 8 --num_res_blocks 3``, or the ``quick.json`` the model was trained with).
+    """
+    load_path = Path(load_path)
+    file = load_path.parent / SETTINGS_FILE
+    if file.is_file():
+        trained = json.loads(file.read_text(encoding="utf-8"))
+        differ = [key for key in settings if key in trained and not _same(settings[key], trained[key])]
+        if differ:
+            raise ValueError(
+                f"the weights {load_path} were trained with other settings ({file}): "
+                + ", ".join(f"{k} {json.dumps(trained[k], default=_json_value)} (this run: "
+                            f"{json.dumps(settings[k], default=_json_value)})" for k in differ)
+                + "; pass " + " ".join(_option(k, trained[k]) for k in differ)
+                + " (or the quick.json / config overrides the model was trained with).")
+        return
+    if network is None:
+        return
+    weights = torch.load(load_path, map_location="cpu", weights_only=True)
+    weights = weights.get("model", weights) if isinstance(weights, dict) else weights
+    expected = network.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    wrong = sorted(k for k in set(expected) & set(weights) if tuple(expected[k].shape) != tuple(weights[k].shape))
+    if missing or wrong or set(weights) - set(expected):
+        example = (f"{wrong[0]} is {tuple(weights[wrong[0]].shape)} there, {tuple(expected[wrong[0]].shape)} here"
+                   if wrong else f"{len(missing)} missing and {len(set(weights) - set(expected))} unexpected tensors")
+        raise ValueError(f"the weights {load_path} do not fit this run's network ({example}); they were trained with "
+                         f"other network settings (no {SETTINGS_FILE} beside them says which): pass the settings of "
+                         "their training (e.g. --ngf, --num_res_blocks, --gen_strides, or its quick.json).")

@@ -16,12 +16,13 @@ from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 
 from mr2ct.engine.batching import ClipBatch
-from mr2ct.engine.checkpoint import ResumableLoader
+from mr2ct.engine.checkpoint import EndlessLoader, ResumableLoader
 from mr2ct.engine.distributed import no_sync, nonfinite_on_any_rank
 from mr2ct.engine.image_pool import ImagePool
-from mr2ct.engine.losses import adversarial_loss, temporal_const_loss
+from mr2ct.engine.losses import MINDLoss, adversarial_loss, temporal_const_loss
 from mr2ct.engine.performance import amp_dtype as _amp_dtype
 from mr2ct.engine.performance import compile_network, to_channels_last
+from mr2ct.networks.framewise import volume_to_frames
 from mr2ct.networks.weights import count_parameters
 
 __all__ = ["CycleGANTrainer", "loss_values"]
@@ -56,7 +57,10 @@ class CycleGANTrainer(Trainer):
     1. ``fake_b = g_ab(a)``, ``fake_a = g_ba(b)``, ``rec_a = g_ba(fake_b)``, ``rec_b = g_ab(fake_a)``;
        generators minimise ``L_GAN(d_b(fake_b)) + L_GAN(d_a(fake_a)) + lambda_cycle * (|rec_a - a| + |rec_b - b|)``
        (+ ``lambda_identity * lambda_cycle * (|g_ab(b) - b| + |g_ba(a) - a|)``, + ``lambda_const * L_const`` on
-       sequential frames); discriminators are frozen during this step.
+       sequential frames, + ``lambda_structure * (S(a, fake_b) + S(b, fake_a))`` with a modality-independent
+       structure loss ``S``, MIND by default, see :class:`~mr2ct.engine.MINDLoss`, + ``lambda_paired *
+       (|g_ab(a_p) - b_p| + |g_ba(b_p) - a_p|)`` on a registered pair ``(a_p, b_p)`` drawn from
+       ``paired_data_loader``); discriminators are frozen during this step.
     2. Each discriminator minimises ``(L(d(real), real) + L(d(fake), fake)) / 2`` with fakes drawn from an
        :class:`ImagePool`.
 
@@ -64,8 +68,14 @@ class CycleGANTrainer(Trainer):
     Inf loss changes no weight (nor the pools): it is skipped with a warning naming the losses and the batch's
     files; ``max_nonfinite_steps`` such iterations in a row stop training with a ``FloatingPointError``.
 
+    Semi-supervised training: with ``paired_data_loader`` (a loader of ``{"A": clip, "B": clip}`` batches of
+    registered pairs, e.g. a handful besides the unpaired folders) every iteration also draws one batch of pairs,
+    pass after pass (:class:`~mr2ct.engine.EndlessLoader`), and adds the paired L1 terms for both generators;
+    2D methods see all frames of the pair, in order (the same frames in both domains). Without it nothing
+    changes.
+
     The trainer's ``state_dict`` holds, besides Ignite's epoch and iteration, the image pools, the position in
-    the data stream (see :class:`~mr2ct.engine.ResumableLoader`) and the AMP grad scaler, so that with the
+    the data streams (see :class:`~mr2ct.engine.ResumableLoader`) and the AMP grad scaler, so that with the
     networks, optimizers, schedulers and random states (:class:`~mr2ct.engine.TrainingCheckpointer`) a resumed
     run continues exactly.
 
@@ -86,6 +96,11 @@ class CycleGANTrainer(Trainer):
         lambda_identity: weight of the identity loss, relative to ``lambda_cycle`` (0 disables it).
         lambda_const: weight of the paper's ``const`` loss (Eq. 2); 0 disables it.
         clip_depth: frames per clip, needed to split sequential frames into videos for ``lambda_const``.
+        lambda_structure: weight of the structure loss between each input and its translation (0 disables it).
+        structure_loss_fn: ``fn(source, translation) -> loss`` for ``lambda_structure``; default
+            :class:`~mr2ct.engine.MINDLoss`.
+        paired_data_loader: optional loader of registered pairs ``{"A": clip, "B": clip}``; None: unpaired only.
+        lambda_paired: weight of the paired L1 terms (used with ``paired_data_loader``).
         pool_size: size of each fake-image pool (0 disables the pools).
         prepare_batch: turns a loaded batch into ``(real_a, real_b)`` network inputs.
         epoch_length: iterations per epoch (default: the loader's length).
@@ -119,6 +134,10 @@ class CycleGANTrainer(Trainer):
         lambda_identity: float = 0.0,
         lambda_const: float = 0.0,
         clip_depth: int | None = None,
+        lambda_structure: float = 0.0,
+        structure_loss_fn: Callable | None = None,
+        paired_data_loader: DataLoader | None = None,
+        lambda_paired: float = 10.0,
         pool_size: int = 50,
         prepare_batch: Callable = ClipBatch(),
         epoch_length: int | None = None,
@@ -135,7 +154,7 @@ class CycleGANTrainer(Trainer):
             raise ValueError(f"max_epochs must be positive, got {max_epochs}.")
         if max_nonfinite_steps is not None and max_nonfinite_steps < 0:
             raise ValueError(f"max_nonfinite_steps must be None or >= 0, got {max_nonfinite_steps}.")
-        if min(lambda_cycle, lambda_identity, lambda_const) < 0:
+        if min(lambda_cycle, lambda_identity, lambda_const, lambda_structure, lambda_paired) < 0:
             raise ValueError("loss weights must be >= 0.")
         if lambda_const > 0 and not clip_depth:
             raise ValueError("lambda_const > 0 needs clip_depth (frames per clip) to split frames into videos.")
@@ -165,6 +184,10 @@ class CycleGANTrainer(Trainer):
         self.lambda_identity = lambda_identity
         self.lambda_const = lambda_const
         self.clip_depth = clip_depth
+        self.lambda_structure = lambda_structure
+        self.structure_loss_fn = structure_loss_fn or MINDLoss()
+        self.lambda_paired = lambda_paired
+        self.paired_stream = EndlessLoader(paired_data_loader) if paired_data_loader is not None else None
         self.pool_a, self.pool_b = ImagePool(pool_size), ImagePool(pool_size)
         self.optim_set_to_none = optim_set_to_none
         self.max_nonfinite_steps = max_nonfinite_steps
@@ -212,12 +235,14 @@ class CycleGANTrainer(Trainer):
             for optimizer in optimizers:
                 optimizer.step()
 
-    def _half_cycle_losses(self, real: torch.Tensor, g_forward: nn.Module, g_back: nn.Module,
-                           d_target: nn.Module) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _half_cycle_losses(self, real: torch.Tensor, g_forward: nn.Module, g_back: nn.Module, d_target: nn.Module,
+                           pair: tuple[torch.Tensor, torch.Tensor] | None = None
+                           ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The generator losses that start from one domain: ``real -> fake -> reconstruction``.
 
-        Returns the translation and ``{"adversarial", "cycle", "identity", "const"}`` (weighted; identity and
-        const only when their weights are > 0). The identity term is ``g_back(real) ~ real``: the generator into
+        Returns the translation and ``{"adversarial", "cycle", "identity", "const", "structure", "paired"}``
+        (weighted; the last four only when their weights are > 0 and, for ``paired``, a ``pair`` (source, target)
+        of registered images is given). The identity term is ``g_back(real) ~ real``: the generator into
         ``real``'s domain leaves images of that domain unchanged.
         """
         fake = g_forward(real)
@@ -229,25 +254,44 @@ class CycleGANTrainer(Trainer):
             losses["identity"] = self.lambda_identity * self.lambda_cycle * torch.mean(torch.abs(g_back(real) - real))
         if self.lambda_const > 0:
             losses["const"] = self.lambda_const * temporal_const_loss(fake, self.clip_depth)
+        if self.lambda_structure > 0:
+            losses["structure"] = self.lambda_structure * self.structure_loss_fn(real, fake)
+        if pair is not None and self.lambda_paired > 0:
+            source, target = pair
+            losses["paired"] = self.lambda_paired * torch.mean(torch.abs(g_forward(source) - target))
         return fake, losses
 
-    def _generator_update(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, Any]:
+    def _next_pair(self, frames: bool) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The next batch of registered pairs ``(a, b)`` on the device (as frames for 2D networks), or None."""
+        if self.paired_stream is None:
+            return None
+        keys = getattr(self.prepare_batch, "keys", ("A", "B"))
+        a, b = ClipBatch(keys).clips(self.paired_stream.next(), self.state.device, self.non_blocking)
+        if frames:
+            a, b = volume_to_frames(a), volume_to_frames(b)
+        if self.channels_last:
+            a, b = to_channels_last(a), to_channels_last(b)
+        return a, b
+
+    def _generator_update(self, real_a: torch.Tensor, real_b: torch.Tensor,
+                          pair: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, Any]:
         """The generators' gradients (the step waits until all losses are known to be finite); each half cycle
         (from A, from B) is backpropagated on its own and the gradients summed, so only one half's activations
-        are held at a time (half the memory, the same gradients)."""
+        are held at a time (half the memory, the same gradients). ``pair``: registered ``(a, b)`` images."""
         self.g_optimizer.zero_grad(set_to_none=self.optim_set_to_none)
         fakes, halves = {}, {}
+        pairs = {"b": pair, "a": pair[::-1] if pair is not None else None}  # (source, target) of each half
         for name, real, g_forward, g_back, d_target in (("b", real_a, self.g_ab, self.g_ba, self.d_b),
                                                         ("a", real_b, self.g_ba, self.g_ab, self.d_a)):
             # with DDP, the first half's gradients are only accumulated: the last backward all-reduces the sum
             with no_sync(self.g_ab, self.g_ba) if name == "b" else nullcontext():
                 with self._autocast():
-                    fake, losses = self._half_cycle_losses(real, g_forward, g_back, d_target)
+                    fake, losses = self._half_cycle_losses(real, g_forward, g_back, d_target, pairs[name])
                 self._backward(sum(losses.values()))
             fakes[name] = fake.detach()
             halves[name] = {k: v.detach() for k, v in losses.items()}
         out = {"loss_g_ab": halves["b"]["adversarial"], "loss_g_ba": halves["a"]["adversarial"]}
-        for key in ("cycle", "identity", "const"):
+        for key in ("cycle", "identity", "const", "structure", "paired"):
             if key in halves["b"]:
                 out[f"loss_{key}"] = halves["b"][key] + halves["a"][key]
         return {"fake_a": fakes["a"], "fake_b": fakes["b"], **out}
@@ -292,9 +336,10 @@ class CycleGANTrainer(Trainer):
         if engine.channels_last:
             real_a, real_b = to_channels_last(real_a), to_channels_last(real_b)
         discriminators = (engine.d_a, engine.d_b)
+        pair = engine._next_pair(frames=real_a.ndim == 4)
 
         _set_requires_grad(discriminators, False)
-        g_out = engine._generator_update(real_a, real_b)
+        g_out = engine._generator_update(real_a, real_b, pair)
         _set_requires_grad(discriminators, True)
         g_losses = {k: v for k, v in g_out.items() if k.startswith("loss_")}
         losses = {k: v.item() for k, v in g_losses.items()}
@@ -325,12 +370,14 @@ class CycleGANTrainer(Trainer):
         }
 
     def state_dict(self) -> OrderedDict:
-        """Ignite's engine state, the image pools, the position in the data stream and the AMP grad scaler."""
+        """Ignite's engine state, the image pools, the positions in the data streams (unpaired and, if any, paired)
+        and the AMP grad scaler."""
         state = super().state_dict()
         state.update(
             pool_a=self.pool_a.state_dict(),
             pool_b=self.pool_b.state_dict(),
             data=self.data_loader.state_dict(),
+            paired_data=self.paired_stream.state_dict() if self.paired_stream is not None else {},
             scaler=self.scaler.state_dict() if self.scaler is not None else {},
         )
         return state
@@ -341,5 +388,7 @@ class CycleGANTrainer(Trainer):
         self.pool_a.load_state_dict(state_dict["pool_a"])
         self.pool_b.load_state_dict(state_dict["pool_b"])
         self.data_loader.load_state_dict(state_dict["data"])
+        if self.paired_stream is not None and state_dict.get("paired_data"):
+            self.paired_stream.load_state_dict(state_dict["paired_data"])
         if self.scaler is not None and state_dict["scaler"]:
             self.scaler.load_state_dict(state_dict["scaler"])

@@ -30,6 +30,7 @@ from mr2ct.engine.performance import amp_dtype as _amp_dtype
 from mr2ct.io.atomic import atomic_file
 from mr2ct.io.nifti import save_volume, write_nifti
 from mr2ct.io.readers import volume_stem
+from mr2ct.metrics.synthrad import body_mask
 
 __all__ = ["TranslationResult", "VolumeTranslator"]
 
@@ -38,13 +39,15 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class TranslationResult:
-    """What happened to one input: ``status`` is ``translated``, ``skipped`` (output exists) or ``failed``."""
+    """What happened to one input: ``status`` is ``translated``, ``skipped`` (output exists) or ``failed``;
+    ``mean_uncertainty``: the mean of its confidence map inside the translation's foreground, when one was written."""
 
     source: str
     output: str
     status: str
     reason: str = ""
     seconds: float = 0.0
+    mean_uncertainty: float | None = None
 
 
 class VolumeTranslator(SupervisedEvaluator):
@@ -67,6 +70,12 @@ class VolumeTranslator(SupervisedEvaluator):
         val_handlers: Ignite handlers (weights loader, progress bar...).
         amp: autocast the forward pass in ``amp_dtype``.
         amp_dtype: ``"bfloat16"`` (CPU and CUDA) or ``"float16"`` (CUDA only).
+        uncertainty_postfix: when the postprocessed item holds an ``"uncertainty"`` map (e.g. the spread of
+            :class:`~mr2ct.engine.AugmentationSpread`, split off by :class:`~mr2ct.transforms.SplitChannelsd`), it is
+            written beside the output as ``<name><uncertainty_postfix>.nii.gz``, on the same grid.
+        foreground_threshold: ``summary.csv`` gives the mean of the uncertainty map over the translation's
+            foreground: its largest connected region above this value, holes filled (e.g. -500 HU for a synthetic
+            CT); None: over the whole volume.
     """
 
     noun = "volume"  # what the summary counts
@@ -75,7 +84,8 @@ class VolumeTranslator(SupervisedEvaluator):
                  output_dir: str | Path, postfix: str, inferer: Inferer,
                  postprocessing: Callable | None = None, overwrite: bool = False,
                  output_dtype: str = "float32", val_handlers: Sequence | None = None, amp: bool = False,
-                 amp_dtype: str = "bfloat16"):
+                 amp_dtype: str = "bfloat16", uncertainty_postfix: str = "_uncertainty",
+                 foreground_threshold: float | None = None):
         super().__init__(device=torch.device(device), val_data_loader=val_data_loader, network=network,
                          inferer=inferer, val_handlers=val_handlers, amp=amp, decollate=False)
         self.amp_dtype = _amp_dtype(amp_dtype, device if amp else None)
@@ -84,6 +94,8 @@ class VolumeTranslator(SupervisedEvaluator):
         self.output_transform = postprocessing
         self.overwrite = overwrite
         self.output_dtype = output_dtype
+        self.uncertainty_postfix = uncertainty_postfix
+        self.foreground_threshold = foreground_threshold
         self.results: list[TranslationResult] = []
         self.add_event_handler(Events.STARTED, lambda _: self.results.clear())
         self.add_event_handler(Events.COMPLETED, lambda _: self.write_summary())
@@ -92,6 +104,10 @@ class VolumeTranslator(SupervisedEvaluator):
         """Where the translation of ``source`` (a file or a DICOM series folder) is written."""
         return self.output_dir / f"{volume_stem(source)}{self.postfix}.nii.gz"
 
+    def uncertainty_path(self, source: str) -> Path:
+        """Where the confidence map of ``source``'s translation is written (when there is one)."""
+        return self.output_dir / f"{volume_stem(source)}{self.uncertainty_postfix}.nii.gz"
+
     def _translate(self, batchdata: dict) -> dict:
         inputs = batchdata["image"].to(self.state.device)
         with self.mode(self.network):
@@ -99,6 +115,17 @@ class VolumeTranslator(SupervisedEvaluator):
                 pred = self.inferer(inputs, self.network)
         item = decollate_batch({"image": batchdata["image"], "pred": pred.float().cpu()})[0]
         return self.output_transform(item) if self.output_transform is not None else item
+
+    def _mean_uncertainty(self, item: dict) -> float:
+        """The mean of ``item["uncertainty"]`` over the foreground of ``item["pred"]`` (``foreground_threshold``)."""
+        uncertainty = np.asarray(item["uncertainty"].detach().cpu(), dtype=np.float64)[0]
+        if self.foreground_threshold is None:
+            return float(uncertainty.mean())
+        try:
+            inside = body_mask(item["pred"][0], threshold=self.foreground_threshold, dilation=0)
+        except ValueError:  # nothing above the threshold: no foreground
+            return float("nan")
+        return float(uncertainty[inside].mean())
 
     def _iteration(self, engine: VolumeTranslator, batchdata: dict) -> dict:
         source = str(batchdata["source"][0])
@@ -115,8 +142,12 @@ class VolumeTranslator(SupervisedEvaluator):
         else:
             try:
                 item = self._translate(batchdata)
+                mean_uncertainty = None
+                if "uncertainty" in item:
+                    self._save({"pred": item["uncertainty"]}, self.uncertainty_path(source))
+                    mean_uncertainty = self._mean_uncertainty(item)
                 self._save(item, output)
-                result = TranslationResult(source, str(output), "translated")
+                result = TranslationResult(source, str(output), "translated", mean_uncertainty=mean_uncertainty)
             except Exception as e:  # one bad volume must not stop the batch: record it and go on
                 result = TranslationResult(source, str(output), "failed", f"{type(e).__name__}: {e}")
         result.seconds = time.perf_counter() - start
@@ -140,9 +171,13 @@ class VolumeTranslator(SupervisedEvaluator):
         path = self.output_dir / "summary.csv"
         with atomic_file(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
-            writer.writerow(["source", "output", "status", "reason", "seconds"])
+            with_uncertainty = any(r.mean_uncertainty is not None for r in self.results)
+            writer.writerow(["source", "output", "status", "reason", "seconds"]
+                            + (["mean_uncertainty"] if with_uncertainty else []))
             for r in self.results:
-                writer.writerow([r.source, r.output, r.status, r.reason, f"{r.seconds:.2f}"])
+                extra = [] if not with_uncertainty else [f"{r.mean_uncertainty:.2f}" if r.mean_uncertainty is not None
+                                                         else ""]
+                writer.writerow([r.source, r.output, r.status, r.reason, f"{r.seconds:.2f}", *extra])
         counts = {s: sum(r.status == s for r in self.results) for s in ("translated", "skipped", "failed")}
         logger.info(f"{len(self.results)} {self.noun}(s): " + ", ".join(f"{n} {s}" for s, n in counts.items())
                     + f"; summary: {path}")

@@ -441,7 +441,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             check_apart(output, {"input": input_path, "source": source})
             jobs = [(p, output / volume_stem(p), source / volume_stem(p) if source else None)
-                    for p in list_volumes(input_path)]
+                    for p in list_volumes(input_path)
+                    if not volume_stem(p).endswith("_uncertainty")]  # confidence maps beside translations: not CTs
             for p, out, src in jobs:
                 if src is not None and not (src.is_dir() and dicom_files(src)):
                     raise FileNotFoundError(f"{p}: no source DICOM series folder {src} for this volume")

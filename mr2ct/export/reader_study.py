@@ -124,9 +124,10 @@ def _cases(folder: str | Path, what: str) -> dict[str, Path]:
 def _match(cases: Sequence[str], folder: str | Path, what: str) -> dict[str, Path]:
     """The file of each case in a translation folder: ``<case>.nii.gz`` or ``<case>_<postfix>.nii.gz``."""
     files = _cases(folder, what)
-    matched, extra = {}, set(files)
+    matched, extra = {}, {s for s in files if not s.endswith("_uncertainty")}
     for case in cases:
-        hits = [s for s in files if s == case or s.startswith(f"{case}_")]
+        # <case>_uncertainty: the confidence map that MR -> CT inference writes beside a translation, not one
+        hits = [s for s in files if s == case or (s.startswith(f"{case}_") and s != f"{case}_uncertainty")]
         exact = [s for s in hits if s == case]
         hits = exact or hits
         if len(hits) > 1:

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib import font_manager
+from matplotlib import colormaps, font_manager
 from PIL import Image, ImageDraw, ImageFont
 
 from mr2ct.export.windows import CT_WINDOWS, MR_PERCENTILES, apply_window, percentile_window, to_display
 from mr2ct.io.atomic import atomic_file
 
-__all__ = ["PLANES", "midplanes", "save_midplane_panel", "video_sheet", "volume_sheet"]
+__all__ = ["PLANES", "midplanes", "save_midplane_panel", "uncertainty_sheet", "video_sheet", "volume_sheet"]
 
 PLANES = {"axial": 2, "coronal": 1, "sagittal": 0}
 """The mid-planes: ``plane: the (X, Y, Z) axis held at its middle``."""
@@ -135,6 +135,65 @@ def volume_sheet(path: str | Path, columns: Mapping[str, tuple[np.ndarray, str]]
         else:
             raise ValueError(f"column {label!r}: kind must be 'ct' or 'mr', got {kind!r}.")
     canvas = _midplane_montage(panels, spacing or (1.0, 1.0, 1.0), title, panel_size)
+    return _save_png(canvas, Path(path))
+
+
+def uncertainty_sheet(path: str | Path, translation: np.ndarray, uncertainty: np.ndarray,
+                      error: np.ndarray | None = None, *, spacing: Sequence[float] | None = None,
+                      title: str | None = None, panel_size: int = 256, window: tuple[float, float] = CT_WINDOWS["bone"],
+                      unit: str = "HU") -> Path:
+    """Write a PNG of where a translation can be trusted: its mid-planes (rows) in grey with the confidence map
+    overlaid as a heat map (dark red to yellow, transparent where it is near 0) and, when the ground truth is known,
+    the true absolute error overlaid alike, on the same colour scale, beside it.
+
+    Args:
+        path: the PNG to write (atomically).
+        translation: the ``(X, Y, Z)`` RAS translation (e.g. a synthetic CT in HU).
+        uncertainty: its confidence map on the same grid (larger = less trusted), e.g. ``<case>_uncertainty.nii.gz``.
+        error: ``|translation - ground truth|`` on the same grid, or None.
+        spacing: voxel size ``(x, y, z)`` in mm.
+        title: a line above the montage.
+        panel_size: length in pixels of the volume's largest physical extent.
+        window: ``(level, width)`` of the grey translation under the overlay (default: the bone window).
+        unit: the maps' unit, for the labels.
+
+    Each map's colour scale runs from 0 to its own 99th percentile inside the translation's foreground (its voxels
+    above the window's lower end), written above its panels: a spread is smaller than the error it predicts, and
+    what the sheet shows is whether the two agree on where the translation is wrong.
+    """
+    maps = {"uncertainty": uncertainty, **({"|error|": error} if error is not None else {})}
+    shapes = {name: np.shape(v) for name, v in {"translation": translation, **maps}.items()}
+    if len(set(shapes.values())) > 1 or len(np.shape(translation)) != 3:
+        raise ValueError(f"uncertainty_sheet needs 3D volumes of one shape, got shapes {shapes}.")
+    level, width = window
+    foreground = np.asarray(translation) > level - width / 2
+    tops = {name: max(float(np.percentile(np.asarray(v)[foreground] if foreground.any() else v, 99)), 1e-6)
+            for name, v in maps.items()}
+    heat = colormaps["hot"]
+    sizes = _plane_sizes(np.shape(translation), spacing or (1.0, 1.0, 1.0), panel_size)
+    cell = max(w for w, _ in sizes.values())
+    header = _LINE + _GAP if title else 0
+    top = header + 2 * _LINE + _GAP
+    canvas = Image.new("RGB", (_ROW_LABEL_WIDTH + len(maps) * (cell + _GAP),
+                               top + sum(h + _GAP for _, h in sizes.values())), _BACKGROUND)
+    if title:
+        _draw_lines(canvas, (0, 0, canvas.width, _LINE), [title])
+    grey_planes = midplanes(apply_window(translation, level, width))
+    for i, (name, values) in enumerate(maps.items()):
+        left, y = _ROW_LABEL_WIDTH + i * (cell + _GAP), top
+        _draw_lines(canvas, (left, header, cell, 2 * _LINE), [f"{name} on translation", f"0-{tops[name]:.0f} {unit}"])
+        for plane, grey in zip(PLANES, grey_planes.values()):
+            share = np.clip(midplanes(values)[plane] / tops[name], 0.0, 1.0)[..., None]
+            colour = heat(share[..., 0])[..., :3]
+            rgb = (1 - np.sqrt(share)) * grey[..., None] + np.sqrt(share) * colour  # faint where confident
+            w, h = sizes[plane]
+            picture = Image.fromarray(np.round(rgb * 255).astype(np.uint8))
+            canvas.paste(picture.resize((w, h), Image.Resampling.BILINEAR), (left + (cell - w) // 2, y))
+            y += h + _GAP
+    y = top
+    for plane, (_, h) in sizes.items():
+        _draw_lines(canvas, (0, y, _ROW_LABEL_WIDTH - _GAP, h), [plane, _PLANE_NOTES[plane]])
+        y += h + _GAP
     return _save_png(canvas, Path(path))
 
 

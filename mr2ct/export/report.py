@@ -16,8 +16,9 @@ from ignite.engine import Engine, Events
 from matplotlib.figure import Figure
 
 from mr2ct.export.panels import atomic_savefig, save_frame_panel, save_side_by_side_gif
-from mr2ct.export.render import save_midplane_panel
+from mr2ct.export.render import save_midplane_panel, uncertainty_sheet
 from mr2ct.io.atomic import atomic_file, atomic_write_text
+from mr2ct.metrics.tissue import rank_correlation
 
 __all__ = ["TranslationReport", "plot_loss_curves", "summarize_metric_details"]
 
@@ -59,13 +60,18 @@ def _mean_std_n(values: np.ndarray) -> dict[str, float]:
 
 
 def summarize_metric_details(details: Mapping[str, Any],
-                             mse_ratios: Mapping[str, tuple[str, str]] | None = None) -> dict[str, dict[str, float]]:
+                             mse_ratios: Mapping[str, tuple[str, str]] | None = None,
+                             rank_correlations: Mapping[str, tuple[str, str]] | None = None
+                             ) -> dict[str, dict[str, float]]:
     """Per-case metric values ``{name: (N, ...)}`` -> ``{name: {"mean", "std", "n"}}`` (std over cases, ddof=0;
     cases where a metric is undefined, NaN, such as a colour metric of a video without a digit, are left out of
     its mean, sigma and n).
 
     ``mse_ratios`` ``{name: (rmse_a, rmse_b)}`` adds ``mean(rmse_a**2) / mean(rmse_b**2)``, e.g. a model's mean
     squared error relative to a baseline's (its "std" is 0: it is one number for the whole set).
+    ``rank_correlations`` ``{name: (metric_a, metric_b)}`` adds Spearman's rank correlation of the two metrics over
+    the cases, e.g. whether the cases with the largest mean uncertainty have the largest MAE (std 0, one number).
+    NaN values (a metric undefined for a case, e.g. bone MAE without bone) are left out of mean and std.
     """
     per_case = {name: torch.as_tensor(v, dtype=torch.float64).reshape(len(v), -1).mean(dim=1).numpy()
                 for name, v in details.items()}
@@ -74,6 +80,9 @@ def summarize_metric_details(details: Mapping[str, Any],
         if a in per_case and b in per_case:
             ratio = float(np.mean(per_case[a] ** 2) / np.mean(per_case[b] ** 2))
             out[name] = {"mean": ratio, "std": 0.0, "n": int(len(per_case[a]))}
+    for name, (a, b) in (rank_correlations or {}).items():
+        if a in per_case and b in per_case:
+            out[name] = {"mean": rank_correlation(per_case[a], per_case[b]), "std": 0.0, "n": int(len(per_case[a]))}
     return out
 
 
@@ -84,7 +93,10 @@ class TranslationReport:
     sigma over cases of every metric whose per-case values the evaluator kept with ``save_details=True``),
     ``cases.csv`` (the per-case values), ``loss_curves.png`` (from the training loss CSV, if given),
     ``case_<i>.png`` panels (plus one GIF) of input / translation / ground truth and ``examples.npz`` (those cases'
-    ``image_<i>``, ``pred_<i>`` and ``label_<i>`` arrays, for figures that compare runs).
+    ``image_<i>``, ``pred_<i>`` and ``label_<i>`` arrays, for figures that compare runs); with ``midplanes`` and an
+    ``uncertainty`` map in the evaluator's items (e.g. the spread of :class:`~mr2ct.engine.AugmentationSpread`),
+    also ``case_<i>_uncertainty.png``: the map and the true absolute error overlaid on the translation
+    (:func:`~mr2ct.export.render.uncertainty_sheet`).
 
     Args:
         output_dir: the report folder.
@@ -98,6 +110,8 @@ class TranslationReport:
             mid-planes, with this voxel spacing ``(slice, x, y)`` in mm (volumes such as MR/CT).
         metric_notes: ``{metric name: one-line definition}`` printed under the table.
         mse_ratios: ``{name: (rmse metric, baseline rmse metric)}`` ratios of mean squared errors to report.
+        rank_correlations: ``{name: (metric, metric)}`` rank correlations over the cases to report (see
+            :func:`summarize_metric_details`).
         subsets: ``{name: case indices}``: every metric is also summarised over these cases, as
             ``<metric>_<name>`` (e.g. the GTA task's slow test clips); indices past the evaluated cases are ignored.
     """
@@ -107,7 +121,8 @@ class TranslationReport:
                  metric_notes: Mapping[str, str] | None = None,
                  mse_ratios: Mapping[str, tuple[str, str]] | None = None,
                  midplanes: tuple[float, float, float] | None = None,
-                 subsets: Mapping[str, Sequence[int]] | None = None):
+                 subsets: Mapping[str, Sequence[int]] | None = None,
+                 rank_correlations: Mapping[str, tuple[str, str]] | None = None):
         self.output_dir = Path(output_dir)
         self.title = title
         self.settings = dict(settings or {})
@@ -117,6 +132,7 @@ class TranslationReport:
         self.midplanes = midplanes
         self.metric_notes = dict(metric_notes or {})
         self.mse_ratios = dict(mse_ratios or {})
+        self.rank_correlations = dict(rank_correlations or {})
         self.subsets = {name: [int(i) for i in indices] for name, indices in (subsets or {}).items()}
         self.cases: list[dict[str, torch.Tensor]] = []
         self.case_names: list[str] = []
@@ -132,12 +148,14 @@ class TranslationReport:
             self.case_names.append(str(meta.get("filename_or_obj", len(self.case_names))))
             if len(self.cases) >= self.num_cases:
                 continue
-            self.cases.append({k: torch.as_tensor(item[k]).detach().cpu() for k in ("image", "pred", "label") if k in item})
+            self.cases.append({k: torch.as_tensor(item[k]).detach().cpu() for k in ("image", "pred", "label", "uncertainty")
+                               if k in item})
 
     def __call__(self, engine: Engine) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         details = getattr(engine.state, "metric_details", {}) or {}
-        summary = summarize_metric_details({**details, **self._subset_details(details)}, self.mse_ratios)
+        summary = summarize_metric_details({**details, **self._subset_details(details)}, self.mse_ratios,
+                                           self.rank_correlations)
         self._write_tables(summary)
         self._write_cases(details)
         with atomic_file(self.output_dir / "examples.npz") as tmp:
@@ -146,10 +164,14 @@ class TranslationReport:
         pictures = []
         names = {"image": "input", "pred": "translation", "label": "ground truth"}
         for i, case in enumerate(self.cases):
+            uncertainty = case.get("uncertainty")
+            case = {k: v for k, v in case.items() if k != "uncertainty"}
             rows = {names[k]: v for k, v in case.items()}
             if self.midplanes is not None:
                 ranges = {names[k]: self.value_range[k] for k in case}
                 pictures.append(save_midplane_panel(rows, self.output_dir / f"case_{i}.png", ranges, self.midplanes))
+                if uncertainty is not None:
+                    pictures.append(self._uncertainty_picture(i, case, uncertainty))
                 continue
             pictures.append(save_frame_panel(rows, self.output_dir / f"case_{i}.png", value_range=self.value_range))
             if i == 0:
@@ -157,6 +179,15 @@ class TranslationReport:
         curve = plot_loss_curves(self.loss_csv, self.output_dir / "loss_curves.png") if self.loss_csv else None
         self._write_markdown(summary, pictures, curve)
         logger.info(f"report written to {self.output_dir / 'report.md'}")
+
+    def _uncertainty_picture(self, i: int, case: Mapping[str, torch.Tensor], uncertainty: torch.Tensor) -> Path:
+        """``case_<i>_uncertainty.png``: the ``(1, slices, x, y)`` confidence map (and the true error, if the
+        ground truth is known) overlaid on the translation."""
+        ras = lambda v: np.asarray(v, dtype=np.float32)[0].transpose(1, 2, 0)  # noqa: E731  (x, y, slices)
+        error = np.abs(ras(case["pred"]) - ras(case["label"])) if "label" in case else None
+        dz, dx, dy = self.midplanes  # type: ignore[misc]
+        return uncertainty_sheet(self.output_dir / f"case_{i}_uncertainty.png", ras(case["pred"]), ras(uncertainty),
+                                 error, spacing=(dx, dy, dz), title=f"case {i}: confidence map and true error")
 
     def _subset_details(self, details: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """Per-case values of each metric restricted to each subset, named ``<metric>_<subset>``."""

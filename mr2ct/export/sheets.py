@@ -15,12 +15,13 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from mr2ct.export.index_page import write_index
-from mr2ct.export.render import video_sheet, volume_sheet
+from mr2ct.export.render import uncertainty_sheet, video_sheet, volume_sheet
 from mr2ct.export.review_readers import find_volume, read_clip, read_metrics, read_ras
-from mr2ct.export.windows import CT_WINDOWS, MR_PERCENTILES
+from mr2ct.export.windows import CT_WINDOWS, MR_PERCENTILES, percentile_window
 from mr2ct.io.readers import VolumeError, list_volumes, volume_stem
 from mr2ct.io.atomic import check_apart
 
@@ -115,6 +116,15 @@ def write_review_sheets(output_dir: str | Path, *, source_dir: str | Path, trans
         paths = [p for p in (source, translations[stem], truths[stem]) if p is not None]
         sheet = _case_sheet(output_dir / "sheets" / f"{stem}{'.gif' if video else '.png'}", paths, labels, kinds, video)
         written.append((stem, sheet.relative_to(output_dir).as_posix()))
+        uncertainty = None if video else find_volume(translation_dir, f"{stem}_uncertainty")
+        if uncertainty is not None:  # the confidence map that inference wrote beside the translation
+            (translation, spacing), (spread, _) = read_ras(translations[stem]), read_ras(uncertainty)
+            error = np.abs(translation - read_ras(truths[stem])[0]) if truths[stem] is not None else None
+            window = CT_WINDOWS["bone"] if target_kind == "ct" else percentile_window(translation)
+            sheet = uncertainty_sheet(output_dir / "sheets" / f"{stem}_uncertainty.png", translation, spread, error,
+                                      spacing=spacing, title=f"{stem}: where to trust the translation", window=window,
+                                      unit="HU" if target_kind == "ct" else "")
+            written.append((f"{stem} (uncertainty)", sheet.relative_to(output_dir).as_posix()))
 
     columns = " | ".join(labels[: 3 if truth_dir else 2])
     notes = [f"{len(written)} case(s); columns: {columns}. Source: {source_dir}; translation: {translation_dir}"

@@ -11,7 +11,15 @@ from .digits import (
     shape_l2,
     volume_l2,
 )
-from .handlers import TRANSLATIONS, VideoMetric, synthrad_metric_handler, video_metric_handler
+from .handlers import (
+    MRCT_METRICS,
+    TRANSLATIONS,
+    UNCERTAINTY_METRICS,
+    VideoMetric,
+    synthrad_metric_handler,
+    uncertainty_metric_handler,
+    video_metric_handler,
+)
 from .segmentation import (
     DENOISE_LEVELS,
     SEGMENTATION_METRICS,
@@ -39,9 +47,30 @@ from .temporal import (
     warping_error,
 )
 from .synthrad import HU_RANGE, SYNTHRAD_METRICS, body_mask, linear_fit, mae_hu, psnr_hu, ssim_hu
+from .tissue import (
+    BONE_HU,
+    TISSUE_CLASSES,
+    TISSUE_THRESHOLDS_HU,
+    bone_dice,
+    rank_correlation,
+    tissue_classes,
+    tissue_error,
+    voxel_rank_correlation,
+)
 from .two_afc import REAL, AnswerError, Judgement, StudyKey, Trial, load_answers, preference_table
 
 __all__ = [
+    "BONE_HU",
+    "MRCT_METRICS",
+    "TISSUE_CLASSES",
+    "TISSUE_THRESHOLDS_HU",
+    "UNCERTAINTY_METRICS",
+    "bone_dice",
+    "rank_correlation",
+    "tissue_classes",
+    "tissue_error",
+    "uncertainty_metric_handler",
+    "voxel_rank_correlation",
     "DENOISE_LEVELS",
     "SEGMENTATION_METRICS",
     "decode_palette",

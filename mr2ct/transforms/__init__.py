@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .channels import SplitChannelsd
 from .checks import CheckVolumed
 from .load import LoadVolumed
 from .video import LoadVideod
@@ -33,5 +34,6 @@ __all__ = [
     "head_crop_box",
     "head_foreground",
     "read_crop_overrides",
+    "SplitChannelsd",
     "slices_to_box",
 ]
