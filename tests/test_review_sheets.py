@@ -218,6 +218,9 @@ def test_review_sheets_show_the_confidence_maps(tmp_path, folders):
     assert sorted(p.name for p in (tmp_path / "out" / "sheets").iterdir()) == [
         "subject&0002.png", "subject_0001.png", "subject_0001_uncertainty.png"]
     assert "subject_0001 (uncertainty)" in (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
-    make_study(tmp_path / "study", source_dir=folders["mr"], methods={"3D": folders["sct"]}, real_dir=folders["ct"])
+    examples = tmp_path / "examples"  # real CTs of cases not in the trials
+    save_volume(_head(3)[1], examples / "subject_0009.nii.gz", AFFINE)
+    make_study(tmp_path / "study", source_dir=folders["mr"], methods={"3D": folders["sct"]}, real_dir=folders["ct"],
+               examples_target_dir=examples)
     assert export_dicom([str(folders["sct"]), "--output", str(tmp_path / "dicom")]) == 0
     assert sorted(p.name for p in (tmp_path / "dicom").iterdir()) == ["subject&0002_synthct", "subject_0001_synthct"]
