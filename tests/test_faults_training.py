@@ -423,7 +423,7 @@ def test_bundle_killed_at_random_resumes_to_identical_weights(tmp_path, tiny_vmn
     start = int(re.search(r"resuming from \S*checkpoint_(\d+)\.pt", resumed.stdout + resumed.stderr).group(1))
     assert start >= after - (ckpt_iteration_interval or 6), case  # the latest checkpoint at the kill
     final = {p.name for p in models.iterdir()}
-    assert {"model.pt", "model_ba.pt", "checkpoint_18.pt"} <= final and len(final) == 4, (case, final)  # no .part
+    assert {"model.pt", "model_ba.pt", "model_settings.json", "checkpoint_18.pt"} <= final and len(final) == 5, (case, final)  # no .part
     assert_same(torch.load(uninterrupted / "models" / "checkpoint_18.pt", weights_only=True),
                 torch.load(models / "checkpoint_18.pt", weights_only=True), case)
     for name in ("model.pt", "model_ba.pt"):
