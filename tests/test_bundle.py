@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -94,6 +96,20 @@ def test_train_infer_evaluate_end_to_end(tmp_path):
     metrics = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))["metrics"]
     assert set(metrics) == {"l2", "identity_l2", "mse_ratio"} and metrics["l2"]["n"] == 12
     assert {"report.md", "metrics.csv", "loss_curves.png", "case_0.png", "case_0.gif"} <= {p.name for p in report_dir.iterdir()}
+
+    # the settings of a preset file survive evaluate.json in either order (MONAI's model-zoo order too)
+    preset = tmp_path / "tiny.json"
+    orders = {"zoo": ["train.json", preset, "evaluate.json"], "readme": ["train.json", "evaluate.json", preset],
+              "alone": ["evaluate.json", preset]}
+    for name, files in orders.items():
+        preset.write_text(json.dumps({**ov, "report_dir": str(tmp_path / name)}), encoding="utf-8")
+        paths = [str(f if isinstance(f, Path) else CONFIGS / f) for f in files]
+        run = subprocess.run([sys.executable, "-m", "monai.bundle", "run", "evaluating", "--config_file", json.dumps(paths),
+                              "--logging_file", str(CONFIGS / "logging.conf")], capture_output=True, encoding="utf-8",
+                             errors="replace", timeout=600)
+        assert run.returncode == 0, (name, run.stderr[-3000:])
+        again = json.loads((tmp_path / name / "metrics.json").read_text(encoding="utf-8"))["metrics"]
+        assert again == metrics, name
 
 
 def test_resume_flag_continues_a_run(tmp_path):
