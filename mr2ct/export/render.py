@@ -68,26 +68,31 @@ def _draw_lines(canvas: Image.Image, box: tuple[int, int, int, int], lines: Sequ
     canvas.paste(strip, (left, top))
 
 
-def _midplane_montage(panels: Sequence[tuple[str, str, float, float, np.ndarray]], spacing: Sequence[float],
-                      title: str | None, panel_size: int) -> Image.Image:
-    """The picture of :func:`volume_sheet`: one column per ``(label, window note, level, width, volume)``, one row
-    per plane of :func:`midplanes`, plane names on the left, column labels (and ``title``) above."""
-    shape = np.shape(panels[0][4])
+def _windowed_planes(volume: np.ndarray, level: float, width: float) -> dict[str, np.ndarray]:
+    """The mid-planes of ``volume`` as grey pictures on [0, 1] in the window ``(level, width)``."""
+    return {name: apply_window(plane, level, width) for name, plane in midplanes(volume).items()}
+
+
+def _midplane_montage(columns: Sequence[tuple[str, str, Mapping[str, np.ndarray]]], shape: Sequence[int],
+                      spacing: Sequence[float], title: str | None, panel_size: int) -> Image.Image:
+    """A montage of mid-planes: one column per ``(label, note, {plane: picture})``, one row per plane of
+    :func:`midplanes`, plane names on the left, column labels (and ``title``) above. A picture is a plane of the
+    ``shape`` volume on [0, 1], grey ``(rows, cols)`` or colour ``(rows, cols, 3)``, shown at true proportions."""
     sizes = _plane_sizes(shape, spacing, panel_size)
     cell = max(w for w, _ in sizes.values())
     header = _LINE + _GAP if title else 0
     top = header + 2 * _LINE + _GAP
-    canvas = Image.new("RGB", (_ROW_LABEL_WIDTH + len(panels) * (cell + _GAP),
+    canvas = Image.new("RGB", (_ROW_LABEL_WIDTH + len(columns) * (cell + _GAP),
                                top + sum(h + _GAP for _, h in sizes.values())), _BACKGROUND)
     if title:
         _draw_lines(canvas, (0, 0, canvas.width, _LINE), [title])
-    for i, (label, window, level, width, volume) in enumerate(panels):
+    for i, (label, note, pictures) in enumerate(columns):
         left, y = _ROW_LABEL_WIDTH + i * (cell + _GAP), top
-        _draw_lines(canvas, (left, header, cell, 2 * _LINE), [label, window])
-        for name, plane in midplanes(volume).items():
+        _draw_lines(canvas, (left, header, cell, 2 * _LINE), [label, note])
+        for name in PLANES:
             w, h = sizes[name]
-            grey = Image.fromarray(np.round(apply_window(plane, level, width) * 255).astype(np.uint8))
-            canvas.paste(grey.resize((w, h), Image.Resampling.BILINEAR).convert("RGB"), (left + (cell - w) // 2, y))
+            picture = Image.fromarray(np.round(np.clip(pictures[name], 0.0, 1.0) * 255).astype(np.uint8))
+            canvas.paste(picture.resize((w, h), Image.Resampling.BILINEAR).convert("RGB"), (left + (cell - w) // 2, y))
             y += h + _GAP
     y = top
     for name, (_, h) in sizes.items():
@@ -125,16 +130,17 @@ def volume_sheet(path: str | Path, columns: Mapping[str, tuple[np.ndarray, str]]
     shape = next(iter(shapes.values()))
     if len(shape) != 3 or len(set(shapes.values())) > 1:
         raise ValueError(f"volume_sheet needs 3D volumes of one shape, got shapes {shapes}.")
-    panels = []  # (label, window description, level, width, volume)
+    panels = []  # (label, window description, pictures)
     for label, (volume, kind) in columns.items():
         if kind == "ct":
-            panels += [(label, f"{name} L{level:g} W{width:g}", level, width, volume)
+            panels += [(label, f"{name} L{level:g} W{width:g}", _windowed_planes(volume, level, width))
                        for name, (level, width) in CT_WINDOWS.items()]
         elif kind == "mr":
-            panels.append((label, f"p{MR_PERCENTILES[0]:g}-p{MR_PERCENTILES[1]:g}", *percentile_window(volume), volume))
+            panels.append((label, f"p{MR_PERCENTILES[0]:g}-p{MR_PERCENTILES[1]:g}",
+                           _windowed_planes(volume, *percentile_window(volume))))
         else:
             raise ValueError(f"column {label!r}: kind must be 'ct' or 'mr', got {kind!r}.")
-    canvas = _midplane_montage(panels, spacing or (1.0, 1.0, 1.0), title, panel_size)
+    canvas = _midplane_montage(panels, shape, spacing or (1.0, 1.0, 1.0), title, panel_size)
     return _save_png(canvas, Path(path))
 
 
@@ -170,30 +176,15 @@ def uncertainty_sheet(path: str | Path, translation: np.ndarray, uncertainty: np
     tops = {name: max(float(np.percentile(np.asarray(v)[foreground] if foreground.any() else v, 99)), 1e-6)
             for name, v in maps.items()}
     heat = colormaps["hot"]
-    sizes = _plane_sizes(np.shape(translation), spacing or (1.0, 1.0, 1.0), panel_size)
-    cell = max(w for w, _ in sizes.values())
-    header = _LINE + _GAP if title else 0
-    top = header + 2 * _LINE + _GAP
-    canvas = Image.new("RGB", (_ROW_LABEL_WIDTH + len(maps) * (cell + _GAP),
-                               top + sum(h + _GAP for _, h in sizes.values())), _BACKGROUND)
-    if title:
-        _draw_lines(canvas, (0, 0, canvas.width, _LINE), [title])
-    grey_planes = midplanes(apply_window(translation, level, width))
-    for i, (name, values) in enumerate(maps.items()):
-        left, y = _ROW_LABEL_WIDTH + i * (cell + _GAP), top
-        _draw_lines(canvas, (left, header, cell, 2 * _LINE), [f"{name} on translation", f"0-{tops[name]:.0f} {unit}"])
-        for plane, grey in zip(PLANES, grey_planes.values()):
-            share = np.clip(midplanes(values)[plane] / tops[name], 0.0, 1.0)[..., None]
-            colour = heat(share[..., 0])[..., :3]
-            rgb = (1 - np.sqrt(share)) * grey[..., None] + np.sqrt(share) * colour  # faint where confident
-            w, h = sizes[plane]
-            picture = Image.fromarray(np.round(rgb * 255).astype(np.uint8))
-            canvas.paste(picture.resize((w, h), Image.Resampling.BILINEAR), (left + (cell - w) // 2, y))
-            y += h + _GAP
-    y = top
-    for plane, (_, h) in sizes.items():
-        _draw_lines(canvas, (0, y, _ROW_LABEL_WIDTH - _GAP, h), [plane, _PLANE_NOTES[plane]])
-        y += h + _GAP
+    grey_planes = _windowed_planes(translation, level, width)
+    columns = []
+    for name, values in maps.items():
+        pictures = {}
+        for plane, share in midplanes(np.clip(np.asarray(values) / tops[name], 0.0, 1.0)).items():
+            weight = np.sqrt(share)[..., None]  # faint where confident
+            pictures[plane] = (1 - weight) * grey_planes[plane][..., None] + weight * heat(share)[..., :3]
+        columns.append((f"{name} on translation", f"0-{tops[name]:.0f} {unit}", pictures))
+    canvas = _midplane_montage(columns, np.shape(translation), spacing or (1.0, 1.0, 1.0), title, panel_size)
     return _save_png(canvas, Path(path))
 
 
@@ -206,17 +197,18 @@ def save_midplane_panel(rows: Mapping[str, torch.Tensor | np.ndarray], path: str
     shown in its own intensity window ``value_ranges[name] = (black, white)`` (e.g. MR on [-1, 1], CT in HU) and
     oriented as :func:`midplanes` says; ``spacing`` (slice, x, y in mm) keeps the anatomy's proportions.
     """
-    panels = []
+    volumes = []
     for name, volume in rows.items():
         lo, hi = value_ranges[name]
         grey = to_display(volume, (lo, hi))
         if grey.ndim != 3:
             raise ValueError(f"{name}: expected a (1, slices, x, y) volume, got shape {tuple(np.shape(volume))}.")
-        panels.append((name, f"[{lo:g}, {hi:g}]", 0.5, 1.0, np.transpose(grey, (1, 2, 0))))  # -> (x, y, slices)
-    if len({p[4].shape for p in panels}) > 1:
-        raise ValueError(f"save_midplane_panel needs volumes of one shape, got {[p[4].shape for p in panels]}.")
+        volumes.append((name, f"[{lo:g}, {hi:g}]", np.transpose(grey, (1, 2, 0))))  # -> (x, y, slices)
+    if len({v.shape for _, _, v in volumes}) > 1:
+        raise ValueError(f"save_midplane_panel needs volumes of one shape, got {[v.shape for _, _, v in volumes]}.")
     slices, x, y = spacing
-    return _save_png(_midplane_montage(panels, (x, y, slices), title, panel_size), Path(path))
+    columns = [(name, note, midplanes(volume)) for name, note, volume in volumes]
+    return _save_png(_midplane_montage(columns, volumes[0][2].shape, (x, y, slices), title, panel_size), Path(path))
 
 
 def video_sheet(path: str | Path, columns: Mapping[str, np.ndarray], *, fps: float = 8,
