@@ -37,18 +37,24 @@ from mr2ct.overrides import parse_overrides
 
 __all__ = ["main"]
 
-_BUNDLE_RUNS = {"train": ("training", "train.json", "train a bundle"),
-                "evaluate": ("evaluating", "evaluate.json", "evaluate a bundle's model on its held-out data"),
-                "infer": ("inference", "inference.json", "translate a folder with a bundle's model")}
+_BUNDLE_RUNS = {
+    "train": ("training", "train.json", "train a bundle"),
+    "evaluate": ("evaluating", "evaluate.json", "evaluate a bundle's model on its held-out data"),
+    "infer": ("inference", "inference.json", "translate a folder with a bundle's model"),
+}
 # commands with a command line of their own: name -> (module whose main() runs it, help)
-_DELEGATED = {"prepare": ("mr2ct.data.prepare_mrct", "raw DICOM/NIfTI MR and CT -> the training layout"),
-              "export-dicom": ("mr2ct.export.dicom", "translated volumes -> DICOM series"),
-              "reproduce": ("mr2ct.reproduce", "the paper's comparison of methods"),
-              "bench": ("mr2ct.benchmarks", "benchmarks against the fp32 reference ([inference|data] ARGS)")}
-_REVIEW = {"sheets": ("mr2ct.export.sheets", "review sheets (PNG or GIF per case) and an index.html"),
-           "make": ("mr2ct.export.reader_study", "make a blinded reader study"),
-           "serve": ("mr2ct.export.reader_study", "serve a study's page on 127.0.0.1"),
-           "score": ("mr2ct.export.reader_study", "the 2AFC preference table from readers' answers")}
+_DELEGATED = {
+    "prepare": ("mr2ct.data.prepare_mrct", "raw DICOM/NIfTI MR and CT -> the training layout"),
+    "export-dicom": ("mr2ct.export.dicom", "translated volumes -> DICOM series"),
+    "reproduce": ("mr2ct.reproduce", "the paper's comparison of methods"),
+    "bench": ("mr2ct.benchmarks", "benchmarks against the fp32 reference ([inference|data] ARGS)"),
+}
+_REVIEW = {
+    "sheets": ("mr2ct.export.sheets", "review sheets (PNG or GIF per case) and an index.html"),
+    "make": ("mr2ct.export.reader_study", "make a blinded reader study"),
+    "serve": ("mr2ct.export.reader_study", "serve a study's page on 127.0.0.1"),
+    "score": ("mr2ct.export.reader_study", "the 2AFC preference table from readers' answers"),
+}
 
 Handler = Callable[[argparse.Namespace, list[str]], int]
 
@@ -88,8 +94,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.set_defaults(handler=_run_bundle, run="infer", bundle="mrct_cyclegan3d")
     for name, (module, help_text) in _DELEGATED.items():
         commands.add_parser(name, help=help_text, add_help=False).set_defaults(handler=_delegate(module))
-    review = commands.add_parser("review", help="review sheets and blinded reader studies",
-                                 description="review sheets and blinded reader studies")
+    review = commands.add_parser(
+        "review",
+        help="review sheets and blinded reader studies",
+        description="review sheets and blinded reader studies",
+    )
     actions = review.add_subparsers(dest="action", metavar="action", required=True)
     for name, (module, help_text) in _REVIEW.items():
         handler = _delegate(module) if name == "sheets" else _delegate(module, name)

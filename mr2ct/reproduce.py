@@ -57,62 +57,96 @@ class Task:
     notes: tuple[str, ...] = ()
 
 
-_TEMPORAL_NOTE = ("warping_error: Lai et al. (2018) on [0, 1] frames, the output warped with the Farneback flow of the "
-                  "ground truth (not FlowNet2), occlusions masked; tof: TecoGAN's mean |flow(output) - flow(ground "
-                  "truth)| in pixels (mr2ct.metrics.temporal; not in the paper).")
+_TEMPORAL_NOTE = (
+    "warping_error: Lai et al. (2018) on [0, 1] frames, the output warped with the Farneback flow of the "
+    "ground truth (not FlowNet2), occlusions masked; tof: TecoGAN's mean |flow(output) - flow(ground "
+    "truth)| in pixels (mr2ct.metrics.temporal; not in the paper)."
+)
 
 TASKS = {
     "vmnist": Task(
         bundle="vmnist_cyclegan3d",
         table="Table 2: volumetric MNIST, L2 between translation and ground truth",
         metrics={"l2": "l2"},
-        paper={"3d": {"l2": (27.21, 5.27)}, "random": {"l2": (48.73, 13.72)},
-               "sequential": {"l2": (41.73, 11.40)}, "seq_const": {"l2": (73.41, 5.26)}},
+        paper={
+            "3d": {"l2": (27.21, 5.27)},
+            "random": {"l2": (48.73, 13.72)},
+            "sequential": {"l2": (41.73, 11.40)},
+            "seq_const": {"l2": (73.41, 5.26)},
+        },
         reference_row="identity",
-        notes=("l2: per-video RMSE over all voxels on [0, 255]; sigma: its std over held-out videos. The paper "
-               "does not state its reduction.",),
+        notes=(
+            "l2: per-video RMSE over all voxels on [0, 255]; sigma: its std over held-out videos. The paper "
+            "does not state its reduction.",
+        ),
     ),
     "mmnist": Task(
         bundle="mmnist_color_cyclegan3d",
         table="Table 1: coloured moving MNIST (white -> colour)",
-        metrics={"shape_l2": "shape_l2", "intensity_mean": "intensity_mean", "colour_sigma": "colour_sigma",
-                 "colour_flicker": "colour_flicker", "warping_error": "warping_error", "tof": "tof"},
-        paper={"ground truth": {"intensity_mean": (175.37, None), "colour_sigma": (32.25, None)},
-               "3d": {"shape_l2": (0.79, None), "intensity_mean": (204.36, None), "colour_sigma": (45.65, None)},
-               "random": {"shape_l2": (1.48, None), "intensity_mean": (139.38, None), "colour_sigma": (64.51, None)},
-               "sequential": {"shape_l2": (0.84, None), "intensity_mean": (205.49, None), "colour_sigma": (53.96, None)},
-               "seq_const": {"shape_l2": (0.90, None), "intensity_mean": (198.18, None), "colour_sigma": (54.06, None)}},
+        metrics={
+            "shape_l2": "shape_l2",
+            "intensity_mean": "intensity_mean",
+            "colour_sigma": "colour_sigma",
+            "colour_flicker": "colour_flicker",
+            "warping_error": "warping_error",
+            "tof": "tof",
+        },
+        paper={
+            "ground truth": {"intensity_mean": (175.37, None), "colour_sigma": (32.25, None)},
+            "3d": {"shape_l2": (0.79, None), "intensity_mean": (204.36, None), "colour_sigma": (45.65, None)},
+            "random": {"shape_l2": (1.48, None), "intensity_mean": (139.38, None), "colour_sigma": (64.51, None)},
+            "sequential": {"shape_l2": (0.84, None), "intensity_mean": (205.49, None), "colour_sigma": (53.96, None)},
+            "seq_const": {"shape_l2": (0.90, None), "intensity_mean": (198.18, None), "colour_sigma": (54.06, None)},
+        },
         reference_row="ground truth",
-        reference_metrics={"intensity_mean": "gt_intensity_mean", "colour_sigma": "gt_colour_sigma",
-                           "colour_flicker": "gt_colour_flicker"},
-        notes=("shape_l2: L2 norm of the binary digit-mask difference relative to the ground truth's mask norm "
-               "(1 = empty output; the paper does not state its normalisation); intensity_mean and colour_sigma on [0, 255] digit pixels; colour_flicker: "
-               "std over time of the mean digit colour (not in the paper).", _TEMPORAL_NOTE),
+        reference_metrics={
+            "intensity_mean": "gt_intensity_mean",
+            "colour_sigma": "gt_colour_sigma",
+            "colour_flicker": "gt_colour_flicker",
+        },
+        notes=(
+            "shape_l2: L2 norm of the binary digit-mask difference relative to the ground truth's mask norm "
+            "(1 = empty output; the paper does not state its normalisation); intensity_mean and colour_sigma on "
+            "[0, 255] digit pixels; colour_flicker: "
+            "std over time of the mean digit colour (not in the paper).",
+            _TEMPORAL_NOTE,
+        ),
     ),
     "gta": Task(
         bundle="gta_seg2video_cyclegan3d",
         table="Table 4: GTA video -> segmentation, per-frame pixel accuracy",
-        metrics={"accuracy_slow": "pixel_accuracy_slow", "accuracy_all": "pixel_accuracy",
-                 "transition_l2": "transition_l2_d0", "warping_error": "warping_error", "tof": "tof"},
-        paper={"3d": {"accuracy_slow": (0.54, None), "accuracy_all": (0.55, None)},
-               "random": {"accuracy_slow": (0.46, None), "accuracy_all": (0.65, None)},
-               "sequential": {"accuracy_slow": (0.64, None), "accuracy_all": (0.71, None)},
-               "seq_const": {"accuracy_slow": (0.56, None), "accuracy_all": (0.68, None)}},
+        metrics={
+            "accuracy_slow": "pixel_accuracy_slow",
+            "accuracy_all": "pixel_accuracy",
+            "transition_l2": "transition_l2_d0",
+            "warping_error": "warping_error",
+            "tof": "tof",
+        },
+        paper={
+            "3d": {"accuracy_slow": (0.54, None), "accuracy_all": (0.55, None)},
+            "random": {"accuracy_slow": (0.46, None), "accuracy_all": (0.65, None)},
+            "sequential": {"accuracy_slow": (0.64, None), "accuracy_all": (0.71, None)},
+            "seq_const": {"accuracy_slow": (0.56, None), "accuracy_all": (0.68, None)},
+        },
         reference_row="identity",
-        notes=("accuracy: per-frame pixel accuracy after decoding each translated pixel to the nearest VIPER palette "
-               "colour's class, mean over frames then over clips; slow: the test clips with the least camera motion "
-               "(at most the median); transition_l2: L2 between the class-transition matrices of translated and true "
-               "segmentation videos, no denoising (not in the paper's table). The paper also lists 200M-parameter "
-               "models (3D 0.77/0.72, 2D 0.60/0.70). identity: the RGB input itself decoded to the palette.",
-               _TEMPORAL_NOTE),
+        notes=(
+            "accuracy: per-frame pixel accuracy after decoding each translated pixel to the nearest VIPER palette "
+            "colour's class, mean over frames then over clips; slow: the test clips with the least camera motion "
+            "(at most the median); transition_l2: L2 between the class-transition matrices of translated and true "
+            "segmentation videos, no denoising (not in the paper's table). The paper also lists 200M-parameter "
+            "models (3D 0.77/0.72, 2D 0.60/0.70). identity: the RGB input itself decoded to the palette.",
+            _TEMPORAL_NOTE,
+        ),
     ),
 }
 
 # what changes per preset, on top of the bundle's configs (quick: train.json + quick.json)
 PRESETS = {
-    "quick": {"configs": ("train.json", "quick.json"),
-              "overrides": {"max_epochs": 10, "decay_epochs": 5, "epoch_length": 100, "val_interval": 1000},
-              "eval_videos": 300},
+    "quick": {
+        "configs": ("train.json", "quick.json"),
+        "overrides": {"max_epochs": 10, "decay_epochs": 5, "epoch_length": 100, "val_interval": 1000},
+        "eval_videos": 300,
+    },
     "paper": {"configs": ("train.json",), "overrides": {"val_interval": 1000}, "eval_videos": None},
 }
 
@@ -121,8 +155,10 @@ def matched_2d_widths(channels: int, ngf: int, ndf: int, blocks: int, depth: int
     """``ngf``/``ndf`` of 2D networks with the parameter counts of the 3D ones (the paper's equal-size models)."""
     g3 = count_parameters(ResnetGenerator(3, channels, channels, ngf, blocks))
     d3 = count_parameters(PatchGANDiscriminator(3, channels, ndf, input_size=(depth, *size)))
-    return {"ngf": matched_width(lambda c: ResnetGenerator(2, channels, channels, c, blocks), g3),
-            "ndf": matched_width(lambda c: PatchGANDiscriminator(2, channels, c, input_size=tuple(size)), d3)}
+    return {
+        "ngf": matched_width(lambda c: ResnetGenerator(2, channels, channels, c, blocks), g3),
+        "ndf": matched_width(lambda c: PatchGANDiscriminator(2, channels, c, input_size=tuple(size)), d3),
+    }
 
 
 def _workflow(root: Path, preset: str, workflow: str, overrides: dict) -> ConfigWorkflow:
@@ -132,8 +168,14 @@ def _workflow(root: Path, preset: str, workflow: str, overrides: dict) -> Config
     run_id, kind = ("training", "train") if workflow == "train" else ("evaluating", "infer")
     if workflow == "evaluate":
         files.append(str(configs / "evaluate.json"))
-    flow = ConfigWorkflow(config_file=files, workflow_type=kind, run_id=run_id, meta_file=str(configs / "metadata.json"),
-                          logging_file=str(configs / "logging.conf"), **overrides)
+    flow = ConfigWorkflow(
+        config_file=files,
+        workflow_type=kind,
+        run_id=run_id,
+        meta_file=str(configs / "metadata.json"),
+        logging_file=str(configs / "logging.conf"),
+        **overrides,
+    )
     flow.initialize()
     return flow
 
@@ -159,14 +201,27 @@ def evaluate_method(root: Path, preset: str, task: Task, overrides: dict) -> dic
     written = json.loads((report / "metrics.json").read_text(encoding="utf-8"))
     summary = written["metrics"]
     metrics = {column: (summary[name]["mean"], summary[name]["std"]) for column, name in task.metrics.items()}
-    reference = {column: (summary[name]["mean"], summary[name]["std"])
-                 for column, name in (task.reference_metrics or {}).items()}
-    return {"metrics": metrics, "reference": reference, "videos": written["settings"]["evaluated cases"],
-            "report": report}
+    reference = {
+        column: (summary[name]["mean"], summary[name]["std"]) for column, name in (task.reference_metrics or {}).items()
+    }
+    return {
+        "metrics": metrics,
+        "reference": reference,
+        "videos": written["settings"]["evaluated cases"],
+        "report": report,
+    }
 
 
-def run_comparison(task_name: str, methods: Sequence[str], preset: str, output: Path, seed: int = 0,
-                   match_params: bool = False, eval_videos: int | None = -1, overrides: dict | None = None) -> dict:
+def run_comparison(
+    task_name: str,
+    methods: Sequence[str],
+    preset: str,
+    output: Path,
+    seed: int = 0,
+    match_params: bool = False,
+    eval_videos: int | None = -1,
+    overrides: dict | None = None,
+) -> dict:
     """Train and evaluate ``methods`` on a task; write the table, CSV, JSON and figure to ``output``.
 
     ``eval_videos`` limits the held-out videos (-1: the preset's number, None: all); ``overrides`` are bundle
@@ -179,21 +234,40 @@ def run_comparison(task_name: str, methods: Sequence[str], preset: str, output: 
         raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}.")
     limit = PRESETS[preset]["eval_videos"] if eval_videos == -1 else eval_videos
     root = Path(bundle_root(task.bundle))
-    base = load_config(task.bundle, files=[root / "configs" / n for n in PRESETS[preset]["configs"][1:]],
-                       overrides=overrides)
+    base = load_config(
+        task.bundle, files=[root / "configs" / n for n in PRESETS[preset]["configs"][1:]], overrides=overrides
+    )
     settings = {k: base.get_parsed_content(k) for k in ("depth", "size", "channels", "ngf", "ndf", "num_res_blocks")}
     output.mkdir(parents=True, exist_ok=True)
 
     results: dict[str, dict] = {}
     examples: dict[str, np.ndarray] = {}
-    common = {"bundle_root": str(root), "seed": seed, "dataset_dir": str(root / "data"), "num_eval_cases": limit,
-              **PRESETS[preset]["overrides"], **(overrides or {})}
+    common = {
+        "bundle_root": str(root),
+        "seed": seed,
+        "dataset_dir": str(root / "data"),
+        "num_eval_cases": limit,
+        **PRESETS[preset]["overrides"],
+        **(overrides or {}),
+    }
     for method in methods:
-        run = {**common, "method": method, "ckpt_dir": str(output / method / "models"),
-               "output_dir": str(output / method)}
+        run = {
+            **common,
+            "method": method,
+            "ckpt_dir": str(output / method / "models"),
+            "output_dir": str(output / method),
+        }
         if match_params and get_method(method).spatial_dims == 2:
-            run.update(matched_2d_widths(settings["channels"], settings["ngf"], settings["ndf"],
-                                         settings["num_res_blocks"], settings["depth"], settings["size"]))
+            run.update(
+                matched_2d_widths(
+                    settings["channels"],
+                    settings["ngf"],
+                    settings["ndf"],
+                    settings["num_res_blocks"],
+                    settings["depth"],
+                    settings["size"],
+                )
+            )
         logger.info(f"--- {task_name} / {method} ({preset}) ---")
         info = train_method(root, preset, run)
         evaluation = evaluate_method(root, preset, task, run)
@@ -204,19 +278,33 @@ def run_comparison(task_name: str, methods: Sequence[str], preset: str, output: 
             examples["ground truth"] = cases["label_0"]
     results[task.reference_row] = {"metrics": _reference_metrics(task, root, preset, run, output, evaluation)}
 
-    meta = {"task": task_name, "table": task.table, "preset": preset, "seed": seed, "match_params": match_params,
-            "held_out_videos": int(evaluation["videos"]), "settings": settings, "torch": torch.__version__,
-            "date": datetime.date.today().isoformat()}
+    meta = {
+        "task": task_name,
+        "table": task.table,
+        "preset": preset,
+        "seed": seed,
+        "match_params": match_params,
+        "held_out_videos": int(evaluation["videos"]),
+        "settings": settings,
+        "torch": torch.__version__,
+        "date": datetime.date.today().isoformat(),
+    }
     atomic_write_text(output / "results.json", json.dumps({"meta": meta, "results": results}, indent=2, default=str))
     _write_tables(task, results, meta, output)
     rows = {name: torch.as_tensor(examples[name]) for name in ("input", *methods, "ground truth")}
-    save_frame_panel(rows, output / "figure.png", num_frames=10, value_range=(0, 255),
-                     title=f"{task.table} - held-out video 0, {preset} preset, seed {seed}")
+    save_frame_panel(
+        rows,
+        output / "figure.png",
+        num_frames=10,
+        value_range=(0, 255),
+        title=f"{task.table} - held-out video 0, {preset} preset, seed {seed}",
+    )
     return results
 
 
-def _reference_metrics(task: Task, root: Path, preset: str, last_run: dict, output: Path,
-                       last: dict) -> dict[str, tuple[float, float]]:
+def _reference_metrics(
+    task: Task, root: Path, preset: str, last_run: dict, output: Path, last: dict
+) -> dict[str, tuple[float, float]]:
     """The reference row: the untranslated input evaluated like a method (``identity``: the last method's
     evaluation with an identity translator), or the ground truth's own values from the last evaluation's report
     (0 where the ground truth is compared with itself)."""
@@ -240,19 +328,32 @@ def _write_tables(task: Task, results: dict, meta: dict, output: Path) -> None:
     for method, r in results.items():
         ours, paper = r["metrics"], task.paper.get(method, {})
         params = r.get("parameters")
-        rows.append([method] + [c for n in names for c in (_fmt(ours.get(n)), _fmt(paper.get(n)))]
-                    + [str(r.get("iterations", "-")), f"{sum(params.values()) / 1e6:.2f}M" if params else "-"])
+        rows.append(
+            [method]
+            + [c for n in names for c in (_fmt(ours.get(n)), _fmt(paper.get(n)))]
+            + [str(r.get("iterations", "-")), f"{sum(params.values()) / 1e6:.2f}M" if params else "-"]
+        )
     with atomic_file(output / "table.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(rows)
-    lines = [f"# {meta['table']}", "",
-             f"Preset `{meta['preset']}`, seed {meta['seed']}, {meta['held_out_videos']} held-out videos, "
-             f"parameter-matched 2D models: {meta['match_params']}, torch {meta['torch']}, {meta['date']}.", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [
+        f"# {meta['table']}",
+        "",
+        f"Preset `{meta['preset']}`, seed {meta['seed']}, {meta['held_out_videos']} held-out videos, "
+        f"parameter-matched 2D models: {meta['match_params']}, torch {meta['torch']}, {meta['date']}.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    lines += ["", "Values are mean ± sigma over held-out videos (sigma: standard deviation over videos).",
-              *task.notes, "", "![figure](figure.png)"]
+    lines += [
+        "",
+        "Values are mean ± sigma over held-out videos (sigma: standard deviation over videos).",
+        *task.notes,
+        "",
+        "![figure](figure.png)",
+    ]
     atomic_write_text(output / "table.md", "\n".join(lines) + "\n")
 
 
@@ -268,7 +369,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
     output = args.output or Path("runs") / f"reproduce_{args.task}_{args.preset}"
-    run_comparison(args.task, args.methods, args.preset, output, args.seed, args.match_params,
-                   None if args.eval_videos == 0 else args.eval_videos)
+    run_comparison(
+        args.task,
+        args.methods,
+        args.preset,
+        output,
+        args.seed,
+        args.match_params,
+        None if args.eval_videos == 0 else args.eval_videos,
+    )
     print((output / "table.md").read_text(encoding="utf-8"))
     return 0

@@ -40,8 +40,17 @@ def _restore_locale():
 def run_bundle(configs: Path, run_id: str, config: str, overrides: dict, *flags: str) -> subprocess.CompletedProcess:
     """``python -m monai.bundle run <run_id>`` of ``configs/<config>`` as a user runs it, with ``--key value``
     overrides (lists, booleans and None as JSON); output decoded as UTF-8."""
-    args = [sys.executable, "-m", "monai.bundle", "run", run_id, "--config_file", str(configs / config),
-            "--logging_file", str(configs / "logging.conf")]
+    args = [
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        run_id,
+        "--config_file",
+        str(configs / config),
+        "--logging_file",
+        str(configs / "logging.conf"),
+    ]
     for k, v in overrides.items():
         args += [f"--{k}", json.dumps(v) if isinstance(v, (list, bool)) or v is None else str(v)]
     return subprocess.run(args + list(flags), capture_output=True, encoding="utf-8", errors="replace", timeout=900)

@@ -13,8 +13,9 @@ import pytest
 import torch
 from monai.bundle import ConfigWorkflow, verify_net_in_out
 
-import conftest
 from mr2ct.bundle import load_config
+
+import conftest
 from conftest import MMNIST_BUNDLE, VMNIST_BUNDLE
 
 COMMON = conftest.REPO / "bundles" / "common" / "configs"  # MONAI tools read the layers listed
@@ -23,8 +24,13 @@ TINY = {"depth": 8, "size": [16, 16], "ngf": 4, "ndf": 4, "num_res_blocks": 1, "
 
 
 def tiny_overrides(tmp_path) -> dict:
-    return {**TINY, "bundle_root": str(VMNIST_BUNDLE), "dataset_dir": str(tmp_path / "data"),
-            "ckpt_dir": str(tmp_path / "models"), "output_dir": str(tmp_path / "runs")}
+    return {
+        **TINY,
+        "bundle_root": str(VMNIST_BUNDLE),
+        "dataset_dir": str(tmp_path / "data"),
+        "ckpt_dir": str(tmp_path / "models"),
+        "output_dir": str(tmp_path / "runs"),
+    }
 
 
 def run_bundle(run_id: str, config: str, overrides: dict, *flags: str, configs=CONFIGS) -> subprocess.CompletedProcess:
@@ -34,8 +40,20 @@ def run_bundle(run_id: str, config: str, overrides: dict, *flags: str, configs=C
 @pytest.mark.parametrize("bundle", [VMNIST_BUNDLE, MMNIST_BUNDLE], ids=lambda p: p.name)
 def test_metadata_has_mandatory_keys(bundle):
     meta = json.loads((bundle / "configs" / "metadata.json").read_text(encoding="utf-8"))
-    for key in ("schema", "version", "changelog", "monai_version", "pytorch_version", "numpy_version",
-                "required_packages_version", "task", "description", "authors", "copyright", "network_data_format"):
+    for key in (
+        "schema",
+        "version",
+        "changelog",
+        "monai_version",
+        "pytorch_version",
+        "numpy_version",
+        "required_packages_version",
+        "task",
+        "description",
+        "authors",
+        "copyright",
+        "network_data_format",
+    ):
         assert key in meta, key
     assert meta["version"] in meta["changelog"]
     fmt = meta["network_data_format"]
@@ -43,17 +61,27 @@ def test_metadata_has_mandatory_keys(bundle):
 
 
 def test_network_matches_metadata_offline():
-    verify_net_in_out(net_id="network_def", meta_file=str(CONFIGS / "metadata.json"),
-                      config_file=[str(COMMON / "train.json"), str(CONFIGS / "train.json")], device="cpu", ngf=4,
-                      num_res_blocks=1,
-                      bundle_root=str(VMNIST_BUNDLE))
+    verify_net_in_out(
+        net_id="network_def",
+        meta_file=str(CONFIGS / "metadata.json"),
+        config_file=[str(COMMON / "train.json"), str(CONFIGS / "train.json")],
+        device="cpu",
+        ngf=4,
+        num_res_blocks=1,
+        bundle_root=str(VMNIST_BUNDLE),
+    )
 
 
-@pytest.mark.parametrize("config, workflow_type", [("train.json", "train"), ("inference.json", "infer"),
-                                                    ("evaluate.json", "infer")])
+@pytest.mark.parametrize(
+    "config, workflow_type", [("train.json", "train"), ("inference.json", "infer"), ("evaluate.json", "infer")]
+)
 def test_bundle_workflow_properties(tmp_path, config, workflow_type):
-    workflow = ConfigWorkflow(config_file=str(CONFIGS / config), workflow_type=workflow_type,
-                              meta_file=str(CONFIGS / "metadata.json"), **tiny_overrides(tmp_path))
+    workflow = ConfigWorkflow(
+        config_file=str(CONFIGS / config),
+        workflow_type=workflow_type,
+        meta_file=str(CONFIGS / "metadata.json"),
+        **tiny_overrides(tmp_path),
+    )
     workflow.initialize()
     assert workflow.check_properties() in (None, [])
     assert workflow.bundle_root == str(VMNIST_BUNDLE) and str(workflow.dataset_dir).startswith(str(tmp_path))
@@ -67,8 +95,19 @@ def test_paper_settings_in_train_json():
 
 def test_train_infer_evaluate_end_to_end(tmp_path):
     ov = tiny_overrides(tmp_path)
-    train = run_bundle("training", "train.json", {**ov, "max_epochs": 2, "decay_epochs": 1, "epoch_length": 3,
-                                                  "val_interval": 1, "num_val_cases": 4, "log_interval": 1})
+    train = run_bundle(
+        "training",
+        "train.json",
+        {
+            **ov,
+            "max_epochs": 2,
+            "decay_epochs": 1,
+            "epoch_length": 3,
+            "val_interval": 1,
+            "num_val_cases": 4,
+            "log_interval": 1,
+        },
+    )
     assert train.returncode == 0, train.stderr[-3000:]
     models = tmp_path / "models"
     assert {"model.pt", "model_ba.pt", "checkpoint_3.pt", "checkpoint_6.pt"} <= {p.name for p in models.iterdir()}
@@ -95,18 +134,37 @@ def test_train_infer_evaluate_end_to_end(tmp_path):
     assert evaluate.returncode == 0, evaluate.stderr[-3000:]
     metrics = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))["metrics"]
     assert set(metrics) == {"l2", "identity_l2", "mse_ratio"} and metrics["l2"]["n"] == 12
-    assert {"report.md", "metrics.csv", "loss_curves.png", "case_0.png", "case_0.gif"} <= {p.name for p in report_dir.iterdir()}
+    assert {"report.md", "metrics.csv", "loss_curves.png", "case_0.png", "case_0.gif"} <= {
+        p.name for p in report_dir.iterdir()
+    }
 
     # the settings of a preset file survive evaluate.json in either order (MONAI's model-zoo order too)
     preset = tmp_path / "tiny.json"
-    orders = {"zoo": ["train.json", preset, "evaluate.json"], "readme": ["train.json", "evaluate.json", preset],
-              "alone": ["evaluate.json", preset]}
+    orders = {
+        "zoo": ["train.json", preset, "evaluate.json"],
+        "readme": ["train.json", "evaluate.json", preset],
+        "alone": ["evaluate.json", preset],
+    }
     for name, files in orders.items():
         preset.write_text(json.dumps({**ov, "report_dir": str(tmp_path / name)}), encoding="utf-8")
         paths = [str(f if isinstance(f, Path) else CONFIGS / f) for f in files]
-        run = subprocess.run([sys.executable, "-m", "monai.bundle", "run", "evaluating", "--config_file", json.dumps(paths),
-                              "--logging_file", str(CONFIGS / "logging.conf")], capture_output=True, encoding="utf-8",
-                             errors="replace", timeout=600)
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "monai.bundle",
+                "run",
+                "evaluating",
+                "--config_file",
+                json.dumps(paths),
+                "--logging_file",
+                str(CONFIGS / "logging.conf"),
+            ],
+            capture_output=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=600,
+        )
         assert run.returncode == 0, (name, run.stderr[-3000:])
         again = json.loads((tmp_path / name / "metrics.json").read_text(encoding="utf-8"))["metrics"]
         assert again == metrics, name
@@ -124,13 +182,19 @@ def test_resume_flag_continues_a_run(tmp_path):
     assert [line.split(",")[:2] for line in logged] == [["1", "1"], ["1", "2"], ["2", "3"], ["2", "4"]]
 
 
-@pytest.mark.parametrize("override, message", [
-    ({"method": "cnn"}, "config key 'method' is 'cnn'"),
-    ({"depth": 0}, "config key 'depth' must be a positive integer"),
-    ({"size": [16, -2]}, "config key 'size' must be a positive integer"),
-    ({"lr": -1.0}, "config key 'lr' must be > 0"),
-    ({"method": "random", "lambda_const": 1.0, "frames_per_batch": 4}, "'lambda_const' applies to method 'seq_const' only"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"method": "cnn"}, "config key 'method' is 'cnn'"),
+        ({"depth": 0}, "config key 'depth' must be a positive integer"),
+        ({"size": [16, -2]}, "config key 'size' must be a positive integer"),
+        ({"lr": -1.0}, "config key 'lr' must be > 0"),
+        (
+            {"method": "random", "lambda_const": 1.0, "frames_per_batch": 4},
+            "'lambda_const' applies to method 'seq_const' only",
+        ),
+    ],
+)
 def test_bad_config_values_fail_fast(tmp_path, override, message):
     result = run_bundle("training", "train.json", {**tiny_overrides(tmp_path), **override})
     assert result.returncode != 0
@@ -148,8 +212,12 @@ def test_inference_on_a_user_folder_leaves_inputs_untouched(tmp_path):
     user.mkdir()
     shapes = {"a.nii.gz": (8, 16, 16), "b.nii": (11, 20, 13)}  # any size: the generator pads and crops back
     for name, shape in shapes.items():
-        nib.save(nib.Nifti1Image(np.random.default_rng(0).uniform(0, 255, shape).astype(np.float32),
-                                 np.diag([0.8, 0.9, 1.5, 1.0])), user / name)
+        nib.save(
+            nib.Nifti1Image(
+                np.random.default_rng(0).uniform(0, 255, shape).astype(np.float32), np.diag([0.8, 0.9, 1.5, 1.0])
+            ),
+            user / name,
+        )
     (user / "notes.txt").write_text("not an image")
     before = {p.name: p.read_bytes() for p in user.iterdir()}
 
@@ -171,8 +239,12 @@ def test_inference_on_a_user_folder_leaves_inputs_untouched(tmp_path):
 def test_coloured_moving_mnist_bundle_end_to_end(tmp_path):
     configs = MMNIST_BUNDLE / "configs"
     ov = {**tiny_overrides(tmp_path), "bundle_root": str(MMNIST_BUNDLE), "size": [28, 28], "digit_size": 14}
-    train = run_bundle("training", "train.json", {**ov, "max_epochs": 1, "decay_epochs": 0, "epoch_length": 2,
-                                                  "val_interval": 1, "num_val_cases": 2}, configs=configs)
+    train = run_bundle(
+        "training",
+        "train.json",
+        {**ov, "max_epochs": 1, "decay_epochs": 0, "epoch_length": 2, "val_interval": 1, "num_val_cases": 2},
+        configs=configs,
+    )
     assert train.returncode == 0, train.stderr[-3000:]
     report_dir = tmp_path / "report"
     evaluate = run_bundle("evaluating", "evaluate.json", {**ov, "report_dir": str(report_dir)}, configs=configs)

@@ -11,7 +11,8 @@ import pytest
 from conftest import REPO
 
 CONFIGS = sorted(p for p in (REPO / "bundles").rglob("*.json") if p.name != "metadata.json") + sorted(
-    (REPO / "transforms").glob("*.json"))
+    (REPO / "transforms").glob("*.json")
+)
 MAX_SHARED_LINES = 10
 
 
@@ -39,13 +40,17 @@ def test_longest_shared_run():
 
 def test_no_two_configs_share_more_than_ten_lines():
     """What two bundles share belongs in ``bundles/common/configs/``, not in copies."""
-    copies = [f"{a.relative_to(REPO)} ~ {b.relative_to(REPO)}: {n} lines" for a, b in itertools.combinations(CONFIGS, 2)
-              if (n := longest_shared_run(_lines(a), _lines(b))) > MAX_SHARED_LINES]
+    copies = [
+        f"{a.relative_to(REPO)} ~ {b.relative_to(REPO)}: {n} lines"
+        for a, b in itertools.combinations(CONFIGS, 2)
+        if (n := longest_shared_run(_lines(a), _lines(b))) > MAX_SHARED_LINES
+    ]
     assert not copies, copies
 
 
-@pytest.mark.parametrize("train", sorted((REPO / "bundles").glob("*/configs/train.json")),
-                         ids=lambda p: p.parent.parent.name)
+@pytest.mark.parametrize(
+    "train", sorted((REPO / "bundles").glob("*/configs/train.json")), ids=lambda p: p.parent.parent.name
+)
 def test_bundle_train_configs_hold_their_task_only(train):
     config = json.loads(train.read_text(encoding="utf-8"))
     if train.parent.parent.name != "common":

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from mr2ct.data import (
-    UnpairedDataset,
     DigitVideoConfig,
+    UnpairedDataset,
     build_volumetric_mnist,
     erosion_profile,
     load_digits,
@@ -66,7 +66,11 @@ def test_bundled_digits_are_real_mnist():
 
 def test_erosion_profiles():
     sandglass, spherical = erosion_profile(30, "sandglass"), erosion_profile(30, "spherical")
-    assert sandglass[0] == 0 and sandglass[-1] == pytest.approx(0, abs=1e-9) and sandglass[14] == pytest.approx(spherical[0], rel=0.01)
+    assert (
+        sandglass[0] == 0
+        and sandglass[-1] == pytest.approx(0, abs=1e-9)
+        and sandglass[14] == pytest.approx(spherical[0], rel=0.01)
+    )
     assert np.allclose(sandglass + spherical, spherical[0])
     with pytest.raises(ValueError, match="unknown volume kind"):
         erosion_profile(30, "cube")

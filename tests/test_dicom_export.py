@@ -21,8 +21,10 @@ from mr2ct.export.dicom import PLACEHOLDER_PATIENT_NAME, export_dicom, main, wri
 from mr2ct.io.readers import VolumeError, read_volume
 
 # ITK's SWIG bindings and MONAI's optional GPU DICOM decoder warn on import; neither concerns these tests
-pytestmark = [pytest.mark.filterwarnings("ignore:builtin type .* has no __module__:DeprecationWarning"),
-              pytest.mark.filterwarnings("ignore:NvImgCodecPydicomReader:UserWarning")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:builtin type .* has no __module__:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:NvImgCodecPydicomReader:UserWarning"),
+]
 
 SHAPE = (12, 10, 6)
 LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -69,8 +71,9 @@ def assert_same_image(values, lps, data, affine, tol, name):
     spacing, want_spacing = np.linalg.norm(lps[:3, :3], axis=0), np.linalg.norm(want[:3, :3], axis=0)
     np.testing.assert_allclose(lps[:3, 3], want[:3, 3], atol=1e-4, err_msg=f"{name}: origin")
     np.testing.assert_allclose(spacing, want_spacing, atol=1e-4, err_msg=f"{name}: spacing")
-    np.testing.assert_allclose(lps[:3, :3] / spacing, want[:3, :3] / want_spacing, atol=1e-4,
-                               err_msg=f"{name}: direction")
+    np.testing.assert_allclose(
+        lps[:3, :3] / spacing, want[:3, :3] / want_spacing, atol=1e-4, err_msg=f"{name}: direction"
+    )
     np.testing.assert_allclose(values, data[:, :, ::-1] if flipped else data, rtol=0, atol=tol, err_msg=name)
 
 
@@ -105,10 +108,18 @@ def headers(folder) -> list[Dataset]:
 
 def source_series(folder, n: int = 4) -> dict[str, str]:
     """A small MR DICOM series written with pydicom, with patient and study identity; returns its identity."""
-    ident = {"PatientName": "Doe^Jane", "PatientID": "PID-73519", "PatientBirthDate": "19610203",
-             "AccessionNumber": "ACC-55821", "StudyDate": "20190304", "StudyID": "STUDY-9931",
-             "StudyInstanceUID": "1.2.3.999.1", "SeriesInstanceUID": "1.2.3.999.2",
-             "FrameOfReferenceUID": "1.2.3.999.3", "StudyDescription": "Brain MR Jane"}
+    ident = {
+        "PatientName": "Doe^Jane",
+        "PatientID": "PID-73519",
+        "PatientBirthDate": "19610203",
+        "AccessionNumber": "ACC-55821",
+        "StudyDate": "20190304",
+        "StudyID": "STUDY-9931",
+        "StudyInstanceUID": "1.2.3.999.1",
+        "SeriesInstanceUID": "1.2.3.999.2",
+        "FrameOfReferenceUID": "1.2.3.999.3",
+        "StudyDescription": "Brain MR Jane",
+    }
     os.makedirs(folder, exist_ok=True)
     for k in range(n):
         ds = Dataset()
@@ -131,8 +142,10 @@ def source_series(folder, n: int = 4) -> dict[str, str]:
 
 
 def save_nifti(path, data, affine=None):
-    nib.save(nib.Nifti1Image(np.asarray(data, np.float32), AFFINES["oblique_x_y_flipped"] if affine is None
-                             else affine), path)
+    nib.save(
+        nib.Nifti1Image(np.asarray(data, np.float32), AFFINES["oblique_x_y_flipped"] if affine is None else affine),
+        path,
+    )
     return path
 
 
@@ -147,8 +160,10 @@ def test_round_trip_sitk_pydicom_read_volume(tmp_path, modality, geometry):
     tol = slope / 2 + 1e-6 * np.abs(data).max()  # half a rescale step (+ float32 reading)
     if modality == "CT":
         assert slope == 1.0
-    for name, (values, lps) in {"sitk": read_sitk(tmp_path / "series"),
-                                "pydicom": read_pydicom(tmp_path / "series")}.items():
+    for name, (values, lps) in {
+        "sitk": read_sitk(tmp_path / "series"),
+        "pydicom": read_pydicom(tmp_path / "series"),
+    }.items():
         assert_same_image(values, lps, data, affine, tol, f"{geometry} {modality} {name}")
     vol = read_volume(tmp_path / "series")
     assert_same_image(vol.numpy(), LPS @ vol.affine.numpy(), data, affine, tol, f"{geometry} read_volume")
@@ -175,8 +190,11 @@ def test_required_tags(tmp_path, modality):
     slices = headers(tmp_path / "a")
     for ds in slices:
         assert ds.preamble is not None and ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
-        assert ds.SOPClassUID == ds.file_meta.MediaStorageSOPClassUID == (CTImageStorage if modality == "CT"
-                                                                          else MRImageStorage)
+        assert (
+            ds.SOPClassUID
+            == ds.file_meta.MediaStorageSOPClassUID
+            == (CTImageStorage if modality == "CT" else MRImageStorage)
+        )
         assert ds.SOPInstanceUID == ds.file_meta.MediaStorageSOPInstanceUID
         assert ds.Modality == modality and list(ds.ImageType[:2]) == ["DERIVED", "SECONDARY"]
         assert "NOT FOR DIAGNOSIS" in ds.SeriesDescription and modality in ds.SeriesDescription
@@ -203,14 +221,17 @@ def test_required_tags(tmp_path, modality):
         assert slices[0].WindowCenter[0] == 40 and slices[0].WindowWidth[0] == 80
 
 
-@pytest.mark.parametrize("modality, data, unit_slope", [
-    ("CT", np.linspace(-1024, 3071, 720), True),
-    ("CT", np.linspace(-50000, 90000, 720), False),  # beyond int16: rescaled
-    ("MR", np.linspace(0, 1, 720) ** 2, False),
-    ("MR", np.linspace(-3.5e5, 1.2e6, 720), False),
-    ("MR", np.round(np.linspace(0, 4095, 720)), True),  # integers that fit uint16 stay as they are
-    ("MR", np.full(720, 0.25), True),  # constant: slope 1, the value in the intercept
-])
+@pytest.mark.parametrize(
+    "modality, data, unit_slope",
+    [
+        ("CT", np.linspace(-1024, 3071, 720), True),
+        ("CT", np.linspace(-50000, 90000, 720), False),  # beyond int16: rescaled
+        ("MR", np.linspace(0, 1, 720) ** 2, False),
+        ("MR", np.linspace(-3.5e5, 1.2e6, 720), False),
+        ("MR", np.round(np.linspace(0, 4095, 720)), True),  # integers that fit uint16 stay as they are
+        ("MR", np.full(720, 0.25), True),  # constant: slope 1, the value in the intercept
+    ],
+)
 def test_rescale_keeps_values_within_half_a_step(tmp_path, modality, data, unit_slope):
     data = np.random.default_rng(1).permutation(data).reshape(SHAPE)
     write_dicom_series(data, AFFINES["sagittal_oblique"], tmp_path / "s", modality=modality)
@@ -234,8 +255,9 @@ def test_source_dicom_keeps_identity_and_references(tmp_path):
             assert ds.SeriesInstanceUID != ident["SeriesInstanceUID"] and int(ds.SeriesNumber) == 1007
             (ref,) = ds.ReferencedSeriesSequence
             assert ref.SeriesInstanceUID == ident["SeriesInstanceUID"]
-            assert {(r.ReferencedSOPClassUID, r.ReferencedSOPInstanceUID) for r in ref.ReferencedInstanceSequence} \
-                == {(MRImageStorage, f"1.2.3.999.4.{k}") for k in range(1, 5)}
+            assert {(r.ReferencedSOPClassUID, r.ReferencedSOPInstanceUID) for r in ref.ReferencedInstanceSequence} == {
+                (MRImageStorage, f"1.2.3.999.4.{k}") for k in range(1, 5)
+            }
             assert not ds.SOPInstanceUID.startswith("1.2.3.999")
         assert "PatientIdentityRemoved" not in slices[0]
 
@@ -243,8 +265,9 @@ def test_source_dicom_keeps_identity_and_references(tmp_path):
 def test_anonymize_removes_every_identifying_value(tmp_path):
     ident = source_series(tmp_path / "mr")
     secrets = [*ident.values(), "Doe", "Jane", "1.2.3.999"]
-    files = write_dicom_series(volume("CT"), AFFINES["oblique_x_y_flipped"], tmp_path / "sct", source=tmp_path / "mr",
-                               anonymize=True)
+    files = write_dicom_series(
+        volume("CT"), AFFINES["oblique_x_y_flipped"], tmp_path / "sct", source=tmp_path / "mr", anonymize=True
+    )
     patient_ids = set()
     for f in files:
         raw = f.read_bytes()
@@ -299,8 +322,10 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path):
     files = write_dicom_series(volume("CT"), AFFINES["oblique_x_y_flipped"], out, overwrite=True)
     assert sorted(os.listdir(out)) == sorted(f.name for f in files) and sorted(os.listdir(tmp_path)) == ["out"]
     (tmp_path / "empty").mkdir()  # an empty folder is fine
-    assert len(write_dicom_series(volume("MR"), AFFINES["oblique_x_y_flipped"], tmp_path / "empty",
-                                  modality="MR")) == SHAPE[2]
+    assert (
+        len(write_dicom_series(volume("MR"), AFFINES["oblique_x_y_flipped"], tmp_path / "empty", modality="MR"))
+        == SHAPE[2]
+    )
     src = tmp_path / "src"
     source_series(src)
     with pytest.raises(ValueError, match="source"):  # replacing it would delete the source
@@ -342,14 +367,26 @@ def test_cli_on_a_folder_of_volumes(tmp_path, capsys):
 
 # dciodvfy warnings that remain on purpose: (pattern, when it may appear, why)
 ALLOWED_WARNINGS = [
-    (r"Non-identity Modality LUT Module \(RescaleSlope and RescaleIntercept\) not expected .* MR IOD", "MR",
-     "MR intensities are stored as uint16 with a rescale, which readers apply; the MR Image IOD has no Modality LUT"),
-    (r"Attribute is not present in standard DICOM IOD - \(0x0028,0x105[23]\) DS Rescale (Intercept|Slope)", "MR",
-     "the same rescale"),
-    (r"Dicom dataset contains attributes not present in standard DICOM IOD - this is a Standard Extended SOP Class",
-     "MR", "the same rescale"),
-    (r"Missing attribute or value that would be needed to build DICOMDIR - Study (Date|Time)", "anonymized",
-     "anonymization removes the dates"),
+    (
+        r"Non-identity Modality LUT Module \(RescaleSlope and RescaleIntercept\) not expected .* MR IOD",
+        "MR",
+        "MR intensities are stored as uint16 with a rescale, which readers apply; the MR Image IOD has no Modality LUT",
+    ),
+    (
+        r"Attribute is not present in standard DICOM IOD - \(0x0028,0x105[23]\) DS Rescale (Intercept|Slope)",
+        "MR",
+        "the same rescale",
+    ),
+    (
+        r"Dicom dataset contains attributes not present in standard DICOM IOD - this is a Standard Extended SOP Class",
+        "MR",
+        "the same rescale",
+    ),
+    (
+        r"Missing attribute or value that would be needed to build DICOMDIR - Study (Date|Time)",
+        "anonymized",
+        "anonymization removes the dates",
+    ),
 ]
 
 
@@ -365,15 +402,16 @@ def validate(files, modality: str, anonymized: bool) -> list[str]:
     """Run dciodvfy on every file; return its unexpected lines (errors, and warnings not in ALLOWED_WARNINGS)."""
     import re
 
-    allowed = [pattern for pattern, when, _ in ALLOWED_WARNINGS if when == modality or (anonymized and when ==
-                                                                                          "anonymized")]
+    allowed = [
+        pattern for pattern, when, _ in ALLOWED_WARNINGS if when == modality or (anonymized and when == "anonymized")
+    ]
     problems = []
     for f in files:
-        run = subprocess.run([dciodvfy(), str(f)], capture_output=True, encoding="utf-8", errors="replace",
-                             timeout=60)
+        run = subprocess.run([dciodvfy(), str(f)], capture_output=True, encoding="utf-8", errors="replace", timeout=60)
         for line in (run.stdout + run.stderr).splitlines():
-            if line.startswith("Error") or (line.startswith("Warning")
-                                            and not any(re.search(p, line) for p in allowed)):
+            if line.startswith("Error") or (
+                line.startswith("Warning") and not any(re.search(p, line) for p in allowed)
+            ):
                 problems.append(f"{Path(f).name}: {line}")
     return problems
 
@@ -388,8 +426,15 @@ def test_every_exported_file_passes_the_dicom_validator(tmp_path, modality, iden
         source_series(source)
     extra = {"patient_name": "Doe^John", "patient_id": "PID-1"} if identity == "given" else {}
     geometry = "oblique_left_handed" if modality == "CT" else "sagittal_oblique"
-    files = write_dicom_series(volume(modality), AFFINES[geometry], tmp_path / "out", modality=modality,
-                               source=source, anonymize=identity.startswith("anonymized"), **extra)
+    files = write_dicom_series(
+        volume(modality),
+        AFFINES[geometry],
+        tmp_path / "out",
+        modality=modality,
+        source=source,
+        anonymize=identity.startswith("anonymized"),
+        **extra,
+    )
     assert validate(files, modality, identity.startswith("anonymized")) == []
 
 
@@ -410,11 +455,31 @@ def test_patient_is_never_named_after_the_file(tmp_path, capsys):
         assert b"Doe" not in raw and b"MRN123456" not in raw and b"John" not in raw, f
     ds = headers(tmp_path / "out")[0]
     assert ds.PatientName == PLACEHOLDER_PATIENT_NAME and ds.PatientID.startswith("ANON-")
-    assert main([str(path), "--output", str(tmp_path / "named"), "--patient-name", "Roe^Jane", "--patient-id", "P7",
-                 "--patient-position", "FFS", "--body-part", "pelvis"]) == 0
+    assert (
+        main(
+            [
+                str(path),
+                "--output",
+                str(tmp_path / "named"),
+                "--patient-name",
+                "Roe^Jane",
+                "--patient-id",
+                "P7",
+                "--patient-position",
+                "FFS",
+                "--body-part",
+                "pelvis",
+            ]
+        )
+        == 0
+    )
     ds = headers(tmp_path / "named")[0]
-    assert (ds.PatientName, ds.PatientID, ds.PatientPosition, ds.BodyPartExamined) == ("Roe^Jane", "P7", "FFS",
-                                                                                      "PELVIS")
+    assert (ds.PatientName, ds.PatientID, ds.PatientPosition, ds.BodyPartExamined) == (
+        "Roe^Jane",
+        "P7",
+        "FFS",
+        "PELVIS",
+    )
     with pytest.raises(SystemExit, match="contradicts anonymize"):
         main([str(path), "--output", str(tmp_path / "x"), "--anonymize", "--patient-id", "P7"])
     with pytest.raises(SystemExit, match="name one patient: give one volume"):
@@ -436,7 +501,12 @@ def test_patient_position_and_body_part_come_from_the_source(tmp_path):
         ds.PatientPosition, ds.BodyPartExamined = "FFS", "BRAIN"
         ds.save_as(f)
     for anonymize in (False, True):  # no identity: kept when anonymized too
-        files = write_dicom_series(volume("CT"), AFFINES["oblique_x_y_flipped"], tmp_path / f"out{anonymize}",
-                                   source=tmp_path / "mr", anonymize=anonymize)
+        files = write_dicom_series(
+            volume("CT"),
+            AFFINES["oblique_x_y_flipped"],
+            tmp_path / f"out{anonymize}",
+            source=tmp_path / "mr",
+            anonymize=anonymize,
+        )
         ds = pydicom.dcmread(files[0])
         assert (ds.PatientPosition, ds.BodyPartExamined) == ("FFS", "BRAIN")

@@ -12,15 +12,20 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from conftest import REPO, VMNIST_BUNDLE
-from test_bundle import TINY
-
 from mr2ct.bundle import load_config
 from mr2ct.engine import ResumableLoader
 
+from conftest import REPO, VMNIST_BUNDLE
+from test_bundle import TINY
+
 BUNDLES = ["vmnist_cyclegan3d", "mmnist_color_cyclegan3d", "mrct_cyclegan3d", "gta_seg2video_cyclegan3d"]
-WRITERS = {"mr2ct.engine.LossProgressBar", "TensorBoardStatsHandler", "mr2ct.engine.LossCSVLogger",
-           "mr2ct.engine.SampleGridSaver", "mr2ct.engine.FinalWeightsSaver"}
+WRITERS = {
+    "mr2ct.engine.LossProgressBar",
+    "TensorBoardStatsHandler",
+    "mr2ct.engine.LossCSVLogger",
+    "mr2ct.engine.SampleGridSaver",
+    "mr2ct.engine.FinalWeightsSaver",
+}
 
 
 def test_rank_zero_writers_are_marked_where_defined():
@@ -58,35 +63,67 @@ def _torchrun(tmp_path, bundle: Path, overrides: dict) -> None:
     checkpoints and logs under ``tmp_path/{models,runs}_rank<R>`` (showing who writes) and, after training, its
     ``g_ab`` weights (``g_ab_rank<R>.pt``) and the validation metrics (``metrics_rank<R>.pt``)."""
     configs = bundle / "configs"
-    rank_dir = "os.path.join(%r, '%%s_rank' + os.environ['RANK'])" % str(tmp_path)
-    dump = "os.path.join(%r, '%%s_rank' + os.environ['RANK'])" % str(tmp_path)
+    rank_dir = f"os.path.join({str(tmp_path)!r}, '%s_rank' + os.environ['RANK'])"
     test_cfg = tmp_path / "test_overrides.json"
-    test_cfg.write_text(json.dumps({
-        "ckpt_dir": f"${rank_dir} % 'models'",
-        "output_dir": f"${rank_dir} % 'runs'",
-        "training": ["$@train#trainer.run()",
-                     f"$torch.save(@g_ab.state_dict(), {dump} % 'g_ab' + '.pt')",
-                     f"$torch.save(dict(@validate#evaluator.state.metrics), {dump} % 'metrics' + '.pt')"],
-    }))
+    test_cfg.write_text(
+        json.dumps(
+            {
+                "ckpt_dir": f"${rank_dir} % 'models'",
+                "output_dir": f"${rank_dir} % 'runs'",
+                "training": [
+                    "$@train#trainer.run()",
+                    f"$torch.save(@g_ab.state_dict(), {rank_dir} % 'g_ab' + '.pt')",
+                    f"$torch.save(dict(@validate#evaluator.state.metrics), {rank_dir} % 'metrics' + '.pt')",
+                ],
+            }
+        )
+    )
     files = [str(configs / "train.json"), str(configs / "multi_gpu_train.json"), str(test_cfg)]
-    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
-            "-m", "monai.bundle", "run", "training", "--config_file", json.dumps(files),
-            "--logging_file", str(configs / "logging.conf")]
+    args = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes=1",
+        "--nproc_per_node=2",
+        "-m",
+        "monai.bundle",
+        "run",
+        "training",
+        "--config_file",
+        json.dumps(files),
+        "--logging_file",
+        str(configs / "logging.conf"),
+    ]
     for k, v in {"bundle_root": str(bundle), "dataset_dir": str(tmp_path / "data"), **overrides}.items():
         args += [f"--{k}", json.dumps(v) if isinstance(v, (list, bool)) else str(v)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(args, capture_output=True, encoding="utf-8", errors="replace", timeout=1200, env=env, cwd=REPO)
+    proc = subprocess.run(
+        args, capture_output=True, encoding="utf-8", errors="replace", timeout=1200, env=env, cwd=REPO
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
 
 
-@pytest.mark.parametrize("switches", [{}, pytest.param({"compile": True}, marks=pytest.mark.slow)],
-                         ids=["plain", "compile"])
+@pytest.mark.parametrize(
+    "switches", [{}, pytest.param({"compile": True}, marks=pytest.mark.slow)], ids=["plain", "compile"]
+)
 def test_torchrun_two_processes_gloo(tmp_path, switches):
     """2 processes train the tiny vmnist bundle with DDP (also with torch.compile of the DDP-wrapped networks):
     identical weights on both ranks, rank 0 alone writes, and model.pt (unwrapped keys) loads into the
     single-process network_def."""
-    _torchrun(tmp_path, VMNIST_BUNDLE, {**TINY, "epoch_length": 2, "max_epochs": 1, "decay_epochs": 0,
-                                        "num_val_cases": 2, "log_interval": 1, **switches})
+    _torchrun(
+        tmp_path,
+        VMNIST_BUNDLE,
+        {
+            **TINY,
+            "epoch_length": 2,
+            "max_epochs": 1,
+            "decay_epochs": 0,
+            "num_val_cases": 2,
+            "log_interval": 1,
+            **switches,
+        },
+    )
 
     w0 = torch.load(tmp_path / "g_ab_rank0.pt", weights_only=True)
     w1 = torch.load(tmp_path / "g_ab_rank1.pt", weights_only=True)
@@ -109,16 +146,36 @@ def test_torchrun_mrct_channels_last_and_distributed_validation(tmp_path):
     from test_mrct_bundle import TINY as MRCT_TINY
 
     bundle = REPO / "bundles" / "mrct_cyclegan3d"
-    _torchrun(tmp_path, bundle, {**MRCT_TINY, "num_test_subjects": 3, "num_val_cases": 3, "epoch_length": 2,
-                                 "max_epochs": 1, "decay_epochs": 0, "val_interval": 1, "channels_last": True})
+    _torchrun(
+        tmp_path,
+        bundle,
+        {
+            **MRCT_TINY,
+            "num_test_subjects": 3,
+            "num_val_cases": 3,
+            "epoch_length": 2,
+            "max_epochs": 1,
+            "decay_epochs": 0,
+            "val_interval": 1,
+            "channels_last": True,
+        },
+    )
     w0 = torch.load(tmp_path / "g_ab_rank0.pt", weights_only=True)
     w1 = torch.load(tmp_path / "g_ab_rank1.pt", weights_only=True)
     assert all(torch.equal(w0[k], w1[k]) for k in w0)
     m0, m1 = (torch.load(tmp_path / f"metrics_rank{r}.pt", weights_only=True) for r in (0, 1))
     assert m0 == m1 and set(m0) == {"val_mae_hu"}
 
-    parser = load_config(bundle.name, overrides={**MRCT_TINY, "num_test_subjects": 3, "num_val_cases": 3,
-                                                 "dataset_dir": str(tmp_path / "data"), "device": "cpu"})
+    parser = load_config(
+        bundle.name,
+        overrides={
+            **MRCT_TINY,
+            "num_test_subjects": 3,
+            "num_val_cases": 3,
+            "dataset_dir": str(tmp_path / "data"),
+            "device": "cpu",
+        },
+    )
     parser.get_parsed_content("g_ab").load_state_dict(w0)
     evaluator = parser.get_parsed_content("validate#evaluator")
     assert len(parser.get_parsed_content("validate#items")) == 3

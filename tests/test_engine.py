@@ -23,10 +23,12 @@ from mr2ct.networks import FramewiseNetwork, PatchGANDiscriminator, ResnetGenera
 
 def make_cyclegan(spatial_dims: int, size: tuple[int, ...], channels: int = 1, lr: float = 2e-4):
     torch.manual_seed(0)
-    g_ab, g_ba = (init_weights(ResnetGenerator(spatial_dims, channels, channels, channels=4, num_res_blocks=1))
-                  for _ in range(2))
-    d_a, d_b = (init_weights(PatchGANDiscriminator(spatial_dims, channels, channels=4, input_size=size))
-                for _ in range(2))
+    g_ab, g_ba = (
+        init_weights(ResnetGenerator(spatial_dims, channels, channels, channels=4, num_res_blocks=1)) for _ in range(2)
+    )
+    d_a, d_b = (
+        init_weights(PatchGANDiscriminator(spatial_dims, channels, channels=4, input_size=size)) for _ in range(2)
+    )
     g_opt = torch.optim.Adam(itertools.chain(g_ab.parameters(), g_ba.parameters()), lr=lr, betas=(0.5, 0.999))
     d_opt = torch.optim.Adam(itertools.chain(d_a.parameters(), d_b.parameters()), lr=lr, betas=(0.5, 0.999))
     return g_ab, g_ba, d_a, d_b, g_opt, d_opt
@@ -47,10 +49,20 @@ def test_one_iteration_updates_all_four_networks(method):
     g_ab, g_ba, d_a, d_b, g_opt, d_opt = nets
     before = [[p.detach().clone() for p in n.parameters()] for n in nets[:4]]
     trainer = CycleGANTrainer(
-        device="cpu", max_epochs=1, train_data_loader=clip_loader(2, (1, depth, *hw), batch_size=2),
-        g_ab=g_ab, g_ba=g_ba, d_a=d_a, d_b=d_b, g_optimizer=g_opt, d_optimizer=d_opt,
-        lambda_const=1.0 if method == "seq_const" else 0.0, lambda_identity=0.5, clip_depth=depth,
-        prepare_batch=get_method(method).batch_preparer(3), epoch_length=1,
+        device="cpu",
+        max_epochs=1,
+        train_data_loader=clip_loader(2, (1, depth, *hw), batch_size=2),
+        g_ab=g_ab,
+        g_ba=g_ba,
+        d_a=d_a,
+        d_b=d_b,
+        g_optimizer=g_opt,
+        d_optimizer=d_opt,
+        lambda_const=1.0 if method == "seq_const" else 0.0,
+        lambda_identity=0.5,
+        clip_depth=depth,
+        prepare_batch=get_method(method).batch_preparer(3),
+        epoch_length=1,
     )
     trainer.run()
     out = trainer.state.output
@@ -61,8 +73,10 @@ def test_one_iteration_updates_all_four_networks(method):
     expected = {"loss_g", "loss_g_ab", "loss_g_ba", "loss_cycle", "loss_identity", "loss_d_a", "loss_d_b"}
     assert expected <= set(out)
     assert ("loss_const" in out) == (method == "seq_const")
-    assert out["loss_g"] == pytest.approx(sum(v for k, v in out.items() if k.startswith("loss_g_") or k in (
-        "loss_cycle", "loss_identity", "loss_const")), rel=1e-5)
+    assert out["loss_g"] == pytest.approx(
+        sum(v for k, v in out.items() if k.startswith("loss_g_") or k in ("loss_cycle", "loss_identity", "loss_const")),
+        rel=1e-5,
+    )
 
 
 def test_batch_formation_modes():
@@ -125,7 +139,9 @@ def test_adversarial_losses():
     logits = torch.zeros(2, 1, 3, 3)
     assert adversarial_loss("lsgan")(logits, target_is_real=True, for_discriminator=True).item() == pytest.approx(1.0)
     assert adversarial_loss("lsgan")(logits, target_is_real=False, for_discriminator=True).item() == pytest.approx(0.0)
-    assert adversarial_loss("bce")(logits, target_is_real=True, for_discriminator=False).item() == pytest.approx(0.6931, abs=1e-4)
+    assert adversarial_loss("bce")(logits, target_is_real=True, for_discriminator=False).item() == pytest.approx(
+        0.6931, abs=1e-4
+    )
     with pytest.raises(ValueError, match="unknown adversarial loss"):
         adversarial_loss("wgan")
 
@@ -160,8 +176,16 @@ def test_linear_decay_schedule():
 
 def test_trainer_rejects_bad_settings():
     nets = make_cyclegan(3, (4, 24, 24))
-    kwargs = dict(device="cpu", train_data_loader=clip_loader(1, (1, 4, 24, 24)), g_ab=nets[0], g_ba=nets[1],
-                  d_a=nets[2], d_b=nets[3], g_optimizer=nets[4], d_optimizer=nets[5])
+    kwargs = dict(
+        device="cpu",
+        train_data_loader=clip_loader(1, (1, 4, 24, 24)),
+        g_ab=nets[0],
+        g_ba=nets[1],
+        d_a=nets[2],
+        d_b=nets[3],
+        g_optimizer=nets[4],
+        d_optimizer=nets[5],
+    )
     with pytest.raises(ValueError, match="max_epochs"):
         CycleGANTrainer(max_epochs=0, **kwargs)
     with pytest.raises(ValueError, match="clip_depth"):
@@ -179,20 +203,30 @@ def test_generator_update_by_half_cycles_matches_the_joint_loss():
     """Backpropagating the two half cycles one after the other gives the gradients of the summed loss."""
     depth, hw = 4, (16, 16)
     g_ab, g_ba, d_a, d_b, g_opt, d_opt = make_cyclegan(3, (depth, *hw))
-    trainer = CycleGANTrainer(device="cpu", max_epochs=1, train_data_loader=clip_loader(1, (1, depth, *hw)),
-                              g_ab=g_ab, g_ba=g_ba, d_a=d_a, d_b=d_b, g_optimizer=g_opt,
-                              d_optimizer=torch.optim.SGD(itertools.chain(d_a.parameters(), d_b.parameters()), lr=0),
-                              lambda_identity=0.5)
+    trainer = CycleGANTrainer(
+        device="cpu",
+        max_epochs=1,
+        train_data_loader=clip_loader(1, (1, depth, *hw)),
+        g_ab=g_ab,
+        g_ba=g_ba,
+        d_a=d_a,
+        d_b=d_b,
+        g_optimizer=g_opt,
+        d_optimizer=torch.optim.SGD(itertools.chain(d_a.parameters(), d_b.parameters()), lr=0),
+        lambda_identity=0.5,
+    )
     trainer.state.device = "cpu"
     a, b = torch.rand(1, 1, depth, *hw) * 2 - 1, torch.rand(1, 1, depth, *hw) * 2 - 1
     generators = list(g_ab.parameters()) + list(g_ba.parameters())
 
     adv = trainer.adversarial_loss_fn
     fake_b, fake_a = g_ab(a), g_ba(b)
-    joint = (adv(d_b(fake_b), target_is_real=True, for_discriminator=False)
-             + adv(d_a(fake_a), target_is_real=True, for_discriminator=False)
-             + 10 * ((g_ba(fake_b) - a).abs().mean() + (g_ab(fake_a) - b).abs().mean())
-             + 5 * ((g_ba(a) - a).abs().mean() + (g_ab(b) - b).abs().mean()))
+    joint = (
+        adv(d_b(fake_b), target_is_real=True, for_discriminator=False)
+        + adv(d_a(fake_a), target_is_real=True, for_discriminator=False)
+        + 10 * ((g_ba(fake_b) - a).abs().mean() + (g_ab(fake_a) - b).abs().mean())
+        + 5 * ((g_ba(a) - a).abs().mean() + (g_ab(b) - b).abs().mean())
+    )
     expected = torch.autograd.grad(joint, generators)
 
     g_opt.step = lambda: None  # keep the gradients and weights for the comparison

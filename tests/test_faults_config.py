@@ -11,12 +11,16 @@ from pathlib import Path
 import pytest
 from monai.bundle import ConfigParser, ConfigWorkflow
 
-from conftest import REPO
 from mr2ct.bundle import CycleGANSettings, VideoSettings, check_config_keys, load_config, parse_flag
 
+from conftest import REPO
+
 BUNDLE_NAMES = ("mrct_cyclegan3d", "vmnist_cyclegan3d", "mmnist_color_cyclegan3d")
-WORKFLOWS = {"train.json": ("train", "training"), "inference.json": ("infer", "inference"),
-             "evaluate.json": ("infer", "evaluating")}
+WORKFLOWS = {
+    "train.json": ("train", "training"),
+    "inference.json": ("infer", "inference"),
+    "evaluate.json": ("infer", "evaluating"),
+}
 
 
 def configs(bundle: str) -> Path:
@@ -32,10 +36,21 @@ def root_cause(error: BaseException) -> BaseException:
 def initialize(tmp: Path, bundle: str, config: str, **overrides) -> BaseException | None:
     """Initialize (and run, if that passes) one workflow with outputs under ``tmp``; the root cause of its error."""
     workflow_type, run_id = WORKFLOWS[config]
-    ov = {"bundle_root": str(REPO / "bundles" / bundle), "dataset_dir": str(tmp / "data"),
-          "ckpt_dir": str(tmp / "models"), "output_dir": str(tmp / "out"), **overrides}
-    workflow = ConfigWorkflow(config_file=str(configs(bundle) / config), workflow_type=workflow_type, run_id=run_id,
-                              meta_file=str(configs(bundle) / "metadata.json"), logging_file=False, **ov)
+    ov = {
+        "bundle_root": str(REPO / "bundles" / bundle),
+        "dataset_dir": str(tmp / "data"),
+        "ckpt_dir": str(tmp / "models"),
+        "output_dir": str(tmp / "out"),
+        **overrides,
+    }
+    workflow = ConfigWorkflow(
+        config_file=str(configs(bundle) / config),
+        workflow_type=workflow_type,
+        run_id=run_id,
+        meta_file=str(configs(bundle) / "metadata.json"),
+        logging_file=False,
+        **ov,
+    )
     try:
         workflow.initialize()
         workflow.run()
@@ -60,8 +75,9 @@ def test_shipped_configs_pass_their_own_checks(bundle, config, quick):
 
 
 @pytest.mark.parametrize("bundle, config", ALL_CONFIGS)
-@pytest.mark.parametrize("typo, hint", [("max_epoch", "max_epochs"), ("learning_rate", "lr"), ("ngfs", "ngf"),
-                                        ("overwrit", "overwrite")])
+@pytest.mark.parametrize(
+    "typo, hint", [("max_epoch", "max_epochs"), ("learning_rate", "lr"), ("ngfs", "ngf"), ("overwrit", "overwrite")]
+)
 def test_unknown_keys_are_refused_before_any_work(tmp_path, bundle, config, typo, hint):
     error = initialize(tmp_path, bundle, config, **{typo: 3})
     assert isinstance(error, ValueError), error
@@ -95,7 +111,12 @@ BAD_VALUES = [
     (VMNIST, "train.json", {"adversarial": "wgan"}, "config key 'adversarial' is 'wgan'"),
     (MMNIST, "train.json", {"method": "random", "frames_per_batch": None}, "'frames_per_batch' must be a positive"),
     # impossible shapes
-    (MRCT, "train.json", {"volume_size": [2, 32, 32]}, "config key 'volume_size' is [2, 32, 32]: the generator needs >= 4"),
+    (
+        MRCT,
+        "train.json",
+        {"volume_size": [2, 32, 32]},
+        "config key 'volume_size' is [2, 32, 32]: the generator needs >= 4",
+    ),
     (MRCT, "inference.json", {"volume_size": [30, 256]}, "config key 'volume_size' must be a list of 3 sizes"),
     (MRCT, "evaluate.json", {"volume_size": [8, -32, 32]}, "config key 'volume_size' must be a positive integer"),
     (MRCT, "train.json", {"method": "sequential", "volume_size": [30, 3, 32]}, "config key 'volume_size' is"),
@@ -126,8 +147,18 @@ BAD_VALUES = [
     (MRCT, "inference.json", {"sw_batch_size": 0}, "config key 'sw_batch_size' must be a positive integer"),
     (MRCT, "inference.json", {"sw_overlap": 1.0}, "config key 'sw_overlap' must be a number in [0, 1)"),
     # missing paths
-    (MRCT, "train.json", {"mr_dir": "/no/such/mr", "ct_dir": "/no/such/ct"}, "config key 'mr_dir': /no/such/mr does not"),
-    (MRCT, "train.json", {"datalist": "/no/such/list.json"}, "config key 'datalist': /no/such/list.json does not exist"),
+    (
+        MRCT,
+        "train.json",
+        {"mr_dir": "/no/such/mr", "ct_dir": "/no/such/ct"},
+        "config key 'mr_dir': /no/such/mr does not",
+    ),
+    (
+        MRCT,
+        "train.json",
+        {"datalist": "/no/such/list.json"},
+        "config key 'datalist': /no/such/list.json does not exist",
+    ),
     (MRCT, "train.json", {"val_mask_dir": "/no/such/mask"}, "config key 'val_mask_dir'"),
     (MRCT, "evaluate.json", {"ct_dir": "/no/such/ct"}, "config key 'ct_dir': /no/such/ct does not exist"),
     (MRCT, "inference.json", {"input_dir": "/no/such/in"}, "config key 'input_dir': /no/such/in does not exist"),
@@ -141,8 +172,11 @@ BAD_VALUES = [
 ]
 
 
-@pytest.mark.parametrize("bundle, config, overrides, message", BAD_VALUES,
-                         ids=[f"{b.split('_')[0]}-{c.split('.')[0]}-{'-'.join(o)}" for b, c, o, _ in BAD_VALUES])
+@pytest.mark.parametrize(
+    "bundle, config, overrides, message",
+    BAD_VALUES,
+    ids=[f"{b.split('_')[0]}-{c.split('.')[0]}-{'-'.join(o)}" for b, c, o, _ in BAD_VALUES],
+)
 def test_bad_values_are_refused_before_any_work(tmp_path, bundle, config, overrides, message):
     if overrides.get("input_dir") == "@dataset_dir":  # an existing input folder, so the weights are looked for
         (tmp_path / "data").mkdir()
@@ -156,14 +190,38 @@ def test_unknown_key_from_the_command_line(tmp_path):
     """As users see it: ``python -m monai.bundle run`` and ``mr2ct`` fail at once, naming the key."""
     b = configs(VMNIST)
     common = ["--dataset_dir", str(tmp_path / "data"), "--output_dir", str(tmp_path / "runs")]
-    monai_run = subprocess.run([sys.executable, "-m", "monai.bundle", "run", "training", "--config_file",
-                                f"['{b / 'train.json'}','{b / 'quick.json'}']", "--logging_file",
-                                str(b / "logging.conf"), "--max_epoch", "3", *common],
-                               capture_output=True, encoding="utf-8", errors="replace", check=False, timeout=300)
+    monai_run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monai.bundle",
+            "run",
+            "training",
+            "--config_file",
+            f"['{b / 'train.json'}','{b / 'quick.json'}']",
+            "--logging_file",
+            str(b / "logging.conf"),
+            "--max_epoch",
+            "3",
+            *common,
+        ],
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        check=False,
+        timeout=300,
+    )
     assert monai_run.returncode != 0
     assert "unknown config key(s) 'max_epoch' (did you mean 'max_epochs'?)" in monai_run.stderr
-    cli = subprocess.run([sys.executable, "-m", "mr2ct.cli", "train", VMNIST, "--quick", "--learning_rate", "0.1",
-                          *common], capture_output=True, encoding="utf-8", errors="replace", check=False, timeout=300, cwd=REPO)
+    cli = subprocess.run(
+        [sys.executable, "-m", "mr2ct.cli", "train", VMNIST, "--quick", "--learning_rate", "0.1", *common],
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        check=False,
+        timeout=300,
+        cwd=REPO,
+    )
     assert cli.returncode != 0
     assert "unknown config key(s) 'learning_rate' (did you mean 'lr'?)" in cli.stderr
     assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()

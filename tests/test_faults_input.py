@@ -29,19 +29,23 @@ from monai.bundle import ConfigWorkflow
 from monai.transforms import EnsureChannelFirstd
 from PIL import Image
 
-from conftest import REPO
 from mr2ct.bundle import load_config
 from mr2ct.data import VolumeError, list_volumes, load_digits, read_idx, read_volume
+
+from conftest import REPO
 from test_readers import sitk_image, write_dicom_series
 
-pytestmark = [pytest.mark.filterwarnings("ignore:builtin type .* has no __module__:DeprecationWarning"),
-              pytest.mark.filterwarnings("ignore:NvImgCodecPydicomReader:UserWarning"),
-              pytest.mark.filterwarnings("ignore::UserWarning:pydicom")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:builtin type .* has no __module__:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:NvImgCodecPydicomReader:UserWarning"),
+    pytest.mark.filterwarnings("ignore::UserWarning:pydicom"),
+]
 
 ARRAY = np.random.default_rng(0).integers(-100, 100, size=(6, 7, 5)).astype(np.int16)  # (z, y, x)
 
 
 # ---------------------------------------------------------------------------------------------- file builders
+
 
 def nifti(path: Path, data, affine=None) -> Path:
     nib.save(nib.Nifti1Image(np.asarray(data), np.eye(4) if affine is None else affine), path)
@@ -81,10 +85,12 @@ def series(folder: Path, array: np.ndarray = ARRAY, uid: str = "1.2.826.0.1.3680
 
 def dicom_with(edit: Callable[[Path], None]) -> Callable[[Path], Path]:
     """A builder: the standard series in ``<tmp>/series``, then ``edit(folder)``."""
+
     def build(tmp: Path) -> Path:
         folder = series(tmp / "series")
         edit(folder)
         return folder
+
     return build
 
 
@@ -135,7 +141,7 @@ def _rgb() -> sitk.Image:
 def _nifti_header(tmp: Path, offset: int, value: bytes) -> Path:
     """A NIfTI file with the header bytes at ``offset`` overwritten by ``value``."""
     data = bytearray(nifti(tmp / "a.nii", ARRAY).read_bytes())
-    data[offset: offset + len(value)] = value
+    data[offset : offset + len(value)] = value
     return write(tmp / "a.nii", bytes(data))
 
 
@@ -185,6 +191,7 @@ def _dicom_tags(name: str, **tags) -> Callable[[Path], Path]:
         for tag, value in tags.items():
             setattr(ds, tag, value)
         ds.save_as(folder / name)
+
     return dicom_with(edit)
 
 
@@ -208,8 +215,7 @@ READER_CASES: dict[str, tuple[Callable[[Path], Path], Callable, str]] = {
     "nii.gz-gzip-of-garbage": (lambda t: write(t / "a.nii.gz", gzip.compress(b"x" * 500)), READ, "cannot be read"),
     "nii-unknown-datatype": (lambda t: _nifti_header(t, 70, b"\x4d\0"), READ, "data code 77 not recognized"),
     "nii-bad-magic": (lambda t: _nifti_header(t, 344, b"xx1\0"), READ, "Cannot work out file type"),
-    "nii-data-beyond-end": (lambda t: _nifti_header(t, 108, struct.pack("<f", 1e6)), READ,
-                            "got 0 bytes from"),
+    "nii-data-beyond-end": (lambda t: _nifti_header(t, 108, struct.pack("<f", 1e6)), READ, "got 0 bytes from"),
     "nii-2d": (lambda t: nifti(t / "a.nii.gz", np.ones((8, 8), np.float32)), READ, "is 2D (shape (8, 8))"),
     "nii-one-slice": (lambda t: nifti(t / "a.nii.gz", np.ones((8, 8, 1), np.float32)), READ, "is 2D"),
     "nii-4d": (lambda t: nifti(t / "a.nii.gz", np.ones((8, 8, 6, 3), np.float32)), READ, "is 4D (shape (8, 8, 6, 3))"),
@@ -219,8 +225,11 @@ READER_CASES: dict[str, tuple[Callable[[Path], Path], Callable, str]] = {
     "nii-zero-size": (lambda t: nifti(t / "a.nii.gz", np.zeros((8, 0, 6), np.float32)), READ, "is empty"),
     "nii-rgb-as-grey": (lambda t: nifti(t / "a.nii.gz", np.ones((8, 8, 6, 3), np.float32)), READ, "is 4D"),
     "nii-grey-as-rgb": (lambda t: nifti(t / "a.nii.gz", np.ones((8, 8, 6), np.float32)), RGB_AS[3], "has 1 channels"),
-    "nii-2-channels-as-rgb": (lambda t: nifti(t / "a.nii.gz", np.ones((8, 8, 6, 2), np.float32)), RGB_AS[3],
-                              "has 2 channels"),
+    "nii-2-channels-as-rgb": (
+        lambda t: nifti(t / "a.nii.gz", np.ones((8, 8, 6, 2), np.float32)),
+        RGB_AS[3],
+        "has 2 channels",
+    ),
     "nii-named-pipe": (_fifo, READ, "not a regular file"),
     "folder-named-nii": (lambda t: write(t / "a.nii.gz" / "notes.txt", "x").parent, READ, "without DICOM files"),
     "unsupported-suffix": (lambda t: write(t / "a.txt", "x"), READ, "not a supported volume"),
@@ -231,27 +240,44 @@ READER_CASES: dict[str, tuple[Callable[[Path], Path], Callable, str]] = {
     "nrrd-2d": (lambda t: _itk(t, "a.nrrd", sitk.GetImageFromArray(ARRAY[0])), READ, "is 2D"),
     "nrrd-nan": (lambda t: _itk(t, "a.nrrd", sitk.GetImageFromArray(_float_nan())), READ, "NaN/Inf"),
     "mha-truncated": (lambda t: cut(_itk(t, "a.mha", sitk_image(ARRAY)), 0.8), READ, "cannot be read"),
-    "mha-bad-dimsize": (lambda t: _itk(t, "a.mha", sitk_image(ARRAY), b"DimSize = 5 7 6", b"DimSize = 5 7 x"), READ,
-                        "cannot be read"),
+    "mha-bad-dimsize": (
+        lambda t: _itk(t, "a.mha", sitk_image(ARRAY), b"DimSize = 5 7 6", b"DimSize = 5 7 x"),
+        READ,
+        "cannot be read",
+    ),
     "mhd-missing-raw": (_mhd_without_data, READ, "cannot be read"),
-    "mha-negative-ndims": (lambda t: _itk(t, "a.mha", sitk_image(ARRAY), b"NDims = 3", b"NDims = -1"), READ,
-                           "invalid MetaImage header (NDims = '-1')"),  # ITK hung or crashed the process on it
+    "mha-negative-ndims": (
+        lambda t: _itk(t, "a.mha", sitk_image(ARRAY), b"NDims = 3", b"NDims = -1"),
+        READ,
+        "invalid MetaImage header (NDims = '-1')",
+    ),  # ITK hung or crashed the process on it
     "mha-rgb-as-grey": (lambda t: _itk(t, "a.mha", _rgb()), READ, "is 4D"),
     # DICOM series (pydicom headers, then PydicomReader or ITKReader)
     "dicom-missing-slice": (dicom_with(lambda f: (f / "slice002.dcm").unlink()), READ, "uneven slice spacing"),
-    "dicom-duplicated-slice": (dicom_with(lambda f: shutil.copy(f / "slice002.dcm", f / "slice002_copy.dcm")), READ,
-                               "duplicate positions"),
-    "dicom-uneven-spacing": (dicom_with(lambda f: replace_bytes(f / "slice003.dcm", b"-10\\-20\\36", b"-10\\-20\\37")),
-                             READ, "uneven slice spacing"),
+    "dicom-duplicated-slice": (
+        dicom_with(lambda f: shutil.copy(f / "slice002.dcm", f / "slice002_copy.dcm")),
+        READ,
+        "duplicate positions",
+    ),
+    "dicom-uneven-spacing": (
+        dicom_with(lambda f: replace_bytes(f / "slice003.dcm", b"-10\\-20\\36", b"-10\\-20\\37")),
+        READ,
+        "uneven slice spacing",
+    ),
     "dicom-mixed-series": (dicom_with(_mixed), READ, "holds 2 DICOM series"),
     "dicom-no-position": (dicom_with(_delete_position), READ, "without ImagePositionPatient"),
-    "dicom-position-not-numbers": (dicom_with(lambda f: replace_bytes(f / "slice002.dcm", b"-10\\-20\\34",
-                                                                      b"-1O\\-2O\\3x")),
-                                   READ, "unreadable ImagePositionPatient"),
+    "dicom-position-not-numbers": (
+        dicom_with(lambda f: replace_bytes(f / "slice002.dcm", b"-10\\-20\\34", b"-1O\\-2O\\3x")),
+        READ,
+        "unreadable ImagePositionPatient",
+    ),
     "dicom-degenerate-orientation": (dicom_with(_degenerate), READ, "invalid ImageOrientationPatient"),
     "dicom-truncated-pixels": (dicom_with(lambda f: cut(f / "slice004.dcm", 0.9)), READ, "cannot be read"),
-    "dicom-garbage-slice": (dicom_with(lambda f: write(f / "junk.dcm", b"not dicom" * 30)), READ,
-                            "is not a readable DICOM file"),
+    "dicom-garbage-slice": (
+        dicom_with(lambda f: write(f / "junk.dcm", b"not dicom" * 30)),
+        READ,
+        "is not a readable DICOM file",
+    ),
     "dicom-empty-folder": (lambda t: t, READ, "without DICOM files"),
     "dicom-folder-of-text": (lambda t: write(t / "notes.txt", "x").parent, READ, "without DICOM files"),
     # MNIST IDX
@@ -263,36 +289,73 @@ READER_CASES: dict[str, tuple[Callable[[Path], Path], Callable, str]] = {
     "idx-truncated-data": (lambda t: _idx(t, IDX[:-5]), read_idx, "(truncated?)"),
     "idx-trailing-bytes": (lambda t: _idx(t, IDX + b"xx"), read_idx, "announces shape (2, 3, 4)"),
     "idx.gz-bad-crc": (lambda t: _idx(t, gzip.compress(IDX)[:-8] + bytes(8), "a.idx.gz"), read_idx, "CRC check failed"),
-    "idx.gz-bad-deflate": (lambda t: _idx(t, _corrupt_deflate(gzip.compress(bytes(range(256)) * 20)), "a.idx.gz"),
-                           read_idx, "Error -3 while decompressing data"),  # a zlib.error: escaped before
+    "idx.gz-bad-deflate": (
+        lambda t: _idx(t, _corrupt_deflate(gzip.compress(bytes(range(256)) * 20)), "a.idx.gz"),
+        read_idx,
+        "Error -3 while decompressing data",
+    ),  # a zlib.error: escaped before
     "idx.gz-not-gzip": (lambda t: _idx(t, IDX, "a.idx.gz"), read_idx, "cannot read IDX file"),
-    "idx-images-not-3d": (lambda t: _idx(t, idx_bytes(np.zeros((4, 5), np.uint8))), load_digits,
-                          "expected uint8 images of shape (N, H, W)"),
-    "idx-labels-mismatch": (_labels_mismatch, lambda p: load_digits(p.with_name("img.idx"), p), "2 labels for 3 images"),
+    "idx-images-not-3d": (
+        lambda t: _idx(t, idx_bytes(np.zeros((4, 5), np.uint8))),
+        load_digits,
+        "expected uint8 images of shape (N, H, W)",
+    ),
+    "idx-labels-mismatch": (
+        _labels_mismatch,
+        lambda p: load_digits(p.with_name("img.idx"), p),
+        "2 labels for 3 images",
+    ),
     # headers that promise more than the file holds or than the limit: refused before anything is allocated
-    "nii.gz-claims-700^3": (lambda t: _nifti_claiming(t, "a.nii.gz", (700, 700, 700)), READ,
-                            "promises 700x700x700 voxels of float32 (1372000000 bytes), more than the file can hold"),
+    "nii.gz-claims-700^3": (
+        lambda t: _nifti_claiming(t, "a.nii.gz", (700, 700, 700)),
+        READ,
+        "promises 700x700x700 voxels of float32 (1372000000 bytes), more than the file can hold",
+    ),
     "nii-claims-700^3": (lambda t: _nifti_claiming(t, "a.nii", (700, 700, 700)), READ, "more than the file can hold"),
-    "nii.gz-claims-40-GB": (lambda t: _nifti_claiming(t, "a.nii.gz", (3000, 3000, 1100)), READ,
-                            "more than the limit of 4294967296 bytes (set MR2CT_MAX_VOLUME_BYTES"),
-    "nii-over-a-set-limit": (lambda t: nifti(t / "a.nii.gz", np.zeros((80, 80, 40), np.float32)),
-                             lambda p: read_volume(p, max_bytes=LIMIT), f"more than the limit of {LIMIT} bytes"),
-    "nrrd-claims-420-GB": (lambda t: _itk(t, "a.nrrd", sitk_image(ARRAY), b"sizes: 5 7 6", b"sizes: 5000 7000 6000"),
-                           READ, "promises 5000x7000x6000 voxels of short"),
-    "nrrd-gzip-claims-too-much": (lambda t: _itk_compressed(t, "a.nrrd", b"sizes: 5 7 6", b"sizes: 500 700 60"),
-                                  READ, "more than the file can hold"),
-    "mha-claims-more-than-file": (lambda t: _itk(t, "a.mha", sitk_image(ARRAY), b"DimSize = 5 7 6",
-                                                 b"DimSize = 500 700 600"), READ, "more than the file can hold"),
-    "mha-compressed-claims-too-much": (lambda t: _itk_compressed(t, "a.mha", b"DimSize = 5 7 6",
-                                                                 b"DimSize = 500 700 60"),
-                                       READ, "more than the file can hold"),
+    "nii.gz-claims-40-GB": (
+        lambda t: _nifti_claiming(t, "a.nii.gz", (3000, 3000, 1100)),
+        READ,
+        "more than the limit of 4294967296 bytes (set MR2CT_MAX_VOLUME_BYTES",
+    ),
+    "nii-over-a-set-limit": (
+        lambda t: nifti(t / "a.nii.gz", np.zeros((80, 80, 40), np.float32)),
+        lambda p: read_volume(p, max_bytes=LIMIT),
+        f"more than the limit of {LIMIT} bytes",
+    ),
+    "nrrd-claims-420-GB": (
+        lambda t: _itk(t, "a.nrrd", sitk_image(ARRAY), b"sizes: 5 7 6", b"sizes: 5000 7000 6000"),
+        READ,
+        "promises 5000x7000x6000 voxels of short",
+    ),
+    "nrrd-gzip-claims-too-much": (
+        lambda t: _itk_compressed(t, "a.nrrd", b"sizes: 5 7 6", b"sizes: 500 700 60"),
+        READ,
+        "more than the file can hold",
+    ),
+    "mha-claims-more-than-file": (
+        lambda t: _itk(t, "a.mha", sitk_image(ARRAY), b"DimSize = 5 7 6", b"DimSize = 500 700 600"),
+        READ,
+        "more than the file can hold",
+    ),
+    "mha-compressed-claims-too-much": (
+        lambda t: _itk_compressed(t, "a.mha", b"DimSize = 5 7 6", b"DimSize = 500 700 60"),
+        READ,
+        "more than the file can hold",
+    ),
     "mhd-claims-more-than-raw": (_mhd_claiming, READ, "more than the file can hold"),
-    "dicom-rows-65535": (_dicom_tags("slice003.dcm", Rows=65535, Columns=65535), READ,
-                         "65535x65535 x 1 samples of 16 bits (8589672450 bytes), more than the limit"),
+    "dicom-rows-65535": (
+        _dicom_tags("slice003.dcm", Rows=65535, Columns=65535),
+        READ,
+        "65535x65535 x 1 samples of 16 bits (8589672450 bytes), more than the limit",
+    ),
     "dicom-1000-frames": (_dicom_tags("slice003.dcm", NumberOfFrames=1000), READ, "more than the file can hold"),
-    "idx.gz-claims-1-GB": (lambda t: _idx(t, gzip.compress(IDX[:4] + b"".join(n.to_bytes(4, "big") for n in
-                                                                           (1000, 1000, 1000))), "a.idx.gz"),
-                           read_idx, "more than the file can hold"),
+    "idx.gz-claims-1-GB": (
+        lambda t: _idx(
+            t, gzip.compress(IDX[:4] + b"".join(n.to_bytes(4, "big") for n in (1000, 1000, 1000))), "a.idx.gz"
+        ),
+        read_idx,
+        "more than the file can hold",
+    ),
     "idx.gz-bomb": (_idx_gz_bomb, lambda p: read_idx(p, max_bytes=LIMIT), f"more than the limit of {LIMIT} bytes"),
 }
 
@@ -316,12 +379,15 @@ def test_a_lying_header_costs_no_memory(tmp_path):
     """The 56-byte .nii.gz claiming 700^3 voxels raised peak memory from 0.47 to 1.8 GB before it failed; now it is
     refused from its header (measured in a fresh process: peak resident memory before and after)."""
     path = _nifti_claiming(tmp_path, "a.nii.gz", (700, 700, 700))
-    code = ("import resource, sys\nfrom mr2ct.data import VolumeError, read_volume\n"
-            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-            "try:\n    read_volume(sys.argv[1])\nexcept VolumeError as e:\n    print(e)\n"
-            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n")
-    run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, encoding="utf-8",
-                         errors="replace", timeout=300)
+    code = (
+        "import resource, sys\nfrom mr2ct.data import VolumeError, read_volume\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n    read_volume(sys.argv[1])\nexcept VolumeError as e:\n    print(e)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, encoding="utf-8", errors="replace", timeout=300
+    )
     *message, grown_mb = run.stdout.strip().splitlines()
     assert "more than the file can hold" in message[-1], run.stdout + run.stderr
     assert int(grown_mb) < 100, grown_mb
@@ -360,8 +426,9 @@ def test_good_inputs_read_with_the_right_layout(tmp_path):
     ``EnsureChannelFirstd`` moved Z to the front and the MR/CT chain refused it as 'has 6 channels'."""
     single = read_volume(nifti(tmp_path / "s.nii.gz", np.random.default_rng(0).random((8, 9, 6, 1)).astype(np.float32)))
     assert EnsureChannelFirstd("i")({"i": single})["i"].shape == (1, 8, 9, 6)
-    rgb = read_volume(nifti(tmp_path / "c.nii.gz", np.random.default_rng(0).random((8, 9, 6, 3)).astype(np.float32)),
-                      channels=3)
+    rgb = read_volume(
+        nifti(tmp_path / "c.nii.gz", np.random.default_rng(0).random((8, 9, 6, 3)).astype(np.float32)), channels=3
+    )
     assert EnsureChannelFirstd("i")({"i": rgb})["i"].shape == (3, 8, 9, 6)
     vector = read_volume(_itk(tmp_path, "v.mha", _rgb()), channels=3)
     assert EnsureChannelFirstd("i")({"i": vector})["i"].shape == (3, 5, 7, 6)
@@ -394,8 +461,14 @@ BUNDLES = {
 def bundle_overrides(bundle: str, tmp: Path, **extra) -> dict:
     """Tiny settings, weights of that size in ``tmp/models`` (written once), outputs under ``tmp``."""
     configs = REPO / "bundles" / bundle / "configs"
-    ov = {**BUNDLES[bundle][0], "bundle_root": str(REPO / "bundles" / bundle), "dataset_dir": str(tmp / "data"),
-          "ckpt_dir": str(tmp / "models"), "output_dir": str(tmp / "out"), **extra}
+    ov = {
+        **BUNDLES[bundle][0],
+        "bundle_root": str(REPO / "bundles" / bundle),
+        "dataset_dir": str(tmp / "data"),
+        "ckpt_dir": str(tmp / "models"),
+        "output_dir": str(tmp / "out"),
+        **extra,
+    }
     weights = tmp / "models" / "model.pt"
     if not weights.is_file():
         parser = load_config(configs.parent.name, "inference", overrides=ov)
@@ -407,8 +480,14 @@ def bundle_overrides(bundle: str, tmp: Path, **extra) -> dict:
 def infer(bundle: str, overrides: dict) -> SystemExit | None:
     """Run the bundle's inference in this process; the ``SystemExit`` it ends with when a volume failed."""
     configs = REPO / "bundles" / bundle / "configs"
-    workflow = ConfigWorkflow(config_file=str(configs / "inference.json"), meta_file=str(configs / "metadata.json"),
-                              workflow_type="infer", run_id="inference", logging_file=False, **overrides)
+    workflow = ConfigWorkflow(
+        config_file=str(configs / "inference.json"),
+        meta_file=str(configs / "metadata.json"),
+        workflow_type="infer",
+        run_id="inference",
+        logging_file=False,
+        **overrides,
+    )
     workflow.initialize()
     try:
         workflow.run()
@@ -423,8 +502,11 @@ def summary(out: Path) -> dict[str, dict]:
 
 
 def checksums(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def volume(shape, channels: int, seed: int = 0) -> np.ndarray:
@@ -453,10 +535,16 @@ def bad_folder(root: Path, bundle: str, channels: int) -> tuple[Path, list[str],
     nifti(folder / "wrong_channels.nii.gz", np.random.default_rng(4).random(wrong).astype(np.float32))
     (folder / "notes.txt").write_text("not an image", encoding="utf-8")
     (folder / ".good1.nii.gz.part.nii.gz").write_bytes(b"left over by a killed writer")
-    bad = {"truncated.nii.gz": "cannot be read", "text.nii": "cannot be read", "flat.nii.gz": "is 2D",
-           "nan.nii.gz": "NaN/Inf", "constant.nii.gz": "is constant", "zero_size.nii.gz": "is empty",
-           "wrong_channels.nii.gz": "has 2 channels" if channels > 1 else "is 4D",
-           "clash.nii.gz": "is also the output of"}
+    bad = {
+        "truncated.nii.gz": "cannot be read",
+        "text.nii": "cannot be read",
+        "flat.nii.gz": "is 2D",
+        "nan.nii.gz": "NaN/Inf",
+        "constant.nii.gz": "is constant",
+        "zero_size.nii.gz": "is empty",
+        "wrong_channels.nii.gz": "has 2 channels" if channels > 1 else "is 4D",
+        "clash.nii.gz": "is also the output of",
+    }
     if bundle == "mrct_cyclegan3d":  # the MR/CT bundle also reads DICOM series and NRRD / MetaImage files
         write_dicom_series(sitk_image(ARRAY), folder / "gap")
         (folder / "gap" / "slice002.dcm").unlink()
@@ -487,8 +575,9 @@ def test_inference_reports_every_bad_file_and_goes_on(tmp_path, bundle):
         row = rows[name]
         assert row["status"] == "failed" and reason in row["reason"] and "\n" not in row["reason"], row
         assert row["reason"].startswith(f"{folder / name}: ") or name.startswith("clash"), row
-    assert sorted(p.name for p in out.iterdir()) == sorted(["summary.csv"] + [
-        Path(rows[n]["output"]).name for n in good])  # nothing for failed volumes, no temporary files
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["summary.csv"] + [Path(rows[n]["output"]).name for n in good]
+    )  # nothing for failed volumes, no temporary files
     assert all(Path(rows[n]["output"]).name.endswith(f"{postfix}.nii.gz") for n in good)
 
 
@@ -498,8 +587,17 @@ def test_inference_exit_code_and_summary_from_the_command_line(tmp_path):
     folder, good, bad = bad_folder(tmp_path, bundle, 1)
     ov = bundle_overrides(bundle, tmp_path, input_dir=str(folder))
     configs = REPO / "bundles" / bundle / "configs"
-    args = [sys.executable, "-m", "monai.bundle", "run", "inference", "--config_file", str(configs / "inference.json"),
-            "--logging_file", str(configs / "logging.conf")]
+    args = [
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        "inference",
+        "--config_file",
+        str(configs / "inference.json"),
+        "--logging_file",
+        str(configs / "logging.conf"),
+    ]
     for k, v in ov.items():
         args += [f"--{k}", json.dumps(v) if isinstance(v, list) else str(v)]
     run = subprocess.run(args, capture_output=True, encoding="utf-8", errors="replace", check=False, timeout=600)
@@ -510,6 +608,7 @@ def test_inference_exit_code_and_summary_from_the_command_line(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ output safety
+
 
 def good_folder(root: Path, channels: int) -> Path:
     folder = root / "in"
@@ -569,6 +668,7 @@ def test_outputs_are_safe(tmp_path, bundle, monkeypatch):
 
 # ----------------------------------------------------------------------------------------------------- fuzzing
 
+
 def _field_starts(data: bytes, separator: bytes) -> list[int]:
     """Offsets just after ``separator`` in a text header (where NRRD / MetaImage field values start)."""
     header = data[: data.index(b"\n\n") if b"\n\n" in data else data.index(b"LOCAL\n")]
@@ -577,8 +677,18 @@ def _field_starts(data: bytes, separator: bytes) -> list[int]:
 
 def _dicom_value_starts(data: bytes) -> list[int]:
     """Offsets of the values of the tags our checks and the readers rely on (explicit VR little endian)."""
-    tags = [(0x0002, 0x0010), (0x0020, 0x000E), (0x0020, 0x0013), (0x0020, 0x0032), (0x0020, 0x0037),
-            (0x0028, 0x0010), (0x0028, 0x0011), (0x0028, 0x0100), (0x0028, 0x0103), (0x0028, 0x1053)]
+    tags = [
+        (0x0002, 0x0010),
+        (0x0020, 0x000E),
+        (0x0020, 0x0013),
+        (0x0020, 0x0032),
+        (0x0020, 0x0037),
+        (0x0028, 0x0010),
+        (0x0028, 0x0011),
+        (0x0028, 0x0100),
+        (0x0028, 0x0103),
+        (0x0028, 0x1053),
+    ]
     return [data.index(struct.pack("<HH", *tag)) + 8 for tag in tags]
 
 
@@ -591,18 +701,39 @@ def seed_files(tmp: Path) -> dict[str, tuple[bytes, list[int]]]:
     idx = idx_bytes(np.random.default_rng(0).integers(0, 255, (3, 4, 4), dtype=np.uint8))
     # NIfTI-1: sizeof_hdr, dim[0..3], datatype, bitpix, pixdim[1..3], vox_offset, scl_slope, q/sform_code, magic
     nii_fields = [0, 40, 42, 44, 46, 70, 72, 80, 84, 88, 108, 112, 252, 254, 344]
-    return {"nii": (nii, nii_fields), "nrrd": (nrrd, _field_starts(nrrd, b": ")),
-            "mha": (mha, _field_starts(mha, b"= ")), "dicom": (dcm, _dicom_value_starts(dcm)),
-            "idx": (idx, list(range(16)))}
+    return {
+        "nii": (nii, nii_fields),
+        "nrrd": (nrrd, _field_starts(nrrd, b": ")),
+        "mha": (mha, _field_starts(mha, b"= ")),
+        "dicom": (dcm, _dicom_value_starts(dcm)),
+        "idx": (idx, list(range(16))),
+    }
 
 
 # fuzz target: (file name, seed format, gzip-compressed)
-FUZZ_TARGETS = {"nii": ("a.nii", "nii", False), "nii.gz": ("a.nii.gz", "nii", True), "nrrd": ("a.nrrd", "nrrd", False),
-                "mha": ("a.mha", "mha", False), "dicom": ("slice002.dcm", "dicom", False),
-                "idx": ("a.idx", "idx", False), "idx.gz": ("a.idx.gz", "idx", True)}
+FUZZ_TARGETS = {
+    "nii": ("a.nii", "nii", False),
+    "nii.gz": ("a.nii.gz", "nii", True),
+    "nrrd": ("a.nrrd", "nrrd", False),
+    "mha": ("a.mha", "mha", False),
+    "dicom": ("slice002.dcm", "dicom", False),
+    "idx": ("a.idx", "idx", False),
+    "idx.gz": ("a.idx.gz", "idx", True),
+}
 # values that break header fields: huge, negative, non-numeric sizes, NUL and 0xFF runs
-FIELD_VALUES = (b"9999999999", b"2147483647", b"-1", b"0", b"nan", b"x", b"\x00\x00\x00\x00", b"\xff\xff\xff\xff",
-                b"\x7f\xff\xff\xff", b" ", b"\n")
+FIELD_VALUES = (
+    b"9999999999",
+    b"2147483647",
+    b"-1",
+    b"0",
+    b"nan",
+    b"x",
+    b"\x00\x00\x00\x00",
+    b"\xff\xff\xff\xff",
+    b"\x7f\xff\xff\xff",
+    b" ",
+    b"\n",
+)
 
 
 @st.composite
@@ -620,7 +751,7 @@ def mutations(draw, seed: bytes, fields: list[int]) -> bytes:
             data[i] = draw(st.integers(0, 255))
         return bytes(data)
     value, start = draw(st.sampled_from(FIELD_VALUES)), draw(st.sampled_from(fields))
-    data[start: start + len(value)] = value  # overwrite in place: later fields keep their offsets
+    data[start : start + len(value)] = value  # overwrite in place: later fields keep their offsets
     return bytes(data)
 
 
@@ -664,10 +795,19 @@ def fuzz(target: str, tmp: Path, profile: settings) -> None:
     run()
 
 
-FAST = settings(max_examples=200, deadline=timedelta(seconds=10), derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-LONG = settings(max_examples=5000, deadline=timedelta(seconds=10), database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FAST = settings(
+    max_examples=200,
+    deadline=timedelta(seconds=10),
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+LONG = settings(
+    max_examples=5000,
+    deadline=timedelta(seconds=10),
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @pytest.mark.timeout(120)

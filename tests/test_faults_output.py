@@ -13,10 +13,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from test_dicom_export import source_series
 
 from mr2ct.cli import main as mr2ct
 from mr2ct.io.atomic import check_apart, replacing_folder
-from test_dicom_export import source_series
 
 CASES = ("case1", "case2")
 
@@ -41,14 +41,33 @@ def inputs(tmp_path) -> Path:
 
 
 def checksums(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def review_make(s: Path, out: Path) -> list[str]:
-    return ["review", "make", "--source", str(s / "mr"), "--method", f"3D={s / 'm3d'}", "--method",
-            f"random={s / 'm2d'}", "--real", str(s / "ct"), "--examples-target", str(s / "examples"),
-            "--num-examples", "1", "--output", str(out), "--overwrite"]
+    return [
+        "review",
+        "make",
+        "--source",
+        str(s / "mr"),
+        "--method",
+        f"3D={s / 'm3d'}",
+        "--method",
+        f"random={s / 'm2d'}",
+        "--real",
+        str(s / "ct"),
+        "--examples-target",
+        str(s / "examples"),
+        "--num-examples",
+        "1",
+        "--output",
+        str(out),
+        "--overwrite",
+    ]
 
 
 def export_folder(s: Path, out: Path) -> list[str]:
@@ -56,13 +75,30 @@ def export_folder(s: Path, out: Path) -> list[str]:
 
 
 def export_one(s: Path, out: Path) -> list[str]:
-    return ["export-dicom", str(s / "m3d" / "case1_synthct.nii.gz"), "--output", str(out), "--source-dicom",
-            str(s / "dicom" / "case1_synthct"), "--overwrite"]
+    return [
+        "export-dicom",
+        str(s / "m3d" / "case1_synthct.nii.gz"),
+        "--output",
+        str(out),
+        "--source-dicom",
+        str(s / "dicom" / "case1_synthct"),
+        "--overwrite",
+    ]
 
 
 def sheets(s: Path, out: Path) -> list[str]:
-    return ["review", "sheets", "--source", str(s / "mr"), "--translation", str(s / "m3d"), "--truth", str(s / "ct"),
-            "--output", str(out)]
+    return [
+        "review",
+        "sheets",
+        "--source",
+        str(s / "mr"),
+        "--translation",
+        str(s / "m3d"),
+        "--truth",
+        str(s / "ct"),
+        "--output",
+        str(out),
+    ]
 
 
 # name: (command line for inputs S and output OUT, the output as a path under S, what the message must say)
@@ -80,8 +116,11 @@ OUTPUT_CASES = {
     "export-dicom-is-the-sources": (export_folder, lambda s: s / "dicom", "is or holds the source"),
     "export-dicom-one-is-the-source": (export_one, lambda s: s / "dicom" / "case1_synthct", "is or holds the source"),
     "export-dicom-one-holds-the-source": (export_one, lambda s: s / "dicom", "is or holds the source"),
-    "export-dicom-one-inside-the-source": (export_one, lambda s: s / "dicom" / "case1_synthct" / "sct",
-                                           "lies inside the source folder"),
+    "export-dicom-one-inside-the-source": (
+        export_one,
+        lambda s: s / "dicom" / "case1_synthct" / "sct",
+        "lies inside the source folder",
+    ),
     "export-dicom-one-holds-the-input": (export_one, lambda s: s / "m3d", "is or holds the input"),
     "sheets-is-the-source": (sheets, lambda s: s / "mr", "lies inside the source folder"),
     "sheets-inside-the-translation": (sheets, lambda s: s / "m3d" / "review", "lies inside the translation"),
@@ -138,8 +177,12 @@ def test_check_apart_and_replacing_folder(tmp_path):
     check_apart(tmp_path / "out", {"input": tmp_path / "in", "nothing": None})
     check_apart(tmp_path / "in2", {"input": tmp_path / "in"})  # a name that starts the same is another folder
     check_apart(tmp_path / "out", {"file": tmp_path / "in" / "a.txt"})
-    for out, message in ((tmp_path / "in", "is or holds"), (tmp_path, "is or holds"),
-                         (tmp_path / "in" / "sub" / "x", "lies inside"), (tmp_path / "in" / "a.txt", "lies inside")):
+    for out, message in (
+        (tmp_path / "in", "is or holds"),
+        (tmp_path, "is or holds"),
+        (tmp_path / "in" / "sub" / "x", "lies inside"),
+        (tmp_path / "in" / "a.txt", "lies inside"),
+    ):
         with pytest.raises(ValueError, match=message):
             check_apart(out, {"input": tmp_path / "in"})
         with pytest.raises(ValueError, match=message):

@@ -27,8 +27,9 @@ from mr2ct.export.study_server import StudyServer, answers_file_name, serve_stud
 from mr2ct.metrics.two_afc import MAX_JSON_BYTES, AnswerError, StudyKey, Trial
 
 STUDY_ID = "5e1f00d5ab12"
-TRIALS = {f"t{i:04d}": Trial(f"t{i:04d}", f"case{i % 2}", *(("3D", "real") if i % 2 else ("real", "3D")))
-          for i in range(1, 5)}
+TRIALS = {
+    f"t{i:04d}": Trial(f"t{i:04d}", f"case{i % 2}", *(("3D", "real") if i % 2 else ("real", "3D"))) for i in range(1, 5)
+}
 TIMEOUT = 0.5  # seconds the test server gives a client to send its request
 
 
@@ -57,8 +58,12 @@ def server(tmp_path):
 
 
 def answers(reader: str = "Dr Test", **changes) -> dict:
-    data = {"study_id": STUDY_ID, "reader": reader, "started": "2024-01-01T00:00:00Z",
-            "answers": [{"trial": t, "choice": "left", "ms": 1200} for t in TRIALS]}
+    data = {
+        "study_id": STUDY_ID,
+        "reader": reader,
+        "started": "2024-01-01T00:00:00Z",
+        "answers": [{"trial": t, "choice": "left", "ms": 1200} for t in TRIALS],
+    }
     return {**data, **changes}
 
 
@@ -83,13 +88,26 @@ def exchange(port: int, raw: bytes, *, finish: bool = True, wait: float = 10.0) 
     return int(status_line.split()[1]), headers, body
 
 
-def http(port: int, method: str = "POST", path: str = "/answers", body: bytes = b"", *, host: str | None = None,
-         headers: dict[str, str] | None = None, length: str | None = None, **kwargs) -> tuple[int, dict, bytes]:
+def http(
+    port: int,
+    method: str = "POST",
+    path: str = "/answers",
+    body: bytes = b"",
+    *,
+    host: str | None = None,
+    headers: dict[str, str] | None = None,
+    length: str | None = None,
+    **kwargs,
+) -> tuple[int, dict, bytes]:
     """A request as a browser on the study page sends it, with ``headers`` changed (value None: left out)."""
-    fields = {"Host": host or f"127.0.0.1:{port}", "Content-Type": "application/json" if method == "POST" else None,
-              "Content-Length": length if length is not None else (str(len(body)) if method == "POST" else None),
-              "Origin": f"http://127.0.0.1:{port}" if method == "POST" else None,
-              "Sec-Fetch-Site": "same-origin", **(headers or {})}
+    fields = {
+        "Host": host or f"127.0.0.1:{port}",
+        "Content-Type": "application/json" if method == "POST" else None,
+        "Content-Length": length if length is not None else (str(len(body)) if method == "POST" else None),
+        "Origin": f"http://127.0.0.1:{port}" if method == "POST" else None,
+        "Sec-Fetch-Site": "same-origin",
+        **(headers or {}),
+    }
     head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items() if v is not None)
     return exchange(port, head.encode("utf-8") + b"\r\n" + body, **kwargs)
 
@@ -110,82 +128,136 @@ def stalled(port: int) -> tuple[int, dict, bytes]:
 # name: (send the probe to the port, expected status, text the JSON "error" must hold)
 POST_CASES: dict[str, tuple[Callable[[int], tuple], int, str]] = {
     # the scorer's rules
-    "unknown-trial": (lambda p: post(p, answers(answers=[{"trial": "t9999", "choice": "left"}])), 400,
-                      "unknown trial 't9999'"),
+    "unknown-trial": (
+        lambda p: post(p, answers(answers=[{"trial": "t9999", "choice": "left"}])),
+        400,
+        "unknown trial 't9999'",
+    ),
     "choice-both": (lambda p: post(p, answers(answers=[{"trial": "t0001", "choice": "both"}])), 400, "choice 'both'"),
-    "trial-is-a-list": (lambda p: post(p, answers(answers=[{"trial": ["t0001"], "choice": "left"}])), 400,
-                        "unknown trial ['t0001']"),
+    "trial-is-a-list": (
+        lambda p: post(p, answers(answers=[{"trial": ["t0001"], "choice": "left"}])),
+        400,
+        "unknown trial ['t0001']",
+    ),
     "choice-is-a-dict": (lambda p: post(p, answers(answers=[{"trial": "t0001", "choice": {}}])), 400, "choice {}"),
-    "trial-twice": (lambda p: post(p, answers(answers=[{"trial": "t0001", "choice": "left"}] * 2)), 400,
-                    "answered twice"),
+    "trial-twice": (
+        lambda p: post(p, answers(answers=[{"trial": "t0001", "choice": "left"}] * 2)),
+        400,
+        "answered twice",
+    ),
     "answer-not-an-object": (lambda p: post(p, answers(answers=["t0001"])), 400, "not an object"),
     "answers-not-a-list": (lambda p: post(p, answers(answers={"t0001": "left"})), 400, "no 'answers' list"),
     "other-study": (lambda p: post(p, answers(study_id="000000000000")), 400, "answers for study '000000000000'"),
-    "no-study-id": (lambda p: post(p, {k: v for k, v in answers().items() if k != "study_id"}), 400,
-                    "answers for study None"),
+    "no-study-id": (
+        lambda p: post(p, {k: v for k, v in answers().items() if k != "study_id"}),
+        400,
+        "answers for study None",
+    ),
     "no-reader": (lambda p: post(p, {k: v for k, v in answers().items() if k != "reader"}), 400, "no reader name"),
     "blank-reader": (lambda p: post(p, answers("   ")), 400, "no reader name"),
     "reader-is-a-number": (lambda p: post(p, answers(7)), 400, "reader name 7 is not a string"),
     "reader-300-characters": (lambda p: post(p, answers("r" * 300)), 400, "300 characters is longer than 100"),
     "reader-control-characters": (lambda p: post(p, answers("Dr\x00Test")), 400, "control characters"),
-    "reader-lone-surrogate": (lambda p: post(p, json.dumps(answers()).replace("Dr Test", "Dr \\ud800").encode()),
-                              400, "unpaired surrogates"),
+    "reader-lone-surrogate": (
+        lambda p: post(p, json.dumps(answers()).replace("Dr Test", "Dr \\ud800").encode()),
+        400,
+        "unpaired surrogates",
+    ),
     # the body
     "top-level-array": (lambda p: post(p, [answers()]), 400, "expected an object"),
     "not-json": (lambda p: post(p, b"{not json"), 400, "not a JSON answers file"),
-    "not-utf-8": (lambda p: post(p, json.dumps(answers("Jos\xe9")).encode("utf-8").replace(b"Jos", b"\xff")), 400,
-                  "not UTF-8"),
+    "not-utf-8": (
+        lambda p: post(p, json.dumps(answers("Jos\xe9")).encode("utf-8").replace(b"Jos", b"\xff")),
+        400,
+        "not UTF-8",
+    ),
     "utf-8-with-bom": (lambda p: post(p, b"\xef\xbb\xbf" + json.dumps(answers()).encode()), 400, "not a JSON"),
-    "nan": (lambda p: post(p, json.dumps(answers()).replace('"ms": 1200', '"ms": NaN').encode()), 400,
-            "NaN is not a JSON value"),
+    "nan": (
+        lambda p: post(p, json.dumps(answers()).replace('"ms": 1200', '"ms": NaN').encode()),
+        400,
+        "NaN is not a JSON value",
+    ),
     "nested-100000-deep": (lambda p: post(p, nested(100_000)), 400, "nested too deeply"),
     "empty-body": (lambda p: post(p, b""), 400, "not a JSON"),
     # the headers
     "text-plain": (lambda p: post(p, answers(), headers={"Content-Type": "text/plain"}), 415, "application/json"),
-    "form-encoded": (lambda p: post(p, answers(), headers={"Content-Type": "application/x-www-form-urlencoded"}),
-                     415, "application/json"),
+    "form-encoded": (
+        lambda p: post(p, answers(), headers={"Content-Type": "application/x-www-form-urlencoded"}),
+        415,
+        "application/json",
+    ),
     "no-content-type": (lambda p: post(p, answers(), headers={"Content-Type": None}), 415, "application/json"),
-    "json-in-latin-1": (lambda p: post(p, answers(), headers={"Content-Type": "application/json; charset=latin-1"}),
-                        415, "application/json"),
+    "json-in-latin-1": (
+        lambda p: post(p, answers(), headers={"Content-Type": "application/json; charset=latin-1"}),
+        415,
+        "application/json",
+    ),
     "foreign-origin": (lambda p: post(p, answers(), headers={"Origin": "http://evil.example"}), 403, "other origins"),
-    "foreign-origin-text-plain": (lambda p: post(p, answers(), headers={"Origin": "http://evil.example",
-                                                                        "Content-Type": "text/plain"}), 403,
-                                  "other origins"),
+    "foreign-origin-text-plain": (
+        lambda p: post(p, answers(), headers={"Origin": "http://evil.example", "Content-Type": "text/plain"}),
+        403,
+        "other origins",
+    ),
     "origin-null": (lambda p: post(p, answers(), headers={"Origin": "null"}), 403, "other origins"),
-    "origin-other-port": (lambda p: post(p, answers(), headers={"Origin": "http://127.0.0.1:1"}), 403,
-                          "other origins"),
-    "cross-site-fetch": (lambda p: post(p, answers(), headers={"Sec-Fetch-Site": "cross-site", "Origin": None}), 403,
-                         "other sites"),
+    "origin-other-port": (lambda p: post(p, answers(), headers={"Origin": "http://127.0.0.1:1"}), 403, "other origins"),
+    "cross-site-fetch": (
+        lambda p: post(p, answers(), headers={"Sec-Fetch-Site": "cross-site", "Origin": None}),
+        403,
+        "other sites",
+    ),
     "foreign-host": (lambda p: post(p, answers(), host="evil.example", headers={"Origin": None}), 403, "Host must be"),
-    "rebound-host": (lambda p: post(p, answers(), host=f"evil.example:{p}", headers={"Origin": None}), 403,
-                     "Host must be"),
-    "host-without-port": (lambda p: post(p, answers(), host="127.0.0.1", headers={"Origin": None}), 403,
-                          "Host must be"),
+    "rebound-host": (
+        lambda p: post(p, answers(), host=f"evil.example:{p}", headers={"Origin": None}),
+        403,
+        "Host must be",
+    ),
+    "host-without-port": (
+        lambda p: post(p, answers(), host="127.0.0.1", headers={"Origin": None}),
+        403,
+        "Host must be",
+    ),
     "no-host": (lambda p: post(p, answers(), headers={"Host": None, "Origin": None}), 403, "Host must be"),
-    "two-hosts": (lambda p: post(p, answers(), headers={"Host": f"127.0.0.1:{p}\r\nHost: evil.example"}), 403,
-                  "Host must be"),
+    "two-hosts": (
+        lambda p: post(p, answers(), headers={"Host": f"127.0.0.1:{p}\r\nHost: evil.example"}),
+        403,
+        "Host must be",
+    ),
     "content-length-minus-1": (lambda p: post(p, b"", length="-1"), 400, "invalid Content-Length '-1'"),
     "content-length-not-a-number": (lambda p: post(p, b"{}", length="12abc"), 400, "invalid Content-Length"),
-    "content-length-twice": (lambda p: post(p, b"{}", length="2\r\nContent-Length: 2"), 400,
-                             "invalid Content-Length"),
+    "content-length-twice": (lambda p: post(p, b"{}", length="2\r\nContent-Length: 2"), 400, "invalid Content-Length"),
     "no-content-length": (lambda p: post(p, b"", headers={"Content-Length": None}), 411, "Content-Length"),
-    "chunked": (lambda p: post(p, b"2\r\n{}\r\n0\r\n\r\n", headers={"Content-Length": None,
-                                                                    "Transfer-Encoding": "chunked"}), 411, "chunked"),
-    "one-byte-over-the-cap": (lambda p: post(p, b"", length=str(MAX_JSON_BYTES + 1)), 413,
-                              f"larger than the limit of {MAX_JSON_BYTES} bytes"),
+    "chunked": (
+        lambda p: post(p, b"2\r\n{}\r\n0\r\n\r\n", headers={"Content-Length": None, "Transfer-Encoding": "chunked"}),
+        411,
+        "chunked",
+    ),
+    "one-byte-over-the-cap": (
+        lambda p: post(p, b"", length=str(MAX_JSON_BYTES + 1)),
+        413,
+        f"larger than the limit of {MAX_JSON_BYTES} bytes",
+    ),
     "25-MB": (lambda p: post(p, b'{"study_id": "' + b"x" * 60000, length="25000000"), 413, "larger than the limit"),
-    "body-shorter-than-announced": (lambda p: post(p, b'{"study_id": 1}', length="500"), 400,
-                                    "body ended after 15 of 500 bytes"),
+    "body-shorter-than-announced": (
+        lambda p: post(p, b'{"study_id": 1}', length="500"),
+        400,
+        "body ended after 15 of 500 bytes",
+    ),
     "stalled-body": (stalled, 408, "not received within 0.5 s"),
     # the path and the method
     "post-elsewhere": (lambda p: post(p, answers(), path="/answers.json"), 404, "not found"),
     "post-traversal": (lambda p: post(p, answers(), path="/answers/../../key.json"), 404, "not found"),
     "put": (lambda p: http(p, "PUT", body=b"{}", length="2"), 405, "PUT is not served"),
     "delete": (lambda p: http(p, "DELETE", path="/index.html"), 405, "DELETE is not served"),
-    "options-preflight": (lambda p: http(p, "OPTIONS", headers={"Access-Control-Request-Method": "POST"}), 405,
-                          "OPTIONS is not served"),
-    "garbage-request-line": (lambda p: exchange(p, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"), 400,
-                             "Bad request"),
+    "options-preflight": (
+        lambda p: http(p, "OPTIONS", headers={"Access-Control-Request-Method": "POST"}),
+        405,
+        "OPTIONS is not served",
+    ),
+    "garbage-request-line": (
+        lambda p: exchange(p, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"),
+        400,
+        "Bad request",
+    ),
     "request-line-too-long": (lambda p: exchange(p, b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n"), 414, ""),
     "too-many-headers": (lambda p: exchange(p, b"GET / HTTP/1.1\r\n" + b"X-A: 1\r\n" * 150 + b"\r\n"), 431, ""),
 }
@@ -224,14 +296,19 @@ def test_good_answers_are_saved_under_the_readers_own_name(server):
     again = answers("Dr Test", answers=[{"trial": "t0001", "choice": "right"}])
     assert post(port, again)[0] == 200  # a reader who sends again replaces their own file
     assert json.loads(saved.read_text(encoding="utf-8")) == again
-    assert post(port, answers(), headers={"Content-Type": "application/json; charset=UTF-8",
-                                          "Origin": None, "Sec-Fetch-Site": None})[0] == 200  # curl-like client
+    assert (
+        post(
+            port,
+            answers(),
+            headers={"Content-Type": "application/json; charset=UTF-8", "Origin": None, "Sec-Fetch-Site": None},
+        )[0]
+        == 200
+    )  # curl-like client
     assert post(port, answers(), host=f"localhost:{port}", headers={"Origin": f"http://localhost:{port}"})[0] == 200
     assert sorted(os.listdir(server.study_dir / "answers")) == [saved.name]  # no temporary file left
 
 
-LOOK_ALIKE = [("王伟", "李娜"), ("a/b", "a_b", "a b", "a\\b"), ("José", "Josë", "Jos\u0065\u0301"),
-              ("reader", "", "_")]
+LOOK_ALIKE = [("王伟", "李娜"), ("a/b", "a_b", "a b", "a\\b"), ("José", "Josë", "Jos\u0065\u0301"), ("reader", "", "_")]
 
 
 @pytest.mark.parametrize("names", LOOK_ALIKE[:3], ids=["chinese", "separators", "accents"])
@@ -245,8 +322,9 @@ def test_readers_whose_names_look_alike_keep_their_own_files(server, names):
         assert status == 200, body
     files = sorted((server.study_dir / "answers").iterdir())
     assert len(files) == len(names)
-    found = {json.loads(f.read_text(encoding="utf-8"))["reader"]: json.loads(f.read_text(encoding="utf-8"))
-             for f in files}
+    found = {
+        json.loads(f.read_text(encoding="utf-8"))["reader"]: json.loads(f.read_text(encoding="utf-8")) for f in files
+    }
     assert found == sent
     text, _ = score_study(server.study_dir)
     assert f"{len(names)} reader(s)" in text
@@ -279,6 +357,7 @@ def test_another_readers_file_is_never_replaced(server):
 
 # ----------------------------------------------------------------------------------------------- the page files
 
+
 def _symlinks(page: Path, root: Path) -> None:
     (page / "images" / "key.png").symlink_to(root / "key.json")
     (page / "images" / "passwd.png").symlink_to("/etc/passwd")
@@ -293,12 +372,30 @@ def _symlinks(page: Path, root: Path) -> None:
 
 # path: expected status (the page folder also holds the links and odd files that _symlinks makes)
 GET_CASES = {
-    "/": 200, "/index.html": 200, "/study.js": 200, "/images/a1b2.png": 200, "/images/c3d4.png?x=1": 200,
-    "/images/": 404, "/images": 404, "/images/missing.png": 404, "/../key.json": 404, "/%2e%2e/key.json": 404,
-    "/images/..%2f..%2fkey.json": 404, "/key.json": 404, "/answers": 404, "/images/key.png": 404,
-    "/images/passwd.png": 404, "/linked.js": 404, "/more/x.png": 404, "/images/.hidden.png": 404,
-    "/images/pipe.png": 404, "/images/folder.png": 404, "/study.js%00.png": 404, "//etc/passwd": 404,
-    "/images/a1b2.png/": 404, "/index.html.bak": 404,
+    "/": 200,
+    "/index.html": 200,
+    "/study.js": 200,
+    "/images/a1b2.png": 200,
+    "/images/c3d4.png?x=1": 200,
+    "/images/": 404,
+    "/images": 404,
+    "/images/missing.png": 404,
+    "/../key.json": 404,
+    "/%2e%2e/key.json": 404,
+    "/images/..%2f..%2fkey.json": 404,
+    "/key.json": 404,
+    "/answers": 404,
+    "/images/key.png": 404,
+    "/images/passwd.png": 404,
+    "/linked.js": 404,
+    "/more/x.png": 404,
+    "/images/.hidden.png": 404,
+    "/images/pipe.png": 404,
+    "/images/folder.png": 404,
+    "/study.js%00.png": 404,
+    "//etc/passwd": 404,
+    "/images/a1b2.png/": 404,
+    "/index.html.bak": 404,
 }
 
 
@@ -322,17 +419,23 @@ def test_only_regular_page_files_are_served(server):
     assert status == 200 and body == b"" and int(headers["content-length"]) == (page / "study.js").stat().st_size
 
 
-@pytest.mark.parametrize("headers, host", [({"Sec-Fetch-Site": "cross-site"}, None),  # <script src> on a site
-                                           ({"Sec-Fetch-Site": "same-site"}, None),
-                                           ({"Origin": "http://evil.example"}, None),
-                                           ({}, "evil.example:8000")],  # DNS rebinding
-                         ids=["cross-site", "same-site", "origin", "host"])
+@pytest.mark.parametrize(
+    "headers, host",
+    [
+        ({"Sec-Fetch-Site": "cross-site"}, None),  # <script src> on a site
+        ({"Sec-Fetch-Site": "same-site"}, None),
+        ({"Origin": "http://evil.example"}, None),
+        ({}, "evil.example:8000"),
+    ],  # DNS rebinding
+    ids=["cross-site", "same-site", "origin", "host"],
+)
 def test_other_sites_cannot_read_the_study_id(server, headers, host):
     status, _, body = http(server.server_address[1], "GET", "/study.js", headers=headers, host=host)
     assert status == 403 and STUDY_ID.encode() not in body
 
 
 # ------------------------------------------------------------------------------------------- resources and port
+
 
 @pytest.mark.timeout(60)
 def test_stalled_clients_do_not_hold_threads(server):
@@ -345,8 +448,10 @@ def test_stalled_clients_do_not_hold_threads(server):
     try:
         for _ in range(100):
             sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-            sock.sendall(f"POST /answers HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-                         f"Content-Length: 5000\r\n\r\n{{\"study".encode())
+            sock.sendall(
+                f"POST /answers HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+                f'Content-Length: 5000\r\n\r\n{{"study'.encode()
+            )
             socks.append(sock)
             most = max(most, threading.active_count())
         time.sleep(0.2)

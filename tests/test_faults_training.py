@@ -24,7 +24,6 @@ from monai.transforms import Compose, EnsureTyped, ScaleIntensityRanged
 from monai.utils import set_determinism
 from torch.utils.data import DataLoader
 
-from conftest import VMNIST_BUNDLE
 from mr2ct.data import UnpairedDataset, load_split
 from mr2ct.engine import (
     CycleGANTrainer,
@@ -39,6 +38,8 @@ from mr2ct.engine import (
 )
 from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, init_weights
 
+from conftest import VMNIST_BUNDLE
+
 SIZE = (8, 16, 16)
 NETWORKS = ("g_ab", "g_ba", "d_a", "d_b")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # subprocesses: one thread each, deterministic and not oversubscribed
@@ -47,10 +48,12 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # subprocesses: one thread each, d
 def build(spatial_dims: int = 3, max_epochs: int = 3, decay: int = 2) -> dict:
     """Tiny networks, optimizers and LR schedules, as a bundle's ``train.json`` makes them."""
     size = SIZE if spatial_dims == 3 else SIZE[1:]
-    parts = {name: init_weights(ResnetGenerator(spatial_dims, 1, 1, channels=4, num_res_blocks=1))
-             for name in NETWORKS[:2]}
-    parts |= {name: init_weights(PatchGANDiscriminator(spatial_dims, 1, channels=4, input_size=size))
-              for name in NETWORKS[2:]}
+    parts = {
+        name: init_weights(ResnetGenerator(spatial_dims, 1, 1, channels=4, num_res_blocks=1)) for name in NETWORKS[:2]
+    }
+    parts |= {
+        name: init_weights(PatchGANDiscriminator(spatial_dims, 1, channels=4, input_size=size)) for name in NETWORKS[2:]
+    }
     for kind, nets in (("g", NETWORKS[:2]), ("d", NETWORKS[2:])):
         params = itertools.chain(*(parts[n].parameters() for n in nets))
         parts[f"{kind}_optimizer"] = opt = torch.optim.Adam(params, lr=1e-3, betas=(0.5, 0.999))
@@ -59,19 +62,29 @@ def build(spatial_dims: int = 3, max_epochs: int = 3, decay: int = 2) -> dict:
 
 
 def vmnist_loader(folder, num_workers: int = 0) -> DataLoader:
-    transform = Compose([ScaleIntensityRanged(["A", "B"], 0, 255, -1.0, 1.0),
-                         EnsureTyped(["A", "B"], track_meta=False)])
+    transform = Compose(
+        [ScaleIntensityRanged(["A", "B"], 0, 255, -1.0, 1.0), EnsureTyped(["A", "B"], track_meta=False)]
+    )
     ds = UnpairedDataset(load_split(folder, "train", "A"), load_split(folder, "train", "B"), transform)
     return DataLoader(ds, batch_size=1, shuffle=True, num_workers=num_workers)
 
 
-def make_trainer(parts: dict, loader, handlers=(), max_epochs: int = 3, epoch_length: int = 4,
-                 **kwargs) -> CycleGANTrainer:
+def make_trainer(
+    parts: dict, loader, handlers=(), max_epochs: int = 3, epoch_length: int = 4, **kwargs
+) -> CycleGANTrainer:
     """A trainer whose epoch-level LR schedules step before the other handlers, as in the bundles."""
     schedules = [LrScheduleHandler(parts[f"{k}_scheduler"], print_lr=False) for k in ("g", "d")]
-    return CycleGANTrainer(device="cpu", max_epochs=max_epochs, epoch_length=epoch_length, train_data_loader=loader,
-                           train_handlers=schedules + list(handlers), pool_size=2, lambda_identity=0.5,
-                           **{k: v for k, v in parts.items() if "scheduler" not in k}, **kwargs)
+    return CycleGANTrainer(
+        device="cpu",
+        max_epochs=max_epochs,
+        epoch_length=epoch_length,
+        train_data_loader=loader,
+        train_handlers=schedules + list(handlers),
+        pool_size=2,
+        lambda_identity=0.5,
+        **{k: v for k, v in parts.items() if "scheduler" not in k},
+        **kwargs,
+    )
 
 
 def scramble_random_states() -> None:
@@ -110,8 +123,13 @@ def test_same_seed_same_weights(tiny_vmnist, method):
     for _ in range(2):
         set_determinism(seed=0)
         parts = build(spatial_dims=3 if method == "3d" else 2)
-        make_trainer(parts, vmnist_loader(tiny_vmnist), max_epochs=2, epoch_length=3,
-                     prepare_batch=get_method(method).batch_preparer(4)).run()
+        make_trainer(
+            parts,
+            vmnist_loader(tiny_vmnist),
+            max_epochs=2,
+            epoch_length=3,
+            prepare_batch=get_method(method).batch_preparer(4),
+        ).run()
         finals.append({k: v.state_dict() for k, v in parts.items()})
     set_determinism(seed=None)
     assert_same(*finals)
@@ -125,8 +143,9 @@ def test_resume_from_any_checkpoint_is_exact(tmp_path, tiny_vmnist, resume_at):
     set_determinism(seed=0)
     parts = build()
     saves = tmp_path / "all"
-    make_trainer(parts, vmnist_loader(tiny_vmnist),
-                 [TrainingCheckpointer(saves, parts, iteration_interval=1, n_saved=100)]).run()
+    make_trainer(
+        parts, vmnist_loader(tiny_vmnist), [TrainingCheckpointer(saves, parts, iteration_interval=1, n_saved=100)]
+    ).run()
     expected = {k: v.state_dict() for k, v in parts.items()}
     assert [it for it in range(1, 13) if (saves / f"checkpoint_{it}.pt").is_file()] == list(range(1, 13))
 
@@ -139,8 +158,9 @@ def test_resume_from_any_checkpoint_is_exact(tmp_path, tiny_vmnist, resume_at):
     checkpointer = TrainingCheckpointer(killed, fresh, iteration_interval=1, resume=True)
     resumed = make_trainer(fresh, vmnist_loader(tiny_vmnist), [checkpointer])
     started = {}
-    resumed.add_event_handler(Events.ITERATION_STARTED(once=resume_at + 1),
-                              lambda e: started.update(epoch=e.state.epoch))
+    resumed.add_event_handler(
+        Events.ITERATION_STARTED(once=resume_at + 1), lambda e: started.update(epoch=e.state.epoch)
+    )
     resumed.run()
     set_determinism(seed=None)
     assert started["epoch"] == resume_at // 4 + 1 and resumed.state.iteration == 12
@@ -236,11 +256,19 @@ def volume(value: float = 0.0) -> torch.Tensor:
 
 FAULTS = {
     # name: (batch item 2, or None to patch the loss instead; expected non-finite losses; expected text on the batch)
-    "nan_in_A_metatensor": ({"A": MetaTensor(volume(float("nan")), meta={"filename_or_obj": "bad_mr.nii.gz"}),
-                             "B": MetaTensor(volume(), meta={"filename_or_obj": "good_ct.nii.gz"})},
-                            "loss_g_ab", "A: bad_mr.nii.gz; B: good_ct.nii.gz"),
-    "inf_in_B_meta_dict": ({"A": volume(), "B": volume(float("inf")),
-                            "B_meta_dict": {"filename_or_obj": "bad_ct.nii.gz"}}, "loss_g_ba", "B: bad_ct.nii.gz"),
+    "nan_in_A_metatensor": (
+        {
+            "A": MetaTensor(volume(float("nan")), meta={"filename_or_obj": "bad_mr.nii.gz"}),
+            "B": MetaTensor(volume(), meta={"filename_or_obj": "good_ct.nii.gz"}),
+        },
+        "loss_g_ab",
+        "A: bad_mr.nii.gz; B: good_ct.nii.gz",
+    ),
+    "inf_in_B_meta_dict": (
+        {"A": volume(), "B": volume(float("inf")), "B_meta_dict": {"filename_or_obj": "bad_ct.nii.gz"}},
+        "loss_g_ba",
+        "B: bad_ct.nii.gz",
+    ),
     "nan_synthetic": ({"A": volume(float("nan")), "B": volume()}, "loss_g_ab", "synthetic or in-memory data"),
     "nan_generator_loss": (None, "loss_g_ab", "synthetic or in-memory data"),
     "inf_discriminator_loss": (None, "loss_d_a", "synthetic or in-memory data"),
@@ -278,8 +306,12 @@ def test_nonfinite_iteration_is_skipped_and_reported(caplog, fault):
     if batch2 is None:
         patch_loss(trainer, fault, {2})
     seen = {}
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: seen.update({
-        e.state.iteration: (snapshot(parts), len(trainer.pool_a.images), e.state.nonfinite_steps)}))
+    trainer.add_event_handler(
+        Events.ITERATION_COMPLETED,
+        lambda e: seen.update(
+            {e.state.iteration: (snapshot(parts), len(trainer.pool_a.images), e.state.nonfinite_steps)}
+        ),
+    )
     with caplog.at_level(logging.WARNING):
         trainer.run()
 
@@ -305,11 +337,14 @@ def test_consecutive_nonfinite_iterations_stop_the_run_and_keep_good_files(tmp_p
     models = tmp_path / "models"
     models.mkdir()
     (models / "model.pt").write_bytes(b"weights of an earlier run")
-    handlers = [TrainingCheckpointer(models, parts, iteration_interval=1),
-                FinalWeightsSaver(models, {"model.pt": parts["g_ab"]})]
+    handlers = [
+        TrainingCheckpointer(models, parts, iteration_interval=1),
+        FinalWeightsSaver(models, {"model.pt": parts["g_ab"]}),
+    ]
     items = fault_items({"A": volume(float("nan")), "B": volume()}, n=10, bad_from=3, bad_to=10)
-    trainer = make_trainer(parts, MonaiDataLoader(items, batch_size=1), handlers, max_epochs=1, epoch_length=10,
-                           max_nonfinite_steps=3)
+    trainer = make_trainer(
+        parts, MonaiDataLoader(items, batch_size=1), handlers, max_epochs=1, epoch_length=10, max_nonfinite_steps=3
+    )
     good = {}
     trainer.add_event_handler(Events.ITERATION_COMPLETED(once=2), lambda e: good.update(snapshot(parts)))
     message = "stopping: 3 consecutive iterations had non-finite losses, the last one: iteration 5: non-finite"
@@ -328,8 +363,9 @@ def test_nonfinite_limit_none_only_skips():
     torch.manual_seed(0)
     parts = build()
     items = fault_items({"A": volume(float("nan")), "B": volume()}, n=8, bad_from=1, bad_to=8)
-    trainer = make_trainer(parts, MonaiDataLoader(items, batch_size=1), max_epochs=1, epoch_length=8,
-                           max_nonfinite_steps=None)
+    trainer = make_trainer(
+        parts, MonaiDataLoader(items, batch_size=1), max_epochs=1, epoch_length=8, max_nonfinite_steps=None
+    )
     trainer.run()
     assert trainer.state.iteration == 8 and trainer.state.nonfinite_steps == 8
     assert not parts["g_optimizer"].state  # never stepped
@@ -361,24 +397,54 @@ def test_nonfinite_weights_are_never_saved(tmp_path, caplog):
 # -- the bundle killed with SIGKILL and resumed --------------------------------------------------------------------
 
 CONFIGS = VMNIST_BUNDLE / "configs"
-TINY = {"depth": 8, "size": [16, 16], "ngf": 4, "ndf": 4, "num_res_blocks": 1, "num_digits": 40, "num_workers": 0,
-        "max_epochs": 3, "decay_epochs": 2, "epoch_length": 6, "pool_size": 2, "lambda_identity": 0.5,
-        "val_interval": 2, "num_val_cases": 2, "log_interval": 1}
+TINY = {
+    "depth": 8,
+    "size": [16, 16],
+    "ngf": 4,
+    "ndf": 4,
+    "num_res_blocks": 1,
+    "num_digits": 40,
+    "num_workers": 0,
+    "max_epochs": 3,
+    "decay_epochs": 2,
+    "epoch_length": 6,
+    "pool_size": 2,
+    "lambda_identity": 0.5,
+    "val_interval": 2,
+    "num_val_cases": 2,
+    "log_interval": 1,
+}
 
 
 def bundle_command(tmp_path, dataset_dir, run: str, **overrides) -> list[str]:
-    settings = {**TINY, "bundle_root": str(VMNIST_BUNDLE), "dataset_dir": str(dataset_dir),
-                "ckpt_dir": str(tmp_path / run / "models"), "output_dir": str(tmp_path / run / "runs"), **overrides}
-    args = [sys.executable, "-m", "monai.bundle", "run", "training", "--config_file", str(CONFIGS / "train.json"),
-            "--logging_file", str(CONFIGS / "logging.conf")]
+    settings = {
+        **TINY,
+        "bundle_root": str(VMNIST_BUNDLE),
+        "dataset_dir": str(dataset_dir),
+        "ckpt_dir": str(tmp_path / run / "models"),
+        "output_dir": str(tmp_path / run / "runs"),
+        **overrides,
+    }
+    args = [
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        "training",
+        "--config_file",
+        str(CONFIGS / "train.json"),
+        "--logging_file",
+        str(CONFIGS / "logging.conf"),
+    ]
     for k, v in settings.items():
         args += [f"--{k}", json.dumps(v) if isinstance(v, list) else str(v)]
     return args
 
 
 def run_command(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(args, check=False, capture_output=True, encoding="utf-8", errors="replace", timeout=300,
-                          env=ENV)
+    return subprocess.run(
+        args, check=False, capture_output=True, encoding="utf-8", errors="replace", timeout=300, env=ENV
+    )
 
 
 def logged_iterations(log) -> int:
@@ -395,8 +461,9 @@ def uninterrupted(tmp_path_factory, tiny_vmnist):
 
 
 @pytest.mark.parametrize("ckpt_iteration_interval", [0, 2])
-def test_bundle_killed_at_random_resumes_to_identical_weights(tmp_path, tiny_vmnist, uninterrupted,
-                                                              ckpt_iteration_interval):
+def test_bundle_killed_at_random_resumes_to_identical_weights(
+    tmp_path, tiny_vmnist, uninterrupted, ckpt_iteration_interval
+):
     """``monai.bundle run training`` killed with SIGKILL at a random moment, then run with ``--resume true``,
     ends with the checkpoint (networks, optimizers, LR schedules, trainer, pools, random states), the model.pt
     and the loss log of the run that was never interrupted: bit for bit."""
@@ -423,11 +490,20 @@ def test_bundle_killed_at_random_resumes_to_identical_weights(tmp_path, tiny_vmn
     start = int(re.search(r"resuming from \S*checkpoint_(\d+)\.pt", resumed.stdout + resumed.stderr).group(1))
     assert start >= after - (ckpt_iteration_interval or 6), case  # the latest checkpoint at the kill
     final = {p.name for p in models.iterdir()}
-    assert {"model.pt", "model_ba.pt", "model_settings.json", "checkpoint_18.pt"} <= final and len(final) == 5, (case, final)  # no .part
-    assert_same(torch.load(uninterrupted / "models" / "checkpoint_18.pt", weights_only=True),
-                torch.load(models / "checkpoint_18.pt", weights_only=True), case)
+    assert {"model.pt", "model_ba.pt", "model_settings.json", "checkpoint_18.pt"} <= final and len(final) == 5, (
+        case,
+        final,
+    )  # no .part
+    assert_same(
+        torch.load(uninterrupted / "models" / "checkpoint_18.pt", weights_only=True),
+        torch.load(models / "checkpoint_18.pt", weights_only=True),
+        case,
+    )
     for name in ("model.pt", "model_ba.pt"):
-        assert_same(torch.load(uninterrupted / "models" / name, weights_only=True),
-                    torch.load(models / name, weights_only=True), f"{case}: {name}")
+        assert_same(
+            torch.load(uninterrupted / "models" / name, weights_only=True),
+            torch.load(models / name, weights_only=True),
+            f"{case}: {name}",
+        )
     reference = (uninterrupted / "runs" / "losses.csv").read_text(encoding="utf-8")
     assert (tmp_path / "killed" / "runs" / "losses.csv").read_text(encoding="utf-8") == reference, case

@@ -11,20 +11,35 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import conftest
-from conftest import REPO
 from mr2ct.bundle import load_config
 from mr2ct.io.video import read_video, write_video
 
+import conftest
+from conftest import REPO
+
 BUNDLE = REPO / "bundles" / "gta_seg2video_cyclegan3d"
 CONFIGS = BUNDLE / "configs"
-TINY = {"depth": 8, "size": [16, 32], "scene_size": [32, 64], "scene_frames": 24, "sequences": "001-004",
-        "ngf": 4, "ndf": 4, "num_res_blocks": 1, "num_workers": 0}
+TINY = {
+    "depth": 8,
+    "size": [16, 32],
+    "scene_size": [32, 64],
+    "scene_frames": 24,
+    "sequences": "001-004",
+    "ngf": 4,
+    "ndf": 4,
+    "num_res_blocks": 1,
+    "num_workers": 0,
+}
 
 
 def tiny_overrides(tmp_path: Path) -> dict:
-    return {**TINY, "bundle_root": str(BUNDLE), "dataset_dir": str(tmp_path / "data"),
-            "ckpt_dir": str(tmp_path / "models"), "output_dir": str(tmp_path / "runs")}
+    return {
+        **TINY,
+        "bundle_root": str(BUNDLE),
+        "dataset_dir": str(tmp_path / "data"),
+        "ckpt_dir": str(tmp_path / "models"),
+        "output_dir": str(tmp_path / "runs"),
+    }
 
 
 def run_bundle(run_id: str, config: str, overrides: dict) -> subprocess.CompletedProcess:
@@ -41,8 +56,11 @@ def test_metadata_and_paper_settings():
 
 def test_train_evaluate_infer_end_to_end(tmp_path):
     ov = tiny_overrides(tmp_path)
-    train = run_bundle("training", "train.json", {**ov, "max_epochs": 1, "decay_epochs": 1, "epoch_length": 2,
-                                                  "val_interval": 1, "num_val_cases": 2})
+    train = run_bundle(
+        "training",
+        "train.json",
+        {**ov, "max_epochs": 1, "decay_epochs": 1, "epoch_length": 2, "val_interval": 1, "num_val_cases": 2},
+    )
     assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
     assert "val_pixel_accuracy" in train.stdout + train.stderr
     assert {"model.pt", "model_ba.pt"} <= {p.name for p in (tmp_path / "models").iterdir()}
@@ -51,15 +69,22 @@ def test_train_evaluate_infer_end_to_end(tmp_path):
     evaluate = run_bundle("evaluating", "evaluate.json", ov)
     assert evaluate.returncode == 0, evaluate.stdout[-3000:] + evaluate.stderr[-3000:]
     metrics = json.loads((tmp_path / "runs" / "report" / "metrics.json").read_text(encoding="utf-8"))["metrics"]
-    for name in ("pixel_accuracy", "pixel_accuracy_slow", "mean_iou", "transition_l2_d0", "transition_l2_d2",
-                 "label_flicker"):
+    for name in (
+        "pixel_accuracy",
+        "pixel_accuracy_slow",
+        "mean_iou",
+        "transition_l2_d0",
+        "transition_l2_d2",
+        "label_flicker",
+    ):
         assert name in metrics, name
     assert 0 <= metrics["pixel_accuracy"]["mean"] <= 1
     assert metrics["pixel_accuracy_slow"]["n"] < metrics["pixel_accuracy"]["n"]
     other = run_bundle("evaluating", "evaluate.json", {**ov, "direction": "a2b"})
     assert other.returncode == 0, other.stderr[-3000:]
-    assert {"l2", "flicker"} <= set(json.loads((tmp_path / "runs" / "report_a2b" / "metrics.json")
-                                               .read_text(encoding="utf-8"))["metrics"])
+    assert {"l2", "flicker"} <= set(
+        json.loads((tmp_path / "runs" / "report_a2b" / "metrics.json").read_text(encoding="utf-8"))["metrics"]
+    )
 
     # segmentation -> video on the held-out sequences, written as whole videos (longer than a clip)
     out = tmp_path / "videos"
@@ -79,12 +104,22 @@ def test_train_evaluate_infer_end_to_end(tmp_path):
     frames = (np.random.default_rng(0).random((20, 40, 72, 3)) * 255).astype(np.uint8)
     write_video(folder / "drive.mp4", frames, fps=10)
     (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 40)
-    mine = run_bundle("inference", "inference.json", {**ov, "direction": "b2a", "input_dir": str(folder),
-                                                      "output_dir": str(tmp_path / "segs"), "amp": True,
-                                                      "sw_batch_size": 2})  # bf16, 2 windows per pass
+    mine = run_bundle(
+        "inference",
+        "inference.json",
+        {
+            **ov,
+            "direction": "b2a",
+            "input_dir": str(folder),
+            "output_dir": str(tmp_path / "segs"),
+            "amp": True,
+            "sw_batch_size": 2,
+        },
+    )  # bf16, 2 windows per pass
     assert mine.returncode == 1, mine.stdout[-3000:] + mine.stderr[-3000:]
-    rows = {Path(r["source"]).name: r for r in csv.DictReader(open(tmp_path / "segs" / "summary.csv",
-                                                                    encoding="utf-8"))}
+    rows = {
+        Path(r["source"]).name: r for r in csv.DictReader(open(tmp_path / "segs" / "summary.csv", encoding="utf-8"))
+    }
     assert rows["drive.mp4"]["status"] == "translated" and rows["broken.mp4"]["status"] == "failed"
     assert "broken.mp4" in rows["broken.mp4"]["reason"]
     assert read_video(tmp_path / "segs" / "drive_to_segmentation.mp4").shape == (20, 16, 32, 3)
@@ -92,10 +127,23 @@ def test_train_evaluate_infer_end_to_end(tmp_path):
 
 def test_colourisation_configuration(tmp_path):
     """colorize.json: grey video (A) <-> RGB video (B), validated by L2, evaluated by L2 and flicker."""
-    ov = {**tiny_overrides(tmp_path), "max_epochs": 1, "decay_epochs": 1, "epoch_length": 2, "val_interval": 1,
-          "num_val_cases": 2}
-    args = [sys.executable, "-m", "monai.bundle", "run", "training", "--config_file",
-            json.dumps([str(CONFIGS / "train.json"), str(CONFIGS / "colorize.json")])]
+    ov = {
+        **tiny_overrides(tmp_path),
+        "max_epochs": 1,
+        "decay_epochs": 1,
+        "epoch_length": 2,
+        "val_interval": 1,
+        "num_val_cases": 2,
+    }
+    args = [
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        "training",
+        "--config_file",
+        json.dumps([str(CONFIGS / "train.json"), str(CONFIGS / "colorize.json")]),
+    ]
     for k, v in ov.items():
         args += [f"--{k}", json.dumps(v) if isinstance(v, list) else str(v)]
     train = subprocess.run(args, capture_output=True, encoding="utf-8", errors="replace", timeout=900)

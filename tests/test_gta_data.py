@@ -44,7 +44,7 @@ def _moving_texture(speed: int, frames: int, size=(24, 40)) -> tuple[np.ndarray,
     h, w = size
     canvas = ndimage.gaussian_filter(rng.uniform(0, 255, (h, w + speed * frames, 3)), (6, 6, 0))
     canvas = np.clip((canvas - canvas.min()) / np.ptp(canvas) * 255, 0, 255).astype(np.uint8)
-    rgb = np.stack([canvas[:, speed * t: speed * t + w] for t in range(frames)])
+    rgb = np.stack([canvas[:, speed * t : speed * t + w] for t in range(frames)])
     labels = np.full((frames, h, w), ROAD, dtype=np.uint8)
     labels[:, : h // 3] = SKY
     return rgb, labels
@@ -158,11 +158,18 @@ def test_driving_scene_faster_camera_moves_more():
 
 def test_viper_folder_and_videos_give_the_same_clips(tmp_path):
     config = DrivingSceneConfig(size=(48, 80), frames=12, sequences=("001", "002", "003"))
-    viper = _write_viper(tmp_path / "viper", {n: render_sequence(config.sequence_rng(n), config)
-                                              for n in config.sequences})
+    viper = _write_viper(
+        tmp_path / "viper", {n: render_sequence(config.sequence_rng(n), config) for n in config.sequences}
+    )
     videos = export_videos(viper, tmp_path / "videos")
-    assert {p.name for p in videos.iterdir()} == {"001.mp4", "001_labels", "002.mp4", "002_labels", "003.mp4",
-                                                   "003_labels"}
+    assert {p.name for p in videos.iterdir()} == {
+        "001.mp4",
+        "001_labels",
+        "002.mp4",
+        "002_labels",
+        "003.mp4",
+        "003_labels",
+    }
     clips = GTAClipConfig(depth=4, size=(24, 40), sequences="001-003", train_fraction=0.6)
     a, b = build_gta_clips(tmp_path / "out", viper, clips), build_gta_clips(tmp_path / "out", videos, clips)
     assert a != b

@@ -51,12 +51,20 @@ def test_config_defaults_spacing_affine_and_name():
     json.dumps(info)
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    ({"shape": (64, 64)}, "shape"), ({"shape": (4, 64, 64)}, "shape"), ({"shape": (64, 64, 8.5)}, "shape"),
-    ({"fov_mm": (230.4, -1.0, 90.0)}, "fov_mm"), ({"fov_mm": (230.4, 90.0)}, "fov_mm"),
-    ({"num_train": 0}, "num_train"), ({"num_test": -1}, "num_test"), ({"num_train": 2.5}, "num_train"),
-    ({"seed": -1}, "seed"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"shape": (64, 64)}, "shape"),
+        ({"shape": (4, 64, 64)}, "shape"),
+        ({"shape": (64, 64, 8.5)}, "shape"),
+        ({"fov_mm": (230.4, -1.0, 90.0)}, "fov_mm"),
+        ({"fov_mm": (230.4, 90.0)}, "fov_mm"),
+        ({"num_train": 0}, "num_train"),
+        ({"num_test": -1}, "num_test"),
+        ({"num_train": 2.5}, "num_train"),
+        ({"seed": -1}, "seed"),
+    ],
+)
 def test_config_validation_names_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
         HeadPhantomConfig(**kwargs)
@@ -154,8 +162,10 @@ def test_build_layout_pairs_and_cache(tmp_path):
     folder = build_head_phantom(tmp_path, SMALL)
     assert folder == tmp_path / SMALL.folder_name()
     assert sorted(p.name for p in tmp_path.iterdir()) == [folder.name]  # no temporary folder left behind
-    names = {sub: sorted(p.name for p in (folder / sub).iterdir())
-             for sub in ("train/mr", "train/ct", "test/mr", "test/ct", "test/mask")}
+    names = {
+        sub: sorted(p.name for p in (folder / sub).iterdir())
+        for sub in ("train/mr", "train/ct", "test/mr", "test/ct", "test/mask")
+    }
     assert len(names["train/mr"]) == len(names["train/ct"]) == 2
     assert not set(names["train/mr"]) & set(names["train/ct"])
     assert names["test/mr"] == names["test/ct"] == names["test/mask"] and len(names["test/mr"]) == 2
@@ -168,19 +178,25 @@ def test_build_layout_pairs_and_cache(tmp_path):
     assert meta["tissues"] == TISSUES and meta["description"]
     assert names["train/ct"] == ["subject_0002.nii.gz", "subject_0003.nii.gz"]
 
-    for sub, dtype in (("train/mr", np.float32), ("train/ct", np.int16), ("test/mr", np.float32),
-                       ("test/ct", np.int16), ("test/mask", np.uint8)):
+    for sub, dtype in (
+        ("train/mr", np.float32),
+        ("train/ct", np.int16),
+        ("test/mr", np.float32),
+        ("test/ct", np.int16),
+        ("test/mask", np.uint8),
+    ):
         img = nib.load(folder / sub / names[sub][0])
         assert img.shape == SMALL.shape and img.get_data_dtype() == dtype, sub
         np.testing.assert_allclose(img.affine, SMALL.affine, atol=1e-5)
         assert int(img.header["qform_code"]) == 1 and int(img.header["sform_code"]) == 1
 
     # a test pair is one subject: the files are its rendering
-    subject = int(names["test/ct"][0][len("subject_"):-len(".nii.gz")])
+    subject = int(names["test/ct"][0][len("subject_") : -len(".nii.gz")])
     head = _subject(SMALL, subject)
     name = names["test/ct"][0]
-    np.testing.assert_array_equal(np.asanyarray(nib.load(folder / "test/ct" / name).dataobj),
-                                  np.rint(head["ct"]).astype(np.int16))
+    np.testing.assert_array_equal(
+        np.asanyarray(nib.load(folder / "test/ct" / name).dataobj), np.rint(head["ct"]).astype(np.int16)
+    )
     np.testing.assert_allclose(nib.load(folder / "test/mr" / name).get_fdata(), head["mr"], rtol=1e-6)
     np.testing.assert_array_equal(np.asanyarray(nib.load(folder / "test/mask" / name).dataobj), head["mask"])
 

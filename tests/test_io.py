@@ -120,8 +120,9 @@ def test_write_nifti_header_channels_and_integer_types(tmp_path):
     assert stored.get_data_dtype() == np.uint8
     assert np.asarray(stored.dataobj).ravel().tolist() == [0, 0, 2, 255, 255]  # rounded (half to even), clipped
     wide = np.array([-40000, 7, 40000], dtype=np.int32).reshape(3, 1, 1)
-    assert np.asarray(nib.load(write_nifti(tmp_path / "i16.nii.gz", wide, np.eye(4), dtype=np.int16)).dataobj
-                      ).ravel().tolist() == [-32768, 7, 32767]
+    assert np.asarray(
+        nib.load(write_nifti(tmp_path / "i16.nii.gz", wide, np.eye(4), dtype=np.int16)).dataobj
+    ).ravel().tolist() == [-32768, 7, 32767]
 
 
 def test_failed_nifti_write_keeps_the_old_file(tmp_path, monkeypatch):

@@ -2,11 +2,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from mr2ct.data import DigitVideoConfig, bouncing_trajectory, build_moving_mnist, colour_palette, load_split
 from mr2ct.metrics import colour_flicker, digit_masks
-
-import torch
 
 
 def test_palette_has_distinct_saturated_colours():

@@ -17,21 +17,34 @@ import SimpleITK as sitk
 import torch
 from monai.bundle import ConfigWorkflow, verify_net_in_out
 
-import conftest
 from mr2ct.bundle import load_config
-from conftest import REPO
 from mr2ct.data import build_head_phantom, phantom_config
+
+import conftest
+from conftest import REPO
 
 BUNDLE = REPO / "bundles" / "mrct_cyclegan3d"
 COMMON = conftest.REPO / "bundles" / "common" / "configs"  # MONAI tools read the layers listed
 CONFIGS = BUNDLE / "configs"
-TINY = {"volume_size": [8, 32, 32], "ngf": 4, "ndf": 4, "num_res_blocks": 1, "num_train_subjects": 2,
-        "num_test_subjects": 2, "num_workers": 0}
+TINY = {
+    "volume_size": [8, 32, 32],
+    "ngf": 4,
+    "ndf": 4,
+    "num_res_blocks": 1,
+    "num_train_subjects": 2,
+    "num_test_subjects": 2,
+    "num_workers": 0,
+}
 
 
 def tiny_overrides(tmp_path: Path) -> dict:
-    return {**TINY, "bundle_root": str(BUNDLE), "dataset_dir": str(tmp_path / "data"),
-            "ckpt_dir": str(tmp_path / "models"), "output_dir": str(tmp_path / "runs")}
+    return {
+        **TINY,
+        "bundle_root": str(BUNDLE),
+        "dataset_dir": str(tmp_path / "data"),
+        "ckpt_dir": str(tmp_path / "models"),
+        "output_dir": str(tmp_path / "runs"),
+    }
 
 
 def run_bundle(run_id: str, config: str, overrides: dict) -> subprocess.CompletedProcess:
@@ -55,9 +68,16 @@ def write_dicom_series(folder: Path, volume: np.ndarray, spacing=(0.8, 0.8, 2.5)
     for k in range(volume.shape[0]):
         s = image[:, :, k]
         position = image.TransformIndexToPhysicalPoint((0, 0, k))
-        for tag, value in {"0008|0060": "MR", "0020|000e": "1.2.826.0.1.3680043.2.1125.77", "0020|0013": str(k + 1),
-                           "0020|0032": "\\".join(f"{p:.4f}" for p in position), "0020|0037": "1\\0\\0\\0\\1\\0",
-                           "0018|0050": str(spacing[2]), "0010|0010": "DOE^JANE", "0010|0020": "P-0042"}.items():
+        for tag, value in {
+            "0008|0060": "MR",
+            "0020|000e": "1.2.826.0.1.3680043.2.1125.77",
+            "0020|0013": str(k + 1),
+            "0020|0032": "\\".join(f"{p:.4f}" for p in position),
+            "0020|0037": "1\\0\\0\\0\\1\\0",
+            "0018|0050": str(spacing[2]),
+            "0010|0010": "DOE^JANE",
+            "0010|0020": "P-0042",
+        }.items():
             s.SetMetaData(tag, value)
         writer.SetFileName(str(folder / f"slice_{k:03d}.dcm"))
         writer.Execute(s)
@@ -65,14 +85,29 @@ def write_dicom_series(folder: Path, volume: np.ndarray, spacing=(0.8, 0.8, 2.5)
 
 
 def checksums(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_metadata_and_paper_settings():
     meta = json.loads((CONFIGS / "metadata.json").read_text(encoding="utf-8"))
-    for key in ("schema", "version", "changelog", "monai_version", "pytorch_version", "numpy_version",
-                "required_packages_version", "task", "description", "authors", "copyright", "network_data_format"):
+    for key in (
+        "schema",
+        "version",
+        "changelog",
+        "monai_version",
+        "pytorch_version",
+        "numpy_version",
+        "required_packages_version",
+        "task",
+        "description",
+        "authors",
+        "copyright",
+        "network_data_format",
+    ):
         assert key in meta, key
     assert meta["network_data_format"]["inputs"]["image"]["spatial_shape"] == [30, 256, 256]
     train = load_config(BUNDLE.name).get()
@@ -81,21 +116,31 @@ def test_metadata_and_paper_settings():
 
 
 def test_network_matches_metadata_offline():
-    verify_net_in_out(net_id="network_def", meta_file=str(CONFIGS / "metadata.json"),
-                      config_file=[str(COMMON / "train.json"), str(CONFIGS / "train.json")], device="cpu", ngf=4,
-                      num_res_blocks=1,
-                      bundle_root=str(BUNDLE))
+    verify_net_in_out(
+        net_id="network_def",
+        meta_file=str(CONFIGS / "metadata.json"),
+        config_file=[str(COMMON / "train.json"), str(CONFIGS / "train.json")],
+        device="cpu",
+        ngf=4,
+        num_res_blocks=1,
+        bundle_root=str(BUNDLE),
+    )
 
 
-@pytest.mark.parametrize("config, workflow_type", [("train.json", "train"), ("inference.json", "infer"),
-                                                    ("evaluate.json", "infer")])
+@pytest.mark.parametrize(
+    "config, workflow_type", [("train.json", "train"), ("inference.json", "infer"), ("evaluate.json", "infer")]
+)
 def test_bundle_workflow_properties(tmp_path, config, workflow_type):
     if workflow_type == "infer":  # inference and evaluation need trained weights: any of the right shape
         parser = load_config(BUNDLE.name, "inference", overrides=tiny_overrides(tmp_path))
         (tmp_path / "models").mkdir()
         torch.save(parser.get_parsed_content("network_def").state_dict(), tmp_path / "models" / "model.pt")
-    workflow = ConfigWorkflow(config_file=str(CONFIGS / config), workflow_type=workflow_type,
-                              meta_file=str(CONFIGS / "metadata.json"), **tiny_overrides(tmp_path))
+    workflow = ConfigWorkflow(
+        config_file=str(CONFIGS / config),
+        workflow_type=workflow_type,
+        meta_file=str(CONFIGS / "metadata.json"),
+        **tiny_overrides(tmp_path),
+    )
     workflow.initialize()
     assert workflow.check_properties() in (None, [])
 
@@ -106,8 +151,12 @@ def make_inference_folder(root: Path) -> tuple[Path, dict[str, Path]]:
     folder = root / "in"
     folder.mkdir()
     good = {
-        "a": write_nifti(folder / "a.nii.gz", rng.normal(300, 50, (40, 50, 45)).astype(np.float32), (1.2, 1.2, 1.2),
-                         (-20.0, 5.0, 10.0)),
+        "a": write_nifti(
+            folder / "a.nii.gz",
+            rng.normal(300, 50, (40, 50, 45)).astype(np.float32),
+            (1.2, 1.2, 1.2),
+            (-20.0, 5.0, 10.0),
+        ),
         "b": write_nifti(folder / "b.nii.gz", rng.normal(300, 50, (32, 32, 8)).astype(np.float32), (7.2, 7.2, 11.25)),
         "c": write_nifti(folder / "c.nii", rng.normal(300, 50, (24, 32, 32)).astype(np.int16), (2.0, 1.0, 1.0)),
         "series": write_dicom_series(folder / "series", rng.normal(300, 50, (12, 20, 18))),
@@ -125,10 +174,15 @@ def make_inference_folder(root: Path) -> tuple[Path, dict[str, Path]]:
 
 def test_train_infer_evaluate_end_to_end(tmp_path):
     ov = tiny_overrides(tmp_path)
-    train = run_bundle("training", "train.json", {**ov, "max_epochs": 2, "decay_epochs": 1, "epoch_length": 2,
-                                                  "val_interval": 1, "log_interval": 1})
+    train = run_bundle(
+        "training",
+        "train.json",
+        {**ov, "max_epochs": 2, "decay_epochs": 1, "epoch_length": 2, "val_interval": 1, "log_interval": 1},
+    )
     assert train.returncode == 0, train.stderr[-3000:]
-    assert {"model.pt", "model_ba.pt", "checkpoint_2.pt", "checkpoint_4.pt"} <= {p.name for p in (tmp_path / "models").iterdir()}
+    assert {"model.pt", "model_ba.pt", "checkpoint_2.pt", "checkpoint_4.pt"} <= {
+        p.name for p in (tmp_path / "models").iterdir()
+    }
     assert "val_mae_hu" in train.stdout + train.stderr
     phantom = next((tmp_path / "data").glob("headphantom_*"))
     assert len(list((phantom / "train" / "mr").iterdir())) == 2
@@ -170,22 +224,52 @@ def test_train_infer_evaluate_end_to_end(tmp_path):
     # the command-line shortcut, on a single DICOM series folder, overwriting on request; bf16 autocast (on the
     # CPU too) and batched windows give nearly the fp32 translation
     cli_out = tmp_path / "cli_out"
-    args = [sys.executable, "-m", "mr2ct.cli", "translate", "--input_dir", str(good["series"]), "--output_dir",
-            str(cli_out), "--overwrite", "True", "--amp", "true", "--sw_batch_size", "2"]
+    args = [
+        sys.executable,
+        "-m",
+        "mr2ct.cli",
+        "translate",
+        "--input_dir",
+        str(good["series"]),
+        "--output_dir",
+        str(cli_out),
+        "--overwrite",
+        "True",
+        "--amp",
+        "true",
+        "--sw_batch_size",
+        "2",
+    ]
     for k, v in ov.items():
         args += [f"--{k}", str(v)] if k != "output_dir" else []
     cli = subprocess.run(args, capture_output=True, encoding="utf-8", errors="replace", timeout=600)
     assert cli.returncode == 0, cli.stderr[-3000:]
-    assert [p.name for p in cli_out.glob("*.nii.gz")] == ["series_synthct.nii.gz"], cli.stdout[-2000:] + cli.stderr[-2000:]
+    assert [p.name for p in cli_out.glob("*.nii.gz")] == ["series_synthct.nii.gz"], (
+        cli.stdout[-2000:] + cli.stderr[-2000:]
+    )
     bf16 = nib.load(cli_out / "series_synthct.nii.gz").get_fdata()
     difference = np.abs(bf16 - nib.load(out_dir / "series_synthct.nii.gz").get_fdata())
     assert 0 < difference.mean() < 30 and difference.max() < 300, (difference.mean(), difference.max())  # HU
 
     # the synthetic CT of the DICOM MR, exported as a DICOM series in the source's study and geometry
     dicom_out = tmp_path / "dicom"
-    export = subprocess.run([sys.executable, "-m", "mr2ct.cli", "export-dicom", str(cli_out / "series_synthct.nii.gz"),
-                             "--output", str(dicom_out), "--source-dicom", str(good["series"])],
-                            capture_output=True, encoding="utf-8", errors="replace", timeout=600)
+    export = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mr2ct.cli",
+            "export-dicom",
+            str(cli_out / "series_synthct.nii.gz"),
+            "--output",
+            str(dicom_out),
+            "--source-dicom",
+            str(good["series"]),
+        ],
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=600,
+    )
     assert export.returncode == 0, export.stderr[-3000:]
     files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(dicom_out))
     exported = sitk.ReadImage(files)
@@ -238,8 +322,15 @@ def test_structure_pairs_confidence_and_settings_through_the_bundle(tmp_path):
     ov = tiny_overrides(tmp_path)
     folder = build_head_phantom(tmp_path / "data", phantom_config(TINY["volume_size"], [230.4, 230.4, 90.0], 2, 2, 0))
     pairs = {"paired_mr_dir": str(folder / "test" / "mr"), "paired_ct_dir": str(folder / "test" / "ct")}
-    settings = {**ov, "decay_epochs": 1, "epoch_length": 2, "val_interval": 0, "log_interval": 1,
-                "lambda_structure": 1.0, **pairs}
+    settings = {
+        **ov,
+        "decay_epochs": 1,
+        "epoch_length": 2,
+        "val_interval": 0,
+        "log_interval": 1,
+        "lambda_structure": 1.0,
+        **pairs,
+    }
     train = run_bundle("training", "train.json", {**settings, "max_epochs": 1})
     assert train.returncode == 0, train.stderr[-3000:]
     resumed = run_bundle("training", "train.json", {**settings, "max_epochs": 2, "resume": True})
@@ -265,8 +356,17 @@ def test_structure_pairs_confidence_and_settings_through_the_bundle(tmp_path):
     assert evaluate.returncode == 0, evaluate.stderr[-3000:]
     report = tmp_path / "runs" / "report"
     metrics = json.loads((report / "metrics.json").read_text(encoding="utf-8"))
-    for name in ("mae_air", "mae_soft", "mae_bone", "me_bone", "dice_bone", "linear_mae_bone", "mean_uncertainty",
-                 "uncertainty_voxel_spearman", "uncertainty_case_spearman"):
+    for name in (
+        "mae_air",
+        "mae_soft",
+        "mae_bone",
+        "me_bone",
+        "dice_bone",
+        "linear_mae_bone",
+        "mean_uncertainty",
+        "uncertainty_voxel_spearman",
+        "uncertainty_case_spearman",
+    ):
         assert name in metrics["metrics"], name
     assert "phantom labels" in metrics["settings"]["tissue classes"]
     header = next(csv.reader(open(report / "cases.csv")))
@@ -275,11 +375,14 @@ def test_structure_pairs_confidence_and_settings_through_the_bundle(tmp_path):
     assert "case_0_uncertainty" in (report / "report.md").read_text(encoding="utf-8")
 
     # quick-sized weights without the quick settings: refused before any work, naming what differs
-    for args in (["-m", "monai.bundle", "run", "inference", "--config_file", str(CONFIGS / "inference.json")],
-                 ["-m", "mr2ct.cli", "translate"]):
+    for args in (
+        ["-m", "monai.bundle", "run", "inference", "--config_file", str(CONFIGS / "inference.json")],
+        ["-m", "mr2ct.cli", "translate"],
+    ):
         wrong = {**ov, "ngf": 8, "num_res_blocks": 2, "output_dir": str(tmp_path / "wrong")}
-        command = [sys.executable, *args] + [x for k, v in wrong.items() for x in (f"--{k}", json.dumps(v)
-                                                                                 if isinstance(v, list) else str(v))]
+        command = [sys.executable, *args] + [
+            x for k, v in wrong.items() for x in (f"--{k}", json.dumps(v) if isinstance(v, list) else str(v))
+        ]
         refused = subprocess.run(command, capture_output=True, encoding="utf-8", errors="replace", timeout=600)
         assert refused.returncode != 0 and not (tmp_path / "wrong").exists()
         line = next(x for x in refused.stderr.splitlines() if x.startswith("ValueError: the weights"))

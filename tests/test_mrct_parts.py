@@ -40,8 +40,9 @@ def phantom(tmp_path_factory):
 def test_shared_transforms_load_orient_and_window(phantom):
     _, folder = phantom
     ct_file = sorted((folder / "test" / "ct").iterdir())[0]
-    chain = shared_transforms("mrct.json", ["load", "to_network_layout", "ct_intensity"], keys=["B"],
-                              ct_window=[-1000.0, 2000.0])
+    chain = shared_transforms(
+        "mrct.json", ["load", "to_network_layout", "ct_intensity"], keys=["B"], ct_window=[-1000.0, 2000.0]
+    )
     item = {"B": str(ct_file)}
     for t in chain:
         item = t(item)
@@ -190,6 +191,10 @@ def test_synthrad_metric_handler_scores_model_and_yardsticks():
 
 def test_midplane_panel(tmp_path):
     volume = torch.linspace(-1, 1, 8 * 16 * 12).reshape(1, 8, 16, 12)
-    path = save_midplane_panel({"MR": volume, "CT": volume * 1000}, tmp_path / "p.png",
-                               {"MR": (-1, 1), "CT": (-200, 1300)}, spacing=(3.0, 0.9, 0.9))
+    path = save_midplane_panel(
+        {"MR": volume, "CT": volume * 1000},
+        tmp_path / "p.png",
+        {"MR": (-1, 1), "CT": (-200, 1300)},
+        spacing=(3.0, 0.9, 0.9),
+    )
     assert path.is_file() and path.stat().st_size > 1000

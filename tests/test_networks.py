@@ -71,8 +71,14 @@ def test_generator_rejects_bad_input():
 
 @pytest.mark.parametrize(
     "spatial_dims, channels, size",
-    [(3, 1, (30, 84, 84)), (3, 3, (30, 84, 84)), (3, 3, (8, 108, 192)), (3, 1, (16, 28, 28)), (2, 3, (84, 84)),
-     (2, 1, (108, 192))],
+    [
+        (3, 1, (30, 84, 84)),
+        (3, 3, (30, 84, 84)),
+        (3, 3, (8, 108, 192)),
+        (3, 1, (16, 28, 28)),
+        (2, 3, (84, 84)),
+        (2, 1, (108, 192)),
+    ],
 )
 def test_discriminator_gives_patch_logits_for_short_clips(spatial_dims, channels, size):
     net = PatchGANDiscriminator(spatial_dims, channels, channels=4, input_size=size)
@@ -131,8 +137,9 @@ def test_framewise_network_equals_per_frame_application():
 
 
 @pytest.mark.parametrize("upsample", ["nearest", "linear"])
-@pytest.mark.parametrize("spatial_dims, size, strides", [(3, (16, 28, 28), (1, 2, 2)), (3, (7, 13, 10), 2),
-                                                           (2, (37, 41), 2)])
+@pytest.mark.parametrize(
+    "spatial_dims, size, strides", [(3, (16, 28, 28), (1, 2, 2)), (3, (7, 13, 10), 2), (2, (37, 41), 2)]
+)
 def test_generator_resize_convolution_upsampling(upsample, spatial_dims, size, strides):
     net = ResnetGenerator(spatial_dims, 3, 3, channels=4, num_res_blocks=1, strides=strides, upsample=upsample)
     transposed = ResnetGenerator(spatial_dims, 3, 3, channels=4, num_res_blocks=1, strides=strides)

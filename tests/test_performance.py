@@ -9,13 +9,12 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO, VMNIST_BUNDLE
 from monai.bundle import ConfigWorkflow
 
-from mr2ct.bundle import load_config
 from mr2ct.benchmarks import inference as inference_benchmark
 from mr2ct.benchmarks import measure as measuring
 from mr2ct.benchmarks import training_step as benchmark
+from mr2ct.bundle import load_config
 from mr2ct.cli import main as cli
 from mr2ct.engine.distributed import wrap_ddp
 from mr2ct.engine.performance import (
@@ -27,10 +26,10 @@ from mr2ct.engine.performance import (
 )
 from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, init_weights
 
+from conftest import REPO, VMNIST_BUNDLE
+
 BUNDLES = sorted(p.parent.parent for p in (REPO / "bundles").glob("*/configs/metadata.json"))
 SHAPE = {"method": "3d", "shape": (8, 16, 16), "channels": 1, "ngf": 4, "blocks": 2, "device": "cpu"}
-
-
 
 
 def _train(options: tuple[str, ...], steps: int = 2) -> tuple[list[dict], dict]:
@@ -45,8 +44,11 @@ def _train(options: tuple[str, ...], steps: int = 2) -> tuple[list[dict], dict]:
     for step in range(steps):
         losses.append({k: v for k, v in trainer._iteration(trainer, data).items() if k.startswith("loss_")})
         if step == 0:
-            grads = {f"{name}.{k}": p.grad.detach().float().clone() for name in ("g_ab", "g_ba", "d_a", "d_b")
-                     for k, p in getattr(trainer, name).named_parameters()}
+            grads = {
+                f"{name}.{k}": p.grad.detach().float().clone()
+                for name in ("g_ab", "g_ba", "d_a", "d_b")
+                for k, p in getattr(trainer, name).named_parameters()
+            }
     return losses, grads
 
 
@@ -67,8 +69,11 @@ def reference():
     return _train(())
 
 
-@pytest.mark.parametrize("options", [("channels_last",), ("checkpoint_blocks",), ("fused_adam",),
-                                     ("channels_last", "checkpoint_blocks", "fused_adam")], ids="+".join)
+@pytest.mark.parametrize(
+    "options",
+    [("channels_last",), ("checkpoint_blocks",), ("fused_adam",), ("channels_last", "checkpoint_blocks", "fused_adam")],
+    ids="+".join,
+)
 def test_fp32_switches_train_like_the_reference(reference, options):
     _assert_close(_train(options), reference, rtol=1e-4, atol=1e-5)
 
@@ -108,12 +113,21 @@ def test_one_iteration_runs_each_generator_twice_and_reuses_the_fakes():
 
 
 def test_data_loading_benchmark(tmp_path, capsys):
-    from test_bundle import TINY
-
     from mr2ct.benchmarks import data_loading
 
-    result = data_loading.main(["vmnist_cyclegan3d", "--quick", "--batches", "3", "--dataset_dir", str(tmp_path),
-                                *[x for k, v in TINY.items() for x in (f"--{k}", str(v))]])
+    from test_bundle import TINY
+
+    result = data_loading.main(
+        [
+            "vmnist_cyclegan3d",
+            "--quick",
+            "--batches",
+            "3",
+            "--dataset_dir",
+            str(tmp_path),
+            *[x for k, v in TINY.items() for x in (f"--{k}", str(v))],
+        ]
+    )
     assert len(result["times"]) == 3 and result["setup"] > 0 and result["clips_per_batch"] >= 1
     assert "clip pairs / s" in capsys.readouterr().out
 
@@ -195,8 +209,15 @@ def test_compiled_step_trains_like_the_reference(reference):
     _assert_close(_train(("compile",)), reference, rtol=1e-3, atol=1e-4)
 
 
-SWITCHES_ON = {"amp": True, "amp_dtype": "bfloat16", "channels_last": True, "compile": True,
-               "checkpoint_blocks": True, "fused_adam": True, "cudnn_benchmark": True}
+SWITCHES_ON = {
+    "amp": True,
+    "amp_dtype": "bfloat16",
+    "channels_last": True,
+    "compile": True,
+    "checkpoint_blocks": True,
+    "fused_adam": True,
+    "cudnn_benchmark": True,
+}
 
 
 @pytest.fixture
@@ -208,12 +229,24 @@ def restore_cudnn_benchmark():
 
 def test_every_switch_reachable_from_the_vmnist_bundle(tiny_vmnist, tmp_path, restore_cudnn_benchmark):
     configs = VMNIST_BUNDLE / "configs"
-    workflow = ConfigWorkflow(config_file=str(configs / "train.json"), workflow_type="train",
-                              meta_file=str(configs / "metadata.json"), bundle_root=str(VMNIST_BUNDLE),
-                              dataset_dir=str(tiny_vmnist), ckpt_dir=str(tmp_path / "models"),
-                              output_dir=str(tmp_path / "runs"), depth=8, size=[16, 16], num_digits=40, ngf=4,
-                              ndf=4, num_res_blocks=1, num_workers=0, device="cpu",
-                              **{k: str(v).lower() if isinstance(v, bool) else v for k, v in SWITCHES_ON.items()})
+    workflow = ConfigWorkflow(
+        config_file=str(configs / "train.json"),
+        workflow_type="train",
+        meta_file=str(configs / "metadata.json"),
+        bundle_root=str(VMNIST_BUNDLE),
+        dataset_dir=str(tiny_vmnist),
+        ckpt_dir=str(tmp_path / "models"),
+        output_dir=str(tmp_path / "runs"),
+        depth=8,
+        size=[16, 16],
+        num_digits=40,
+        ngf=4,
+        ndf=4,
+        num_res_blocks=1,
+        num_workers=0,
+        device="cpu",
+        **{k: str(v).lower() if isinstance(v, bool) else v for k, v in SWITCHES_ON.items()},
+    )
     workflow.initialize()
     assert torch.backends.cudnn.benchmark is True
     trainer = workflow.parser.get_parsed_content("train#trainer")
@@ -228,24 +261,46 @@ def test_every_switch_reachable_from_the_vmnist_bundle(tiny_vmnist, tmp_path, re
 @pytest.mark.parametrize("bundle", BUNDLES, ids=lambda p: p.name)
 def test_switch_keys_off_by_default_and_wired(bundle):
     parser = load_config(bundle.name)
-    assert {k: parser[k] for k in SWITCHES_ON} == {"amp": False, "amp_dtype": "bfloat16", "channels_last": False,
-                                                   "compile": False, "checkpoint_blocks": False, "fused_adam": False,
-                                                   "cudnn_benchmark": False}
+    assert {k: parser[k] for k in SWITCHES_ON} == {
+        "amp": False,
+        "amp_dtype": "bfloat16",
+        "channels_last": False,
+        "compile": False,
+        "checkpoint_blocks": False,
+        "fused_adam": False,
+        "cudnn_benchmark": False,
+    }
     trainer = parser["train"]["trainer"]
     assert {"amp_dtype", "channels_last", "compile"} <= set(trainer)
     assert "@checkpoint_blocks" in parser["network_def"]["checkpoint_blocks"]
     assert all(parser[o]["fused_adam"] == "@fused_adam" for o in ("g_optimizer", "d_optimizer"))
     assert any("@cudnn_benchmark" in item for item in parser["setup"])
-    parser.update({"ngf": 4, "ndf": 4, "num_res_blocks": 1, "device": "cpu", "fused_adam": True,
-                   "checkpoint_blocks": True})
+    parser.update(
+        {"ngf": 4, "ndf": 4, "num_res_blocks": 1, "device": "cpu", "fused_adam": True, "checkpoint_blocks": True}
+    )
     assert parser.get_parsed_content("g_optimizer").defaults["foreach"] is True
     assert parser.get_parsed_content("network_def").checkpoint_blocks is True
 
 
 def test_benchmark_side_by_side(tmp_path, capsys):
     out = tmp_path / "BENCH.md"
-    rows = benchmark.main(["--device", "cpu", "--shapes", "8x16x16:1:4:2", "--opt", "channels_last,fused_adam",
-                           "--repeats", "1", "--warmup", "0", "--in-process", "--markdown", str(out)])
+    rows = benchmark.main(
+        [
+            "--device",
+            "cpu",
+            "--shapes",
+            "8x16x16:1:4:2",
+            "--opt",
+            "channels_last,fused_adam",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--in-process",
+            "--markdown",
+            str(out),
+        ]
+    )
     assert [r["name"] for r in rows] == ["fp32 reference", "channels_last+fused_adam"]
     reference = rows[0]["result"]
     # the reference's first step counted: convolutions forward and backward, the same model FLOPs as built again
@@ -266,8 +321,24 @@ def test_benchmark_side_by_side(tmp_path, capsys):
 
 def test_benchmarks_from_the_command_line(tmp_path):
     """``mr2ct bench`` runs each variant in its own process; a bad argument is a one-line usage error."""
-    cmd = [sys.executable, "-m", "mr2ct.cli", "bench", "--device", "cpu", "--shapes", "8x16x16:1:4:1", "--opt",
-           "fused_adam", "--repeats", "1", "--warmup", "0", "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mr2ct.cli",
+        "bench",
+        "--device",
+        "cpu",
+        "--shapes",
+        "8x16x16:1:4:1",
+        "--opt",
+        "fused_adam",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+    ]
     run = subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace", timeout=300, cwd=REPO)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "| 8x16x16 | 1 | 4 | 1 | fused_adam |" in run.stdout
@@ -296,24 +367,50 @@ def test_peak_memory_and_peak_tflops(monkeypatch):
         del block
     assert memory.kind == "RSS rise" and memory.peak >= 60 * 2**20
     assert measuring.peak_tflops("cpu") is None
-    for name, peak in (("NVIDIA H100 80GB HBM3", 989.4), ("NVIDIA H100 PCIe", 756.0), ("NVIDIA H200", 989.4),
-                       ("NVIDIA A100-SXM4-80GB", 312.0), ("NVIDIA L40S", 362.1), ("NVIDIA L4", 121.0),
-                       ("Tesla T4", None)):
+    for name, peak in (
+        ("NVIDIA H100 80GB HBM3", 989.4),
+        ("NVIDIA H100 PCIe", 756.0),
+        ("NVIDIA H200", 989.4),
+        ("NVIDIA A100-SXM4-80GB", 312.0),
+        ("NVIDIA L40S", 362.1),
+        ("NVIDIA L4", 121.0),
+        ("Tesla T4", None),
+    ):
         monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None, name=name: name)
         assert measuring.peak_tflops("cuda:0") == peak, name
 
 
 def test_inference_benchmark_batched_windows_and_bf16(tmp_path):
     """Batching windows changes no output (fp32); bf16 autocast stays close to the fp32 reference."""
-    common = ["--volume", "20", "16", "16", "--roi", "8", "16", "16", "--ngf", "4", "--blocks", "1", "--device", "cpu",
-              "--repeats", "1", "--warmup", "0", "--in-process"]
+    common = [
+        "--volume",
+        "20",
+        "16",
+        "16",
+        "--roi",
+        "8",
+        "16",
+        "16",
+        "--ngf",
+        "4",
+        "--blocks",
+        "1",
+        "--device",
+        "cpu",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--in-process",
+    ]
     batched = inference_benchmark.main([*common, "--sw-batch-size", "3", "--opt", "none"])
     assert batched["reference"]["windows"] == batched["optimised"]["windows"] == 3  # at depth 0, 6 and 12
     assert batched["max_abs_difference"] < 1e-5
     assert batched["reference"]["flops"] > 0 and batched["optimised"]["flops"] is None
     out = tmp_path / "BENCH.md"
-    amp = inference_benchmark.main([*common, "--sw-batch-size", "2", "--opt", "amp,channels_last",
-                                    "--markdown", str(out)])
+    amp = inference_benchmark.main(
+        [*common, "--sw-batch-size", "2", "--opt", "amp,channels_last", "--markdown", str(out)]
+    )
     assert 0 < amp["max_abs_difference"] < 0.1
     assert "## Whole-volume inference, CPU" in out.read_text(encoding="utf-8")
 

@@ -21,8 +21,10 @@ from mr2ct.io.readers import load_datalist
 from mr2ct.transforms import HeadCrop, HeadCropd, head_crop_box, head_foreground, read_crop_overrides
 
 # ITK's SWIG bindings and MONAI's optional GPU DICOM decoder warn on import; neither concerns these tests
-pytestmark = [pytest.mark.filterwarnings("ignore:builtin type .* has no __module__:DeprecationWarning"),
-              pytest.mark.filterwarnings("ignore:NvImgCodecPydicomReader:UserWarning")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:builtin type .* has no __module__:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:NvImgCodecPydicomReader:UserWarning"),
+]
 
 CT_BRAIN, CT_SKULL, CT_SKIN, CT_MARKER = 30, 1000, 40, 3000
 
@@ -44,7 +46,7 @@ def phantom(shape, spacing, centre, radii_mm, modality, marker=None, seed=0) -> 
         v[r < 1], v[r < 1 - t], v[r < 1 - 2 * t] = 300, 30, 600
     if marker is not None:
         x, y, z = marker
-        v[x - 1: x + 2, y - 1: y + 2, z - 1: z + 2] = CT_MARKER if modality == "ct" else 1000
+        v[x - 1 : x + 2, y - 1 : y + 2, z - 1 : z + 2] = CT_MARKER if modality == "ct" else 1000
     return v
 
 
@@ -70,10 +72,17 @@ def write_dicom_series(vol_xyz: np.ndarray, affine_ras: np.ndarray, folder: Path
     writer.KeepOriginalImageUIDOn()
     for i in range(img.GetDepth()):
         s = img[:, :, i]
-        for tag, value in {"0008|0060": "CT", "0020|000e": uid, "0020|000d": uid + ".1", "0008|0018": f"{uid}.{i + 1}",
-                           "0020|0013": str(i + 1), "0028|1052": "0", "0028|1053": "1",
-                           "0020|0032": "\\".join(str(v) for v in img.TransformIndexToPhysicalPoint((0, 0, i))),
-                           "0020|0037": "\\".join(str(v) for v in (d[0], d[3], d[6], d[1], d[4], d[7]))}.items():
+        for tag, value in {
+            "0008|0060": "CT",
+            "0020|000e": uid,
+            "0020|000d": uid + ".1",
+            "0008|0018": f"{uid}.{i + 1}",
+            "0020|0013": str(i + 1),
+            "0028|1052": "0",
+            "0028|1053": "1",
+            "0020|0032": "\\".join(str(v) for v in img.TransformIndexToPhysicalPoint((0, 0, i))),
+            "0020|0037": "\\".join(str(v) for v in (d[0], d[3], d[6], d[1], d[4], d[7])),
+        }.items():
             s.SetMetaData(tag, value)
         writer.SetFileName(str(folder / f"1-{i + 1:03d}.dcm"))
         writer.Execute(s)
@@ -131,8 +140,9 @@ def test_head_crop_box_short_volume_and_errors(caplog):
 
 
 def _meta_volume(vol, spacing, origin, name="/data/case7.nii.gz"):
-    return MetaTensor(torch.as_tensor(vol)[None], affine=torch.as_tensor(affine_of(spacing, origin)),
-                      meta={"filename_or_obj": name})
+    return MetaTensor(
+        torch.as_tensor(vol)[None], affine=torch.as_tensor(affine_of(spacing, origin)), meta={"filename_or_obj": name}
+    )
 
 
 def test_head_cropd_auto_override_inverse(tmp_path):
@@ -197,8 +207,14 @@ def test_read_crop_overrides(tmp_path):
 
 # ---------------------------------------------------------------- prepare_mrct
 
-PREP = {"spacing": (2.0, 2.0, 2.0), "size": (24, 24, 8), "top_offset_mm": 10.0, "extent_mm": 40.0,
-        "margin_mm": 4.0, "mr_percentiles": (0.5, 100.0)}  # 100: the MR marker, the brightest, maps to 1
+PREP = {
+    "spacing": (2.0, 2.0, 2.0),
+    "size": (24, 24, 8),
+    "top_offset_mm": 10.0,
+    "extent_mm": 40.0,
+    "margin_mm": 4.0,
+    "mr_percentiles": (0.5, 100.0),
+}  # 100: the MR marker, the brightest, maps to 1
 P_SHAPE, P_SP, P_CENTRE, P_RADII = (48, 48, 30), (1.5, 1.5, 3.0), (24, 24, 12), (25, 30, 40)
 MARKER = (24, 26, 16)  # inside the brain, within the crop
 
@@ -235,8 +251,11 @@ def sources(tmp_path):
 
 
 def _checksums(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _manifest(out: Path) -> dict[tuple[str, str], dict]:
@@ -297,8 +316,10 @@ def test_prepare_keeps_outputs_and_uses_crop_csv(tmp_path, sources):
     prepare_mrct(mr, ct, out, **PREP)
     again = _manifest(out)
     assert os.stat(out / "mr" / "p1.nii.gz").st_mtime_ns == stamp
-    assert again["mr", "p1"]["reason"].startswith("kept") and again["mr", "p1"]["crop_box"] == first["mr", "p1"][
-        "crop_box"]
+    assert (
+        again["mr", "p1"]["reason"].startswith("kept")
+        and again["mr", "p1"]["crop_box"] == first["mr", "p1"]["crop_box"]
+    )
     boxes = _write_csv(tmp_path / "boxes.csv", [("mr/p1", 2, 26, 3, 27, 4, 20)])
     prepare_mrct(mr, ct, out, overrides_csv=boxes, overwrite=True, **PREP)
     redone = _manifest(out)

@@ -14,9 +14,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from mr2ct.io.readers import VolumeError
 from mr2ct.export.reader_study import StudyError, make_study, score_study, serve_study
 from mr2ct.export.study_server import answers_file_name
+from mr2ct.io.readers import VolumeError
 from mr2ct.metrics.two_afc import (
     REAL,
     AnswerError,
@@ -54,13 +54,20 @@ def outputs(tmp_path):
 
 
 def _make(outputs, out: Path, **kwargs) -> Path:
-    return make_study(out, outputs["mr"], {"3D": outputs["3D"], "random": outputs["random"]},
-                      real_dir=outputs["ct"], examples_target_dir=outputs["examples_ct"], num_examples=2, **kwargs)
+    return make_study(
+        out,
+        outputs["mr"],
+        {"3D": outputs["3D"], "random": outputs["random"]},
+        real_dir=outputs["ct"],
+        examples_target_dir=outputs["examples_ct"],
+        num_examples=2,
+        **kwargs,
+    )
 
 
 def _study(out: Path) -> dict:
     text = (out / "study" / "study.js").read_text(encoding="utf-8")
-    return json.loads(text[text.index("{"): text.rindex("}") + 1])
+    return json.loads(text[text.index("{") : text.rindex("}") + 1])
 
 
 def test_make_study_is_blinded_and_complete(outputs, tmp_path):
@@ -129,8 +136,12 @@ def test_make_study_errors(outputs, tmp_path):
     with pytest.raises(StudyError, match="source folder .*not found"):
         make_study(tmp_path / "s", tmp_path / "nowhere", methods, examples_target_dir=outputs["ct"])
     with pytest.raises(StudyError, match="invalid method name 'real'"):
-        make_study(tmp_path / "s", outputs["mr"], {"real": outputs["3D"], "random": outputs["random"]},
-                   examples_target_dir=outputs["ct"])
+        make_study(
+            tmp_path / "s",
+            outputs["mr"],
+            {"real": outputs["3D"], "random": outputs["random"]},
+            examples_target_dir=outputs["ct"],
+        )
     assert not (tmp_path / "s").exists()  # nothing half-built
     existing = tmp_path / "existing"
     existing.mkdir()
@@ -164,8 +175,11 @@ def test_images_of_a_case_share_one_grid(outputs, tmp_path):
     on screen ("slice k / N"): refused, naming the files."""
     real = outputs["ct"] / f"{CASES[1]}.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((16, 12, 7), np.float32) + 40, np.diag([0.9, 0.9, 3.0, 1.0])), str(real))
-    with pytest.raises(StudyError, match=rf"case '{CASES[1]}': its images differ in grid .*7 frames of 12x16.*"
-                                         r"5 frames of 12x16.*resample them to one grid"):
+    with pytest.raises(
+        StudyError,
+        match=rf"case '{CASES[1]}': its images differ in grid .*7 frames of 12x16.*"
+        r"5 frames of 12x16.*resample them to one grid",
+    ):
         _make(outputs, tmp_path / "s")
     nib.save(nib.Nifti1Image(np.zeros((16, 12, 5), np.float32) + 40, np.diag([0.9, 1.2, 3.0, 1.0])), str(real))
     with pytest.raises(StudyError, match=r"pixel aspect 1\.333.*pixel aspect 1"):  # same shape, other spacing
@@ -203,8 +217,11 @@ def test_nothing_but_the_pixels_tells_the_sides_apart(outputs, tmp_path):
     trial = key.trials[study["trials"][0]["id"]]  # the padding leaves the pixels as they were
     png = Image.open(out / "study" / study["trials"][0]["left"]["src"])
     png.load()
-    source = {"3D": outputs["3D"] / f"{trial.case}_synthct.nii.gz", "random": outputs["random"] /
-              f"{trial.case}_synthct.nii.gz", REAL: outputs["ct"] / f"{trial.case}.nii.gz"}[trial.left]
+    source = {
+        "3D": outputs["3D"] / f"{trial.case}_synthct.nii.gz",
+        "random": outputs["random"] / f"{trial.case}_synthct.nii.gz",
+        REAL: outputs["ct"] / f"{trial.case}.nii.gz",
+    }[trial.left]
     np.testing.assert_array_equal(np.asarray(png), _strip(_display_frames(source, "ct", (40.0, 400.0))[0]))
 
 
@@ -257,8 +274,10 @@ def test_answers_errors(tmp_path):
         with pytest.raises(AnswerError, match=message):
             load_answers([_answers(tmp_path / "x.json", "r", choices)], key)
     path = tmp_path / "twice.json"
-    path.write_text(json.dumps({"study_id": "abc", "reader": "r", "answers": [{"trial": "t00", "choice": "left"}] * 2}),
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps({"study_id": "abc", "reader": "r", "answers": [{"trial": "t00", "choice": "left"}] * 2}),
+        encoding="utf-8",
+    )
     with pytest.raises(AnswerError, match="twice.json: trial 't00' answered twice"):
         load_answers([path], key)
     with pytest.raises(AnswerError, match="answers for study 'other'"):
@@ -276,14 +295,22 @@ def test_answers_errors(tmp_path):
 
 def test_score_cli(outputs, tmp_path):
     out = _make(outputs, tmp_path / "study")
-    result = subprocess.run([sys.executable, "-m", "mr2ct.cli", "review", "score", str(out)], capture_output=True,
-                            encoding="utf-8", errors="replace")
+    result = subprocess.run(
+        [sys.executable, "-m", "mr2ct.cli", "review", "score", str(out)],
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+    )
     assert result.returncode == 2 and "no answers to score" in result.stderr
     key = StudyKey.load(out / "key.json")
     choices = {t.id: "left" if t.left == "3D" or t.right == "random" else "right" for t in key.trials.values()}
     _answers(out / "answers" / "answers_r1.json", "r1", choices, study_id=key.study_id)
-    result = subprocess.run([sys.executable, "-m", "mr2ct.cli", "review", "score", str(out), "--csv",
-                             str(tmp_path / "table.csv")], capture_output=True, encoding="utf-8", errors="replace")
+    result = subprocess.run(
+        [sys.executable, "-m", "mr2ct.cli", "review", "score", str(out), "--csv", str(tmp_path / "table.csv")],
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+    )
     assert result.returncode == 0, result.stderr
     assert "| 3D | 1.00 ± 0.00 (n=3) | 1.00 ± 0.00 (n=3) |" in result.stdout
     assert "| random | 0.00 ± 0.00 (n=3) | 0.00 ± 0.00 (n=3) |" in result.stdout
@@ -293,7 +320,7 @@ def test_score_cli(outputs, tmp_path):
 
 def _browser_missing() -> str | None:
     try:
-        import selenium  # noqa: F401
+        import selenium  # noqa: F401 - only checks that selenium is installed
     except ImportError:
         return "selenium is not installed"
     for tool in (CHROMIUM, CHROMEDRIVER):
@@ -308,12 +335,22 @@ def _chromium(downloads: Path, profile: Path):
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", f"--user-data-dir={profile}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+    ):
         options.add_argument(flag)
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                              "download.prompt_for_download": False})
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
 
@@ -356,7 +393,8 @@ def test_reader_completes_study_in_chromium(outputs, tmp_path):
             driver.find_element(By.ID, "choose-left" if left_wins else "choose-right").click()
         assert sorted(seen) == sorted(key.trials)
         WebDriverWait(driver, 10).until(
-            lambda d: "Saved on the study computer" in d.find_element(By.ID, "save-status").text)
+            lambda d: "Saved on the study computer" in d.find_element(By.ID, "save-status").text
+        )
         shown = json.loads(driver.find_element(By.ID, "answers-json").get_attribute("value"))
         driver.find_element(By.ID, "download").click()
         deadline = time.time() + 10
@@ -383,9 +421,16 @@ def test_video_study(tmp_path):
         for case in ("clip_a", "clip_b"):
             video = (rng.random((4, 6, 10, 3)) * 255).astype(np.float32)
             nib.save(nib.Nifti1Image(video, np.eye(4)), str(tmp_path / name / f"{case}.nii.gz"))
-    out = make_study(tmp_path / "study", tmp_path / "seg", {"3D": tmp_path / "3D", "random": tmp_path / "random"},
-                     examples_target_dir=tmp_path / "real", source_kind="video", target_kind="video",
-                     domains=("segmentation", "video"), num_examples=1)
+    out = make_study(
+        tmp_path / "study",
+        tmp_path / "seg",
+        {"3D": tmp_path / "3D", "random": tmp_path / "random"},
+        examples_target_dir=tmp_path / "real",
+        source_kind="video",
+        target_kind="video",
+        domains=("segmentation", "video"),
+        num_examples=1,
+    )
     study = _study(out)
     assert len(study["trials"]) == 2 and study["domains"] == ["segmentation", "video"]
     first = study["trials"][0]["left"]
@@ -396,6 +441,12 @@ def test_video_study(tmp_path):
     assert strip.shape == (24, 10, 3) and strip.max() > 200
     nib.save(nib.Nifti1Image(np.zeros((4, 6, 10, 2), np.float32), np.eye(4)), str(tmp_path / "3D" / "clip_a.nii.gz"))
     with pytest.raises(VolumeError, match=r"clip_a.nii.gz.*\(T, H, W\) or \(T, H, W, 3\)"):
-        make_study(tmp_path / "again", tmp_path / "seg", {"3D": tmp_path / "3D", "random": tmp_path / "random"},
-                   examples_target_dir=tmp_path / "real", source_kind="video", target_kind="video")
+        make_study(
+            tmp_path / "again",
+            tmp_path / "seg",
+            {"3D": tmp_path / "3D", "random": tmp_path / "random"},
+            examples_target_dir=tmp_path / "real",
+            source_kind="video",
+            target_kind="video",
+        )
     assert not (tmp_path / "again").exists()

@@ -26,8 +26,10 @@ from mr2ct.io.readers import (
 from mr2ct.transforms import CheckVolumed
 
 # ITK's SWIG bindings and MONAI's optional GPU DICOM decoder warn on import; neither concerns these tests
-pytestmark = [pytest.mark.filterwarnings("ignore:builtin type .* has no __module__:DeprecationWarning"),
-              pytest.mark.filterwarnings("ignore:NvImgCodecPydicomReader:UserWarning")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:builtin type .* has no __module__:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:NvImgCodecPydicomReader:UserWarning"),
+]
 
 SPACING = (0.8, 0.9, 2.0)
 ORIGIN = (-10.0, -20.0, 30.0)
@@ -41,8 +43,14 @@ def sitk_image(arr_zyx: np.ndarray, spacing=SPACING, origin=ORIGIN, direction=(1
     return img
 
 
-def write_dicom_series(img: sitk.Image, folder, uid: str = "1.2.826.0.1.3680043.2.1125.7", modality: str = "CT",
-                       suffix: str = ".dcm", numbers=None) -> None:
+def write_dicom_series(
+    img: sitk.Image,
+    folder,
+    uid: str = "1.2.826.0.1.3680043.2.1125.7",
+    modality: str = "CT",
+    suffix: str = ".dcm",
+    numbers=None,
+) -> None:
     """One file per slice, with the series UID, instance number and geometry set explicitly on every slice
     (SimpleITK's plain series writer gives each slice its own series and loses the origin)."""
     os.makedirs(folder, exist_ok=True)
@@ -53,11 +61,18 @@ def write_dicom_series(img: sitk.Image, folder, uid: str = "1.2.826.0.1.3680043.
     writer.SetImageIO("GDCMImageIO")
     for i in range(img.GetDepth()):
         s = img[:, :, i]
-        for tag, value in {"0008|0060": modality, "0020|000e": uid, "0020|000d": uid + ".0",
-                           "0008|0018": f"{uid}.{i + 1}", "0020|0013": str((numbers or range(1, 10**6))[i]),
-                           "0020|0032": "\\".join(str(v) for v in img.TransformIndexToPhysicalPoint((0, 0, i))),
-                           "0020|0037": orient, "0028|1052": "0", "0028|1053": "1",
-                           "0018|0050": str(img.GetSpacing()[2])}.items():
+        for tag, value in {
+            "0008|0060": modality,
+            "0020|000e": uid,
+            "0020|000d": uid + ".0",
+            "0008|0018": f"{uid}.{i + 1}",
+            "0020|0013": str((numbers or range(1, 10**6))[i]),
+            "0020|0032": "\\".join(str(v) for v in img.TransformIndexToPhysicalPoint((0, 0, i))),
+            "0020|0037": orient,
+            "0028|1052": "0",
+            "0028|1053": "1",
+            "0018|0050": str(img.GetSpacing()[2]),
+        }.items():
             s.SetMetaData(tag, value)
         writer.SetFileName(os.path.join(folder, f"slice{i:03d}{suffix}"))
         writer.Execute(s)
@@ -232,21 +247,30 @@ def test_list_volumes(tmp_path, image, caplog):
     (nested / "P2").mkdir()
     _nifti(nested / "P2" / "x.nii.gz", np.ones((4, 4, 4), np.float32))
     assert [p.relative_to(nested).as_posix() for p in list_volumes(nested, recursive=True)] == [
-        "P1/study/s1", "P2/x.nii.gz"]
+        "P1/study/s1",
+        "P2/x.nii.gz",
+    ]
 
 
 def test_load_datalist_and_unpaired_items(tmp_path):
     for name in ("mr/a.nii.gz", "mr/b.nii.gz", "ct/c.nii.gz", "ct/d.nii.gz", "mask/a.nii.gz"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         _nifti(tmp_path / name, np.ones((4, 4, 4), np.float32))
-    training = {"training": [{"mr": "mr/a.nii.gz"}, {"mr": "mr/b.nii.gz"}, {"ct": "ct/c.nii.gz"}],
-                "test": [{"mr": "mr/a.nii.gz", "ct": "ct/d.nii.gz", "mask": "mask/a.nii.gz"}]}
+    training = {
+        "training": [{"mr": "mr/a.nii.gz"}, {"mr": "mr/b.nii.gz"}, {"ct": "ct/c.nii.gz"}],
+        "test": [{"mr": "mr/a.nii.gz", "ct": "ct/d.nii.gz", "mask": "mask/a.nii.gz"}],
+    }
     (tmp_path / "list.json").write_text(json.dumps(training))
     data = load_datalist(tmp_path / "list.json")
     assert data["mr"] == [str(tmp_path / "mr/a.nii.gz"), str(tmp_path / "mr/b.nii.gz")]
     assert data["ct"] == [str(tmp_path / "ct/c.nii.gz")]
-    assert data["test"] == [{"mr": str(tmp_path / "mr/a.nii.gz"), "ct": str(tmp_path / "ct/d.nii.gz"),
-                             "mask": str(tmp_path / "mask/a.nii.gz")}]
+    assert data["test"] == [
+        {
+            "mr": str(tmp_path / "mr/a.nii.gz"),
+            "ct": str(tmp_path / "ct/d.nii.gz"),
+            "mask": str(tmp_path / "mask/a.nii.gz"),
+        }
+    ]
     (tmp_path / "lists.json").write_text(json.dumps({"mr": ["mr/a.nii.gz"], "ct": ["ct/c.nii.gz", "ct/d.nii.gz"]}))
     a, b = unpaired_items(tmp_path / "lists.json")
     assert a == [{"A": str(tmp_path / "mr/a.nii.gz")}] and len(b) == 2

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from mr2ct.cli import main
-from mr2ct.overrides import parse_overrides
 from mr2ct.export import plot_loss_curves, save_frame_panel, save_side_by_side_gif, summarize_metric_details, to_display
+from mr2ct.overrides import parse_overrides
 
 
 def test_summary_mean_sigma_and_mse_ratio():
@@ -41,7 +41,11 @@ def test_panels_gif_and_loss_curve_files(tmp_path):
 
 def test_cli_overrides_and_errors(capsys):
     assert parse_overrides(["--lr", "0.001", "--resume", "--size", "[16, 16]", "--method", "3d"]) == {
-        "lr": 0.001, "resume": True, "size": [16, 16], "method": "3d"}
+        "lr": 0.001,
+        "resume": True,
+        "size": [16, 16],
+        "method": "3d",
+    }
     with pytest.raises(SystemExit):
         parse_overrides(["lr"])
     with pytest.raises(SystemExit):
@@ -49,7 +53,6 @@ def test_cli_overrides_and_errors(capsys):
     assert "mr2ct 0.1.0" in capsys.readouterr().out
     with pytest.raises(FileNotFoundError, match="no bundle .no_such_bundle."):
         main(["train", "no_such_bundle"])
-
 
 
 def test_cli_subcommands_reach_their_command_lines(monkeypatch):
@@ -65,8 +68,14 @@ def test_cli_subcommands_reach_their_command_lines(monkeypatch):
     import mr2ct.reproduce
 
     calls = []
-    for module in (mr2ct.benchmarks, mr2ct.data.prepare_mrct, mr2ct.export.dicom, mr2ct.export.reader_study,
-                   mr2ct.export.sheets, mr2ct.reproduce):
+    for module in (
+        mr2ct.benchmarks,
+        mr2ct.data.prepare_mrct,
+        mr2ct.export.dicom,
+        mr2ct.export.reader_study,
+        mr2ct.export.sheets,
+        mr2ct.reproduce,
+    ):
         monkeypatch.setattr(module, "main", lambda argv, name=module.__name__: calls.append((name, argv)) or 7)
     monkeypatch.setattr(monai.bundle, "run", lambda **kwargs: calls.append(("run", kwargs)))
     commands = {
@@ -77,7 +86,7 @@ def test_cli_subcommands_reach_their_command_lines(monkeypatch):
         ("review", "sheets", "--source", "MR", "-h"): "mr2ct.export.sheets",
     }
     for argv, module in commands.items():
-        assert main(list(argv)) == 7 and calls.pop() == (module, list(argv[2 if argv[0] == "review" else 1:]))
+        assert main(list(argv)) == 7 and calls.pop() == (module, list(argv[2 if argv[0] == "review" else 1 :]))
     for action in ("make", "serve", "score"):
         assert main(["review", action, "STUDY", "--csv", "x.csv"]) == 7
         assert calls.pop() == ("mr2ct.export.reader_study", [action, "STUDY", "--csv", "x.csv"])
@@ -96,6 +105,7 @@ def test_cli_subcommands_reach_their_command_lines(monkeypatch):
         with pytest.raises(SystemExit):
             main(bad)
 
+
 def test_loss_csv_logger_appends_and_keeps_columns(tmp_path):
     from types import SimpleNamespace
 
@@ -106,4 +116,8 @@ def test_loss_csv_logger_appends_and_keeps_columns(tmp_path):
     logger(engine)
     engine.state.iteration, engine.state.output = 2, {"loss_g": 1.0, "loss_const": 0.5}
     logger(engine)
-    assert (tmp_path / "losses.csv").read_text(encoding="utf-8").splitlines() == ["epoch,iteration,loss_g", "1,1,2.0", "1,2,1.0"]
+    assert (tmp_path / "losses.csv").read_text(encoding="utf-8").splitlines() == [
+        "epoch,iteration,loss_g",
+        "1,1,2.0",
+        "1,2,1.0",
+    ]

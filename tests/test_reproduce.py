@@ -4,11 +4,21 @@ import json
 
 import pytest
 
-from mr2ct.reproduce import TASKS, matched_2d_widths, run_comparison
 from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, count_parameters
+from mr2ct.reproduce import TASKS, matched_2d_widths, run_comparison
 
-TINY = {"depth": 8, "size": [16, 16], "ngf": 4, "ndf": 4, "num_res_blocks": 1, "num_digits": 40, "num_workers": 0,
-        "max_epochs": 1, "decay_epochs": 0, "epoch_length": 2}
+TINY = {
+    "depth": 8,
+    "size": [16, 16],
+    "ngf": 4,
+    "ndf": 4,
+    "num_res_blocks": 1,
+    "num_digits": 40,
+    "num_workers": 0,
+    "max_epochs": 1,
+    "decay_epochs": 0,
+    "epoch_length": 2,
+}
 
 
 def test_matched_widths_equalise_parameter_counts():
@@ -25,8 +35,9 @@ def test_comparison_writes_tables_with_paper_numbers_and_figure(tmp_path, task):
     overrides = {**TINY, "dataset_dir": str(tmp_path / "data")}
     if task == "mmnist":
         overrides.update(size=[28, 28], digit_size=14)
-    results = run_comparison(task, ["3d", "sequential"], "quick", tmp_path / "out", eval_videos=10,
-                             overrides=overrides, match_params=True)
+    results = run_comparison(
+        task, ["3d", "sequential"], "quick", tmp_path / "out", eval_videos=10, overrides=overrides, match_params=True
+    )
     reference = TASKS[task].reference_row
     assert set(results) == {"3d", "sequential", reference}
     assert results["3d"]["iterations"] == 2 and results["sequential"]["overrides"]["ngf"] > 4
@@ -37,15 +48,39 @@ def test_comparison_writes_tables_with_paper_numbers_and_figure(tmp_path, task):
     assert (tmp_path / "out" / "figure.png").read_bytes()[:4] == b"\x89PNG"
     saved = json.loads((tmp_path / "out" / "results.json").read_text(encoding="utf-8"))
     assert saved["meta"]["held_out_videos"] == 10  # of 12, not a multiple of the batch size
-    assert {p.name for p in (tmp_path / "out").iterdir()} >= {"table.md", "table.csv", "results.json", "3d", "sequential"}
+    assert {p.name for p in (tmp_path / "out").iterdir()} >= {
+        "table.md",
+        "table.csv",
+        "results.json",
+        "3d",
+        "sequential",
+    }
 
 
 def test_gta_comparison_runs_all_four_methods_and_prints_table_4(tmp_path):
-    overrides = {"depth": 8, "size": [16, 32], "scene_size": [32, 64], "scene_frames": 24, "sequences": "001-004",
-                 "ngf": 4, "ndf": 4, "num_res_blocks": 1, "num_workers": 0, "max_epochs": 1, "decay_epochs": 0,
-                 "epoch_length": 2, "dataset_dir": str(tmp_path / "data")}
-    results = run_comparison("gta", ["3d", "random", "sequential", "seq_const"], "quick", tmp_path / "out",
-                             eval_videos=None, overrides=overrides)
+    overrides = {
+        "depth": 8,
+        "size": [16, 32],
+        "scene_size": [32, 64],
+        "scene_frames": 24,
+        "sequences": "001-004",
+        "ngf": 4,
+        "ndf": 4,
+        "num_res_blocks": 1,
+        "num_workers": 0,
+        "max_epochs": 1,
+        "decay_epochs": 0,
+        "epoch_length": 2,
+        "dataset_dir": str(tmp_path / "data"),
+    }
+    results = run_comparison(
+        "gta",
+        ["3d", "random", "sequential", "seq_const"],
+        "quick",
+        tmp_path / "out",
+        eval_videos=None,
+        overrides=overrides,
+    )
     assert set(results) == {"3d", "random", "sequential", "seq_const", "identity"}
     for method, r in results.items():
         accuracy, _ = r["metrics"]["accuracy_all"]

@@ -26,7 +26,7 @@ AFFINE = np.diag([1.0, 1.2, 3.0, 1.0])  # anisotropic voxels, RAS axes
 def _head(seed: int = 0, shape=SHAPE) -> tuple[np.ndarray, np.ndarray]:
     """A toy (MR, CT in HU) pair: a noisy ellipsoid of soft tissue in air."""
     x, y, z = np.meshgrid(*(np.linspace(-1, 1, n) for n in shape), indexing="ij")
-    inside = x ** 2 + y ** 2 + z ** 2 < 0.8
+    inside = x**2 + y**2 + z**2 < 0.8
     noise = np.random.default_rng(seed).normal(size=shape)
     return (inside * 300 + 20 * noise).astype(np.float32), np.where(inside, 40 + 10 * noise, -1000).astype(np.float32)
 
@@ -90,8 +90,13 @@ def test_volume_sheet(tmp_path):
     mr, ct = _head()
     spacing = (1.0, 1.2, 3.0)
     widths = []
-    for n, columns in enumerate([{"MR": (mr, "mr")}, {"MR": (mr, "mr"), "sCT": (ct, "ct")},
-                                 {"MR": (mr, "mr"), "sCT": (ct, "ct"), "CT": (ct, "ct")}]):
+    for n, columns in enumerate(
+        [
+            {"MR": (mr, "mr")},
+            {"MR": (mr, "mr"), "sCT": (ct, "ct")},
+            {"MR": (mr, "mr"), "sCT": (ct, "ct"), "CT": (ct, "ct")},
+        ]
+    ):
         path = volume_sheet(tmp_path / f"sheet{n}.png", columns, spacing=spacing, title="subject_0001")
         with Image.open(path) as image:
             assert image.format == "PNG"
@@ -107,7 +112,7 @@ def test_volume_sheet(tmp_path):
 def test_volume_sheet_windows_pixels(tmp_path):
     """Left half 40 HU, right half 1000 HU: white in the brain window, light grey (not white) in the bone window."""
     ct = np.full(SHAPE, 40.0, np.float32)
-    ct[SHAPE[0] // 2:] = 1000.0
+    ct[SHAPE[0] // 2 :] = 1000.0
     counts = _grey_counts(volume_sheet(tmp_path / "ct.png", {"CT": (ct, "ct")}))
     brain_white, bone_1000 = counts.get(255, 0), counts.get(212, 0) + counts.get(213, 0)  # 1500 / 1800 * 255
     assert brain_white > 500 and abs(bone_1000 - brain_white) < 0.1 * brain_white
@@ -133,8 +138,13 @@ def test_video_sheet(tmp_path):
 
 
 def test_write_review_sheets(tmp_path, folders):
-    index = write_review_sheets(tmp_path / "review", source_dir=folders["mr"], translation_dir=folders["sct"],
-                                truth_dir=folders["ct"], metrics_csv=folders["metrics"])
+    index = write_review_sheets(
+        tmp_path / "review",
+        source_dir=folders["mr"],
+        translation_dir=folders["sct"],
+        truth_dir=folders["ct"],
+        metrics_csv=folders["metrics"],
+    )
     text = index.read_text(encoding="utf-8")
     assert "subject_0001" in text and "subject&amp;0002" in text and "subject&0002" not in text
     assert "61.2345" in text and "27.5" in text and text.count("\u2013") >= 2  # case 2 has no metrics
@@ -170,8 +180,10 @@ def test_write_review_sheets_video(tmp_path):
     rng = np.random.default_rng(0)
     src, out = tmp_path / "test_A", tmp_path / "inference"
     for i in range(2):
-        for folder, name, data in [(src, f"test_A_{i:04d}", rng.random((6, 16, 16, 3)) * 255),
-                                   (out, f"test_A_{i:04d}_toB", rng.random((6, 16, 16, 3)) * 255)]:
+        for folder, name, data in [
+            (src, f"test_A_{i:04d}", rng.random((6, 16, 16, 3)) * 255),
+            (out, f"test_A_{i:04d}_toB", rng.random((6, 16, 16, 3)) * 255),
+        ]:
             folder.mkdir(exist_ok=True)
             nib.save(nib.Nifti1Image(data.astype(np.float32), np.eye(4)), folder / f"{name}.nii.gz")
     index = write_review_sheets(tmp_path / "review", source_dir=src, translation_dir=out, postfix="_toB", video=True)
@@ -182,20 +194,45 @@ def test_write_review_sheets_video(tmp_path):
 
 def test_cli(tmp_path, folders, capsys):
     out = tmp_path / "cli"
-    assert main(["--source", str(folders["mr"]), "--translation", str(folders["sct"]), "--truth", str(folders["ct"]),
-                 "--metrics", str(folders["metrics"]), "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--source",
+                str(folders["mr"]),
+                "--translation",
+                str(folders["sct"]),
+                "--truth",
+                str(folders["ct"]),
+                "--metrics",
+                str(folders["metrics"]),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert (out / "index.html").is_file() and len(list((out / "sheets").glob("*.png"))) == 2
     assert str(out / "index.html") in capsys.readouterr().out
     with pytest.raises(SystemExit, match=r"^mr2ct review sheets: .*no translation for 2 of 2"):
-        main(["--source", str(folders["mr"]), "--translation", str(folders["sct"]), "--postfix", "_x",
-              "--output", str(out)])
+        main(
+            [
+                "--source",
+                str(folders["mr"]),
+                "--translation",
+                str(folders["sct"]),
+                "--postfix",
+                "_x",
+                "--output",
+                str(out),
+            ]
+        )
 
 
 def test_uncertainty_sheet_overlays_the_map(tmp_path):
     """A map that is high in one corner colours that corner (red/yellow) and leaves the rest grey."""
     _, ct = _head()
     spread = np.zeros(SHAPE, np.float32)
-    spread[SHAPE[0] // 2:, SHAPE[1] // 2:] = 300.0
+    spread[SHAPE[0] // 2 :, SHAPE[1] // 2 :] = 300.0
     path = uncertainty_sheet(tmp_path / "u.png", ct, spread, np.abs(ct - (ct + 5)), spacing=(1.0, 1.2, 3.0))
     rgb = np.asarray(Image.open(path).convert("RGB")).astype(int)
     reddish = (rgb[..., 0] > rgb[..., 2] + 60).sum()
@@ -213,14 +250,27 @@ def test_review_sheets_show_the_confidence_maps(tmp_path, folders):
     from mr2ct.export.reader_study import make_study
 
     save_volume(np.full(SHAPE, 12.0, np.float32), folders["sct"] / "subject_0001_uncertainty.nii.gz", AFFINE)
-    write_review_sheets(tmp_path / "out", source_dir=folders["mr"], translation_dir=folders["sct"],
-                        truth_dir=folders["ct"], metrics_csv=folders["metrics"])
+    write_review_sheets(
+        tmp_path / "out",
+        source_dir=folders["mr"],
+        translation_dir=folders["sct"],
+        truth_dir=folders["ct"],
+        metrics_csv=folders["metrics"],
+    )
     assert sorted(p.name for p in (tmp_path / "out" / "sheets").iterdir()) == [
-        "subject&0002.png", "subject_0001.png", "subject_0001_uncertainty.png"]
+        "subject&0002.png",
+        "subject_0001.png",
+        "subject_0001_uncertainty.png",
+    ]
     assert "subject_0001 (uncertainty)" in (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
     examples = tmp_path / "examples"  # real CTs of cases not in the trials
     save_volume(_head(3)[1], examples / "subject_0009.nii.gz", AFFINE)
-    make_study(tmp_path / "study", source_dir=folders["mr"], methods={"3D": folders["sct"]}, real_dir=folders["ct"],
-               examples_target_dir=examples)
+    make_study(
+        tmp_path / "study",
+        source_dir=folders["mr"],
+        methods={"3D": folders["sct"]},
+        real_dir=folders["ct"],
+        examples_target_dir=examples,
+    )
     assert export_dicom([str(folders["sct"]), "--output", str(tmp_path / "dicom")]) == 0
     assert sorted(p.name for p in (tmp_path / "dicom").iterdir()) == ["subject&0002_synthct", "subject_0001_synthct"]

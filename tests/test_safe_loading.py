@@ -14,14 +14,22 @@ from packaging.version import Version
 
 from conftest import REPO
 
+
 def torch_loads(path: Path) -> list[tuple[int, bool]]:
     """``(line, safe)`` of every ``torch.load(...)`` call in a Python file; safe: ``weights_only=True`` given."""
     calls = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load" \
-                and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
-            safe = any(k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
-                       for k in node.keywords)
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "load"
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "torch"
+        ):
+            safe = any(
+                k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
+                for k in node.keywords
+            )
             calls.append((node.lineno, safe))
     return calls
 
@@ -38,8 +46,11 @@ def test_every_torch_load_is_weights_only():
 
 def test_the_scan_catches_an_unsafe_load(tmp_path):
     code = tmp_path / "m.py"
-    code.write_text("import torch\na = torch.load('x')\nb = torch.load('y', weights_only=True)\n"
-                    "c = torch.load('z', weights_only=False)\n", encoding="utf-8")
+    code.write_text(
+        "import torch\na = torch.load('x')\nb = torch.load('y', weights_only=True)\n"
+        "c = torch.load('z', weights_only=False)\n",
+        encoding="utf-8",
+    )
     assert torch_loads(code) == [(2, False), (3, True), (4, False)]
 
 

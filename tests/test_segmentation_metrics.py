@@ -145,7 +145,7 @@ def test_mode_filter_matches_a_pixel_loop():
     frames = torch.randint(0, 4, (1, 2, 6, 7), generator=torch.Generator().manual_seed(0))
     filtered = mode_filter(frames, 4, 2)
     for d, y, x in np.ndindex(2, 6, 7):
-        votes = torch.bincount(frames[0, d, max(y - 2, 0):y + 3, max(x - 2, 0):x + 3].flatten(), minlength=4)
+        votes = torch.bincount(frames[0, d, max(y - 2, 0) : y + 3, max(x - 2, 0) : x + 3].flatten(), minlength=4)
         modes = (votes == votes.max()).nonzero().flatten().tolist()
         own = frames[0, d, y, x].item()
         assert filtered[0, d, y, x].item() == (own if own in modes else modes[0])
@@ -189,9 +189,11 @@ def test_segmentation_metric_decodes_colour_videos():
     assert segmentation_metric("pixel_accuracy", PALETTE)(pred_rgb, true_rgb).tolist() == [0.875]
     assert segmentation_metric("pixel_accuracy", PALETTE, ignore_index=1)(pred_rgb, true_rgb).tolist() == [0.75]
     assert segmentation_metric("mean_iou", PALETTE)(pred_rgb, true_rgb).item() == pytest.approx(
-        mean_iou(pred, true, 3).item())
+        mean_iou(pred, true, 3).item()
+    )
     assert segmentation_metric("transition_l2", PALETTE, denoise=1)(pred_rgb, true_rgb).item() == pytest.approx(
-        transition_l2(pred, true, 3, denoise=1).item())
+        transition_l2(pred, true, 3, denoise=1).item()
+    )
     assert segmentation_metric("label_flicker", PALETTE)(pred_rgb, true_rgb).item() == pytest.approx(-0.25)
     with pytest.raises(ValueError, match="name must be one of"):
         segmentation_metric("dice", PALETTE)

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 from monai.utils import set_determinism
+from test_faults_training import assert_same, build, make_trainer, vmnist_loader
 from torch.utils.data import DataLoader
 
 from mr2ct.engine import CycleGANTrainer, EndlessLoader, MINDLoss, TrainingCheckpointer, get_method, mind_descriptor
 from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, init_weights
-from test_faults_training import assert_same, build, make_trainer, vmnist_loader
 
 
 def blobs(shape=(8, 16, 16), seed=0) -> torch.Tensor:
@@ -74,8 +74,10 @@ def test_endless_loader_cycles_and_resumes_at_a_pass_end():
 def paired_loader(folder, size: int = 2) -> DataLoader:
     """Registered pairs: the first ``size`` volumetric MNIST test videos in both domains (the same digit)."""
     a, b = (np.load(folder / f"test_{d}.npy")[:size] / 127.5 - 1 for d in "AB")
-    items = [{"A": torch.as_tensor(x, dtype=torch.float32), "B": torch.as_tensor(y, dtype=torch.float32)}
-             for x, y in zip(a, b)]
+    items = [
+        {"A": torch.as_tensor(x, dtype=torch.float32), "B": torch.as_tensor(y, dtype=torch.float32)}
+        for x, y in zip(a, b)
+    ]
     return DataLoader(items, batch_size=1, shuffle=True)
 
 
@@ -83,15 +85,28 @@ def paired_loader(folder, size: int = 2) -> DataLoader:
 def test_paired_and_structure_terms_are_trained_and_logged(tiny_vmnist, method):
     set_determinism(seed=0)
     parts = build(spatial_dims=3 if method == "3d" else 2)
-    trainer = make_trainer(parts, vmnist_loader(tiny_vmnist), max_epochs=1, epoch_length=2,
-                           prepare_batch=get_method(method).batch_preparer(4), lambda_structure=1.0,
-                           paired_data_loader=paired_loader(tiny_vmnist), lambda_paired=10.0)
+    trainer = make_trainer(
+        parts,
+        vmnist_loader(tiny_vmnist),
+        max_epochs=1,
+        epoch_length=2,
+        prepare_batch=get_method(method).batch_preparer(4),
+        lambda_structure=1.0,
+        paired_data_loader=paired_loader(tiny_vmnist),
+        lambda_paired=10.0,
+    )
     trainer.run()
     set_determinism(seed=None)
     out = trainer.state.output
     assert out["loss_structure"] > 0 and out["loss_paired"] > 0
-    assert out["loss_g"] == pytest.approx(sum(v for k, v in out.items() if k in (
-        "loss_g_ab", "loss_g_ba", "loss_cycle", "loss_identity", "loss_structure", "loss_paired")), rel=1e-5)
+    assert out["loss_g"] == pytest.approx(
+        sum(
+            v
+            for k, v in out.items()
+            if k in ("loss_g_ab", "loss_g_ba", "loss_cycle", "loss_identity", "loss_structure", "loss_paired")
+        ),
+        rel=1e-5,
+    )
     assert trainer.state_dict()["paired_data"]["consumed"] == 2
 
 
@@ -110,6 +125,7 @@ def test_without_pairs_nothing_changes(tiny_vmnist):
 def test_pairs_teach_what_unpaired_data_cannot(tiny_vmnist):
     """Domain B is domain A with its contrast inverted, and both look alike (random smooth blobs of either sign), so
     unpaired data cannot tell the generator to invert; two registered pairs do, in the same iterations."""
+
     def blob_loader(seed: int, count: int, paired: bool) -> DataLoader:
         images = [blobs(seed=seed + i)[0] for i in range(count)]
         items = [{"A": x, "B": -x} if paired else {"A": x, "B": images[(i + 1) % count]} for i, x in enumerate(images)]
@@ -120,8 +136,9 @@ def test_pairs_teach_what_unpaired_data_cannot(tiny_vmnist):
     for name, extra in (("unpaired", {}), ("paired", {"paired_data_loader": blob_loader(50, 2, paired=True)})):
         set_determinism(seed=0)
         parts = build(max_epochs=1, decay=0)
-        make_trainer(parts, blob_loader(0, 8, paired=False), max_epochs=1, epoch_length=40, lambda_paired=50.0,
-                     **extra).run()
+        make_trainer(
+            parts, blob_loader(0, 8, paired=False), max_epochs=1, epoch_length=40, lambda_paired=50.0, **extra
+        ).run()
         with torch.no_grad():
             errors[name] = torch.mean(torch.abs(parts["g_ab"].eval()(test) + test)).item()
     set_determinism(seed=None)
@@ -131,8 +148,15 @@ def test_pairs_teach_what_unpaired_data_cannot(tiny_vmnist):
 @pytest.mark.parametrize("resume_at", [3, 5])  # the paired stream (3 batches per pass) mid-pass and in a new pass
 def test_resume_with_a_paired_stream_is_exact(tmp_path, tiny_vmnist, resume_at):
     def trainer(parts, handlers):
-        return make_trainer(parts, vmnist_loader(tiny_vmnist), handlers, max_epochs=2, epoch_length=4,
-                            paired_data_loader=paired_loader(tiny_vmnist, 3), lambda_structure=0.5)
+        return make_trainer(
+            parts,
+            vmnist_loader(tiny_vmnist),
+            handlers,
+            max_epochs=2,
+            epoch_length=4,
+            paired_data_loader=paired_loader(tiny_vmnist, 3),
+            lambda_structure=0.5,
+        )
 
     set_determinism(seed=0)
     parts = build(max_epochs=2, decay=1)

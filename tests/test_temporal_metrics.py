@@ -25,7 +25,7 @@ CANVAS = (_CANVAS - _CANVAS.min()) / (_CANVAS.max() - _CANVAS.min()) * 255  # a 
 def moving(dx: int, dy: int, frames: int = 8, size: tuple[int, int] = (40, 48)) -> torch.Tensor:
     """A ``(1, 3, frames, H, W)`` video of the texture moving rigidly by ``(dx, dy)`` pixels per frame."""
     h, w = size
-    window = [CANVAS[:, 20 - dy * t: 20 - dy * t + h, 30 - dx * t: 30 - dx * t + w] for t in range(frames)]
+    window = [CANVAS[:, 20 - dy * t : 20 - dy * t + h, 30 - dx * t : 30 - dx * t + w] for t in range(frames)]
     return torch.tensor(np.stack(window, axis=1)[None], dtype=torch.float32)
 
 

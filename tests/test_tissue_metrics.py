@@ -42,7 +42,8 @@ def test_tissue_errors_and_bias_in_each_class():
     tissue = tissue_classes(ct)
     assert [tissue_error(ct, sct, mask, tissue, t) for t in ("air", "soft", "bone")] == pytest.approx([100, 20, 300])
     assert [tissue_error(ct, sct, mask, tissue, t, signed=True) for t in ("air", "soft", "bone")] == pytest.approx(
-        [-100, 20, -300])
+        [-100, 20, -300]
+    )
     mask[..., 6:] = False  # no bone inside the mask: undefined, not 0
     assert math.isnan(tissue_error(ct, sct, mask, tissue, "bone"))
     with pytest.raises(ValueError, match="tissue must be"):
@@ -83,8 +84,11 @@ def test_phantom_tissue_map_matches_its_ct():
 
 def item(ct, sct, mask=None, tissue=None, uncertainty=None) -> dict:
     """An evaluator output item, as the MR -> CT evaluation's postprocessing leaves it."""
-    out = {"image": torch.zeros(1, *ct.shape), "label": torch.as_tensor(ct)[None].float(),
-           "pred": torch.as_tensor(sct)[None].float()}
+    out = {
+        "image": torch.zeros(1, *ct.shape),
+        "label": torch.as_tensor(ct)[None].float(),
+        "pred": torch.as_tensor(sct)[None].float(),
+    }
     for key, value in (("eval_mask", mask), ("eval_tissue", tissue), ("uncertainty", uncertainty)):
         if value is not None:
             out[key] = torch.as_tensor(value)[None].float()
@@ -102,8 +106,11 @@ def test_handlers_use_the_cases_mask_and_tissue_map():
     ct, sct, mask = case()
     tissue = tissue_classes(ct)
     swapped = np.where(tissue == 2, 0, np.where(tissue == 0, 2, 1))  # a tissue map that calls the bone air
-    for handler, expected in ((synthrad_metric_handler("mae_bone"), 300.0), (synthrad_metric_handler("me_air"), -100.0),
-                              (synthrad_metric_handler("dice_bone"), 1.0)):
+    for handler, expected in (
+        (synthrad_metric_handler("mae_bone"), 300.0),
+        (synthrad_metric_handler("me_air"), -100.0),
+        (synthrad_metric_handler("dice_bone"), 1.0),
+    ):
         assert run_handler(handler, [item(ct, sct, mask, tissue)]).item() == pytest.approx(expected)
     assert run_handler(synthrad_metric_handler("mae_bone"), [item(ct, sct, mask, swapped)]).item() == pytest.approx(100)
     # without a tissue map the thresholds on the CT decide; the evaluation's mask counts, not one from the CT
@@ -121,14 +128,19 @@ def test_uncertainty_handlers_and_case_correlation():
     good = np.abs(sct - ct) + 5.0  # ranks the errors exactly
     items = [item(ct, sct, mask, uncertainty=good), item(ct, ct + 1.0, mask, uncertainty=np.full(ct.shape, 2.0))]
     assert run_handler(uncertainty_metric_handler("mean_uncertainty"), items).tolist() == pytest.approx(
-        [good.mean(), 2.0])
+        [good.mean(), 2.0]
+    )
     spearman = run_handler(uncertainty_metric_handler("uncertainty_voxel_spearman"), items)
     assert spearman[0].item() == pytest.approx(1.0) and math.isnan(spearman[1].item())  # a flat map ranks nothing
     with pytest.raises(KeyError, match="uncertainty"):
         run_handler(uncertainty_metric_handler("mean_uncertainty"), [item(ct, sct)])
-    summary = summarize_metric_details({"mean_uncertainty": torch.tensor([1.0, 2.0, 3.0, 4.0]),
-                                        "mae": torch.tensor([10.0, 30.0, 20.0, 40.0]),
-                                        "mae_bone": torch.tensor([1.0, float("nan"), 3.0, 5.0])},
-                                       rank_correlations={"case_spearman": ("mean_uncertainty", "mae")})
+    summary = summarize_metric_details(
+        {
+            "mean_uncertainty": torch.tensor([1.0, 2.0, 3.0, 4.0]),
+            "mae": torch.tensor([10.0, 30.0, 20.0, 40.0]),
+            "mae_bone": torch.tensor([1.0, float("nan"), 3.0, 5.0]),
+        },
+        rank_correlations={"case_spearman": ("mean_uncertainty", "mae")},
+    )
     assert summary["case_spearman"]["mean"] == pytest.approx(0.8)
     assert summary["mae_bone"] == {"mean": 3.0, "std": pytest.approx(np.std([1.0, 3.0, 5.0])), "n": 3}

@@ -7,13 +7,19 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from monai.transforms import Compose, EnsureTyped, ScaleIntensityRanged
 from monai.handlers import LrScheduleHandler
+from monai.transforms import Compose, EnsureTyped, ScaleIntensityRanged
 from monai.utils import set_determinism
 from torch.utils.data import DataLoader
 
-from mr2ct.data import UnpairedDataset, DigitVideoConfig, build_volumetric_mnist, load_split
-from mr2ct.engine import ClipBatch, CycleGANTrainer, LinearDecay, TrainingCheckpointer, atomic_torch_save, latest_checkpoint
+from mr2ct.data import DigitVideoConfig, UnpairedDataset, build_volumetric_mnist, load_split
+from mr2ct.engine import (
+    CycleGANTrainer,
+    LinearDecay,
+    TrainingCheckpointer,
+    atomic_torch_save,
+    latest_checkpoint,
+)
 from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, init_weights
 
 
@@ -27,7 +33,9 @@ def build(size, ngf=8, blocks=2, lr=1e-3, max_epochs=1, decay=0):
 
 
 def vmnist_loader(folder, shuffle=True):
-    transform = Compose([ScaleIntensityRanged(["A", "B"], 0, 255, -1.0, 1.0), EnsureTyped(["A", "B"], track_meta=False)])
+    transform = Compose(
+        [ScaleIntensityRanged(["A", "B"], 0, 255, -1.0, 1.0), EnsureTyped(["A", "B"], track_meta=False)]
+    )
     ds = UnpairedDataset(load_split(folder, "train", "A"), load_split(folder, "train", "B"), transform)
     return DataLoader(ds, batch_size=1, shuffle=shuffle)
 
@@ -38,7 +46,11 @@ def test_tiny_3d_cyclegan_beats_identity_on_volumetric_mnist(tmp_path):
     set_determinism(seed=0)
     parts = build((12, 20, 20), ngf=8, blocks=2, lr=1e-3)
     trainer = CycleGANTrainer(
-        device="cpu", max_epochs=8, train_data_loader=vmnist_loader(folder), epoch_length=50, lambda_identity=0.5,
+        device="cpu",
+        max_epochs=8,
+        train_data_loader=vmnist_loader(folder),
+        epoch_length=50,
+        lambda_identity=0.5,
         **{k: v for k, v in parts.items() if k != "g_scheduler"},
     )
     trainer.run()
@@ -60,8 +72,12 @@ def test_checkpoint_resume_restores_optimizer_scheduler_and_epoch(tmp_path, tiny
     def trainer_for(p, max_epochs, checkpointer):
         # the LR schedule steps before the checkpoint is written, as in the bundles' handler lists
         handlers = [LrScheduleHandler(p["g_scheduler"], print_lr=False), checkpointer]
-        return CycleGANTrainer(max_epochs=max_epochs, train_handlers=handlers, **common,
-                               **{k: v for k, v in p.items() if k != "g_scheduler"})
+        return CycleGANTrainer(
+            max_epochs=max_epochs,
+            train_handlers=handlers,
+            **common,
+            **{k: v for k, v in p.items() if k != "g_scheduler"},
+        )
 
     trainer_for(parts, 2, TrainingCheckpointer(tmp_path, parts, interval=1)).run()
     latest = latest_checkpoint(tmp_path)
@@ -84,8 +100,13 @@ def test_checkpoint_resume_restores_optimizer_scheduler_and_epoch(tmp_path, tiny
         seen["lr"] = fresh["g_optimizer"].param_groups[0]["lr"]
 
     resumed.run()
-    assert seen == {"epoch": 3, "iteration": 5, "weights_equal": True, "adam_step": 4.0,
-                    "lr": pytest.approx(parts["g_optimizer"].param_groups[0]["lr"])}
+    assert seen == {
+        "epoch": 3,
+        "iteration": 5,
+        "weights_equal": True,
+        "adam_step": 4.0,
+        "lr": pytest.approx(parts["g_optimizer"].param_groups[0]["lr"]),
+    }
     assert resumed.state.epoch == 3 and resumed.state.iteration == 6
     assert latest_checkpoint(tmp_path).name == "checkpoint_6.pt"
 
@@ -93,9 +114,13 @@ def test_checkpoint_resume_restores_optimizer_scheduler_and_epoch(tmp_path, tiny
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path, tiny_vmnist):
     parts = build((8, 16, 16), ngf=4, blocks=1)
     with pytest.raises(FileNotFoundError, match="--resume was given but"):
-        CycleGANTrainer(device="cpu", max_epochs=1, train_data_loader=vmnist_loader(tiny_vmnist),
-                        train_handlers=[TrainingCheckpointer(tmp_path / "empty", parts, resume=True)],
-                        **{k: v for k, v in parts.items() if k != "g_scheduler"})
+        CycleGANTrainer(
+            device="cpu",
+            max_epochs=1,
+            train_data_loader=vmnist_loader(tiny_vmnist),
+            train_handlers=[TrainingCheckpointer(tmp_path / "empty", parts, resume=True)],
+            **{k: v for k, v in parts.items() if k != "g_scheduler"},
+        )
 
 
 def test_atomic_save_never_leaves_partial_files(tmp_path):

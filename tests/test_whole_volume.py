@@ -7,22 +7,22 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from monai.inferers import SlidingWindowInferer
 
-from conftest import REPO
 from mr2ct.bundle import load_config
 from mr2ct.engine import (
     SETTINGS_FILE,
+    AugmentationSpread,
     FinalWeightsSaver,
     TaperedSlidingWindowInferer,
-    AugmentationSpread,
     check_weights_settings,
     shift_volume,
     taper_weights,
 )
 from mr2ct.networks import ResnetGenerator
 from mr2ct.transforms import SplitChannelsd
+
+from conftest import REPO
 
 CONFIGS = REPO / "bundles" / "mrct_cyclegan3d" / "configs"
 WINDOW = (16, 48, 48)  # the quick preset's window: slices, x, y
@@ -49,8 +49,10 @@ def border_steps(out: torch.Tensor, inferer) -> list[float]:
     steps = []
     for axis in range(3):
         change = (out - reference).diff(dim=2 + axis).abs().max()
-        hard = (ramp.mean(dim=[2 + a for a in range(3) if a != axis], keepdim=True).squeeze().diff().abs().max()
-                * WINDOW[axis])
+        hard = (
+            ramp.mean(dim=[2 + a for a in range(3) if a != axis], keepdim=True).squeeze().diff().abs().max()
+            * WINDOW[axis]
+        )
         steps.append(float(change / hard))
     return steps
 
@@ -86,8 +88,7 @@ def test_taper_weights_cross_fade_to_one():
 
 def test_test_time_spread():
     x = torch.randn(2, 1, 8, 12, 12)
-    assert torch.equal(shift_volume(shift_volume(x, (0, 2, -1)), (0, -2, 1))[..., 2:-2, 1:-1],
-                       x[..., 2:-2, 1:-1])
+    assert torch.equal(shift_volume(shift_volume(x, (0, 2, -1)), (0, -2, 1))[..., 2:-2, 1:-1], x[..., 2:-2, 1:-1])
     plain = AugmentationSpread(torch.nn.Tanh())(x)  # voxel-wise: the same under flips and shifts, borders included
     assert plain.shape == (2, 2, 8, 12, 12)
     assert torch.equal(plain[:, :1], torch.tanh(x)) and plain[:, 1].abs().max() < 1e-6
@@ -107,7 +108,9 @@ def test_split_channels_keeps_meta():
     from monai.data import MetaTensor
 
     affine = torch.diag(torch.tensor([2.0, 2.0, 3.0, 1.0]))
-    d = SplitChannelsd("pred", ["pred", "uncertainty"])({"pred": MetaTensor(torch.arange(4.0).reshape(2, 2), affine=affine)})
+    d = SplitChannelsd("pred", ["pred", "uncertainty"])(
+        {"pred": MetaTensor(torch.arange(4.0).reshape(2, 2), affine=affine)}
+    )
     assert d["pred"].tolist() == [[0.0, 1.0]] and d["uncertainty"].tolist() == [[2.0, 3.0]]
     assert torch.equal(d["uncertainty"].affine, affine)
     with pytest.raises(ValueError, match="equal parts"):
@@ -128,7 +131,10 @@ def test_weights_of_other_settings_are_refused_in_one_line(tmp_path):
     assert "--ngf 4 --num_res_blocks 1" in message and "method" not in message
     # weights without settings beside them: their tensors are compared with the network's
     (tmp_path / SETTINGS_FILE).unlink()
-    check_weights_settings(tmp_path / "model.pt", settings, network=ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=1))
+    check_weights_settings(
+        tmp_path / "model.pt", settings, network=ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=1)
+    )
     with pytest.raises(ValueError, match="do not fit this run's network .*--ngf"):
-        check_weights_settings(tmp_path / "model.pt", settings, network=ResnetGenerator(3, 1, 1, channels=8,
-                                                                                         num_res_blocks=1))
+        check_weights_settings(
+            tmp_path / "model.pt", settings, network=ResnetGenerator(3, 1, 1, channels=8, num_res_blocks=1)
+        )

@@ -46,8 +46,13 @@ def measure(bundle: str, files: list[str], overrides: dict, batches: int = 20) -
         start = time.perf_counter()
         next(stream)
         times.append(time.perf_counter() - start)
-    return {"setup": setup, "first": times[0], "times": times[1:], "clips_per_batch": loader.batch_size,
-            "num_workers": loader.num_workers}
+    return {
+        "setup": setup,
+        "first": times[0],
+        "times": times[1:],
+        "clips_per_batch": loader.batch_size,
+        "num_workers": loader.num_workers,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -68,8 +73,10 @@ def main(argv: list[str] | None = None) -> dict:
     per_batch = statistics.median(result["times"])
     print("| bundle | workers | clips / batch | set-up s | first batch s | s / batch | clip pairs / s |")
     print("|---|---|---|---|---|---|---|")
-    print(f"| {args.bundle}{' (quick)' if args.quick else ''} | {result['num_workers']} | {result['clips_per_batch']} "
-          f"| {result['setup']:.1f} | {result['first']:.2f} | {per_batch:.4f} "
-          f"| {result['clips_per_batch'] / per_batch:.1f} |")
+    print(
+        f"| {args.bundle}{' (quick)' if args.quick else ''} | {result['num_workers']} | {result['clips_per_batch']} "
+        f"| {result['setup']:.1f} | {result['first']:.2f} | {per_batch:.4f} "
+        f"| {result['clips_per_batch'] / per_batch:.1f} |"
+    )
     print(f"{device_name('cpu')}, median of {args.batches} batches")
     return result

@@ -51,9 +51,21 @@ __all__ = ["OPTIONS", "main", "measure"]
 OPTIONS = ("amp", "channels_last")
 
 
-def measure(volume: tuple[int, int, int], roi: tuple[int, int, int], overlap: float, ngf: int, blocks: int,
-            device: str, sw_batch_size: int = 1, options: tuple[str, ...] = (), amp_dtype: str = "bfloat16",
-            warmup: int = 1, repeats: int = 3, count: bool = False, seed: int = 0) -> dict:
+def measure(
+    volume: tuple[int, int, int],
+    roi: tuple[int, int, int],
+    overlap: float,
+    ngf: int,
+    blocks: int,
+    device: str,
+    sw_batch_size: int = 1,
+    options: tuple[str, ...] = (),
+    amp_dtype: str = "bfloat16",
+    warmup: int = 1,
+    repeats: int = 3,
+    count: bool = False,
+    seed: int = 0,
+) -> dict:
     """Translate one random volume ``warmup + repeats`` times; returns the times, windows per volume, the peak
     memory, the output (a CPU float32 tensor) and, with ``count``, the first volume's FLOPs."""
     from mr2ct.networks import ResnetGenerator, init_weights
@@ -66,8 +78,9 @@ def measure(volume: tuple[int, int, int], roi: tuple[int, int, int], overlap: fl
     with PeakMemory(device) as memory:
         network = init_weights(ResnetGenerator(3, 1, 1, ngf, blocks)).to(device).eval()
         image = (torch.rand(1, 1, *volume) * 2 - 1).to(device)
-        inferer = SlidingWindowInferer(roi, sw_batch_size=sw_batch_size, overlap=overlap, mode="gaussian",
-                                       padding_mode="replicate")
+        inferer = SlidingWindowInferer(
+            roi, sw_batch_size=sw_batch_size, overlap=overlap, mode="gaussian", padding_mode="replicate"
+        )
         channels_last = "channels_last" in options
         if channels_last:
             to_channels_last(network)
@@ -93,8 +106,16 @@ def measure(volume: tuple[int, int, int], roi: tuple[int, int, int], overlap: fl
             synchronize(device)
             times.append(time.perf_counter() - start)
     timed = times[warmup:] or times
-    return {"first": times[0], "median": statistics.median(timed), "times": timed, "windows": sum(windows),
-            "peak": memory.peak, "peak_kind": memory.kind, "flops": flops, "output": output.float().cpu()}
+    return {
+        "first": times[0],
+        "median": statistics.median(timed),
+        "times": timed,
+        "windows": sum(windows),
+        "peak": memory.peak,
+        "peak_kind": memory.kind,
+        "flops": flops,
+        "output": output.float().cpu(),
+    }
 
 
 def _worker(job_json: str) -> None:
@@ -112,27 +133,40 @@ def _worker(job_json: str) -> None:
 
 def table(rows: list[dict], peak: float | None = None) -> list[str]:
     """Markdown table lines (header only for no ``rows``); ``peak``: the device's peak TFLOP/s, if known."""
-    lines = ["| volume | window | overlap | ngf | blocks | variant | windows | s / volume (first) | volumes / s "
-             "| TFLOP/s | peak memory | speed-up | memory ratio |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| volume | window | overlap | ngf | blocks | variant | windows | s / volume (first) | volumes / s "
+        "| TFLOP/s | peak memory | speed-up | memory ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         res, spec = row["result"], row["spec"]
         cells = comparison_cells(res, row["reference"], peak)
-        lines.append(f"| {'x'.join(map(str, spec['volume']))} | {'x'.join(map(str, spec['roi']))} | {spec['overlap']} "
-                     f"| {spec['ngf']} | {spec['blocks']} | {row['name']} | {res['windows']} "
-                     f"| {res['median']:.3g} ({res['first']:.3g}) | {1 / res['median']:.3g} | {cells['tflops']} "
-                     f"| {cells['memory']} | {cells['speedup']} | {cells['memory_ratio']} |")
+        lines.append(
+            f"| {'x'.join(map(str, spec['volume']))} | {'x'.join(map(str, spec['roi']))} | {spec['overlap']} "
+            f"| {spec['ngf']} | {spec['blocks']} | {row['name']} | {res['windows']} "
+            f"| {res['median']:.3g} ({res['first']:.3g}) | {1 / res['median']:.3g} | {cells['tflops']} "
+            f"| {cells['memory']} | {cells['speedup']} | {cells['memory_ratio']} |"
+        )
     return lines
 
 
 def _parser() -> argparse.ArgumentParser:
     doc = sys.modules[__name__].__doc__
-    parser = argparse.ArgumentParser(prog="mr2ct bench inference", description=doc.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=doc.split("\n\n", 1)[1])
+    parser = argparse.ArgumentParser(
+        prog="mr2ct bench inference",
+        description=doc.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=doc.split("\n\n", 1)[1],
+    )
     parser.add_argument("--volume", type=int, nargs=3, default=[120, 256, 256], metavar=("D", "H", "W"))
-    parser.add_argument("--roi", type=int, nargs=3, default=[30, 256, 256], metavar=("D", "H", "W"),
-                        help="the sliding window (the bundle's volume_size)")
+    parser.add_argument(
+        "--roi",
+        type=int,
+        nargs=3,
+        default=[30, 256, 256],
+        metavar=("D", "H", "W"),
+        help="the sliding window (the bundle's volume_size)",
+    )
     parser.add_argument("--overlap", type=float, default=0.25, help="the bundle's sw_overlap")
     parser.add_argument("--sw-batch-size", type=int, default=4, help="windows per forward pass (optimised)")
     parser.add_argument("--opt", default="amp", help=f"comma-separated switches, from: {', '.join(OPTIONS)}")
@@ -161,17 +195,35 @@ def main(argv: list[str] | None = None) -> dict:
     check_device(parser, args, "amp" in options)
     if args.threads:
         torch.set_num_threads(args.threads)
-    spec = {"volume": tuple(args.volume), "roi": tuple(args.roi), "overlap": args.overlap, "ngf": args.ngf,
-            "blocks": args.blocks}
-    settings = {**spec, "device": args.device, "amp_dtype": args.amp_dtype, "warmup": args.warmup,
-                "repeats": args.repeats}
+    spec = {
+        "volume": tuple(args.volume),
+        "roi": tuple(args.roi),
+        "overlap": args.overlap,
+        "ngf": args.ngf,
+        "blocks": args.blocks,
+    }
+    settings = {
+        **spec,
+        "device": args.device,
+        "amp_dtype": args.amp_dtype,
+        "warmup": args.warmup,
+        "repeats": args.repeats,
+    }
 
     def run(opts: tuple[str, ...], sw_batch_size: int, count: bool, scratch: Path) -> dict:
         if args.in_process:
             return measure(sw_batch_size=sw_batch_size, options=opts, count=count, **settings)
         output_path = scratch / f"{'reference' if count else 'optimised'}.pt"
-        job = {**settings, "volume": list(args.volume), "roi": list(args.roi), "sw_batch_size": sw_batch_size,
-               "options": list(opts), "count": count, "threads": args.threads, "output_path": str(output_path)}
+        job = {
+            **settings,
+            "volume": list(args.volume),
+            "roi": list(args.roi),
+            "sw_batch_size": sw_batch_size,
+            "options": list(opts),
+            "count": count,
+            "threads": args.threads,
+            "output_path": str(output_path),
+        }
         result = run_isolated(__name__, job, f"sw_batch_size {sw_batch_size} {' '.join(opts)}")
         result["output"] = torch.load(output_path, weights_only=True)
         return result
@@ -183,26 +235,42 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         reference = run((), 1, True, Path(scratch))
         result = run(options, args.sw_batch_size, False, Path(scratch))
-    rows = [{"spec": spec, "name": row_name, "result": res, "reference": reference}
-            for row_name, res in (("fp32 reference, sw_batch_size 1", reference), (name, result))]
+    rows = [
+        {"spec": spec, "name": row_name, "result": res, "reference": reference}
+        for row_name, res in (("fp32 reference, sw_batch_size 1", reference), (name, result))
+    ]
     print("\n".join(table(rows, peak)[2:]), flush=True)
     diff = (result["output"] - reference["output"]).abs()
     summary = f"  output: max |optimised - reference| = {diff.max():.2e}, mean {diff.mean():.2e}"
     print(summary)
-    footer = (f"{device_name(args.device)}, torch {torch.__version__}, random weights, Gaussian blending, "
-              f"median of {args.repeats} volumes after {args.warmup} warm-up; peak memory: {reference['peak_kind']}"
-              + (f"; bf16 peak {peak:g} TFLOP/s" if peak else ""))
+    footer = (
+        f"{device_name(args.device)}, torch {torch.__version__}, random weights, Gaussian blending, "
+        f"median of {args.repeats} volumes after {args.warmup} warm-up; peak memory: {reference['peak_kind']}"
+        + (f"; bf16 peak {peak:g} TFLOP/s" if peak else "")
+    )
     print(footer)
     if args.markdown:
         command = "mr2ct bench inference " + " ".join(
-            shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-        append_markdown(args.markdown, f"Whole-volume inference, {device_name(args.device)}", command,
-                        [*table(rows, peak), summary], footer)
+            shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+        )
+        append_markdown(
+            args.markdown,
+            f"Whole-volume inference, {device_name(args.device)}",
+            command,
+            [*table(rows, peak), summary],
+            footer,
+        )
+
     def without_output(res: dict) -> dict:
         return {k: v for k, v in res.items() if k != "output"}
 
-    return {"reference": without_output(reference), "optimised": without_output(result),
-            "max_abs_difference": float(diff.max()), "mean_abs_difference": float(diff.mean())}
+    return {
+        "reference": without_output(reference),
+        "optimised": without_output(result),
+        "max_abs_difference": float(diff.max()),
+        "mean_abs_difference": float(diff.mean()),
+    }
+
 
 if __name__ == "__main__":
     main()

@@ -68,8 +68,11 @@ def device_name(device: str | torch.device) -> str:
         return torch.cuda.get_device_name(torch.device(device))
     model = platform.processor() or platform.machine()
     try:
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name"))
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     return f"CPU x{torch.get_num_threads()} ({model})"
@@ -147,8 +150,14 @@ def count_flops(fn: Callable[[], Any]) -> tuple[Any, int]:
 def run_isolated(module: str, job: dict, what: str) -> dict:
     """``python -m module --worker JOB`` in a fresh process (its own peak memory, caches, compiled code); returns
     the JSON object the worker prints last. ``what`` names the variant in the error of a failed worker."""
-    proc = subprocess.run([sys.executable, "-m", module, "--worker", json.dumps(job)], capture_output=True,
-                          text=True, encoding="utf-8", errors="replace", check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", module, "--worker", json.dumps(job)],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        check=False,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark worker failed ({what}):\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -157,8 +166,16 @@ def run_isolated(module: str, job: dict, what: str) -> dict:
 def append_markdown(path: str | Path, title: str, command: str, table: list[str], footer: str) -> None:
     """Append a section (``## title (date, torch version)``, the command and the table in a code block, the
     footer) to the markdown file ``path`` (created if missing)."""
-    section = [f"\n## {title} ({datetime.date.today().isoformat()}, torch {torch.__version__})\n", "```",
-               f"$ {command}", *table, "```", "", footer, ""]
+    section = [
+        f"\n## {title} ({datetime.date.today().isoformat()}, torch {torch.__version__})\n",
+        "```",
+        f"$ {command}",
+        *table,
+        "```",
+        "",
+        footer,
+        "",
+    ]
     with open(path, "a", encoding="utf-8") as f:
         f.write("\n".join(section))
 
@@ -188,9 +205,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs (their median is reported)")
     parser.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak, if not in the built-in list")
-    parser.add_argument("--in-process", action="store_true",
-                        help="run every variant in this process (faster to start; on the CPU the later variants' "
-                             "peak memory is then understated)")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run every variant in this process (faster to start; on the CPU the later variants' "
+        "peak memory is then understated)",
+    )
     parser.add_argument("--markdown", metavar="FILE", help="append a section with the command and table to FILE")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
 

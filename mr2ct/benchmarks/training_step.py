@@ -54,8 +54,17 @@ from mr2ct.benchmarks.measure import (
 from mr2ct.engine.methods import METHODS
 from mr2ct.engine.performance import PERFORMANCE_FLAGS
 
-__all__ = ["OPTIONS", "PAPER_SHAPES", "QUICK_SHAPES", "build_trainer", "expand_shapes", "main", "measure",
-           "parse_options", "parse_shape"]
+__all__ = [
+    "OPTIONS",
+    "PAPER_SHAPES",
+    "QUICK_SHAPES",
+    "build_trainer",
+    "expand_shapes",
+    "main",
+    "measure",
+    "parse_options",
+    "parse_shape",
+]
 
 OPTIONS = PERFORMANCE_FLAGS  # the switches of the optimised step, as the bundles' config keys
 PAPER_SHAPES = ("30x84x84:1:64:9", "30x84x84:3:64:9", "8x108x192:3:64:9", "30x256x256:1:64:9")
@@ -68,7 +77,7 @@ def parse_shape(text: str) -> dict:
     parts = text.split(":")
     try:
         shape = tuple(int(n) for n in parts[0].lower().split("x"))
-        channels, ngf, blocks = (int(p) for p in (parts[1:] + ["1", "64", "9"][len(parts) - 1:])[:3])
+        channels, ngf, blocks = (int(p) for p in (parts[1:] + ["1", "64", "9"][len(parts) - 1 :])[:3])
     except ValueError:
         raise ValueError(f"shape {text!r}: {_SHAPE_HELP}") from None
     if len(shape) != 3 or len(parts) > 4 or min(*shape, channels, ngf) < 1 or blocks < 0:
@@ -94,9 +103,19 @@ def parse_options(text: str) -> list[str]:
     return options
 
 
-def build_trainer(method: str, shape: tuple[int, int, int], channels: int, ngf: int, blocks: int, device: str,
-                  frames_per_batch: int = 8, options: tuple[str, ...] = (), amp_dtype: str = "bfloat16",
-                  batch: int = 1, seed: int = 0):
+def build_trainer(
+    method: str,
+    shape: tuple[int, int, int],
+    channels: int,
+    ngf: int,
+    blocks: int,
+    device: str,
+    frames_per_batch: int = 8,
+    options: tuple[str, ...] = (),
+    amp_dtype: str = "bfloat16",
+    batch: int = 1,
+    seed: int = 0,
+):
     """The bundles' CycleGAN trainer (the shared training config, with the switches ``options``; ``ndf`` =
     ``ngf``) and one random batch of ``batch`` clips of each domain."""
     from mr2ct.bundle import load_config
@@ -113,26 +132,57 @@ def build_trainer(method: str, shape: tuple[int, int, int], channels: int, ngf: 
     generator = torch.Generator().manual_seed(seed)
     data = {key: (torch.rand(batch, channels, *shape, generator=generator) * 2 - 1).to(device) for key in ("A", "B")}
     torch.manual_seed(seed)  # the networks' initial weights
-    overrides = {"device": torch.device(device), "method": method, "depth": shape[0], "size": list(shape[1:]),
-                 "channels": channels, "ngf": ngf, "ndf": ngf, "num_res_blocks": blocks, "amp_dtype": amp_dtype,
-                 "frames_per_batch": frames_per_batch if method == "random" else None, "max_epochs": 1,
-                 "decay_epochs": 0, "train#dataloader": [data], "train#handlers": [],
-                 **{option: option in options for option in OPTIONS}}
+    overrides = {
+        "device": torch.device(device),
+        "method": method,
+        "depth": shape[0],
+        "size": list(shape[1:]),
+        "channels": channels,
+        "ngf": ngf,
+        "ndf": ngf,
+        "num_res_blocks": blocks,
+        "amp_dtype": amp_dtype,
+        "frames_per_batch": frames_per_batch if method == "random" else None,
+        "max_epochs": 1,
+        "decay_epochs": 0,
+        "train#dataloader": [data],
+        "train#handlers": [],
+        **{option: option in options for option in OPTIONS},
+    }
     parser = load_config("vmnist_cyclegan3d", overrides=overrides)
     trainer = parser.get_parsed_content("train#trainer")
     trainer.state.device = torch.device(device)
     return trainer, data
 
 
-def measure(spec: dict, options: tuple[str, ...], device: str, method: str = "3d", frames_per_batch: int = 8,
-            warmup: int = 1, repeats: int = 3, amp_dtype: str = "bfloat16", batch: int = 1,
-            count: bool = False) -> dict:
+def measure(
+    spec: dict,
+    options: tuple[str, ...],
+    device: str,
+    method: str = "3d",
+    frames_per_batch: int = 8,
+    warmup: int = 1,
+    repeats: int = 3,
+    amp_dtype: str = "bfloat16",
+    batch: int = 1,
+    count: bool = False,
+) -> dict:
     """Run ``warmup + repeats`` training steps of one variant; returns their times, the first step's losses, the
     peak memory, the number of skipped (non-finite) steps and, with ``count``, the first step's FLOPs (counted
     while it runs: with ``warmup`` 0 the count's small overhead is in a timed step)."""
     with PeakMemory(device) as memory:
-        trainer, data = build_trainer(method, spec["shape"], spec["channels"], spec["ngf"], spec["blocks"], device,
-                                      frames_per_batch, tuple(options), amp_dtype, batch)
+        trainer, data = build_trainer(
+            method,
+            spec["shape"],
+            spec["channels"],
+            spec["ngf"],
+            spec["blocks"],
+            device,
+            frames_per_batch,
+            tuple(options),
+            amp_dtype,
+            batch,
+        )
         trainer.max_nonfinite_steps = None  # count non-finite steps (reported), do not stop
         times, losses, skipped, flops = [], None, 0, None
         for step in range(warmup + repeats):
@@ -147,8 +197,17 @@ def measure(spec: dict, options: tuple[str, ...], device: str, method: str = "3d
             skipped += trainer.state.nonfinite_steps > 0
             losses = losses or {k: float(v) for k, v in out.items() if k.startswith("loss_")}
     timed = times[warmup:] or times
-    return {"first": times[0], "median": statistics.median(timed), "times": timed, "peak": memory.peak,
-            "peak_kind": memory.kind, "losses": losses, "batch": batch, "skipped": skipped, "flops": flops}
+    return {
+        "first": times[0],
+        "median": statistics.median(timed),
+        "times": timed,
+        "peak": memory.peak,
+        "peak_kind": memory.kind,
+        "losses": losses,
+        "batch": batch,
+        "skipped": skipped,
+        "flops": flops,
+    }
 
 
 def _worker(job_json: str) -> None:
@@ -164,27 +223,41 @@ def _worker(job_json: str) -> None:
 
 def table(rows: list[dict], peak: float | None = None) -> list[str]:
     """Markdown table lines (header only for no ``rows``); ``peak``: the device's peak TFLOP/s, if known."""
-    lines = ["| shape | ch | ngf | blocks | step | s / step (first) | volumes / s | TFLOP/s | peak memory "
-             "| speed-up | memory ratio |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| shape | ch | ngf | blocks | step | s / step (first) | volumes / s | TFLOP/s | peak memory "
+        "| speed-up | memory ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         spec, res = row["spec"], row["result"]
         cells = comparison_cells(res, row["reference"], peak)
-        lines.append(f"| {'x'.join(map(str, spec['shape']))} | {spec['channels']} | {spec['ngf']} | {spec['blocks']} "
-                     f"| {row['name']} | {res['median']:.3f} ({res['first']:.2f}) | {res['batch'] / res['median']:.3g} "
-                     f"| {cells['tflops']} | {cells['memory']} | {cells['speedup']} | {cells['memory_ratio']} |")
+        lines.append(
+            f"| {'x'.join(map(str, spec['shape']))} | {spec['channels']} | {spec['ngf']} | {spec['blocks']} "
+            f"| {row['name']} | {res['median']:.3f} ({res['first']:.2f}) | {res['batch'] / res['median']:.3g} "
+            f"| {cells['tflops']} | {cells['memory']} | {cells['speedup']} | {cells['memory_ratio']} |"
+        )
     return lines
 
 
 def _parser() -> argparse.ArgumentParser:
     doc = sys.modules[__name__].__doc__
-    parser = argparse.ArgumentParser(prog="mr2ct bench", description=doc.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=doc.split("\n\n", 1)[1])
-    parser.add_argument("--shapes", nargs="+",
-                        help="shapes DxHxW[:channels[:ngf[:blocks]]], 'paper' or 'quick' (default: paper quick on "
-                             "CUDA, quick on the CPU, where a paper-size step takes minutes)")
-    parser.add_argument("--opt", default="amp,channels_last,fused_adam",
-                        help=f"comma-separated switches of the optimised step, from: {', '.join(OPTIONS)}")
+    parser = argparse.ArgumentParser(
+        prog="mr2ct bench",
+        description=doc.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=doc.split("\n\n", 1)[1],
+    )
+    parser.add_argument(
+        "--shapes",
+        nargs="+",
+        help="shapes DxHxW[:channels[:ngf[:blocks]]], 'paper' or 'quick' (default: paper quick on "
+        "CUDA, quick on the CPU, where a paper-size step takes minutes)",
+    )
+    parser.add_argument(
+        "--opt",
+        default="amp,channels_last,fused_adam",
+        help=f"comma-separated switches of the optimised step, from: {', '.join(OPTIONS)}",
+    )
     parser.add_argument("--amp-dtype", default="bfloat16", choices=("bfloat16", "float16"))
     parser.add_argument("--method", default="3d", choices=list(METHODS))
     parser.add_argument("--frames-per-batch", type=int, default=8)
@@ -209,14 +282,26 @@ def main(argv: list[str] | None = None) -> list[dict]:
     except ValueError as e:
         parser.error(str(e))
     check_device(parser, args, "amp" in options)
-    settings = {"device": args.device, "method": args.method, "frames_per_batch": args.frames_per_batch,
-                "warmup": args.warmup, "repeats": args.repeats, "amp_dtype": args.amp_dtype, "batch": args.batch}
+    settings = {
+        "device": args.device,
+        "method": args.method,
+        "frames_per_batch": args.frames_per_batch,
+        "warmup": args.warmup,
+        "repeats": args.repeats,
+        "amp_dtype": args.amp_dtype,
+        "batch": args.batch,
+    }
 
     def run(spec: dict, opts: tuple[str, ...], count: bool) -> dict:
         if args.in_process:
             return measure(spec, opts, count=count, **settings)
-        job = {"spec": {**spec, "shape": list(spec["shape"])}, "options": list(opts), "count": count,
-               "threads": args.threads, **settings}
+        job = {
+            "spec": {**spec, "shape": list(spec["shape"])},
+            "options": list(opts),
+            "count": count,
+            "threads": args.threads,
+            **settings,
+        }
         return run_isolated(__name__, job, " ".join(opts) or "reference")
 
     name = "+".join(options) or "reference (no switches)"
@@ -235,17 +320,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"  first-step losses: max |optimised - reference| = {diff:.2e}", flush=True)
         for row_name, res in (("reference", reference), ("optimised", result)):
             if res["skipped"]:
-                print(f"  WARNING: {res['skipped']} of the {row_name} step's {args.warmup + args.repeats} iterations "
-                      "had non-finite losses or gradients: their updates were skipped (faster)", flush=True)
+                print(
+                    f"  WARNING: {res['skipped']} of the {row_name} step's {args.warmup + args.repeats} iterations "
+                    "had non-finite losses or gradients: their updates were skipped (faster)",
+                    flush=True,
+                )
     memory_kind = rows[0]["result"]["peak_kind"] if rows else ""
-    footer = (f"{device_name(args.device)}, torch {torch.__version__}, method {args.method}, batch {args.batch}, "
-              f"median of {args.repeats} steps after {args.warmup} warm-up; peak memory: {memory_kind}"
-              + (f"; bf16 peak {peak:g} TFLOP/s" if peak else ""))
+    footer = (
+        f"{device_name(args.device)}, torch {torch.__version__}, method {args.method}, batch {args.batch}, "
+        f"median of {args.repeats} steps after {args.warmup} warm-up; peak memory: {memory_kind}"
+        + (f"; bf16 peak {peak:g} TFLOP/s" if peak else "")
+    )
     print(footer)
     if args.markdown:
         command = "mr2ct bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-        append_markdown(args.markdown, f"Training step, {device_name(args.device)}", command, table(rows, peak),
-                        footer)
+        append_markdown(args.markdown, f"Training step, {device_name(args.device)}", command, table(rows, peak), footer)
     return rows
 
 

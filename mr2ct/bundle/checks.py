@@ -17,8 +17,10 @@ def check_output_dir(input_dir: str | Path, output_dir: str | Path) -> None:
     is an existing file."""
     source, target = Path(input_dir).resolve(), Path(output_dir).resolve()
     if target == source or source in target.parents:
-        raise ValueError(f"output_dir {output_dir} is inside the input folder {input_dir} (or is the same folder): "
-                         "outputs would mix with the inputs; choose another output_dir.")
+        raise ValueError(
+            f"output_dir {output_dir} is inside the input folder {input_dir} (or is the same folder): "
+            "outputs would mix with the inputs; choose another output_dir."
+        )
     if target.exists() and not target.is_dir():
         raise ValueError(f"output_dir {output_dir} is a file, not a folder.")
 
@@ -33,8 +35,10 @@ def check_paths(**paths: str | Path | None) -> None:
 def check_weights(path: str | Path) -> None:
     """A clear error, before any work, when a bundle's trained weights are missing."""
     if not Path(path).is_file():
-        raise FileNotFoundError(f"no trained weights at {path}: train the bundle first (with the same quick.json or "
-                                f"size settings), or pass --ckpt_dir / --load_path.")
+        raise FileNotFoundError(
+            f"no trained weights at {path}: train the bundle first (with the same quick.json or "
+            f"size settings), or pass --ckpt_dir / --load_path."
+        )
 
 
 def list_images(folder: str | Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[dict[str, str]]:
@@ -50,8 +54,11 @@ def list_images(folder: str | Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) 
     files = [p for p in entries if p.is_file() and p.name.endswith(suffixes)]
     if len(files) < len(entries):
         ignored = [p.name for p in entries if p not in files]
-        logger.warning(f"{folder}: ignored {len(ignored)} entries that are not {' / '.join(suffixes)} files: "
-                       + ", ".join(ignored[:5]) + (", ..." if len(ignored) > 5 else ""))
+        logger.warning(
+            f"{folder}: ignored {len(ignored)} entries that are not {' / '.join(suffixes)} files: "
+            + ", ".join(ignored[:5])
+            + (", ..." if len(ignored) > 5 else "")
+        )
     if not files:
         raise FileNotFoundError(f"input folder {folder} holds no {' / '.join(suffixes)} files.")
     return [{"image": str(p)} for p in files]

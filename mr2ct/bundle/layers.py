@@ -13,8 +13,8 @@ Layering fills in what the running config does not set, at any depth (:func:`fil
 ``--key value`` overrides a user gives always win, in MONAI's own order, and a bundle runs standalone::
 
     python -m monai.bundle run training --config_file bundles/mrct_cyclegan3d/configs/train.json
-    python -m monai.bundle run evaluating \\
-        --config_file "['bundles/B/configs/train.json','bundles/B/configs/quick.json','bundles/B/configs/evaluate.json']"
+    B=bundles/vmnist_cyclegan3d/configs
+    python -m monai.bundle run evaluating --config_file "['$B/train.json','$B/quick.json','$B/evaluate.json']"
 
 MONAI reads only the files it is given, so the layers are added by the first ``initialize`` step of every
 bundle config, :func:`complete`, before anything is built. In Python, :func:`load_config` returns the same
@@ -119,8 +119,11 @@ def fill_absent(config: dict, layer: Mapping) -> dict:
             config[key] = copy.deepcopy(value)
         elif key == "imports" and isinstance(value, list) and isinstance(config[key], list):
             config[key] += [v for v in value if v not in config[key]]
-        elif isinstance(value, Mapping) and isinstance(config[key], dict) \
-                and config[key].get("_target_", value.get("_target_")) == value.get("_target_"):
+        elif (
+            isinstance(value, Mapping)
+            and isinstance(config[key], dict)
+            and config[key].get("_target_", value.get("_target_")) == value.get("_target_")
+        ):
             fill_absent(config[key], value)
     return config
 
@@ -180,8 +183,10 @@ def check_config_keys(bundle: str, config: Mapping | None = None) -> None:
     unknown = sorted(set(config) - known)
     if unknown:
         names = ", ".join(f"{key!r}{_did_you_mean(key, known)}" for key in unknown)
-        raise ValueError(f"unknown config key(s) {names}: not defined by any of "
-                         f"{Path(bundle_root(bundle)) / 'configs'}/*.json; check the spelling.")
+        raise ValueError(
+            f"unknown config key(s) {names}: not defined by any of "
+            f"{Path(bundle_root(bundle)) / 'configs'}/*.json; check the spelling."
+        )
 
 
 def _check_settings(parser: ConfigParser, bundle: str) -> dict[str, Any]:
@@ -215,8 +220,9 @@ def complete(bundle: str, workflow: str) -> None:
     parser.parse()
 
 
-def load_config(bundle: str, workflow: str = "train", files: Sequence[str | Path] = (),
-                overrides: Mapping[str, Any] | None = None) -> ConfigParser:
+def load_config(
+    bundle: str, workflow: str = "train", files: Sequence[str | Path] = (), overrides: Mapping[str, Any] | None = None
+) -> ConfigParser:
     """The complete config of a bundle's workflow as a ``ConfigParser``, for use from Python.
 
     Reads ``<bundle>/configs/<workflow>.json`` and then ``files`` (e.g. the bundle's ``quick.json``), as

@@ -96,19 +96,23 @@ def fraction(name: str, value: Any) -> float:
 
 def choice(*choices: str) -> Check:
     """A check that the value is one of ``choices``."""
+
     def check(name: str, value: Any) -> str:
         if value not in choices:
             raise ValueError(f"config key {name!r} is {value!r}; choose one of {', '.join(choices)}.")
         return value
+
     return check
 
 
 def sizes(count: int) -> Check:
     """A check that the value is a list of ``count`` positive integers."""
+
     def check(name: str, value: Any) -> list[int]:
         if not isinstance(value, (list, tuple)) or len(value) != count:
             raise ValueError(f"config key {name!r} must be a list of {count} sizes, got {value!r}.")
         return [positive_int(name, v) for v in value]
+
     return check
 
 
@@ -145,17 +149,24 @@ class CycleGANSettings:
     ndf: int = setting(positive_int, "discriminator base channels")
     num_res_blocks: int = setting(nonnegative_int, "residual blocks of the generator")
     gen_strides: int | list[int] = setting(lambda name, value: value, "generator down-sampling, 1 or 2 (or per axis)")
-    gen_upsample: str = setting(choice("transposed", "nearest", "linear"),
-                                "generator up-sampling: transposed convolution, or resize then convolution")
+    gen_upsample: str = setting(
+        choice("transposed", "nearest", "linear"),
+        "generator up-sampling: transposed convolution, or resize then convolution",
+    )
     d_layers: int = setting(positive_int, "strided layers of the PatchGAN discriminator")
-    d_max_downsampling: list[int | None] | None = setting(lambda name, value: value,
-                                                          "most stride-2 layers of the discriminator per axis")
+    d_max_downsampling: list[int | None] | None = setting(
+        lambda name, value: value, "most stride-2 layers of the discriminator per axis"
+    )
     adversarial: str = setting(choice(*ADVERSARIAL_LOSSES), "adversarial loss")
     lambda_cycle: float = setting(nonnegative_number, "weight of the cycle loss")
     lambda_identity: float = setting(nonnegative_number, "weight of the identity loss, relative to lambda_cycle")
     lambda_const: float = setting(nonnegative_number, "weight of the temporal const loss (seq_const)")
-    lambda_structure: float = setting(nonnegative_number, "weight of the MIND structure loss between input and translation")
-    lambda_paired: float = setting(nonnegative_number, "weight of the L1 loss on registered pairs, when pairs are given")
+    lambda_structure: float = setting(
+        nonnegative_number, "weight of the MIND structure loss between input and translation"
+    )
+    lambda_paired: float = setting(
+        nonnegative_number, "weight of the L1 loss on registered pairs, when pairs are given"
+    )
     pool_size: int = setting(nonnegative_int, "fake-image pool size (0: no pool)")
     lr: float = setting(positive_number, "Adam learning rate")
     max_epochs: int = setting(positive_int, "training epochs")
@@ -199,14 +210,18 @@ class CycleGANSettings:
         dims = method.spatial_dims
         for name, convolved in cls._convolved_sizes(values, dims).items():
             if min(convolved) < MIN_SPATIAL_SIZE:
-                raise ValueError(f"config key {name!r} is {values[name]!r}: the generator needs >= "
-                                 f"{MIN_SPATIAL_SIZE} voxels along each of its {dims} axes.")
+                raise ValueError(
+                    f"config key {name!r} is {values[name]!r}: the generator needs >= "
+                    f"{MIN_SPATIAL_SIZE} voxels along each of its {dims} axes."
+                )
         if "gen_strides" in values:
             strides = values["gen_strides"]
             per_axis = strides if isinstance(strides, list) else [strides] * dims
             if len(per_axis) != dims or any(isinstance(s, bool) or s not in (1, 2) for s in per_axis):
-                raise ValueError(f"config key 'gen_strides' must be 1 or 2, or a list of {dims} of them (one per "
-                                 f"axis), got {strides!r}.")
+                raise ValueError(
+                    f"config key 'gen_strides' must be 1 or 2, or a list of {dims} of them (one per "
+                    f"axis), got {strides!r}."
+                )
         if "decay_epochs" in values:
             decay = values["decay_epochs"]
             if not _is_int(decay) or not 0 <= decay <= values.get("max_epochs", decay):
@@ -215,8 +230,10 @@ class CycleGANSettings:
             if method.lambda_const > 0 and not values["lambda_const"] > 0:
                 raise ValueError(f"config key 'lambda_const' must be > 0 for method {method.name!r}.")
             if method.lambda_const == 0 and values["lambda_const"] > 0:
-                raise ValueError(f"config key 'lambda_const' applies to method 'seq_const' only (method is "
-                                 f"{method.name!r}); set it to 0.")
+                raise ValueError(
+                    f"config key 'lambda_const' applies to method 'seq_const' only (method is "
+                    f"{method.name!r}); set it to 0."
+                )
         if method.batch == "random" and "frames_per_batch" in values:
             positive_int("frames_per_batch", values["frames_per_batch"])
 
@@ -261,8 +278,10 @@ class DigitVideoSettings(VideoSettings):
 class GTASettings(VideoSettings):
     """Settings of the GTA segmentation <-> video bundle."""
 
-    source: str | None = setting(lambda name, value: value if value == "procedural" else existing_path(name, value),
-                                 "VIPER folder or video + label frames (null or 'procedural': the built-in scene)")
+    source: str | None = setting(
+        lambda name, value: value if value == "procedural" else existing_path(name, value),
+        "VIPER folder or video + label frames (null or 'procedural': the built-in scene)",
+    )
 
 
 @dataclass(frozen=True)
@@ -287,7 +306,7 @@ class MRCTSettings(CycleGANSettings):
 
     @classmethod
     def _convolved_sizes(cls, values: Mapping[str, Any], dims: int) -> dict[str, Sequence[int]]:
-        return {"volume_size": values["volume_size"][3 - dims:]} if "volume_size" in values else {}
+        return {"volume_size": values["volume_size"][3 - dims :]} if "volume_size" in values else {}
 
 
 _BUNDLE_SETTINGS: dict[str, type[CycleGANSettings]] = {

@@ -20,8 +20,9 @@ def load_split(folder: str | Path, split: str, domain: str) -> np.ndarray:
     return np.load(path, mmap_mode="r")
 
 
-def paired_items(data_a: Sequence, data_b: Sequence, limit: int | None = None,
-                 keys: tuple[str, str] = ("image", "label")) -> list[dict]:
+def paired_items(
+    data_a: Sequence, data_b: Sequence, limit: int | None = None, keys: tuple[str, str] = ("image", "label")
+) -> list[dict]:
     """``[{"image": a[i], "label": b[i], "index": i}]`` for ground-truth pairs (row ``i`` of both is one case)."""
     if len(data_a) != len(data_b):
         raise ValueError(f"paired data need equal lengths, got {len(data_a)} and {len(data_b)}.")
@@ -46,8 +47,9 @@ class UnpairedDataset(Dataset):
         keys: names of the two domains in the returned dict.
     """
 
-    def __init__(self, data_a: Sequence, data_b: Sequence, transform: Callable | None = None,
-                 keys: tuple[str, str] = ("A", "B")):
+    def __init__(
+        self, data_a: Sequence, data_b: Sequence, transform: Callable | None = None, keys: tuple[str, str] = ("A", "B")
+    ):
         if len(data_a) == 0 or len(data_b) == 0:
             raise ValueError(f"both domains need samples, got {len(data_a)} (A) and {len(data_b)} (B).")
         super().__init__(data=data_a, transform=transform)

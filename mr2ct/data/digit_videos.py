@@ -5,8 +5,8 @@ again into two disjoint halves, one per domain, so training is unpaired (no digi
 while every test digit is rendered in both domains: row ``i`` of ``test_A`` and ``test_B`` is a ground-truth
 pair. With ``val_fraction > 0`` a share of the training digits is held out of training instead and rendered in
 both domains as ``val_A`` / ``val_B`` (paired): a validation set for choosing settings that is disjoint from the
-test digits and never trained on. A renderer turns digits into videos for one domain; per-video randomness must depend only on the
-digit's id, so that both renderings of a test digit share it (the same motion, say).
+test digits and never trained on. A renderer turns digits into videos for one domain; per-video randomness
+must depend only on the digit's id, so that both renderings of a test digit share it (the same motion, say).
 """
 
 from __future__ import annotations
@@ -42,9 +42,17 @@ class DigitVideoConfig:
         labels_idx: MNIST IDX labels file.
     """
 
-    def __init__(self, depth: int = 30, size: Sequence[int] = (84, 84), num_digits: int | None = None,
-                 seed: int = 0, train_fraction: float = 0.7, images_idx: str | None = None,
-                 labels_idx: str | None = None, val_fraction: float = 0.0):
+    def __init__(
+        self,
+        depth: int = 30,
+        size: Sequence[int] = (84, 84),
+        num_digits: int | None = None,
+        seed: int = 0,
+        train_fraction: float = 0.7,
+        images_idx: str | None = None,
+        labels_idx: str | None = None,
+        val_fraction: float = 0.0,
+    ):
         size = tuple(int(s) for s in size)
         if depth < 1 or len(size) != 2 or min(size) < 1:
             raise ValueError(f"depth and size must be positive (size is (H, W)), got depth={depth}, size={size}.")
@@ -59,9 +67,15 @@ class DigitVideoConfig:
         self.train_fraction, self.images_idx, self.labels_idx = train_fraction, images_idx, labels_idx
 
     def as_dict(self) -> dict:
-        return {"depth": self.depth, "size": list(self.size), "num_digits": self.num_digits, "seed": self.seed,
-                "train_fraction": self.train_fraction, "val_fraction": self.val_fraction,
-                "images_idx": str(self.images_idx) if self.images_idx else None}
+        return {
+            "depth": self.depth,
+            "size": list(self.size),
+            "num_digits": self.num_digits,
+            "seed": self.seed,
+            "train_fraction": self.train_fraction,
+            "val_fraction": self.val_fraction,
+            "images_idx": str(self.images_idx) if self.images_idx else None,
+        }
 
     def folder_name(self, prefix: str) -> str:
         n = self.num_digits if self.num_digits is not None else "all"
@@ -74,14 +88,21 @@ def _write_array(path: Path, array_chunks, shape: tuple[int, ...]) -> None:
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
     start = 0
     for chunk in array_chunks:
-        out[start: start + len(chunk)] = chunk
+        out[start : start + len(chunk)] = chunk
         start += len(chunk)
     out.flush()
     del out
 
 
-def build_digit_videos(root_dir: str | Path, config: DigitVideoConfig, name: str, channels: int,
-                       render: Renderer, meta: dict | None = None, chunk: int = 256) -> Path:
+def build_digit_videos(
+    root_dir: str | Path,
+    config: DigitVideoConfig,
+    name: str,
+    channels: int,
+    render: Renderer,
+    meta: dict | None = None,
+    chunk: int = 256,
+) -> Path:
     """Build (once) and cache a digit-video data set under ``root_dir/<name>_...``; return its folder.
 
     The folder holds ``train_A.npy``, ``train_B.npy`` (unpaired, disjoint digits), ``test_A.npy``,
@@ -101,7 +122,7 @@ def build_digit_videos(root_dir: str | Path, config: DigitVideoConfig, name: str
     n_train = int(round(config.train_fraction * len(order)))
     train, test = order[:n_train], order[n_train:]
     n_val = int(round(config.val_fraction * len(train)))
-    train, val = train[: len(train) - n_val], train[len(train) - n_val:]
+    train, val = train[: len(train) - n_val], train[len(train) - n_val :]
     half = len(train) // 2
     splits = {"train_A": train[:half], "train_B": train[half:], "test_A": test, "test_B": test}
     if n_val:
@@ -115,7 +136,7 @@ def build_digit_videos(root_dir: str | Path, config: DigitVideoConfig, name: str
 
                 def chunks(idx=idx, domain=domain):
                     for s in range(0, len(idx), chunk):
-                        ids = idx[s: s + chunk]
+                        ids = idx[s : s + chunk]
                         videos = render(images[ids], ids, domain)
                         bar.update(len(videos))
                         yield videos

@@ -15,8 +15,14 @@ from mr2ct.io.volume_size import DEFLATE_RATIO, SizeError, check_size
 
 __all__ = ["bundled_mnist_path", "load_digits", "read_idx"]
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"),
-               0x0E: np.dtype(">f8")}
+_IDX_DTYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 
 
 def read_idx(path: str | Path, max_bytes: int | None = None) -> np.ndarray:
@@ -41,14 +47,19 @@ def read_idx(path: str | Path, max_bytes: int | None = None) -> np.ndarray:
             header = 4 + 4 * ndim
             if len(head) < header:
                 raise VolumeError(path, f"truncated IDX header ({len(head)} bytes, the header alone needs {header})")
-            shape = tuple(int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+            shape = tuple(int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
             expected = header + math.prod(shape) * dtype.itemsize
             size = path.stat().st_size
             if not compressed and size != expected:
                 raise _mismatch(path, shape, expected, size)
             try:  # the limit, and for gzip what the compressed size can expand to
-                check_size(path, expected - header, size * DEFLATE_RATIO if compressed else None,
-                           f"shape {shape} of {dtype}", max_bytes)
+                check_size(
+                    path,
+                    expected - header,
+                    size * DEFLATE_RATIO if compressed else None,
+                    f"shape {shape} of {dtype}",
+                    max_bytes,
+                )
             except SizeError as e:
                 raise VolumeError(e.path, e.reason) from None
             data = head + f.read(expected - header + 1)  # one byte more: trailing bytes are an error too
@@ -61,8 +72,11 @@ def read_idx(path: str | Path, max_bytes: int | None = None) -> np.ndarray:
 
 def _mismatch(path: Path, shape: tuple[int, ...], expected: int, found: int) -> VolumeError:
     more = "more" if found > expected else found
-    return VolumeError(path, f"IDX header announces shape {shape} ({expected} bytes) but the file has {more}"
-                             f"{' (truncated?)' if found < expected else ''}")
+    return VolumeError(
+        path,
+        f"IDX header announces shape {shape} ({expected} bytes) but the file has {more}"
+        f"{' (truncated?)' if found < expected else ''}",
+    )
 
 
 def bundled_mnist_path() -> Path:
@@ -76,7 +90,9 @@ def bundled_mnist_path() -> Path:
     return path
 
 
-def load_digits(images_idx: str | Path | None = None, labels_idx: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+def load_digits(
+    images_idx: str | Path | None = None, labels_idx: str | Path | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Digits as ``(N, 28, 28)`` uint8 images and ``(N,)`` labels.
 
     Reads MNIST IDX files when ``images_idx`` is given (labels are -1 without ``labels_idx``); otherwise the
@@ -89,7 +105,9 @@ def load_digits(images_idx: str | Path | None = None, labels_idx: str | Path | N
     if images_idx:
         images = read_idx(images_idx)
         if images.ndim != 3 or images.dtype != np.uint8 or 0 in images.shape:
-            raise VolumeError(images_idx, f"expected uint8 images of shape (N, H, W), got {images.dtype} {images.shape}")
+            raise VolumeError(
+                images_idx, f"expected uint8 images of shape (N, H, W), got {images.dtype} {images.shape}"
+            )
         labels = read_idx(labels_idx) if labels_idx else np.full(len(images), -1, dtype=np.int64)
         if labels.ndim != 1:
             raise VolumeError(labels_idx, f"expected a 1D array of labels, got shape {labels.shape}")

@@ -38,25 +38,78 @@ __all__ = ["DrivingSceneConfig", "build_driving_scene", "render_sequence"]
 _VERSION = 1
 
 SKY, ROAD, SIDEWALK, TERRAIN, TREE, VEGETATION, BUILDING, INFRASTRUCTURE, PERSON, CAR, VAN, BUS, TRUCK = (
-    class_id(n) for n in ("sky", "road", "sidewalk", "terrain", "tree", "vegetation", "building",
-                          "infrastructure", "person", "car", "van", "bus", "truck"))
+    class_id(n)
+    for n in (
+        "sky",
+        "road",
+        "sidewalk",
+        "terrain",
+        "tree",
+        "vegetation",
+        "building",
+        "infrastructure",
+        "person",
+        "car",
+        "van",
+        "bus",
+        "truck",
+    )
+)
 # vehicle kinds: class, probability, width, height, length (m)
-_VEHICLES = ((CAR, 0.7, 1.8, 1.45, 4.3), (VAN, 0.12, 2.0, 2.1, 5.0), (TRUCK, 0.1, 2.5, 3.3, 8.0),
-             (BUS, 0.08, 2.55, 3.1, 11.0))
+_VEHICLES = (
+    (CAR, 0.7, 1.8, 1.45, 4.3),
+    (VAN, 0.12, 2.0, 2.1, 5.0),
+    (TRUCK, 0.1, 2.5, 3.3, 8.0),
+    (BUS, 0.08, 2.55, 3.1, 11.0),
+)
 # colours (linear RGB in [0, 1]) of materials
-_GLASS, _WARM_LIGHT, _LEAVES, _TRUNK, _GRASS = (np.array(c, np.float32) for c in (
-    [0.16, 0.2, 0.26], [0.8, 0.7, 0.4], [0.18, 0.36, 0.12], [0.3, 0.22, 0.15], [0.3, 0.45, 0.18]))
-_BLUE_SKY, _OVERCAST_SKY, _HAZE, _CLOUD = (np.array(c, np.float32) for c in (
-    [0.25, 0.45, 0.8], [0.55, 0.58, 0.62], [0.78, 0.82, 0.88], [0.92, 0.93, 0.95]))
-_HEADLIGHT, _TAIL_LIGHT, _TYRE, _CAR_GLASS, _PLATE, _HAIR, _METAL, _SKIN = (np.array(c, np.float32) for c in (
-    [0.95, 0.92, 0.75], [0.8, 0.05, 0.05], [0.04, 0.04, 0.05], [0.12, 0.15, 0.2], [0.9, 0.9, 0.85],
-    [0.1, 0.07, 0.05], [0.32, 0.33, 0.35], [0.85, 0.65, 0.5]))
+_GLASS, _WARM_LIGHT, _LEAVES, _TRUNK, _GRASS = (
+    np.array(c, np.float32)
+    for c in ([0.16, 0.2, 0.26], [0.8, 0.7, 0.4], [0.18, 0.36, 0.12], [0.3, 0.22, 0.15], [0.3, 0.45, 0.18])
+)
+_BLUE_SKY, _OVERCAST_SKY, _HAZE, _CLOUD = (
+    np.array(c, np.float32) for c in ([0.25, 0.45, 0.8], [0.55, 0.58, 0.62], [0.78, 0.82, 0.88], [0.92, 0.93, 0.95])
+)
+_HEADLIGHT, _TAIL_LIGHT, _TYRE, _CAR_GLASS, _PLATE, _HAIR, _METAL, _SKIN = (
+    np.array(c, np.float32)
+    for c in (
+        [0.95, 0.92, 0.75],
+        [0.8, 0.05, 0.05],
+        [0.04, 0.04, 0.05],
+        [0.12, 0.15, 0.2],
+        [0.9, 0.9, 0.85],
+        [0.1, 0.07, 0.05],
+        [0.32, 0.33, 0.35],
+        [0.85, 0.65, 0.5],
+    )
+)
 _NEAR, _WRAP = 1.0, (-25.0, 230.0)  # near clipping depth; objects' depths wrap around this range (m)
 _FAR = 1500.0  # facades farther than this are not drawn (m)
-_FACADE_COLOURS = np.array([[0.78, 0.72, 0.62], [0.62, 0.36, 0.28], [0.58, 0.58, 0.6], [0.86, 0.84, 0.8],
-                            [0.5, 0.42, 0.35], [0.72, 0.62, 0.46], [0.45, 0.5, 0.55]], np.float32)
-_CAR_COLOURS = np.array([[0.85, 0.85, 0.85], [0.08, 0.08, 0.1], [0.55, 0.56, 0.6], [0.6, 0.08, 0.08],
-                         [0.1, 0.2, 0.5], [0.15, 0.35, 0.2], [0.8, 0.7, 0.2], [0.35, 0.3, 0.28]], np.float32)
+_FACADE_COLOURS = np.array(
+    [
+        [0.78, 0.72, 0.62],
+        [0.62, 0.36, 0.28],
+        [0.58, 0.58, 0.6],
+        [0.86, 0.84, 0.8],
+        [0.5, 0.42, 0.35],
+        [0.72, 0.62, 0.46],
+        [0.45, 0.5, 0.55],
+    ],
+    np.float32,
+)
+_CAR_COLOURS = np.array(
+    [
+        [0.85, 0.85, 0.85],
+        [0.08, 0.08, 0.1],
+        [0.55, 0.56, 0.6],
+        [0.6, 0.08, 0.08],
+        [0.1, 0.2, 0.5],
+        [0.15, 0.35, 0.2],
+        [0.8, 0.7, 0.2],
+        [0.35, 0.3, 0.28],
+    ],
+    np.float32,
+)
 
 
 @dataclass(frozen=True)
@@ -91,30 +144,45 @@ class DrivingSceneConfig:
     def __post_init__(self):
         size, speeds = tuple(int(s) for s in self.size), tuple(float(s) for s in self.speed_range)
         sequences = tuple(str(s) for s in self.sequences)
-        checks = {"size": len(size) == 2 and min(size) >= 8, "sequences": len(set(sequences)) == len(sequences) > 0,
-                  "frames": self.frames >= 1, "fps": self.fps > 0,
-                  "speed_range": len(speeds) == 2 and 0 <= speeds[0] <= speeds[1],
-                  "num_cars": self.num_cars >= 0, "num_pedestrians": self.num_pedestrians >= 0,
-                  "flicker": 0 <= self.flicker < 0.5, "noise": self.noise >= 0, "seed": self.seed >= 0}
+        checks = {
+            "size": len(size) == 2 and min(size) >= 8,
+            "sequences": len(set(sequences)) == len(sequences) > 0,
+            "frames": self.frames >= 1,
+            "fps": self.fps > 0,
+            "speed_range": len(speeds) == 2 and 0 <= speeds[0] <= speeds[1],
+            "num_cars": self.num_cars >= 0,
+            "num_pedestrians": self.num_pedestrians >= 0,
+            "flicker": 0 <= self.flicker < 0.5,
+            "noise": self.noise >= 0,
+            "seed": self.seed >= 0,
+        }
         bad = [f"{name}={getattr(self, name)!r}" for name, ok in checks.items() if not ok]
         if bad:
-            raise ValueError(f"invalid DrivingSceneConfig: {', '.join(bad)} (size (H, W) >= 8, distinct sequence "
-                             f"names, frames >= 1, fps > 0, 0 <= speed_range[0] <= speed_range[1], counts >= 0, "
-                             f"flicker in [0, 0.5), noise >= 0).")
+            raise ValueError(
+                f"invalid DrivingSceneConfig: {', '.join(bad)} (size (H, W) >= 8, distinct sequence "
+                f"names, frames >= 1, fps > 0, 0 <= speed_range[0] <= speed_range[1], counts >= 0, "
+                f"flicker in [0, 0.5), noise >= 0)."
+            )
         object.__setattr__(self, "size", size)
         object.__setattr__(self, "speed_range", speeds)
         object.__setattr__(self, "sequences", sequences)
 
     def as_dict(self) -> dict:
         """The settings as JSON-ready values."""
-        return {**asdict(self), "size": list(self.size), "sequences": list(self.sequences),
-                "speed_range": list(self.speed_range)}
+        return {
+            **asdict(self),
+            "size": list(self.size),
+            "sequences": list(self.sequences),
+            "speed_range": list(self.speed_range),
+        }
 
     def folder_name(self) -> str:
         """Cache folder name, e.g. ``driving_scene_v1_216x384_n15x300_seed0_<digest of all settings>``."""
         digest = zlib.crc32(json.dumps(self.as_dict(), sort_keys=True).encode("utf-8"))
-        return (f"driving_scene_v{_VERSION}_{self.size[0]}x{self.size[1]}_n{len(self.sequences)}x{self.frames}_"
-                f"seed{self.seed}_{digest:08x}")
+        return (
+            f"driving_scene_v{_VERSION}_{self.size[0]}x{self.size[1]}_n{len(self.sequences)}x{self.frames}_"
+            f"seed{self.seed}_{digest:08x}"
+        )
 
     def sequence_rng(self, name: str) -> np.random.Generator:
         """The random generator of sequence ``name``."""
@@ -128,7 +196,7 @@ def _hash(i: np.ndarray, j: np.ndarray, salt: int) -> np.ndarray:
     """Pseudo-random values in [0, 1) of integer lattice points (a texture fixed in world coordinates)."""
     h = (np.asarray(i, np.int64) * 374761393 + np.asarray(j, np.int64) * 668265263 + salt * 982451653) & 0xFFFFFFFF
     h = ((h ^ (h >> 13)) * 1274126177) & 0xFFFFFFFF
-    return (h ^ (h >> 16)).astype(np.float32) * np.float32(2.0 ** -32)
+    return (h ^ (h >> 16)).astype(np.float32) * np.float32(2.0**-32)
 
 
 def _value_noise(a: np.ndarray, b: np.ndarray, salt: int) -> np.ndarray:
@@ -210,8 +278,11 @@ def _sample_side(rng: np.random.Generator, face: float, length: float) -> _Side:
     starts = np.concatenate([[-60.0], -60.0 + np.cumsum(lengths)])
     n = len(lengths)
     kinds = rng.choice(4, size=n, p=[0.6, 0.22, 0.1, 0.08])
-    heights = np.select([kinds == 0, kinds == 1, kinds == 2], [rng.uniform(6, 30, n), rng.uniform(5, 10, n),
-                                                              rng.uniform(0.8, 2.0, n)], 0.0)
+    heights = np.select(
+        [kinds == 0, kinds == 1, kinds == 2],
+        [rng.uniform(6, 30, n), rng.uniform(5, 10, n), rng.uniform(0.8, 2.0, n)],
+        0.0,
+    )
     colours = _FACADE_COLOURS[rng.integers(len(_FACADE_COLOURS), size=n)] * rng.uniform(0.85, 1.1, (n, 1))
     return _Side(face, starts, kinds, heights, colours.astype(np.float32), int(rng.integers(1 << 30)))
 
@@ -225,13 +296,27 @@ def _sample_street(rng: np.random.Generator, config: DrivingSceneConfig, speed: 
     overcast = rng.uniform() < 0.3
     sky_top = _OVERCAST_SKY if overcast else _BLUE_SKY * rng.uniform(0.9, 1.1)
     street = _Street(
-        size=(h, w), speed=speed, fps=config.fps, f=w * rng.uniform(0.82, 0.92), cx=(w - 1) / 2,
-        horizon=h * rng.uniform(0.4, 0.47), cam_h=float(rng.uniform(1.3, 1.7)), lane_w=lane_w, lanes=lanes,
-        sidewalk=sidewalk, sides=sides, lamp_spacing=float(rng.uniform(22, 40)), sun=int(rng.choice([-1, 1])),
+        size=(h, w),
+        speed=speed,
+        fps=config.fps,
+        f=w * rng.uniform(0.82, 0.92),
+        cx=(w - 1) / 2,
+        horizon=h * rng.uniform(0.4, 0.47),
+        cam_h=float(rng.uniform(1.3, 1.7)),
+        lane_w=lane_w,
+        lanes=lanes,
+        sidewalk=sidewalk,
+        sides=sides,
+        lamp_spacing=float(rng.uniform(22, 40)),
+        sun=int(rng.choice([-1, 1])),
         light=rng.uniform(0.8, 1.15) * (1 + rng.uniform(-0.06, 0.06, 3)) * (0.85 if overcast else 1.0),
-        sky_top=sky_top, sky_horizon=_HAZE * rng.uniform(0.92, 1.05),
-        cloudiness=float(rng.uniform(0.1, 0.6)) if not overcast else 0.2, fog=float(rng.uniform(150, 450)),
-        asphalt=float(rng.uniform(0.26, 0.38)), salt=int(rng.integers(1 << 30)))
+        sky_top=sky_top,
+        sky_horizon=_HAZE * rng.uniform(0.92, 1.05),
+        cloudiness=float(rng.uniform(0.1, 0.6)) if not overcast else 0.2,
+        fog=float(rng.uniform(150, 450)),
+        asphalt=float(rng.uniform(0.26, 0.38)),
+        salt=int(rng.integers(1 << 30)),
+    )
     street.vehicles = _sample_vehicles(rng, street, config.num_cars)
     street.pedestrians = [_sample_pedestrian(rng, street) for _ in range(config.num_pedestrians)]
     return street
@@ -252,19 +337,35 @@ def _sample_vehicles(rng: np.random.Generator, street: _Street, count: int) -> l
             speed = -rng.uniform(6.0, 14.0)
         else:
             speed = street.speed * rng.uniform(0.5, 1.4) + rng.uniform(-2.0, 2.0)
-        vehicles.append({"cls": cls, "x": x, "u0": float(rng.uniform(*_WRAP)) if not lead else 0.0,
-                         "speed": float(speed), "width": width, "height": height, "length": length, "lead": lead,
-                         "gap": float(rng.uniform(9, 25)), "phase": float(rng.uniform(0, 2 * np.pi)),
-                         "colour": _CAR_COLOURS[rng.integers(len(_CAR_COLOURS))] * rng.uniform(0.85, 1.1)})
+        vehicles.append(
+            {
+                "cls": cls,
+                "x": x,
+                "u0": float(rng.uniform(*_WRAP)) if not lead else 0.0,
+                "speed": float(speed),
+                "width": width,
+                "height": height,
+                "length": length,
+                "lead": lead,
+                "gap": float(rng.uniform(9, 25)),
+                "phase": float(rng.uniform(0, 2 * np.pi)),
+                "colour": _CAR_COLOURS[rng.integers(len(_CAR_COLOURS))] * rng.uniform(0.85, 1.1),
+            }
+        )
     return vehicles
 
 
 def _sample_pedestrian(rng: np.random.Generator, street: _Street) -> dict:
     side = int(rng.choice([-1, 1]))
-    return {"x": side * (street.half + street.sidewalk * rng.uniform(0.3, 0.85)), "u0": float(rng.uniform(*_WRAP)),
-            "speed": float(rng.choice([-1, 1]) * rng.uniform(0.8, 1.6)), "height": float(rng.uniform(1.55, 1.9)),
-            "shirt": rng.uniform(0.1, 0.9, 3), "trousers": rng.uniform(0.05, 0.4, 3) * [1, 1, 1.3],
-            "skin": _SKIN * rng.uniform(0.45, 1.05)}
+    return {
+        "x": side * (street.half + street.sidewalk * rng.uniform(0.3, 0.85)),
+        "u0": float(rng.uniform(*_WRAP)),
+        "speed": float(rng.choice([-1, 1]) * rng.uniform(0.8, 1.6)),
+        "height": float(rng.uniform(1.55, 1.9)),
+        "shirt": rng.uniform(0.1, 0.9, 3),
+        "trousers": rng.uniform(0.05, 0.4, 3) * [1, 1, 1.3],
+        "skin": _SKIN * rng.uniform(0.45, 1.05),
+    }
 
 
 # ------------------------------------------------------------------------------------------------ rendering
@@ -312,8 +413,9 @@ class _Frame:
         labels = np.select([road, walk], [ROAD, SIDEWALK], TERRAIN).astype(np.uint8)
         fine = _detail(z, s.f, 0.25) * (_value_noise(x * 4, u * 4, s.salt + 2) - 0.5)
         coarse = _value_noise(x / 3, u / 3, s.salt + 3) - 0.5
-        tone = np.select([road, walk], [s.asphalt * (1 + 0.25 * fine + 0.15 * coarse),
-                                        0.62 * (1 + 0.1 * fine + 0.06 * coarse)], 0.0)
+        tone = np.select(
+            [road, walk], [s.asphalt * (1 + 0.25 * fine + 0.15 * coarse), 0.62 * (1 + 0.1 * fine + 0.06 * coarse)], 0.0
+        )
         colour = np.repeat(tone[..., None], 3, axis=-1)
         grass = _GRASS * (0.8 + 0.4 * _value_noise(x * 2, u * 2, s.salt + 4))[..., None]
         colour = np.where(labels[..., None] == TERRAIN, grass, colour)
@@ -345,8 +447,11 @@ class _Frame:
         """Darken the road under the vehicles."""
         for v in self.traffic:
             if v["z"] + v["length"] > _NEAR and v["z"] < 80:
-                under = (np.abs(x - self.cam_x - v["xr"]) < v["width"] * 0.55) & (z > v["z"] - 0.4) & (
-                    z < v["z"] + v["length"])
+                under = (
+                    (np.abs(x - self.cam_x - v["xr"]) < v["width"] * 0.55)
+                    & (z > v["z"] - 0.4)
+                    & (z < v["z"] + v["length"])
+                )
                 colour[under] *= 0.45
         return colour
 
@@ -375,7 +480,7 @@ class _Frame:
         centre = (np.floor(local / spacing) + 0.5) * spacing
         radius = 1.8 + 1.2 * _hash(seg, np.floor(local / spacing), salt)
         d = np.abs(local - centre)
-        chord = np.sqrt(np.clip(radius ** 2 - d ** 2, 0, None))
+        chord = np.sqrt(np.clip(radius**2 - d**2, 0, None))
         crown_c = top - radius
         is_tree, is_open = kind == 1, kind == 3
         lo = np.where(is_tree, crown_c - chord, 0.0)
@@ -401,8 +506,11 @@ class _Frame:
         leaf = 0.7 + 0.5 * _value_noise(local * 2.5, y * 2.5, side.salt + 5)[:, None]
         green = _LEAVES * leaf * (1.1 if sign == s.sun else 0.85)
         tree = np.where((y < crown_lo)[:, None], _TRUNK, green)
-        return np.select([(kind == 0)[:, None], (kind == 1)[:, None], (kind == 2)[:, None]],
-                         [building, tree, green * 0.8], _GRASS * leaf)
+        return np.select(
+            [(kind == 0)[:, None], (kind == 1)[:, None], (kind == 2)[:, None]],
+            [building, tree, green * 0.8],
+            _GRASS * leaf,
+        )
 
     # -- objects: vehicles, pedestrians, lamps, drawn with a depth test
 
@@ -425,8 +533,10 @@ class _Frame:
         if z < _NEAR:
             return
         top = max(p[3] for p in parts)
-        r0, r1 = max(int(np.floor(s.horizon + s.f * (s.cam_h - top) / z)), 0), min(
-            int(np.ceil(s.horizon + s.f * s.cam_h / z)) + 1, h)
+        r0, r1 = (
+            max(int(np.floor(s.horizon + s.f * (s.cam_h - top) / z)), 0),
+            min(int(np.ceil(s.horizon + s.f * s.cam_h / z)) + 1, h),
+        )
         c0, c1 = max(int(np.floor(s.cx + s.f * x0 / z)), 0), min(int(np.ceil(s.cx + s.f * x1 / z)) + 1, w)
         if r0 >= r1 or c0 >= c1:
             return
@@ -444,8 +554,10 @@ class _Frame:
         cols = sorted((s.cx + s.f * xside / near, s.cx + s.f * xside / z1))
         c0, c1 = max(int(np.floor(cols[0])), 0), min(int(np.ceil(cols[1])) + 1, w)
         top = max(p[3] for p in parts)
-        r0, r1 = max(int(np.floor(s.horizon + s.f * (s.cam_h - top) / near)), 0), min(
-            int(np.ceil(s.horizon + s.f * s.cam_h / near)) + 1, h)
+        r0, r1 = (
+            max(int(np.floor(s.horizon + s.f * (s.cam_h - top) / near)), 0),
+            min(int(np.ceil(s.horizon + s.f * s.cam_h / near)) + 1, h),
+        )
         if c0 >= c1 or r0 >= r1:
             return
         xs = self.xs[c0:c1]
@@ -473,16 +585,24 @@ class _Frame:
         car = cls == CAR
         body_top, glass_lo = (0.62 * h, 0.66 * h) if car else (0.9 * h, 0.55 * h)
         cabin = (0.1, 0.9) if car else (0.02, 0.98)
-        back = [(0.0, 1.0, 0.22, body_top, cls, colour), (*cabin, body_top, h, cls, colour * 0.95),
-                (0.06, 0.24, 0.0, 0.36, cls, _TYRE), (0.76, 0.94, 0.0, 0.36, cls, _TYRE),
-                (cabin[0] + 0.06, cabin[1] - 0.06, glass_lo, 0.94 * h, cls, _CAR_GLASS),
-                (0.04, 0.17, 0.45 * body_top, 0.6 * body_top, cls, lights),
-                (0.83, 0.96, 0.45 * body_top, 0.6 * body_top, cls, lights),
-                (0.42, 0.58, 0.3 * body_top, 0.4 * body_top, cls, _PLATE)]
+        back = [
+            (0.0, 1.0, 0.22, body_top, cls, colour),
+            (*cabin, body_top, h, cls, colour * 0.95),
+            (0.06, 0.24, 0.0, 0.36, cls, _TYRE),
+            (0.76, 0.94, 0.0, 0.36, cls, _TYRE),
+            (cabin[0] + 0.06, cabin[1] - 0.06, glass_lo, 0.94 * h, cls, _CAR_GLASS),
+            (0.04, 0.17, 0.45 * body_top, 0.6 * body_top, cls, lights),
+            (0.83, 0.96, 0.45 * body_top, 0.6 * body_top, cls, lights),
+            (0.42, 0.58, 0.3 * body_top, 0.4 * body_top, cls, _PLATE),
+        ]
         cabin = (0.18, 0.8) if car else (0.0, 1.0)
-        side = [(0.0, 1.0, 0.22, body_top, cls, colour * lit * 0.85), (*cabin, body_top, h, cls, colour * 0.8),
-                (cabin[0] + 0.04, cabin[1] - 0.04, glass_lo + 0.08 * h, 0.94 * h, cls, _CAR_GLASS),
-                (0.1, 0.24, 0.0, 0.36, cls, _TYRE), (0.76, 0.9, 0.0, 0.36, cls, _TYRE)]
+        side = [
+            (0.0, 1.0, 0.22, body_top, cls, colour * lit * 0.85),
+            (*cabin, body_top, h, cls, colour * 0.8),
+            (cabin[0] + 0.04, cabin[1] - 0.04, glass_lo + 0.08 * h, 0.94 * h, cls, _CAR_GLASS),
+            (0.1, 0.24, 0.0, 0.36, cls, _TYRE),
+            (0.76, 0.9, 0.0, 0.36, cls, _TYRE),
+        ]
         if abs(v["xr"]) > v["width"] / 2:
             self._side(v["xr"] - np.sign(v["xr"]) * v["width"] / 2, v["z"], v["z"] + v["length"], side)
         self._billboard(v["xr"] - v["width"] / 2, v["xr"] + v["width"] / 2, v["z"], back)
@@ -492,10 +612,13 @@ class _Frame:
         z = _WRAP[0] + np.mod(p["u0"] + p["speed"] * self.time - self.u_cam - _WRAP[0], _WRAP[1] - _WRAP[0])
         h, swing = p["height"], 0.12 * np.sin(2 * np.pi * abs(p["speed"]) * self.time / 1.4)
         xr, width = p["x"] - self.cam_x, 0.5
-        parts = [(0.23 + swing, 0.47 + swing, 0.0, 0.48 * h, PERSON, p["trousers"]),
-                 (0.53 - swing, 0.77 - swing, 0.0, 0.48 * h, PERSON, p["trousers"]),
-                 (0.08, 0.92, 0.48 * h, 0.84 * h, PERSON, p["shirt"]), (0.3, 0.7, 0.84 * h, h, PERSON, p["skin"]),
-                 (0.28, 0.72, 0.96 * h, h, PERSON, _HAIR)]
+        parts = [
+            (0.23 + swing, 0.47 + swing, 0.0, 0.48 * h, PERSON, p["trousers"]),
+            (0.53 - swing, 0.77 - swing, 0.0, 0.48 * h, PERSON, p["trousers"]),
+            (0.08, 0.92, 0.48 * h, 0.84 * h, PERSON, p["shirt"]),
+            (0.3, 0.7, 0.84 * h, h, PERSON, p["skin"]),
+            (0.28, 0.72, 0.96 * h, h, PERSON, _HAIR),
+        ]
         self._billboard(xr - width / 2, xr + width / 2, float(z), parts)
 
     def draw_lamps(self) -> None:
@@ -518,14 +641,15 @@ class _Frame:
         finite = np.isfinite(self.depth)
         haze = np.where(finite, 1 - np.exp(-np.where(finite, self.depth, 0) / s.fog), 0.0)[..., None]
         rgb = self.rgb * (1 - haze) + s.sky_horizon * haze
-        r2 = ((self.xs[None, :] / w * 2) ** 2 + (np.arange(h, dtype=np.float32)[:, None] / h * 2 - 1) ** 2)
+        r2 = (self.xs[None, :] / w * 2) ** 2 + (np.arange(h, dtype=np.float32)[:, None] / h * 2 - 1) ** 2
         gain = (s.light * 255 * (1 + flicker * rng.standard_normal())).astype(np.float32)
         out = rgb * gain * (1 - 0.08 * r2)[..., None] + np.float32(noise) * rng.standard_normal(rgb.shape, np.float32)
         return np.clip(np.rint(out), 0, 255).astype(np.uint8), self.labels
 
 
-def render_sequence(rng: np.random.Generator, config: DrivingSceneConfig,
-                    speed: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def render_sequence(
+    rng: np.random.Generator, config: DrivingSceneConfig, speed: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Render one drive: RGB ``(T, H, W, 3)`` uint8 and VIPER class ids ``(T, H, W)`` uint8, same geometry.
 
     ``speed`` (m/s) defaults to a uniform draw from ``config.speed_range``; every other choice (street layout,
@@ -568,10 +692,15 @@ def build_driving_scene(root: str | Path, config: DrivingSceneConfig | None = No
             speeds[name] = float(rng.uniform(*config.speed_range))
             rgb, labels = render_sequence(rng, config, speeds[name])
             write_viper_sequence(tmp, name, rgb, labels, split="train", image_suffix=".jpg")
-        meta = {"version": _VERSION, "config": config.as_dict(),
-                "layout": "VIPER: train/img/<seq>/<seq>_<frame>.jpg, train/cls/<seq>/<seq>_<frame>.png",
-                "classes": class_table(),
-                "sequences": {n: {"speed_m_per_s": round(v, 4), "m_per_frame": round(v / config.fps, 4),
-                                  "frames": config.frames} for n, v in speeds.items()}}
+        meta = {
+            "version": _VERSION,
+            "config": config.as_dict(),
+            "layout": "VIPER: train/img/<seq>/<seq>_<frame>.jpg, train/cls/<seq>/<seq>_<frame>.png",
+            "classes": class_table(),
+            "sequences": {
+                n: {"speed_m_per_s": round(v, 4), "m_per_frame": round(v / config.fps, 4), "frames": config.frames}
+                for n, v in speeds.items()
+            },
+        }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return folder

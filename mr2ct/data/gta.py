@@ -86,11 +86,15 @@ __all__ = [
 
 _VERSION = 1
 
-DOMAIN_A_KINDS = {"segmentation": "segmentation in VIPER palette colours (3 channels)",
-                  "grayscale": "grey video, luma (BT.601) repeated in 3 equal channels"}
-_SLOW_DEFINITION = ("motion = mean over consecutive frame pairs of the mean absolute difference of their grey "
-                    "levels (BT.601 luma, 0-255) in the resized clip; slow = motion <= the slow_quantile "
-                    "quantile of the test clips' motions")
+DOMAIN_A_KINDS = {
+    "segmentation": "segmentation in VIPER palette colours (3 channels)",
+    "grayscale": "grey video, luma (BT.601) repeated in 3 equal channels",
+}
+_SLOW_DEFINITION = (
+    "motion = mean over consecutive frame pairs of the mean absolute difference of their grey "
+    "levels (BT.601 luma, 0-255) in the resized clip; slow = motion <= the slow_quantile "
+    "quantile of the test clips' motions"
+)
 
 
 def grayscale(frames: np.ndarray) -> np.ndarray:
@@ -110,23 +114,33 @@ def clip_motion(clip: np.ndarray) -> float:
 # ------------------------------------------------------------------------------------------------ sequences
 
 
-def _collect(pairs: Iterator[tuple[np.ndarray, np.ndarray, Path, int]], size: tuple[int, int] | None,
-             palette: Palette, name: str) -> tuple[np.ndarray, np.ndarray]:
+def _collect(
+    pairs: Iterator[tuple[np.ndarray, np.ndarray, Path, int]], size: tuple[int, int] | None, palette: Palette, name: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Stack ``(rgb, label colours, label path, frame)`` pairs into ``(T, H, W, 3)`` RGB and ``(T, H, W)`` ids,
     decoding and resizing one frame at a time."""
     frames, labels = [], []
     for rgb, label_rgb, label_path, index in pairs:
         if rgb.shape != label_rgb.shape:
-            raise VideoError(label_path, f"class map is {label_rgb.shape[0]}x{label_rgb.shape[1]} but the frame "
-                                         f"of {name} is {rgb.shape[0]}x{rgb.shape[1]}", index)
+            raise VideoError(
+                label_path,
+                f"class map is {label_rgb.shape[0]}x{label_rgb.shape[1]} but the frame "
+                f"of {name} is {rgb.shape[0]}x{rgb.shape[1]}",
+                index,
+            )
         frames.append(fit_frame(rgb, size, nearest=False))
         labels.append(fit_frame(decode_labels(label_rgb, palette, label_path, index), size, nearest=True))
     return np.stack(frames), np.stack(labels)
 
 
-def read_viper_sequence(root: str | os.PathLike, sequence: str, split: str = "train",
-                        size: tuple[int, int] | None = None, frame_step: int = 1,
-                        palette: Palette = VIPER_CLASSES) -> tuple[np.ndarray, np.ndarray]:
+def read_viper_sequence(
+    root: str | os.PathLike,
+    sequence: str,
+    split: str = "train",
+    size: tuple[int, int] | None = None,
+    frame_step: int = 1,
+    palette: Palette = VIPER_CLASSES,
+) -> tuple[np.ndarray, np.ndarray]:
     """Read one sequence of a VIPER-layout folder: RGB ``(T, H, W, 3)`` uint8 and class ids ``(T, H, W)`` uint8.
 
     Image and class frames are paired by file stem (both sets must match); every ``frame_step``-th pair is
@@ -140,14 +154,22 @@ def read_viper_sequence(root: str | os.PathLike, sequence: str, split: str = "tr
     missing = [p.name for p in images if p.stem not in by_stem]
     if missing or len(by_stem) != len(images):
         extra = sorted(set(by_stem) - {p.stem for p in images})
-        raise VideoError(cls_dir, f"class maps do not match the {len(images)} image frames of {img_dir}: "
-                                  f"{len(missing)} images lack one (e.g. {missing[:3]}), {len(extra)} maps have "
-                                  f"no image (e.g. {extra[:3]})")
+        raise VideoError(
+            cls_dir,
+            f"class maps do not match the {len(images)} image frames of {img_dir}: "
+            f"{len(missing)} images lack one (e.g. {missing[:3]}), {len(extra)} maps have "
+            f"no image (e.g. {extra[:3]})",
+        )
     label_files = [by_stem[p.stem] for p in images]
-    pairs = ((rgb, lab, label_files[i], i) for i, rgb, lab in zip(range(0, len(images), frame_step),
-                                                                    iter_frames(images, frame_step),
-                                                                    iter_frames(label_files, frame_step),
-                                                                    strict=True))
+    pairs = (
+        (rgb, lab, label_files[i], i)
+        for i, rgb, lab in zip(
+            range(0, len(images), frame_step),
+            iter_frames(images, frame_step),
+            iter_frames(label_files, frame_step),
+            strict=True,
+        )
+    )
     return _collect(pairs, size, palette, str(img_dir))
 
 
@@ -161,8 +183,11 @@ def labels_beside(video: str | os.PathLike) -> Path:
         candidate = video.with_name(f"{video.stem}_labels{suffix}")
         if candidate.is_file():
             return candidate
-    raise VideoError(video, f"no labels beside it: expected a folder {folder.name}/ of PNG class maps (or a "
-                            f"lossless video {folder.name}.mkv)")
+    raise VideoError(
+        video,
+        f"no labels beside it: expected a folder {folder.name}/ of PNG class maps (or a "
+        f"lossless video {folder.name}.mkv)",
+    )
 
 
 def _label_frames(labels: Path) -> Iterator[np.ndarray]:
@@ -184,9 +209,13 @@ def _video_pairs(video: Path, labels: Path, frame_step: int) -> Iterator[tuple[n
             yield rgb, label_rgb, labels, index
 
 
-def read_video_sequence(video: str | os.PathLike, labels: str | os.PathLike | None = None,
-                        size: tuple[int, int] | None = None, frame_step: int = 1,
-                        palette: Palette = VIPER_CLASSES) -> tuple[np.ndarray, np.ndarray]:
+def read_video_sequence(
+    video: str | os.PathLike,
+    labels: str | os.PathLike | None = None,
+    size: tuple[int, int] | None = None,
+    frame_step: int = 1,
+    palette: Palette = VIPER_CLASSES,
+) -> tuple[np.ndarray, np.ndarray]:
     """Read a video file and its labels: RGB ``(T, H, W, 3)`` uint8 and class ids ``(T, H, W)`` uint8.
 
     ``labels`` (default :func:`labels_beside`) is a folder of PNG class maps or a video; a label video must
@@ -199,8 +228,12 @@ def read_video_sequence(video: str | os.PathLike, labels: str | os.PathLike | No
         return _collect(_video_pairs(video, labels, frame_step), size, palette, str(video))
     except VideoError as e:
         if labels.is_file() and e.path == str(labels) and "outside the palette" in e.reason:
-            raise VideoError(e.path, f"{e.reason}; a lossy label video cannot be decoded: write the labels as a "
-                                     f"folder of PNG frames {video.stem}_labels/", e.frame) from e
+            raise VideoError(
+                e.path,
+                f"{e.reason}; a lossy label video cannot be decoded: write the labels as a "
+                f"folder of PNG frames {video.stem}_labels/",
+                e.frame,
+            ) from e
         raise
 
 
@@ -210,14 +243,21 @@ def list_video_sequences(root: str | os.PathLike) -> dict[str, Path]:
     for path in sorted(Path(root).iterdir()):
         if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES and not path.stem.endswith("_labels"):
             if path.stem in videos:
-                raise ValueError(f"two videos for sequence {path.stem!r} in {root}: {videos[path.stem].name}, "
-                                 f"{path.name}.")
+                raise ValueError(
+                    f"two videos for sequence {path.stem!r} in {root}: {videos[path.stem].name}, {path.name}."
+                )
             videos[path.stem] = path
     return videos
 
 
-def export_videos(viper_root: str | os.PathLike, out_dir: str | os.PathLike, split: str = "train",
-                  sequences: Iterable[str] | None = None, fps: float = 15.0, crf: int = 18) -> Path:
+def export_videos(
+    viper_root: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    split: str = "train",
+    sequences: Iterable[str] | None = None,
+    fps: float = 15.0,
+    crf: int = 18,
+) -> Path:
     """Write the sequences of a VIPER-layout folder as videos with labels beside them: ``<out_dir>/<seq>.mp4``
     (H.264) and ``<out_dir>/<seq>_labels/`` (its class maps, copied); return ``out_dir``.
 
@@ -273,15 +313,23 @@ class GTAClipConfig:
     def __post_init__(self):
         size = tuple(int(s) for s in self.size)
         stride = self.depth if self.stride is None else self.stride
-        checks = {"depth": self.depth >= 1, "size": len(size) == 2 and min(size) >= 1, "stride": stride >= 1,
-                  "frame_step": self.frame_step >= 1, "train_fraction": 0 < self.train_fraction < 1,
-                  "domain_a": self.domain_a in DOMAIN_A_KINDS, "slow_quantile": 0 <= self.slow_quantile <= 1,
-                  "seed": self.seed >= 0}
+        checks = {
+            "depth": self.depth >= 1,
+            "size": len(size) == 2 and min(size) >= 1,
+            "stride": stride >= 1,
+            "frame_step": self.frame_step >= 1,
+            "train_fraction": 0 < self.train_fraction < 1,
+            "domain_a": self.domain_a in DOMAIN_A_KINDS,
+            "slow_quantile": 0 <= self.slow_quantile <= 1,
+            "seed": self.seed >= 0,
+        }
         bad = [f"{name}={getattr(self, name)!r}" for name, ok in checks.items() if not ok]
         if bad:
-            raise ValueError(f"invalid GTAClipConfig: {', '.join(bad)} (depth, stride, frame_step >= 1; size "
-                             f"(H, W); train_fraction in (0, 1); domain_a in {sorted(DOMAIN_A_KINDS)}; "
-                             f"slow_quantile in [0, 1]).")
+            raise ValueError(
+                f"invalid GTAClipConfig: {', '.join(bad)} (depth, stride, frame_step >= 1; size "
+                f"(H, W); train_fraction in (0, 1); domain_a in {sorted(DOMAIN_A_KINDS)}; "
+                f"slow_quantile in [0, 1])."
+            )
         object.__setattr__(self, "size", size)
         object.__setattr__(self, "stride", int(stride))
         if self.sequences is not None:
@@ -299,39 +347,54 @@ class GTAClipConfig:
         every setting and the ``source`` description."""
         key = json.dumps({"version": _VERSION, "config": self.as_dict(), "source": source}, sort_keys=True)
         digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:10]
-        return (f"gta_{self.domain_a}_d{self.depth}_{self.size[0]}x{self.size[1]}_st{self.stride}_"
-                f"fs{self.frame_step}_seed{self.seed}_{digest}")
+        return (
+            f"gta_{self.domain_a}_d{self.depth}_{self.size[0]}x{self.size[1]}_st{self.stride}_"
+            f"fs{self.frame_step}_seed{self.seed}_{digest}"
+        )
 
 
 SequenceReader = Callable[[str], tuple[np.ndarray, np.ndarray]]
 
 
-def _open_source(root_dir: Path, source: str | os.PathLike | None, config: GTAClipConfig,
-                 scene: DrivingSceneConfig | None) -> tuple[dict, list[str], SequenceReader]:
+def _open_source(
+    root_dir: Path, source: str | os.PathLike | None, config: GTAClipConfig, scene: DrivingSceneConfig | None
+) -> tuple[dict, list[str], SequenceReader]:
     """Describe the source, list its sequences and return a reader of one (resized, stepped) sequence."""
     size, step = config.size, config.frame_step
     if source is None or source == "procedural":
         scene = scene or DrivingSceneConfig()  # rendered on the first read only (and once: it is cached too)
-        return ({"kind": "procedural", "scene": scene.folder_name()}, sorted(scene.sequences),
-                lambda name: read_viper_sequence(build_driving_scene(root_dir, scene), name, "train", size, step))
+        return (
+            {"kind": "procedural", "scene": scene.folder_name()},
+            sorted(scene.sequences),
+            lambda name: read_viper_sequence(build_driving_scene(root_dir, scene), name, "train", size, step),
+        )
     path = Path(source).resolve()
     if (path / config.split / IMAGE_FOLDER).is_dir():
-        return ({"kind": "viper", "path": str(path), "split": config.split},
-                list_viper_sequences(path, config.split),
-                lambda name: read_viper_sequence(path, name, config.split, size, step))
+        return (
+            {"kind": "viper", "path": str(path), "split": config.split},
+            list_viper_sequences(path, config.split),
+            lambda name: read_viper_sequence(path, name, config.split, size, step),
+        )
     if path.is_dir() and (videos := list_video_sequences(path)):
-        return ({"kind": "videos", "path": str(path)}, sorted(videos),
-                lambda name: read_video_sequence(videos[name], size=size, frame_step=step))
-    raise FileNotFoundError(f"{path} is neither a VIPER-layout folder (no {config.split}/img/) nor a folder of "
-                            f"videos ({', '.join(VIDEO_SUFFIXES)}) with labels beside them.")
+        return (
+            {"kind": "videos", "path": str(path)},
+            sorted(videos),
+            lambda name: read_video_sequence(videos[name], size=size, frame_step=step),
+        )
+    raise FileNotFoundError(
+        f"{path} is neither a VIPER-layout folder (no {config.split}/img/) nor a folder of "
+        f"videos ({', '.join(VIDEO_SUFFIXES)}) with labels beside them."
+    )
 
 
 def _select(available: list[str], config: GTAClipConfig, source: dict) -> list[str]:
     names = list(config.sequences) if config.sequences is not None else available
     missing = [n for n in names if n not in available]
     if missing:
-        raise ValueError(f"sequences {missing} are not in the source {source}; it has {len(available)}: "
-                         f"{available[:20]}{' ...' if len(available) > 20 else ''}.")
+        raise ValueError(
+            f"sequences {missing} are not in the source {source}; it has {len(available)}: "
+            f"{available[:20]}{' ...' if len(available) > 20 else ''}."
+        )
     if len(names) < 2:
         raise ValueError(f"need at least 2 sequences (train and test), got {names}.")
     return names
@@ -356,8 +419,9 @@ def _cache_sequences(scratch: Path, names: list[str], read: SequenceReader, kind
     return lengths
 
 
-def _clip_splits(train: list[str], test: list[str], lengths: dict[str, int], config: GTAClipConfig,
-                 rng: np.random.Generator) -> dict[str, list[tuple[str, int]]]:
+def _clip_splits(
+    train: list[str], test: list[str], lengths: dict[str, int], config: GTAClipConfig, rng: np.random.Generator
+) -> dict[str, list[tuple[str, int]]]:
     """Clips ``(sequence, start)`` of each split: the training clips shuffled and halved, the test clips twice."""
 
     def clips_of(names: list[str]) -> list[tuple[str, int]]:
@@ -366,17 +430,19 @@ def _clip_splits(train: list[str], test: list[str], lengths: dict[str, int], con
     train_clips, test_clips = clips_of(train), clips_of(test)
     train_clips = [train_clips[i] for i in rng.permutation(len(train_clips))]
     half = len(train_clips) // 2
-    splits = {"train_A": train_clips[:half], "train_B": train_clips[half:], "test_A": test_clips,
-              "test_B": test_clips}
+    splits = {"train_A": train_clips[:half], "train_B": train_clips[half:], "test_A": test_clips, "test_B": test_clips}
     if min(len(c) for c in splits.values()) == 0:
-        raise ValueError(f"too few clips of {config.depth} frames: {len(train_clips)} training, {len(test_clips)} "
-                         f"test (sequence lengths after frame_step {config.frame_step}: {lengths}); use shorter "
-                         f"clips, a smaller stride or frame_step, or more sequences.")
+        raise ValueError(
+            f"too few clips of {config.depth} frames: {len(train_clips)} training, {len(test_clips)} "
+            f"test (sequence lengths after frame_step {config.frame_step}: {lengths}); use shorter "
+            f"clips, a smaller stride or frame_step, or more sequences."
+        )
     return splits
 
 
-def _write_clips(path: Path, clips: list[tuple[str, int]], make: Callable[[str, int], np.ndarray],
-                 shape: tuple[int, ...]) -> None:
+def _write_clips(
+    path: Path, clips: list[tuple[str, int]], make: Callable[[str, int], np.ndarray], shape: tuple[int, ...]
+) -> None:
     """Write ``make(sequence, start)`` for every clip into a ``(len(clips), *shape)`` uint8 ``.npy``."""
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(len(clips), *shape))
     for i, (name, start) in enumerate(tqdm(clips, desc=f"writing {path.name}", unit="clip", leave=False)):
@@ -385,8 +451,9 @@ def _write_clips(path: Path, clips: list[tuple[str, int]], make: Callable[[str, 
     del out
 
 
-def _write_splits(folder: Path, scratch: Path, splits: dict[str, list[tuple[str, int]]],
-                  config: GTAClipConfig) -> np.ndarray:
+def _write_splits(
+    folder: Path, scratch: Path, splits: dict[str, list[tuple[str, int]]], config: GTAClipConfig
+) -> np.ndarray:
     """Write the clip arrays and ``test_labels.npy`` from the cached sequences; return the test clips' motion."""
     names = {n for clips in splits.values() for n, _ in clips}
     rgb = {n: np.load(scratch / f"{n}_rgb.npy", mmap_mode="r") for n in names}
@@ -394,21 +461,25 @@ def _write_splits(folder: Path, scratch: Path, splits: dict[str, list[tuple[str,
     depth, shape = config.depth, (config.depth, *config.size)
 
     def domain_b(n: str, s: int) -> np.ndarray:
-        return np.moveaxis(rgb[n][s: s + depth], -1, 0)
+        return np.moveaxis(rgb[n][s : s + depth], -1, 0)
 
     def domain_a(n: str, s: int) -> np.ndarray:
         if config.domain_a == "grayscale":
-            return np.moveaxis(grayscale(rgb[n][s: s + depth]), -1, 0)
-        return np.moveaxis(encode_labels(ids[n][s: s + depth]), -1, 0)
+            return np.moveaxis(grayscale(rgb[n][s : s + depth]), -1, 0)
+        return np.moveaxis(encode_labels(ids[n][s : s + depth]), -1, 0)
 
     for split, clips in splits.items():
         _write_clips(folder / f"{split}.npy", clips, domain_a if split.endswith("A") else domain_b, (3, *shape))
-    _write_clips(folder / "test_labels.npy", splits["test_A"], lambda n, s: ids[n][s: s + depth], shape)
+    _write_clips(folder / "test_labels.npy", splits["test_A"], lambda n, s: ids[n][s : s + depth], shape)
     return np.array([clip_motion(domain_b(n, s)) for n, s in splits["test_A"]])
 
 
-def build_gta_clips(root_dir: str | os.PathLike, source: str | os.PathLike | None = None,
-                    config: GTAClipConfig | None = None, scene: DrivingSceneConfig | None = None) -> Path:
+def build_gta_clips(
+    root_dir: str | os.PathLike,
+    source: str | os.PathLike | None = None,
+    config: GTAClipConfig | None = None,
+    scene: DrivingSceneConfig | None = None,
+) -> Path:
     """Build (once) and cache the GTA clip data set under ``root_dir``; return its folder.
 
     ``source`` is a VIPER-layout folder, a folder of videos with labels beside them (see the module notes), or
@@ -440,17 +511,25 @@ def build_gta_clips(root_dir: str | os.PathLike, source: str | os.PathLike | Non
         slow = np.flatnonzero(motion <= threshold)
         np.save(tmp / "slow.npy", slow)
         meta = {
-            "version": _VERSION, "config": config.as_dict(), "source": source_info,
+            "version": _VERSION,
+            "config": config.as_dict(),
+            "source": source_info,
             "domains": {"A": DOMAIN_A_KINDS[config.domain_a], "B": "RGB video"},
             "classes": class_table(),
             "sequences": {"train": train, "test": test},
             "sequence_frames": lengths,
             "counts": {**{k: len(v) for k, v in splits.items()}, "slow": len(slow)},
             "slow": {"definition": _SLOW_DEFINITION, "quantile": config.slow_quantile, "threshold": threshold},
-            "clips": {**{k: [{"sequence": n, "start_frame": s * config.frame_step} for n, s in splits[k]]
-                         for k in ("train_A", "train_B")},
-                      "test": [{"sequence": n, "start_frame": s * config.frame_step, "motion": round(float(m), 4)}
-                               for (n, s), m in zip(splits["test_A"], motion, strict=True)]},
+            "clips": {
+                **{
+                    k: [{"sequence": n, "start_frame": s * config.frame_step} for n, s in splits[k]]
+                    for k in ("train_A", "train_B")
+                },
+                "test": [
+                    {"sequence": n, "start_frame": s * config.frame_step, "motion": round(float(m), 4)}
+                    for (n, s), m in zip(splits["test_A"], motion, strict=True)
+                ],
+            },
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return folder

@@ -33,21 +33,54 @@ __all__ = ["HeadPhantomConfig", "TISSUES", "build_head_phantom", "render_head", 
 
 _CORNERS = np.array(list(itertools.product((0, 1), repeat=3)), float)  # corners of a box, as fractions
 
-TISSUES: dict[str, int] = {"background": 0, "soft_tissue": 1, "fat": 2, "csf": 3, "grey_matter": 4,
-                           "white_matter": 5, "cortical_bone": 6, "marrow": 7, "teeth": 8, "vitreous": 9,
-                           "lens": 10, "air": 11}  # "air": air inside the head (sinuses, airway)
+TISSUES: dict[str, int] = {
+    "background": 0,
+    "soft_tissue": 1,
+    "fat": 2,
+    "csf": 3,
+    "grey_matter": 4,
+    "white_matter": 5,
+    "cortical_bone": 6,
+    "marrow": 7,
+    "teeth": 8,
+    "vitreous": 9,
+    "lens": 10,
+    "air": 11,
+}  # "air": air inside the head (sinuses, airway)
 BG, SOFT, FAT, CSF, GM, WM, BONE, MARROW, TEETH, VITREOUS, LENS, AIR = range(12)
 _TISSUE_CLASS = np.ones(len(TISSUES), np.uint8)  # label -> class of mr2ct.metrics.TISSUE_CLASSES: 1 soft tissue
 _TISSUE_CLASS[[BG, AIR]] = 0  # air
 _TISSUE_CLASS[[BONE, MARROW, TEETH]] = 2  # bone
 
 # nominal values: CT in HU, MR (T1-like) in arbitrary units; each subject draws its own around them
-CT_HU = {"background": -1000.0, "soft_tissue": 40.0, "fat": -100.0, "csf": 5.0, "grey_matter": 40.0,
-         "white_matter": 25.0, "cortical_bone": 1400.0, "marrow": 550.0, "teeth": 2400.0, "vitreous": 10.0,
-         "lens": 100.0, "air": -1000.0}
-MR_T1 = {"background": 0.0, "soft_tissue": 330.0, "fat": 900.0, "csf": 110.0, "grey_matter": 430.0,
-         "white_matter": 620.0, "cortical_bone": 35.0, "marrow": 560.0, "teeth": 20.0, "vitreous": 90.0,
-         "lens": 380.0, "air": 5.0}
+CT_HU = {
+    "background": -1000.0,
+    "soft_tissue": 40.0,
+    "fat": -100.0,
+    "csf": 5.0,
+    "grey_matter": 40.0,
+    "white_matter": 25.0,
+    "cortical_bone": 1400.0,
+    "marrow": 550.0,
+    "teeth": 2400.0,
+    "vitreous": 10.0,
+    "lens": 100.0,
+    "air": -1000.0,
+}
+MR_T1 = {
+    "background": 0.0,
+    "soft_tissue": 330.0,
+    "fat": 900.0,
+    "csf": 110.0,
+    "grey_matter": 430.0,
+    "white_matter": 620.0,
+    "cortical_bone": 35.0,
+    "marrow": 560.0,
+    "teeth": 20.0,
+    "vitreous": 90.0,
+    "lens": 380.0,
+    "air": 5.0,
+}
 
 
 @dataclass(frozen=True)
@@ -69,12 +102,14 @@ class HeadPhantomConfig:
     seed: int = 0
 
     def __post_init__(self):
-        integer = lambda v, low: float(v).is_integer() and v >= low  # noqa: E731
-        rules = {"shape": (lambda v: len(v) == 3 and all(integer(s, 8) for s in v), "3 integers >= 8"),
-                 "fov_mm": (lambda v: len(v) == 3 and all(0 < float(f) < np.inf for f in v), "3 positive lengths"),
-                 "num_train": (lambda v: integer(v, 1), "a positive integer"),
-                 "num_test": (lambda v: integer(v, 1), "a positive integer"),
-                 "seed": (lambda v: integer(v, 0), "a non-negative integer")}
+        integer = lambda v, low: float(v).is_integer() and v >= low  # noqa: E731 - a one-line formula reads best as a lambda
+        rules = {
+            "shape": (lambda v: len(v) == 3 and all(integer(s, 8) for s in v), "3 integers >= 8"),
+            "fov_mm": (lambda v: len(v) == 3 and all(0 < float(f) < np.inf for f in v), "3 positive lengths"),
+            "num_train": (lambda v: integer(v, 1), "a positive integer"),
+            "num_test": (lambda v: integer(v, 1), "a positive integer"),
+            "seed": (lambda v: integer(v, 0), "a non-negative integer"),
+        }
         for name, (valid, expected) in rules.items():
             value = getattr(self, name)
             try:
@@ -103,8 +138,13 @@ class HeadPhantomConfig:
 
     def as_dict(self) -> dict:
         """The settings as JSON-ready values."""
-        return {"shape": list(self.shape), "fov_mm": list(self.fov_mm), "num_train": self.num_train,
-                "num_test": self.num_test, "seed": self.seed}
+        return {
+            "shape": list(self.shape),
+            "fov_mm": list(self.fov_mm),
+            "num_train": self.num_train,
+            "num_test": self.num_test,
+            "seed": self.seed,
+        }
 
     def folder_name(self) -> str:
         """Name of the cache folder, e.g. ``headphantom_256x256x30_n40-10_seed0`` (plus ``_fov...`` if not default)."""
@@ -139,8 +179,14 @@ class _Canvas:
         self.world_axes = [self.origin[i] + np.arange(n) * self.spacing[i] for i, n in enumerate(config.shape)]
         rel = [w - s for w, s in zip(self.world_axes, shift)]
         inv = np.linalg.inv(linear)  # head frame q = inv @ (world - shift)
-        self.q = [((inv[i, 0] * rel[0])[:, None, None] + (inv[i, 1] * rel[1])[None, :, None]
-                   + (inv[i, 2] * rel[2])[None, None, :]).astype(np.float32) for i in range(3)]
+        self.q = [
+            (
+                (inv[i, 0] * rel[0])[:, None, None]
+                + (inv[i, 1] * rel[1])[None, :, None]
+                + (inv[i, 2] * rel[2])[None, None, :]
+            ).astype(np.float32)
+            for i in range(3)
+        ]
         self.labels = np.zeros(config.shape, np.uint8)
 
     def box(self, lo, hi) -> tuple[slice, ...] | None:
@@ -172,8 +218,10 @@ class _Canvas:
     def ellipsoid(self, label: int, centre, axes, where: Callable | None = None) -> None:
         """Paint a solid head-frame-aligned ellipsoid, optionally only where ``where(qx, qy, qz, slices)``."""
         c, a = np.asarray(centre, float), np.asarray(axes, float)
-        inside = lambda *q: sum(((qi - np.float32(ci)) * np.float32(1 / ai)) ** 2  # noqa: E731
-                                for qi, ci, ai in zip(q, c, a)) < 1
+
+        def inside(*q):
+            return sum(((qi - np.float32(ci)) * np.float32(1 / ai)) ** 2 for qi, ci, ai in zip(q, c, a)) < 1
+
         self.paint(label, c - a, c + a, inside if where is None else lambda *q: inside(*q[:3]) & where(*q), False)
 
 
@@ -212,31 +260,55 @@ def _smooth_noise(rng: np.random.Generator, canvas: _Canvas, n_waves: int, wavel
     k *= (2 * np.pi / rng.uniform(*wavelength_mm, n_waves) / np.linalg.norm(k, axis=1))[:, None]
     k_world = k @ np.linalg.inv(canvas.linear)  # k . q = k_world . (p - shift)
     phase = rng.uniform(0, 2 * np.pi, n_waves) - k_world @ canvas.shift
-    ex, ey, ez = (np.exp(1j * (k_world[:, i, None] * canvas.world_axes[i][None])).astype(np.complex64)
-                  for i in range(3))
+    ex, ey, ez = (
+        np.exp(1j * (k_world[:, i, None] * canvas.world_axes[i][None])).astype(np.complex64) for i in range(3)
+    )
     ex *= np.exp(1j * phase).astype(np.complex64)[:, None]
     field = ((ex[:, :, None] * ey[:, None, :]).reshape(n_waves, -1).T @ ez).real
     return (field * np.sqrt(2 / n_waves)).reshape(canvas.labels.shape).astype(np.float32)
 
 
-_FIELDS = {"shape": (12, (80, 200)), "folds": (32, (14, 28)), "folia": (16, (6, 9)), "texture": (16, (10, 40)),
-           "bias": (6, (150, 400))}  # smooth random fields: number of waves, wavelengths (mm)
+_FIELDS = {
+    "shape": (12, (80, 200)),
+    "folds": (32, (14, 28)),
+    "folia": (16, (6, 9)),
+    "texture": (16, (10, 40)),
+    "bias": (6, (150, 400)),
+}  # smooth random fields: number of waves, wavelengths (mm)
 # air cavities lined by thin bone (centre, semi-axes in mm; index into the subject's size factors)
-_CAVITIES = (((0, 58, -3), (11, 26, 18), 0), ((-27, 46, -10), (13, 17, 10), 1), ((27, 46, -10), (13, 17, 10), 2),
-             ((0, 14, -8), (13, 11, 9), 3), ((0, 24, -16), (11, 8, 7), 0))  # nose, maxillary, sphenoid, pharynx
+_CAVITIES = (
+    ((0, 58, -3), (11, 26, 18), 0),
+    ((-27, 46, -10), (13, 17, 10), 1),
+    ((27, 46, -10), (13, 17, 10), 2),
+    ((0, 14, -8), (13, 11, 9), 3),
+    ((0, 24, -16), (11, 8, 7), 0),
+)  # nose, maxillary, sphenoid, pharynx
 _CT_TEXTURE = np.array([0, 4, 4, 2, 4, 4, 120, 80, 150, 2, 4, 0], np.float32)  # HU of in-tissue variation
 
 
 def _sample_anatomy(rng: np.random.Generator) -> dict:
     """Per-subject pose, sizes (mm), tissue values and noise levels: a fixed number of draws."""
     u = rng.uniform
-    p = {"linear": _rotation(np.deg2rad(u(-4, 4, 3))) @ np.diag(u(0.92, 1.06) * u(0.96, 1.04, 3)),
-         "shift": np.array([u(-4, 4), u(-4, 4), u(-3, 3)]),
-         "cranium": (np.array([0, -5, 33]) + u(-2, 2, 3), np.array([72, 95, 85]) * u(0.96, 1.04, 3)),
-         "skin": u(1.0, 2.0), "scalp": u(4.0, 7.5), "tables": np.array([u(1.5, 2.5), u(2.0, 5.0), u(1.0, 2.0)]),
-         "base": u(2.5, 4.5), "csf": u(1.5, 3.5), "cortex": u(2.2, 3.2), "ventricles": u(0.7, 1.4),
-         "eye_r": u(11.0, 12.5), "eye_x": u(30.0, 34.0), "eye_y": u(58.0, 62.0), "sinus": u(0.85, 1.15, 5),
-         "jaw": u(-3.0, 3.0), "bias": u(0.08, 0.15), "ct_noise": u(10.0, 20.0), "mr_noise": u(0.012, 0.025)}
+    p = {
+        "linear": _rotation(np.deg2rad(u(-4, 4, 3))) @ np.diag(u(0.92, 1.06) * u(0.96, 1.04, 3)),
+        "shift": np.array([u(-4, 4), u(-4, 4), u(-3, 3)]),
+        "cranium": (np.array([0, -5, 33]) + u(-2, 2, 3), np.array([72, 95, 85]) * u(0.96, 1.04, 3)),
+        "skin": u(1.0, 2.0),
+        "scalp": u(4.0, 7.5),
+        "tables": np.array([u(1.5, 2.5), u(2.0, 5.0), u(1.0, 2.0)]),
+        "base": u(2.5, 4.5),
+        "csf": u(1.5, 3.5),
+        "cortex": u(2.2, 3.2),
+        "ventricles": u(0.7, 1.4),
+        "eye_r": u(11.0, 12.5),
+        "eye_x": u(30.0, 34.0),
+        "eye_y": u(58.0, 62.0),
+        "sinus": u(0.85, 1.15, 5),
+        "jaw": u(-3.0, 3.0),
+        "bias": u(0.08, 0.15),
+        "ct_noise": u(10.0, 20.0),
+        "mr_noise": u(0.012, 0.025),
+    }
     ct = np.array(list(CT_HU.values()), np.float32)
     ct[[SOFT, CSF, GM, WM, VITREOUS]] += u(-5, 5, 5)
     ct[[FAT, LENS]] += u(-20, 20, 2)
@@ -252,8 +324,12 @@ def _paint_head(cv: _Canvas, p: dict, f: dict) -> tuple[np.ndarray, np.ndarray]:
     lab = cv.labels
     sd_cranium = _ell(cv.q, *p["cranium"]) + 1.5 * f["shape"]
     sd_head = sd_cranium.copy()  # union with face, neck and nose
-    for c, a in (((0, 20, -30), (60, 68, 45)), ((0, -25, -50), (58, 58, 60)), ((0, 0, -28), (60, 50, 40)),
-                 ((0, 84, -8), (13, 19, 23))):  # face, neck, cheeks, nose
+    for c, a in (
+        ((0, 20, -30), (60, 68, 45)),
+        ((0, -25, -50), (58, 58, 60)),
+        ((0, 0, -28), (60, 50, 40)),
+        ((0, 84, -8), (13, 19, 23)),
+    ):  # face, neck, cheeks, nose
         sl = cv.box(np.subtract(c, a) - 8, np.add(c, a) + 8)
         if sl is not None:
             sd_head[sl] = np.minimum(sd_head[sl], _ell([q[sl] for q in cv.q], c, a) + 1.5 * f["shape"][sl])
@@ -262,7 +338,7 @@ def _paint_head(cv: _Canvas, p: dict, f: dict) -> tuple[np.ndarray, np.ndarray]:
 
     # skull: outer table, diploe, inner table, down to the floor of the anterior (above the orbits), middle and
     # posterior fossae; the petrous ridges run postero-laterally, the sphenoid ridges antero-laterally
-    step = lambda y, y0: 1 / (1 + np.exp(-(y - y0) / 4.0))  # noqa: E731
+    step = lambda y, y0: 1 / (1 + np.exp(-(y - y0) / 4.0))  # noqa: E731 - a one-line formula reads best as a lambda
     floor = -28 + 23 * step(qy, -2 - 0.5 * np.abs(qx)) + 25 * step(qy, 10 + 0.35 * np.abs(qx)) + 1.5 * f["texture"]
     depth = -sd_cranium - p["scalp"]  # below the outer skull surface
     t = p["tables"]
@@ -280,14 +356,20 @@ def _paint_head(cv: _Canvas, p: dict, f: dict) -> tuple[np.ndarray, np.ndarray]:
     lab[brain & (np.minimum(brain_depth, sulcus) < p["cortex"]) & (brain_depth < 18)] = GM
     lab[brain & (((sulcus < 0.6) & (brain_depth < 14)) | ((np.abs(qx) < 1.2) & ((qy > 12) | (qy < -28))))] = CSF
     for side in (-1, 1):  # thalami and basal ganglia
-        cv.ellipsoid(GM, (side * 13, 2, 26), (9, 16, 9), lambda x, *_: side * x > 3)
+        cv.ellipsoid(GM, (side * 13, 2, 26), (9, 16, 9), lambda x, *_, side=side: side * x > 3)
     cerebellum = ((0, -58, -10), (50, 32, 20))
-    in_brain = lambda *q: brain[q[3]]  # noqa: E731
+    in_brain = lambda *q: brain[q[3]]  # noqa: E731 - a one-line formula reads best as a lambda
     cv.ellipsoid(CSF, cerebellum[0], np.add(cerebellum[1], 2), in_brain)  # tentorium
     cv.ellipsoid(GM, *cerebellum, in_brain)
     cv.ellipsoid(WM, cerebellum[0], np.multiply(cerebellum[1], 0.75), lambda *q: brain[q[3]] & (f["folia"][q[3]] > 0.4))
-    for c, a in (((-9, 2, 46), (5, 22, 10)), ((9, 2, 46), (5, 22, 10)), ((0, 0, 26), (2, 10, 8)),
-                 ((-30, -2, 6), (3, 12, 4)), ((30, -2, 6), (3, 12, 4)), ((0, -32, -12), (5, 4, 5))):
+    for c, a in (
+        ((-9, 2, 46), (5, 22, 10)),
+        ((9, 2, 46), (5, 22, 10)),
+        ((0, 0, 26), (2, 10, 8)),
+        ((-30, -2, 6), (3, 12, 4)),
+        ((30, -2, 6), (3, 12, 4)),
+        ((0, -32, -12), (5, 4, 5)),
+    ):
         cv.ellipsoid(CSF, c, np.multiply(a, p["ventricles"]))  # lateral (with temporal horns), third, fourth
     cv.paint(WM, (-11, -33, -28), (11, -11, 14), lambda x, y, *_: np.hypot(x, (y + 22) * 1.1) < 11)  # brainstem
     return sd_head, depth
@@ -296,7 +378,7 @@ def _paint_head(cv: _Canvas, p: dict, f: dict) -> tuple[np.ndarray, np.ndarray]:
 def _paint_face(cv: _Canvas, p: dict, sd_head: np.ndarray, depth: np.ndarray) -> None:
     """Skull base and spine, sinuses and airway, orbits and eyes, maxilla, mandible and teeth."""
     inner = lambda margin: lambda *q: sd_head[q[3]] < -margin  # noqa: E731  (inside the head, off the skin)
-    ring = lambda cy, r: lambda x, y, *_: np.hypot(x, y - cy) < r  # noqa: E731
+    ring = lambda cy, r: lambda x, y, *_: np.hypot(x, y - cy) < r  # noqa: E731 - a one-line formula reads best as a lambda
     for side in (-1, 1):
         cv.ellipsoid(BONE, (side * 30, -12, -12), (9, 20, 7))  # petrous bone
     cv.paint(CSF, (-9, -33, -60), (9, -15, -20), ring(-24, 9))  # spinal canal
@@ -327,10 +409,14 @@ def _paint_face(cv: _Canvas, p: dict, sd_head: np.ndarray, depth: np.ndarray) ->
 
     front = 67 + p["jaw"]  # lower incisors (y, mm)
     upper, lower, mandible = _arch(30, 36, front + 3), _arch(28, 34, front), _arch(28, 34, front, tail=(46, -4))
-    near = lambda arch, d: lambda x, y, *_: _arch_distance(x, y, arch) < d  # noqa: E731
+    near = lambda arch, d: lambda x, y, *_: _arch_distance(x, y, arch) < d  # noqa: E731 - a one-line formula reads best as a lambda
     cv.paint(MARROW, (-37, 25, -30), (37, 80, -22), near(upper, 6.5))  # maxillary alveolar bone
-    cv.paint(BONE, (-30, 25, -24), (30, front + 3, -21), lambda x, y, *_: (
-        y < front + 3 - 36 + 36 * np.sqrt(np.clip(1 - (x / 30) ** 2, 0, 1))))  # hard palate
+    cv.paint(
+        BONE,
+        (-30, 25, -24),
+        (30, front + 3, -21),
+        lambda x, y, *_: y < front + 3 - 36 + 36 * np.sqrt(np.clip(1 - (x / 30) ** 2, 0, 1)),
+    )  # hard palate
     cv.paint(BONE, (-54, -12, -60), (54, front + 8, -35), near(mandible, 7.0))
     cv.paint(MARROW, (-54, -12, -60), (54, front + 8, -37), near(mandible, 4.5))
     for side in (-1, 1):
@@ -373,8 +459,12 @@ def render_head(rng: np.random.Generator, config: HeadPhantomConfig) -> dict[str
     mr = np.hypot(mr + sigma * noise[1], sigma * noise[2])
     # body mask: the head, dilated by 2 mm and by the blur's reach (one voxel)
     mask = ndimage.maximum_filter((sd_head < 0).view(np.uint8), size=3) | (sd_head < 2.0)
-    return {"mr": mr.astype(np.float32), "ct": np.clip(ct, -1024, 3071).astype(np.float32),
-            "mask": mask.astype(np.uint8), "labels": lab}
+    return {
+        "mr": mr.astype(np.float32),
+        "ct": np.clip(ct, -1024, 3071).astype(np.float32),
+        "mask": mask.astype(np.uint8),
+        "labels": lab,
+    }
 
 
 def tissue_class_map(labels: np.ndarray) -> np.ndarray:
@@ -415,15 +505,26 @@ def build_head_phantom(root_dir: str | Path, config: HeadPhantomConfig | None = 
         jobs += [(i, ("test/mr", "test/ct", "test/mask", "test/tissue")) for i in subjects["test"]]
         for i, outputs in tqdm(jobs, desc=f"building {folder.name}", unit="subject"):
             head = render_head(np.random.default_rng([config.seed, i]), config)
-            arrays = {"mr": head["mr"], "ct": np.rint(head["ct"]).astype(np.int16), "mask": head["mask"],
-                      "tissue": tissue_class_map(head["labels"])}
+            arrays = {
+                "mr": head["mr"],
+                "ct": np.rint(head["ct"]).astype(np.int16),
+                "mask": head["mask"],
+                "tissue": tissue_class_map(head["labels"]),
+            }
             for out in outputs:
                 write_nifti(tmp / out / f"subject_{i:04d}.nii.gz", arrays[out.split("/")[1]], config.affine)
-        meta = {**config.as_dict(), "spacing_mm": list(config.spacing), "affine": config.affine.tolist(),
-                "counts": {"train_mr": n, "train_ct": n, "test": m}, "subjects": subjects, "tissues": TISSUES,
-                "tissue_classes": {"air": 0, "soft": 1, "bone": 2},
-                "ct_hu": CT_HU, "mr_t1": MR_T1,
-                "description": "procedural 3D head phantom (brow to lower jaw): T1-like MR and CT (HU) rendered "
-                               "from the same random anatomy; unpaired training subjects, paired test subjects"}
+        meta = {
+            **config.as_dict(),
+            "spacing_mm": list(config.spacing),
+            "affine": config.affine.tolist(),
+            "counts": {"train_mr": n, "train_ct": n, "test": m},
+            "subjects": subjects,
+            "tissues": TISSUES,
+            "tissue_classes": {"air": 0, "soft": 1, "bone": 2},
+            "ct_hu": CT_HU,
+            "mr_t1": MR_T1,
+            "description": "procedural 3D head phantom (brow to lower jaw): T1-like MR and CT (HU) rendered "
+            "from the same random anatomy; unpaired training subjects, paired test subjects",
+        }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return folder

@@ -48,8 +48,17 @@ def bouncing_trajectory(rng: np.random.Generator, depth: int, room: tuple[int, i
     return np.rint(out).astype(int)
 
 
-def render_moving_digits(digits: np.ndarray, ids: np.ndarray, domain: str, depth: int, size: tuple[int, int],
-                         digit_size: int, speed: float, num_colours: int, seed: int) -> np.ndarray:
+def render_moving_digits(
+    digits: np.ndarray,
+    ids: np.ndarray,
+    domain: str,
+    depth: int,
+    size: tuple[int, int],
+    digit_size: int,
+    speed: float,
+    num_colours: int,
+    seed: int,
+) -> np.ndarray:
     """Render ``(n, 28, 28)`` digits as ``(n, 3, depth, H, W)`` uint8 videos; ``domain`` "A" white, "B" coloured."""
     if digit_size > min(size):
         raise ValueError(f"digit_size {digit_size} does not fit in frames of size {tuple(size)}.")
@@ -64,13 +73,18 @@ def render_moving_digits(digits: np.ndarray, ids: np.ndarray, domain: str, depth
         colour = palette[rng.integers(num_colours)] if domain == "B" else np.ones(3)
         painted = (colour[:, None, None] * digit[None]).round().astype(np.uint8)  # (3, s, s)
         for t, (r, c) in enumerate(path):
-            frame = videos[n, :, t, r: r + digit_size, c: c + digit_size]
+            frame = videos[n, :, t, r : r + digit_size, c : c + digit_size]
             np.maximum(frame, painted, out=frame)
     return videos
 
 
-def build_moving_mnist(root_dir: str | Path, config: DigitVideoConfig | None = None, digit_size: int = 28,
-                       speed: float = 3.0, num_colours: int = 20) -> Path:
+def build_moving_mnist(
+    root_dir: str | Path,
+    config: DigitVideoConfig | None = None,
+    digit_size: int = 28,
+    speed: float = 3.0,
+    num_colours: int = 20,
+) -> Path:
     """Build (once) and cache coloured moving MNIST under ``root_dir``; return its folder.
 
     Arrays are ``(N, 3, D, H, W)`` uint8; domain A white, domain B coloured (see
@@ -81,9 +95,15 @@ def build_moving_mnist(root_dir: str | Path, config: DigitVideoConfig | None = N
         raise ValueError("digit_size and num_colours must be positive and speed >= 0.")
 
     def render(digits: np.ndarray, ids: np.ndarray, domain: str) -> np.ndarray:
-        return render_moving_digits(digits, ids, domain, config.depth, config.size, digit_size, speed, num_colours,
-                                    config.seed)
+        return render_moving_digits(
+            digits, ids, domain, config.depth, config.size, digit_size, speed, num_colours, config.seed
+        )
 
     name = config.folder_name(f"mmnist_v{_VERSION}_s{digit_size}_v{speed:g}_c{num_colours}")
-    meta = {"digit_size": digit_size, "speed": speed, "num_colours": num_colours, "domains": {"A": "white", "B": "colour"}}
+    meta = {
+        "digit_size": digit_size,
+        "speed": speed,
+        "num_colours": num_colours,
+        "domains": {"A": "white", "B": "colour"},
+    }
     return build_digit_videos(root_dir, config, name, channels=3, render=render, meta=meta)

@@ -13,30 +13,43 @@ from pathlib import Path
 from mr2ct.data.head_phantom import HeadPhantomConfig, build_head_phantom
 from mr2ct.io.readers import list_volumes, load_datalist, unpaired_items, volume_stem
 
-__all__ = ["MODALITIES", "mrct_inference_folder", "mrct_paired_training_items", "mrct_pairs", "mrct_training_items",
-           "phantom_config", "validation_phantom"]
+__all__ = [
+    "MODALITIES",
+    "mrct_inference_folder",
+    "mrct_paired_training_items",
+    "mrct_pairs",
+    "mrct_training_items",
+    "phantom_config",
+    "validation_phantom",
+]
 
 MODALITIES = ("mr", "ct")
 
 
-def phantom_config(volume_size: Sequence[int], fov_mm: Sequence[float], num_train: int, num_test: int,
-                   seed: int) -> HeadPhantomConfig:
+def phantom_config(
+    volume_size: Sequence[int], fov_mm: Sequence[float], num_train: int, num_test: int, seed: int
+) -> HeadPhantomConfig:
     """The phantom that matches a bundle's ``volume_size`` (slices, x, y): shape (x, y, slices) in RAS order."""
     d, h, w = (int(v) for v in volume_size)
-    return HeadPhantomConfig(shape=(h, w, d), fov_mm=tuple(fov_mm), num_train=num_train, num_test=num_test,
-                             seed=seed)
+    return HeadPhantomConfig(shape=(h, w, d), fov_mm=tuple(fov_mm), num_train=num_train, num_test=num_test, seed=seed)
 
 
 def validation_phantom(phantom: HeadPhantomConfig, num_cases: int) -> HeadPhantomConfig:
     """Phantom subjects for validation during training and for choosing settings: ``num_cases`` paired subjects
     drawn with seed ``phantom.seed + 1``, so disjoint from the training and the test subjects of ``phantom``
     (which the evaluation reports); its one unpaired training subject per domain is not used."""
-    return HeadPhantomConfig(shape=phantom.shape, fov_mm=phantom.fov_mm, num_train=1, num_test=num_cases,
-                             seed=phantom.seed + 1)
+    return HeadPhantomConfig(
+        shape=phantom.shape, fov_mm=phantom.fov_mm, num_train=1, num_test=num_cases, seed=phantom.seed + 1
+    )
 
 
-def mrct_training_items(phantom_dir: str | Path, phantom: HeadPhantomConfig, mr: str | None = None,
-                        ct: str | None = None, datalist: str | None = None) -> tuple[list[str], list[str]]:
+def mrct_training_items(
+    phantom_dir: str | Path,
+    phantom: HeadPhantomConfig,
+    mr: str | None = None,
+    ct: str | None = None,
+    datalist: str | None = None,
+) -> tuple[list[str], list[str]]:
     """Unpaired training volumes ``([mr paths], [ct paths])`` (the two domains of ``UnpairedDataset``).
 
     From a datalist JSON (e.g. the ``datalist.json`` that ``prepare_mrct`` writes), or two folders ``mr`` and
@@ -60,8 +73,15 @@ def _by_stem(folder: str | Path) -> dict[str, str]:
     return {volume_stem(p): str(p) for p in list_volumes(folder)}
 
 
-def mrct_pairs(phantom_dir: str | Path, phantom: HeadPhantomConfig, mr: str | None = None, ct: str | None = None,
-               mask: str | None = None, limit: int | None = None, tissue: str | None = None) -> list[dict]:
+def mrct_pairs(
+    phantom_dir: str | Path,
+    phantom: HeadPhantomConfig,
+    mr: str | None = None,
+    ct: str | None = None,
+    mask: str | None = None,
+    limit: int | None = None,
+    tissue: str | None = None,
+) -> list[dict]:
     """Registered MR/CT pairs for evaluation: ``[{"image": mr, "label": ct, "mask": mask, "tissue": classes}]``.
 
     ``mr``, ``ct`` (and optionally ``mask``, the body mask of the CT, and ``tissue``, a tissue class map: 0 air,
@@ -80,18 +100,21 @@ def mrct_pairs(phantom_dir: str | Path, phantom: HeadPhantomConfig, mr: str | No
         if optional is not None:
             folders[key] = _by_stem(optional)
     names = sorted(folders["image"])
-    for key, files in folders.items():
+    for files in folders.values():
         if sorted(files) != names:
             missing = sorted(set(names).symmetric_difference(files))
             kinds = ["MR", "CT", *(k for k in ("mask", "tissue") if k in folders)]
-            raise ValueError(f"{', '.join(kinds[:-1])} and {kinds[-1]} folders must hold the same case names; "
-                             f"unmatched: {missing[:10]}")
+            raise ValueError(
+                f"{', '.join(kinds[:-1])} and {kinds[-1]} folders must hold the same case names; "
+                f"unmatched: {missing[:10]}"
+            )
     names = names if limit is None else names[:limit]
     return [{key: files[name] for key, files in folders.items()} for name in names]
 
 
-def mrct_paired_training_items(mr: str | None = None, ct: str | None = None,
-                               datalist: str | None = None) -> list[dict[str, str]]:
+def mrct_paired_training_items(
+    mr: str | None = None, ct: str | None = None, datalist: str | None = None
+) -> list[dict[str, str]]:
     """Registered MR/CT training pairs for semi-supervised training: ``[{"A": mr, "B": ct}]``, empty if none given.
 
     From two folders ``mr`` and ``ct`` whose files pair by name (as for evaluation), or from a datalist JSON whose
@@ -112,20 +135,23 @@ def mrct_paired_training_items(mr: str | None = None, ct: str | None = None,
             raise ValueError(f"{datalist}: expected a 'training' list of {{'mr': ..., 'ct': ...}} pairs.")
         incomplete = [i for i, entry in enumerate(entries) if not ("mr" in entry and "ct" in entry)]
         if incomplete:
-            raise ValueError(f"{datalist}: paired training entries need both 'mr' and 'ct'; entries {incomplete[:10]} "
-                             "lack one.")
+            raise ValueError(
+                f"{datalist}: paired training entries need both 'mr' and 'ct'; entries {incomplete[:10]} lack one."
+            )
         return [{"A": str(a), "B": str(b)} for a, b in zip(data["mr"], data["ct"])]
     if mr is None and ct is None:
         return []
     if mr is None or ct is None:
-        raise ValueError(f"training pairs need both an MR and a CT folder, got paired_mr_dir={mr!r}, "
-                         f"paired_ct_dir={ct!r}.")
+        raise ValueError(
+            f"training pairs need both an MR and a CT folder, got paired_mr_dir={mr!r}, paired_ct_dir={ct!r}."
+        )
     pairs = mrct_pairs("", None, mr=mr, ct=ct)  # type: ignore[arg-type]  (folders given: no phantom)
     return [{"A": item["image"], "B": item["label"]} for item in pairs]
 
 
-def mrct_inference_folder(input_dir: str | None, modality: str, phantom_dir: str | Path,
-                          phantom: HeadPhantomConfig) -> str:
+def mrct_inference_folder(
+    input_dir: str | None, modality: str, phantom_dir: str | Path, phantom: HeadPhantomConfig
+) -> str:
     """``input_dir``, or (when None) the phantom's held-out ``modality`` folder so inference runs out of the box.
 
     Raises a clear error if the folder is missing or holds no volume.

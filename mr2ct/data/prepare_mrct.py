@@ -62,8 +62,17 @@ logger = logging.getLogger(__name__)
 
 CT_CLIP = (-1024, 3071)  # the HU range of 12-bit CT; stored as int16
 CT_THRESHOLD = -500.0  # HU between air and soft tissue: the CT head foreground
-MANIFEST_COLUMNS = ("case", "modality", "source", "status", "reason", "original_shape", "original_spacing",
-                    "crop_box", "output")
+MANIFEST_COLUMNS = (
+    "case",
+    "modality",
+    "source",
+    "status",
+    "reason",
+    "original_shape",
+    "original_spacing",
+    "crop_box",
+    "output",
+)
 _RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 
 
@@ -94,13 +103,17 @@ def _check_folders(sources: Mapping[str, Path], output_dir: Path) -> None:
     for modality, source in sources.items():
         src = source.resolve()
         if out == src or src in out.parents:
-            raise ValueError(f"output folder {output_dir} is inside the {modality.upper()} input {source}; "
-                             "choose a folder outside the inputs (inputs are never modified).")
+            raise ValueError(
+                f"output folder {output_dir} is inside the {modality.upper()} input {source}; "
+                "choose a folder outside the inputs (inputs are never modified)."
+            )
         for sub in ("mr", "ct"):
             target = out / sub
             if src == target or target in src.parents:
-                raise ValueError(f"the {modality.upper()} input {source} lies in {target}, where outputs are "
-                                 "written; choose another output folder.")
+                raise ValueError(
+                    f"the {modality.upper()} input {source} lies in {target}, where outputs are "
+                    "written; choose another output folder."
+                )
 
 
 def _fmt(values: Sequence[float], digits: int = 4) -> str:
@@ -111,11 +124,13 @@ def _full_grid(img: MetaTensor, spacing: Sequence[float]) -> tuple[torch.Tensor,
     """Affine and shape of ``Spacing(spacing)``'s output for ``img``, computed lazily (no resampling)."""
     lazy = Spacing(pixdim=spacing, mode="bilinear", lazy=True)(img)
     return torch.as_tensor(lazy.peek_pending_affine(), dtype=torch.float64), tuple(
-        int(s) for s in lazy.peek_pending_shape())
+        int(s) for s in lazy.peek_pending_shape()
+    )
 
 
-def _map_box(slices: Sequence[slice], src_affine: torch.Tensor, dst_affine: torch.Tensor,
-             dst_shape: Sequence[int]) -> tuple[slice, slice, slice]:
+def _map_box(
+    slices: Sequence[slice], src_affine: torch.Tensor, dst_affine: torch.Tensor, dst_shape: Sequence[int]
+) -> tuple[slice, slice, slice]:
     """The same physical box on another grid with the same axes (RAS-aligned, e.g. before/after ``Spacing``)."""
     m = np.linalg.solve(np.asarray(dst_affine, dtype=np.float64), np.asarray(src_affine, dtype=np.float64))
     out = []
@@ -143,8 +158,10 @@ def _resize(img: MetaTensor, size: Sequence[int]) -> MetaTensor:
 def _prepare_case(path: Path, modality: str, box: Sequence[int] | None, settings: dict) -> tuple[MetaTensor, dict]:
     """Read, orient, crop, resample, resize and normalise one volume; return it with its manifest fields."""
     img = read_volume(path)
-    info = {"original_shape": "x".join(str(s) for s in img.shape),
-            "original_spacing": _fmt(affine_to_spacing(img.affine, r=3))}
+    info = {
+        "original_shape": "x".join(str(s) for s in img.shape),
+        "original_spacing": _fmt(affine_to_spacing(img.affine, r=3)),
+    }
     img = EnsureChannelFirst(channel_dim="no_channel")(img)
     img = Orientation(axcodes="RAS", labels=_RAS_LABELS)(img)
     full_affine, full_shape = _full_grid(img, settings["spacing"])
@@ -157,8 +174,14 @@ def _prepare_case(path: Path, modality: str, box: Sequence[int] | None, settings
         mask = head_foreground(img[0], threshold)
         if mask[:, :, -1].any():
             notes.append("warning: the head reaches the top slice (top of the head cut off?)")
-        own = head_crop_box(mask, affine_to_spacing(img.affine, r=3), settings["top_offset_mm"],
-                            settings["extent_mm"], settings["margin_mm"], name=str(path))
+        own = head_crop_box(
+            mask,
+            affine_to_spacing(img.affine, r=3),
+            settings["top_offset_mm"],
+            settings["extent_mm"],
+            settings["margin_mm"],
+            name=str(path),
+        )
         slices = _map_box(own, img.affine, full_affine, full_shape)
         got_mm = (slices[2].stop - slices[2].start) * settings["spacing"][2]
         if got_mm < settings["extent_mm"] - settings["spacing"][2]:
@@ -167,11 +190,12 @@ def _prepare_case(path: Path, modality: str, box: Sequence[int] | None, settings
     shift = torch.eye(4, dtype=torch.float64)
     shift[:3, 3] = torch.tensor([float(s.start) for s in slices], dtype=torch.float64)
     img = SpatialResample(mode="bilinear", padding_mode="border", dtype=torch.float32)(
-        img, dst_affine=full_affine @ shift, spatial_size=[s.stop - s.start for s in slices])
+        img, dst_affine=full_affine @ shift, spatial_size=[s.stop - s.start for s in slices]
+    )
     img = _resize(img, settings["size"])
     data = img.as_tensor()
     if modality == "ct":
-        if float(torch.quantile(data.flatten()[::max(1, data.numel() // 100000)], 0.01)) > -500:
+        if float(torch.quantile(data.flatten()[:: max(1, data.numel() // 100000)], 0.01)) > -500:
             notes.append("warning: little air below -500 HU; is this CT in HU (rescale slope/intercept)?")
         data = data.clamp(*CT_CLIP).round().to(torch.int16)
     else:
@@ -216,12 +240,21 @@ def _validate(spacing, size, ct_window, mr_percentiles) -> tuple:
     return spacing, size, tuple(float(v) for v in ct_window), tuple(float(v) for v in mr_percentiles)
 
 
-def prepare_mrct(mr_source: str | os.PathLike, ct_source: str | os.PathLike, output_dir: str | os.PathLike, *,
-                 spacing: Sequence[float] = (1.0, 1.0, 1.0), size: Sequence[int] = (256, 256, 30),
-                 ct_window: Sequence[float] = (-1000, 2000), mr_percentiles: Sequence[float] = (0.5, 99.5),
-                 top_offset_mm: float = DEFAULT_TOP_OFFSET_MM, extent_mm: float = DEFAULT_EXTENT_MM,
-                 margin_mm: float = DEFAULT_MARGIN_MM, overrides_csv: str | os.PathLike | None = None,
-                 overwrite: bool = False) -> Path:
+def prepare_mrct(
+    mr_source: str | os.PathLike,
+    ct_source: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    *,
+    spacing: Sequence[float] = (1.0, 1.0, 1.0),
+    size: Sequence[int] = (256, 256, 30),
+    ct_window: Sequence[float] = (-1000, 2000),
+    mr_percentiles: Sequence[float] = (0.5, 99.5),
+    top_offset_mm: float = DEFAULT_TOP_OFFSET_MM,
+    extent_mm: float = DEFAULT_EXTENT_MM,
+    margin_mm: float = DEFAULT_MARGIN_MM,
+    overrides_csv: str | os.PathLike | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Prepare raw MR and CT volumes for training; return ``output_dir``.
 
     Args:
@@ -253,9 +286,16 @@ def prepare_mrct(mr_source: str | os.PathLike, ct_source: str | os.PathLike, out
             raise FileNotFoundError(f"{source}: {modality.upper()} source does not exist.")
     _check_folders(sources, output_dir)
     overrides = read_crop_overrides(overrides_csv) if overrides_csv else {}
-    settings = {"spacing": spacing, "size": size, "ct_window": ct_window, "mr_percentiles": mr_percentiles,
-                "top_offset_mm": float(top_offset_mm), "extent_mm": float(extent_mm), "margin_mm": float(margin_mm),
-                "overrides_csv": str(overrides_csv) if overrides_csv else None}
+    settings = {
+        "spacing": spacing,
+        "size": size,
+        "ct_window": ct_window,
+        "mr_percentiles": mr_percentiles,
+        "top_offset_mm": float(top_offset_mm),
+        "extent_mm": float(extent_mm),
+        "margin_mm": float(margin_mm),
+        "overrides_csv": str(overrides_csv) if overrides_csv else None,
+    }
     jobs = [(modality, case, path) for modality, source in sources.items() for case, path in find_cases(source)]
     output_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = output_dir / "manifest.csv"
@@ -266,8 +306,9 @@ def prepare_mrct(mr_source: str | os.PathLike, ct_source: str | os.PathLike, out
         row = dict.fromkeys(MANIFEST_COLUMNS, "")
         row.update(case=case, modality=modality, source=str(path), output=str(out.relative_to(output_dir)))
         if (modality, case) in used:
-            row.update(status="skipped", reason=f"case name {case!r} is already used by {used[modality, case]}",
-                       output="")
+            row.update(
+                status="skipped", reason=f"case name {case!r} is already used by {used[modality, case]}", output=""
+            )
             rows.append(row)
             continue
         used[modality, case] = str(path)
@@ -291,12 +332,17 @@ def prepare_mrct(mr_source: str | os.PathLike, ct_source: str | os.PathLike, out
         rows.append(row)
     _write_manifest(manifest_path, rows)
     ok = {m: [r["output"] for r in rows if r["modality"] == m and r["status"] == "ok"] for m in ("mr", "ct")}
-    datalist = {"description": "MR/CT volumes prepared by mr2ct.data.prepare_mrct (unpaired training data)",
-                "settings": settings, "training": [{m: p} for m in ("mr", "ct") for p in ok[m]]}
+    datalist = {
+        "description": "MR/CT volumes prepared by mr2ct.data.prepare_mrct (unpaired training data)",
+        "settings": settings,
+        "training": [{m: p} for m in ("mr", "ct") for p in ok[m]],
+    }
     atomic_write_text(output_dir / "datalist.json", json.dumps(datalist, indent=2) + "\n")
     n_ok = len(ok["mr"]) + len(ok["ct"])
-    logger.info(f"prepared {n_ok} case(s) ({len(ok['mr'])} MR, {len(ok['ct'])} CT), skipped {len(rows) - n_ok}; "
-                f"see {manifest_path}")
+    logger.info(
+        f"prepared {n_ok} case(s) ({len(ok['mr'])} MR, {len(ok['ct'])} CT), skipped {len(rows) - n_ok}; "
+        f"see {manifest_path}"
+    )
     for m in ("mr", "ct"):
         if not ok[m]:
             logger.warning(f"no {m.upper()} case was prepared: training needs both modalities.")
@@ -304,25 +350,50 @@ def prepare_mrct(mr_source: str | os.PathLike, ct_source: str | os.PathLike, out
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="prepare_mrct", description=(
-        "Prepare raw MR and CT volumes (DICOM series folders, NIfTI, NRRD, MHA; searched recursively) for the "
-        "MR/CT bundle: orient to RAS, crop the head from the brow to below the jaw, resample, resize, and write "
-        "OUTPUT/mr/*.nii.gz, OUTPUT/ct/*.nii.gz (CT in HU), manifest.csv and datalist.json."),
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="prepare_mrct",
+        description=(
+            "Prepare raw MR and CT volumes (DICOM series folders, NIfTI, NRRD, MHA; searched recursively) for the "
+            "MR/CT bundle: orient to RAS, crop the head from the brow to below the jaw, resample, resize, and write "
+            "OUTPUT/mr/*.nii.gz, OUTPUT/ct/*.nii.gz (CT in HU), manifest.csv and datalist.json."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--mr", required=True, help="MR volume file or folder (DICOM series, NIfTI, NRRD, MHA)")
     p.add_argument("--ct", required=True, help="CT volume file or folder")
     p.add_argument("--output", required=True, help="output folder (outside the inputs)")
-    p.add_argument("--spacing", type=float, nargs=3, default=(1.0, 1.0, 1.0), metavar=("X", "Y", "Z"),
-                   help="voxel size in mm of the grid the crop is taken on")
-    p.add_argument("--size", type=int, nargs=3, default=(256, 256, 30), metavar=("X", "Y", "Z"),
-                   help="output shape")
-    p.add_argument("--ct-window", type=float, nargs=2, default=(-1000.0, 2000.0), metavar=("LOW", "HIGH"),
-                   help="CT window in HU the bundle maps to [-1, 1] (recorded; files keep HU)")
-    p.add_argument("--mr-percentiles", type=float, nargs=2, default=(0.5, 99.5), metavar=("LOW", "HIGH"),
-                   help="MR head percentiles that become 0 and 1")
+    p.add_argument(
+        "--spacing",
+        type=float,
+        nargs=3,
+        default=(1.0, 1.0, 1.0),
+        metavar=("X", "Y", "Z"),
+        help="voxel size in mm of the grid the crop is taken on",
+    )
+    p.add_argument("--size", type=int, nargs=3, default=(256, 256, 30), metavar=("X", "Y", "Z"), help="output shape")
+    p.add_argument(
+        "--ct-window",
+        type=float,
+        nargs=2,
+        default=(-1000.0, 2000.0),
+        metavar=("LOW", "HIGH"),
+        help="CT window in HU the bundle maps to [-1, 1] (recorded; files keep HU)",
+    )
+    p.add_argument(
+        "--mr-percentiles",
+        type=float,
+        nargs=2,
+        default=(0.5, 99.5),
+        metavar=("LOW", "HIGH"),
+        help="MR head percentiles that become 0 and 1",
+    )
     p.add_argument("--crop-csv", default=None, help="CSV case,x0,x1,y0,y1,z0,z1 of per-case crop boxes")
-    p.add_argument("--top-offset-mm", type=float, default=DEFAULT_TOP_OFFSET_MM,
-                   help="top of the head to the top of the crop (brow)")
+    p.add_argument(
+        "--top-offset-mm",
+        type=float,
+        default=DEFAULT_TOP_OFFSET_MM,
+        help="top of the head to the top of the crop (brow)",
+    )
     p.add_argument("--extent-mm", type=float, default=DEFAULT_EXTENT_MM, help="height of the crop")
     p.add_argument("--margin-mm", type=float, default=DEFAULT_MARGIN_MM, help="in-plane margin around the head")
     p.add_argument("--overwrite", action="store_true", help="redo cases whose output exists")
@@ -335,10 +406,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        out = prepare_mrct(args.mr, args.ct, args.output, spacing=args.spacing, size=args.size,
-                           ct_window=args.ct_window, mr_percentiles=args.mr_percentiles,
-                           top_offset_mm=args.top_offset_mm, extent_mm=args.extent_mm, margin_mm=args.margin_mm,
-                           overrides_csv=args.crop_csv, overwrite=args.overwrite)
+        out = prepare_mrct(
+            args.mr,
+            args.ct,
+            args.output,
+            spacing=args.spacing,
+            size=args.size,
+            ct_window=args.ct_window,
+            mr_percentiles=args.mr_percentiles,
+            top_offset_mm=args.top_offset_mm,
+            extent_mm=args.extent_mm,
+            margin_mm=args.margin_mm,
+            overrides_csv=args.crop_csv,
+            overwrite=args.overwrite,
+        )
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -42,15 +42,37 @@ __all__ = [
 # VIPER's classes.csv (id = position): name and colour of its class maps. "van" and "train" share a colour in
 # the data set's own table, so a map cannot tell them apart: that colour decodes to "van".
 VIPER_CLASSES: tuple[tuple[str, tuple[int, int, int]], ...] = (
-    ("unlabeled", (0, 0, 0)), ("ambiguous", (111, 74, 0)), ("sky", (70, 130, 180)), ("road", (128, 64, 128)),
-    ("sidewalk", (244, 35, 232)), ("railtrack", (230, 150, 140)), ("terrain", (152, 251, 152)),
-    ("tree", (87, 182, 35)), ("vegetation", (35, 142, 35)), ("building", (70, 70, 70)),
-    ("infrastructure", (153, 153, 153)), ("fence", (190, 153, 153)), ("billboard", (150, 20, 20)),
-    ("trafficlight", (250, 170, 30)), ("trafficsign", (220, 220, 0)), ("mobilebarrier", (180, 180, 100)),
-    ("firehydrant", (173, 153, 153)), ("chair", (168, 153, 153)), ("trash", (81, 0, 21)),
-    ("trashcan", (81, 0, 81)), ("person", (220, 20, 60)), ("animal", (255, 0, 0)), ("bicycle", (119, 11, 32)),
-    ("motorcycle", (0, 0, 230)), ("car", (0, 0, 142)), ("van", (0, 80, 100)), ("bus", (0, 60, 100)),
-    ("truck", (0, 0, 70)), ("trailer", (0, 0, 90)), ("train", (0, 80, 100)), ("plane", (0, 100, 100)),
+    ("unlabeled", (0, 0, 0)),
+    ("ambiguous", (111, 74, 0)),
+    ("sky", (70, 130, 180)),
+    ("road", (128, 64, 128)),
+    ("sidewalk", (244, 35, 232)),
+    ("railtrack", (230, 150, 140)),
+    ("terrain", (152, 251, 152)),
+    ("tree", (87, 182, 35)),
+    ("vegetation", (35, 142, 35)),
+    ("building", (70, 70, 70)),
+    ("infrastructure", (153, 153, 153)),
+    ("fence", (190, 153, 153)),
+    ("billboard", (150, 20, 20)),
+    ("trafficlight", (250, 170, 30)),
+    ("trafficsign", (220, 220, 0)),
+    ("mobilebarrier", (180, 180, 100)),
+    ("firehydrant", (173, 153, 153)),
+    ("chair", (168, 153, 153)),
+    ("trash", (81, 0, 21)),
+    ("trashcan", (81, 0, 81)),
+    ("person", (220, 20, 60)),
+    ("animal", (255, 0, 0)),
+    ("bicycle", (119, 11, 32)),
+    ("motorcycle", (0, 0, 230)),
+    ("car", (0, 0, 142)),
+    ("van", (0, 80, 100)),
+    ("bus", (0, 60, 100)),
+    ("truck", (0, 0, 70)),
+    ("trailer", (0, 0, 90)),
+    ("train", (0, 80, 100)),
+    ("plane", (0, 100, 100)),
     ("boat", (50, 0, 90)),
 )
 Palette = Sequence[tuple[str, Sequence[int]]]
@@ -107,8 +129,9 @@ def _pack(rgb: np.ndarray) -> np.ndarray:
     return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
 
 
-def decode_labels(rgb: np.ndarray, palette: Palette = VIPER_CLASSES, path: str | os.PathLike = "<array>",
-                  frame: int | None = None) -> np.ndarray:
+def decode_labels(
+    rgb: np.ndarray, palette: Palette = VIPER_CLASSES, path: str | os.PathLike = "<array>", frame: int | None = None
+) -> np.ndarray:
     """Class ids ``(H, W)`` uint8 of a colour-coded class map ``(H, W, 3)``.
 
     A colour shared by several classes decodes to the first. A colour outside the palette raises
@@ -127,8 +150,12 @@ def decode_labels(rgb: np.ndarray, palette: Palette = VIPER_CLASSES, path: str |
         top = values[np.argsort(counts)[::-1][:5]]
         shown = ", ".join(f"({v >> 16}, {(v >> 8) & 255}, {v & 255})" for v in top)
         more = f" and {len(values) - len(top)} more" if len(values) > len(top) else ""
-        raise VideoError(path, f"{int((~known).sum())} of {known.size} pixels have colours outside the palette "
-                               f"of {len(colours)} classes: {shown}{more}", frame)
+        raise VideoError(
+            path,
+            f"{int((~known).sum())} of {known.size} pixels have colours outside the palette "
+            f"of {len(colours)} classes: {shown}{more}",
+            frame,
+        )
     return order[pos].astype(np.uint8)
 
 
@@ -150,14 +177,21 @@ def list_viper_sequences(root: str | os.PathLike, split: str = "train") -> list[
     """Names of the sequences of a VIPER-layout folder (sub-folders of ``<root>/<split>/img``), sorted."""
     img = Path(root) / split / IMAGE_FOLDER
     if not img.is_dir():
-        raise FileNotFoundError(f"{img} does not exist; a VIPER-layout folder holds <split>/img/<seq>/ and "
-                                f"<split>/cls/<seq>/.")
+        raise FileNotFoundError(
+            f"{img} does not exist; a VIPER-layout folder holds <split>/img/<seq>/ and <split>/cls/<seq>/."
+        )
     return sorted(p.name for p in img.iterdir() if p.is_dir())
 
 
-def write_viper_sequence(root: str | os.PathLike, sequence: str, frames: Iterable[np.ndarray],
-                         labels: Iterable[np.ndarray], split: str = "train", image_suffix: str = ".png",
-                         palette: Palette = VIPER_CLASSES) -> None:
+def write_viper_sequence(
+    root: str | os.PathLike,
+    sequence: str,
+    frames: Iterable[np.ndarray],
+    labels: Iterable[np.ndarray],
+    split: str = "train",
+    image_suffix: str = ".png",
+    palette: Palette = VIPER_CLASSES,
+) -> None:
     """Write RGB frames and class ids as ``<root>/<split>/img|cls/<seq>/<seq>_<frame:05d>.<suffix>|.png``.
 
     ``image_suffix`` ``".jpg"`` writes JPEG (quality 95, no chroma subsampling), as VIPER's own download holds

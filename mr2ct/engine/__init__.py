@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from .batching import ClipBatch, RandomFrames, SequentialFrames
 from .checkpoint import (
+    SETTINGS_FILE,
     EndlessLoader,
     FinalWeightsSaver,
     RandomStates,
     ResumableLoader,
-    SETTINGS_FILE,
     TrainingCheckpointer,
     atomic_torch_save,
     check_weights_settings,

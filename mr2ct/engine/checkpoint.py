@@ -211,8 +211,8 @@ class TrainingCheckpointer:
     In a ``torchrun`` process group rank 0 writes the checkpoints; with ``resume`` every rank loads the latest
     (networks, optimizers, schedulers, trainer state), so all ranks continue from the same weights. Ranks > 0
     keep their own random states (seeded per rank) and take rank 0's image pools: a resumed multi-process run
-    continues correctly but is not bit-identical to an uninterrupted one. A killed run loses the iterations since its latest
-    checkpoint. No checkpoint is written while a network of ``save_dict`` holds NaN or Inf values, so the
+    continues correctly but is not bit-identical to an uninterrupted one. A killed run loses the iterations since
+    its latest checkpoint. No checkpoint is written while a network of ``save_dict`` holds NaN or Inf values, so the
     last good one stays the latest.
 
     Attach it after the handlers that change state or draw random numbers at the same event (an epoch-level
@@ -338,8 +338,9 @@ class FinalWeightsSaver:
             atomic_torch_save(net.state_dict(), self.save_dir / name)
             logger.info(f"saved {self.save_dir / name}")
         if self.settings is not None:
-            atomic_write_text(self.save_dir / SETTINGS_FILE,
-                              json.dumps(self.settings, indent=2, default=_json_value) + "\n")
+            atomic_write_text(
+                self.save_dir / SETTINGS_FILE, json.dumps(self.settings, indent=2, default=_json_value) + "\n"
+            )
 
 
 def _json_value(value: Any) -> Any:
@@ -375,10 +376,15 @@ def check_weights_settings(load_path: str | Path, settings: dict[str, Any], netw
         if differ:
             raise ValueError(
                 f"the weights {load_path} were trained with other settings ({file}): "
-                + ", ".join(f"{k} {json.dumps(trained[k], default=_json_value)} (this run: "
-                            f"{json.dumps(settings[k], default=_json_value)})" for k in differ)
-                + "; pass " + " ".join(_option(k, trained[k]) for k in differ)
-                + " (or the quick.json / config overrides the model was trained with).")
+                + ", ".join(
+                    f"{k} {json.dumps(trained[k], default=_json_value)} (this run: "
+                    f"{json.dumps(settings[k], default=_json_value)})"
+                    for k in differ
+                )
+                + "; pass "
+                + " ".join(_option(k, trained[k]) for k in differ)
+                + " (or the quick.json / config overrides the model was trained with)."
+            )
         return
     if network is None:
         return
@@ -388,8 +394,13 @@ def check_weights_settings(load_path: str | Path, settings: dict[str, Any], netw
     missing = sorted(set(expected) - set(weights))
     wrong = sorted(k for k in set(expected) & set(weights) if tuple(expected[k].shape) != tuple(weights[k].shape))
     if missing or wrong or set(weights) - set(expected):
-        example = (f"{wrong[0]} is {tuple(weights[wrong[0]].shape)} there, {tuple(expected[wrong[0]].shape)} here"
-                   if wrong else f"{len(missing)} missing and {len(set(weights) - set(expected))} unexpected tensors")
-        raise ValueError(f"the weights {load_path} do not fit this run's network ({example}); they were trained with "
-                         f"other network settings (no {SETTINGS_FILE} beside them says which): pass the settings of "
-                         "their training (e.g. --ngf, --num_res_blocks, --gen_strides, or its quick.json).")
+        example = (
+            f"{wrong[0]} is {tuple(weights[wrong[0]].shape)} there, {tuple(expected[wrong[0]].shape)} here"
+            if wrong
+            else f"{len(missing)} missing and {len(set(weights) - set(expected))} unexpected tensors"
+        )
+        raise ValueError(
+            f"the weights {load_path} do not fit this run's network ({example}); they were trained with "
+            f"other network settings (no {SETTINGS_FILE} beside them says which): pass the settings of "
+            "their training (e.g. --ngf, --num_res_blocks, --gen_strides, or its quick.json)."
+        )

@@ -20,8 +20,8 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 
-import torch
 import ignite.distributed as idist
+import torch
 import torch.nn as nn
 from monai.data import DistributedSampler
 from torch.nn.parallel import DistributedDataParallel
@@ -103,8 +103,13 @@ def release_other_ranks() -> None:
         idist.barrier()
 
 
-def wrap_ddp(module: nn.Module, device: str | torch.device | None = None, find_unused_parameters: bool = False,
-             channels_last: bool = False, **kwargs) -> nn.Module:
+def wrap_ddp(
+    module: nn.Module,
+    device: str | torch.device | None = None,
+    find_unused_parameters: bool = False,
+    channels_last: bool = False,
+    **kwargs,
+) -> nn.Module:
     """``module`` in ``DistributedDataParallel`` (parameters broadcast from rank 0 now), or as is outside a group.
 
     Wrap only what the trainer sees: keep the unwrapped module for optimizers, checkpoints, ``model.pt`` and
@@ -120,8 +125,9 @@ def wrap_ddp(module: nn.Module, device: str | torch.device | None = None, find_u
     device_ids = None
     if device.type == "cuda":
         device_ids = [device.index if device.index is not None else torch.cuda.current_device()]
-    return DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=find_unused_parameters,
-                                   **kwargs)
+    return DistributedDataParallel(
+        module, device_ids=device_ids, find_unused_parameters=find_unused_parameters, **kwargs
+    )
 
 
 def unwrap(module: nn.Module) -> nn.Module:
@@ -155,7 +161,9 @@ def nonfinite_on_any_rank(nonfinite: Sequence[str]) -> list[str]:
     return nonfinite
 
 
-def distributed_sampler(dataset, shuffle: bool, seed: int = 0, even_divisible: bool = True) -> DistributedSampler | None:
+def distributed_sampler(
+    dataset, shuffle: bool, seed: int = 0, even_divisible: bool = True
+) -> DistributedSampler | None:
     """MONAI's ``DistributedSampler`` of ``dataset`` (this rank's shard) in a process group; None outside one, so
     that a ``DataLoader(..., sampler=..., shuffle=sampler is None)`` serves both."""
     if not is_distributed():

@@ -106,4 +106,6 @@ class LossProgressBar(ProgressBar):
 
 def _short_losses(output) -> dict[str, float]:
     losses = loss_values(output) if isinstance(output, dict) else {}
-    return {k.removeprefix("loss_"): v for k, v in losses.items() if k in ("loss_g", "loss_d_a", "loss_d_b", "loss_cycle")}
+    return {
+        k.removeprefix("loss_"): v for k, v in losses.items() if k in ("loss_g", "loss_d_a", "loss_d_b", "loss_cycle")
+    }

@@ -50,7 +50,7 @@ def taper_weights(roi_size: Sequence[int], overlap: Sequence[float] | float, flo
         if ramp > 0:
             rise = torch.sin(math.pi / 2 * (torch.arange(ramp, dtype=torch.float64) + 0.5) / ramp) ** 2
             axis[:ramp] = rise
-            axis[n - ramp:] = rise.flip(0)
+            axis[n - ramp :] = rise.flip(0)
         weights = weights[..., None] * axis.clamp_min(floor)
     return weights.float()[None, None]
 
@@ -69,8 +69,14 @@ class TaperedSlidingWindowInferer(SlidingWindowInferer):
             ``mode`` and ``sigma_scale`` do not apply.
     """
 
-    def __init__(self, roi_size: Sequence[int], sw_batch_size: int = 1, overlap: Sequence[float] | float = 0.5,
-                 padding_mode: str = "replicate", **kwargs):
+    def __init__(
+        self,
+        roi_size: Sequence[int],
+        sw_batch_size: int = 1,
+        overlap: Sequence[float] | float = 0.5,
+        padding_mode: str = "replicate",
+        **kwargs,
+    ):
         for key in ("mode", "sigma_scale", "cache_roi_weight_map"):
             if key in kwargs:
                 raise ValueError(f"TaperedSlidingWindowInferer sets its own blending weights; {key!r} does not apply.")

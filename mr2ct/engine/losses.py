@@ -78,8 +78,10 @@ def mind_descriptor(x: torch.Tensor, patch_size: int = 3, eps: float = 1e-6) -> 
     if spatial_dims not in _POOL:
         raise ValueError(f"MIND needs (N, C, H, W) or (N, C, D, H, W) images, got shape {tuple(x.shape)}.")
     x = x.float()
-    distances = torch.stack([_box_filter((x - _shift(x, axis, step)) ** 2, patch_size)
-                             for axis in range(spatial_dims) for step in (-1, 1)], dim=2)  # (N, C, K, ...)
+    distances = torch.stack(
+        [_box_filter((x - _shift(x, axis, step)) ** 2, patch_size) for axis in range(spatial_dims) for step in (-1, 1)],
+        dim=2,
+    )  # (N, C, K, ...)
     variance = distances.mean(dim=2, keepdim=True)
     mean_variance = variance.mean(dim=tuple(range(2, variance.ndim)), keepdim=True)
     variance = torch.maximum(variance, 1e-3 * mean_variance + eps)  # flat regions: no division by ~0
@@ -112,7 +114,9 @@ class MINDLoss(nn.Module):
 
     def forward(self, source: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
         if source.shape != translation.shape:
-            raise ValueError(f"source {tuple(source.shape)} and translation {tuple(translation.shape)} must have one "
-                             "shape.")
-        return torch.mean(torch.abs(mind_descriptor(source, self.patch_size)
-                                    - mind_descriptor(translation, self.patch_size)))
+            raise ValueError(
+                f"source {tuple(source.shape)} and translation {tuple(translation.shape)} must have one shape."
+            )
+        return torch.mean(
+            torch.abs(mind_descriptor(source, self.patch_size) - mind_descriptor(translation, self.patch_size))
+        )

@@ -61,12 +61,15 @@ class Method:
         return network if self.spatial_dims == 3 else FramewiseNetwork(network)
 
 
-METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("3d", 3, "clip", 0.0, 1, "3D CycleGAN: 3D generators and discriminators on whole clips / volumes"),
-    Method("random", 2, "random", 0.0, 4, "2D CycleGAN on frames drawn at random from the loaded clips"),
-    Method("sequential", 2, "sequential", 0.0, 1, "2D CycleGAN on the consecutive frames of one clip, in order"),
-    Method("seq_const", 2, "sequential", 1.0, 1, "as sequential, plus the paper's temporal const loss"),
-)}
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("3d", 3, "clip", 0.0, 1, "3D CycleGAN: 3D generators and discriminators on whole clips / volumes"),
+        Method("random", 2, "random", 0.0, 4, "2D CycleGAN on frames drawn at random from the loaded clips"),
+        Method("sequential", 2, "sequential", 0.0, 1, "2D CycleGAN on the consecutive frames of one clip, in order"),
+        Method("seq_const", 2, "sequential", 1.0, 1, "as sequential, plus the paper's temporal const loss"),
+    )
+}
 
 
 def get_method(name: str) -> Method:

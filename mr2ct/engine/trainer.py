@@ -193,7 +193,9 @@ class CycleGANTrainer(Trainer):
         self.max_nonfinite_steps = max_nonfinite_steps
         self.state.nonfinite_steps = 0
         self.data_loader = ResumableLoader(train_data_loader)  # Workflow.run iterates over self.data_loader
-        counts = {name: count_parameters(net) for name, net in (("g_ab", g_ab), ("g_ba", g_ba), ("d_a", d_a), ("d_b", d_b))}
+        counts = {
+            name: count_parameters(net) for name, net in (("g_ab", g_ab), ("g_ba", g_ba), ("d_a", d_a), ("d_b", d_b))
+        }
         self.logger.info(f"trainable parameters: {counts} ({sum(counts.values()):,} in all)")
 
     def run(self) -> None:
@@ -216,8 +218,14 @@ class CycleGANTrainer(Trainer):
         torch 2.13, in the discriminators' 1-channel output convolution until it was kept in fp32)."""
         names = ("g_ab", "g_ba", "d_a", "d_b")
         grads = [[p.grad for p in getattr(self, name).parameters() if p.grad is not None] for name in names]
-        finite = torch.stack([torch.stack([g.isfinite().all() for g in gs]).all() if gs else
-                              torch.ones((), dtype=torch.bool, device=self.state.device) for gs in grads]).tolist()
+        finite = torch.stack(
+            [
+                torch.stack([g.isfinite().all() for g in gs]).all()
+                if gs
+                else torch.ones((), dtype=torch.bool, device=self.state.device)
+                for gs in grads
+            ]
+        ).tolist()
         return [f"{name} gradients" for name, ok in zip(names, finite) if not ok]
 
     def _backward(self, loss: torch.Tensor) -> None:
@@ -235,9 +243,14 @@ class CycleGANTrainer(Trainer):
             for optimizer in optimizers:
                 optimizer.step()
 
-    def _half_cycle_losses(self, real: torch.Tensor, g_forward: nn.Module, g_back: nn.Module, d_target: nn.Module,
-                           pair: tuple[torch.Tensor, torch.Tensor] | None = None
-                           ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _half_cycle_losses(
+        self,
+        real: torch.Tensor,
+        g_forward: nn.Module,
+        g_back: nn.Module,
+        d_target: nn.Module,
+        pair: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The generator losses that start from one domain: ``real -> fake -> reconstruction``.
 
         Returns the translation and ``{"adversarial", "cycle", "identity", "const", "structure", "paired"}``
@@ -273,16 +286,19 @@ class CycleGANTrainer(Trainer):
             a, b = to_channels_last(a), to_channels_last(b)
         return a, b
 
-    def _generator_update(self, real_a: torch.Tensor, real_b: torch.Tensor,
-                          pair: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, Any]:
+    def _generator_update(
+        self, real_a: torch.Tensor, real_b: torch.Tensor, pair: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> dict[str, Any]:
         """The generators' gradients (the step waits until all losses are known to be finite); each half cycle
         (from A, from B) is backpropagated on its own and the gradients summed, so only one half's activations
         are held at a time (half the memory, the same gradients). ``pair``: registered ``(a, b)`` images."""
         self.g_optimizer.zero_grad(set_to_none=self.optim_set_to_none)
         fakes, halves = {}, {}
         pairs = {"b": pair, "a": pair[::-1] if pair is not None else None}  # (source, target) of each half
-        for name, real, g_forward, g_back, d_target in (("b", real_a, self.g_ab, self.g_ba, self.d_b),
-                                                        ("a", real_b, self.g_ba, self.g_ab, self.d_a)):
+        for name, real, g_forward, g_back, d_target in (
+            ("b", real_a, self.g_ab, self.g_ba, self.d_b),
+            ("a", real_b, self.g_ba, self.g_ab, self.d_a),
+        ):
             # with DDP, the first half's gradients are only accumulated: the last backward all-reduces the sum
             with no_sync(self.g_ab, self.g_ba) if name == "b" else nullcontext():
                 with self._autocast():
@@ -303,8 +319,9 @@ class CycleGANTrainer(Trainer):
             + adv(d(fake), target_is_real=False, for_discriminator=True)
         )
 
-    def _discriminator_update(self, real_a: torch.Tensor, real_b: torch.Tensor, fake_a: torch.Tensor,
-                              fake_b: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _discriminator_update(
+        self, real_a: torch.Tensor, real_b: torch.Tensor, fake_a: torch.Tensor, fake_b: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """The discriminators' gradients, with fakes drawn from the image pools; returns their losses."""
         self.d_optimizer.zero_grad(set_to_none=self.optim_set_to_none)
         with self._autocast():
@@ -317,8 +334,10 @@ class CycleGANTrainer(Trainer):
         """Count an iteration whose ``nonfinite`` losses forbid the update; stop after too many in a row."""
         self.state.nonfinite_steps += 1
         keys = getattr(self.prepare_batch, "keys", ("A", "B"))
-        message = (f"iteration {self.state.iteration}: non-finite {', '.join(nonfinite)}; generators and"
-                   f" discriminators not updated (batch: {_batch_sources(batchdata, keys)}).")
+        message = (
+            f"iteration {self.state.iteration}: non-finite {', '.join(nonfinite)}; generators and"
+            f" discriminators not updated (batch: {_batch_sources(batchdata, keys)})."
+        )
         self.logger.warning(message)
         if self.max_nonfinite_steps is not None and self.state.nonfinite_steps >= self.max_nonfinite_steps:
             raise FloatingPointError(

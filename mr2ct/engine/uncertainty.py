@@ -57,8 +57,12 @@ class AugmentationSpread(nn.Module):
         shifts: voxel offsets, one per spatial axis, one augmentation each.
     """
 
-    def __init__(self, network: nn.Module, flips: Sequence[int] = (1,),
-                 shifts: Sequence[Sequence[int]] = ((0, 1, 1), (0, 2, 2), (1, 0, 0))):
+    def __init__(
+        self,
+        network: nn.Module,
+        flips: Sequence[int] = (1,),
+        shifts: Sequence[Sequence[int]] = ((0, 1, 1), (0, 2, 2), (1, 0, 0)),
+    ):
         super().__init__()
         if not flips and not shifts:
             raise ValueError("AugmentationSpread needs at least one flip or shift.")
@@ -69,8 +73,10 @@ class AugmentationSpread(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         spatial = x.ndim - 2
         if any(not 0 <= a < spatial for a in self.flips) or any(len(s) != spatial for s in self.shifts):
-            raise ValueError(f"flips {self.flips} and shifts {self.shifts} do not fit {spatial} spatial axes "
-                             f"(input shape {tuple(x.shape)}).")
+            raise ValueError(
+                f"flips {self.flips} and shifts {self.shifts} do not fit {spatial} spatial axes "
+                f"(input shape {tuple(x.shape)})."
+            )
         plain = self.network(x)
         outputs, valid = [plain.float()], [torch.ones_like(x[:, :1], dtype=torch.float32)]
         for axis in self.flips:

@@ -80,14 +80,32 @@ class VolumeTranslator(SupervisedEvaluator):
 
     noun = "volume"  # what the summary counts
 
-    def __init__(self, device: torch.device | str, val_data_loader, network: torch.nn.Module,
-                 output_dir: str | Path, postfix: str, inferer: Inferer,
-                 postprocessing: Callable | None = None, overwrite: bool = False,
-                 output_dtype: str = "float32", val_handlers: Sequence | None = None, amp: bool = False,
-                 amp_dtype: str = "bfloat16", uncertainty_postfix: str = "_uncertainty",
-                 foreground_threshold: float | None = None):
-        super().__init__(device=torch.device(device), val_data_loader=val_data_loader, network=network,
-                         inferer=inferer, val_handlers=val_handlers, amp=amp, decollate=False)
+    def __init__(
+        self,
+        device: torch.device | str,
+        val_data_loader,
+        network: torch.nn.Module,
+        output_dir: str | Path,
+        postfix: str,
+        inferer: Inferer,
+        postprocessing: Callable | None = None,
+        overwrite: bool = False,
+        output_dtype: str = "float32",
+        val_handlers: Sequence | None = None,
+        amp: bool = False,
+        amp_dtype: str = "bfloat16",
+        uncertainty_postfix: str = "_uncertainty",
+        foreground_threshold: float | None = None,
+    ):
+        super().__init__(
+            device=torch.device(device),
+            val_data_loader=val_data_loader,
+            network=network,
+            inferer=inferer,
+            val_handlers=val_handlers,
+            amp=amp,
+            decollate=False,
+        )
         self.amp_dtype = _amp_dtype(amp_dtype, device if amp else None)
         self.output_dir = Path(output_dir)
         self.postfix = postfix
@@ -135,8 +153,12 @@ class VolumeTranslator(SupervisedEvaluator):
         if "error" in batchdata:
             result = TranslationResult(source, str(output), "failed", str(batchdata["error"][0]))
         elif clash is not None:
-            result = TranslationResult(source, str(output), "failed", f"its output {output.name} is also the output "
-                                       f"of {clash}; rename one of the two inputs")
+            result = TranslationResult(
+                source,
+                str(output),
+                "failed",
+                f"its output {output.name} is also the output of {clash}; rename one of the two inputs",
+            )
         elif output.exists() and not self.overwrite:
             result = TranslationResult(source, str(output), "skipped", "output exists (pass --overwrite true)")
         else:
@@ -172,15 +194,22 @@ class VolumeTranslator(SupervisedEvaluator):
         with atomic_file(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             with_uncertainty = any(r.mean_uncertainty is not None for r in self.results)
-            writer.writerow(["source", "output", "status", "reason", "seconds"]
-                            + (["mean_uncertainty"] if with_uncertainty else []))
+            writer.writerow(
+                ["source", "output", "status", "reason", "seconds"] + (["mean_uncertainty"] if with_uncertainty else [])
+            )
             for r in self.results:
-                extra = [] if not with_uncertainty else [f"{r.mean_uncertainty:.2f}" if r.mean_uncertainty is not None
-                                                         else ""]
+                extra = (
+                    []
+                    if not with_uncertainty
+                    else [f"{r.mean_uncertainty:.2f}" if r.mean_uncertainty is not None else ""]
+                )
                 writer.writerow([r.source, r.output, r.status, r.reason, f"{r.seconds:.2f}", *extra])
         counts = {s: sum(r.status == s for r in self.results) for s in ("translated", "skipped", "failed")}
-        logger.info(f"{len(self.results)} {self.noun}(s): " + ", ".join(f"{n} {s}" for s, n in counts.items())
-                    + f"; summary: {path}")
+        logger.info(
+            f"{len(self.results)} {self.noun}(s): "
+            + ", ".join(f"{n} {s}" for s, n in counts.items())
+            + f"; summary: {path}"
+        )
         for r in self.results:
             if r.status == "failed":
                 logger.info(f"  failed: {r.source}: {r.reason}")
@@ -190,5 +219,6 @@ class VolumeTranslator(SupervisedEvaluator):
         """Exit with status 1 and a one-line message if any volume failed (for scripts and CI)."""
         failed = [r for r in self.results if r.status == "failed"]
         if failed:
-            raise SystemExit(f"{len(failed)} of {len(self.results)} {self.noun}(s) failed; see "
-                             f"{self.output_dir / 'summary.csv'}")
+            raise SystemExit(
+                f"{len(failed)} of {len(self.results)} {self.noun}(s) failed; see {self.output_dir / 'summary.csv'}"
+            )

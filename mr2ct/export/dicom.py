@@ -57,6 +57,7 @@ from pydicom.valuerep import format_number_as_ds
 from tqdm import tqdm
 
 import mr2ct
+from mr2ct.export.windows import CT_WINDOWS
 from mr2ct.io.atomic import check_apart, replacing_folder
 from mr2ct.io.readers import (
     VolumeError,
@@ -65,23 +66,60 @@ from mr2ct.io.readers import (
     read_volume,
     volume_stem,
 )
-from mr2ct.export.windows import CT_WINDOWS
 
-__all__ = ["DEFAULT_BODY_PART", "DEFAULT_PATIENT_POSITION", "PATIENT_POSITIONS", "PLACEHOLDER_PATIENT_NAME",
-           "export_dicom", "main", "write_dicom_series"]
+__all__ = [
+    "DEFAULT_BODY_PART",
+    "DEFAULT_PATIENT_POSITION",
+    "PATIENT_POSITIONS",
+    "PLACEHOLDER_PATIENT_NAME",
+    "export_dicom",
+    "main",
+    "write_dicom_series",
+]
 
 _SOP_CLASS = {"CT": CTImageStorage, "MR": MRImageStorage}
 _FROM = {"CT": "an MR", "MR": "a CT"}
 _LPS = np.diag([-1.0, -1.0, 1.0, 1.0])  # RAS <-> LPS
-_PATIENT_TAGS = ("PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex", "PatientAge",
-                 "PatientSize", "PatientWeight")
-_STUDY_TAGS = ("StudyInstanceUID", "StudyID", "StudyDate", "StudyTime", "AccessionNumber", "StudyDescription",
-               "ReferringPhysicianName")
+_PATIENT_TAGS = (
+    "PatientName",
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "PatientAge",
+    "PatientSize",
+    "PatientWeight",
+)
+_STUDY_TAGS = (
+    "StudyInstanceUID",
+    "StudyID",
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "StudyDescription",
+    "ReferringPhysicianName",
+)
 _NOT_FOR_DIAGNOSIS = "NOT FOR DIAGNOSIS"
 PLACEHOLDER_PATIENT_NAME = "ANONYMOUS^"
 """PatientName of a series without a source identity (family name ANONYMOUS, in the DICOM PN form)."""
-PATIENT_POSITIONS = ("HFS", "HFP", "HFDR", "HFDL", "FFS", "FFP", "FFDR", "FFDL", "LFS", "LFP", "RFS", "RFP", "AFDR",
-                     "AFDL", "PFDR", "PFDL")
+PATIENT_POSITIONS = (
+    "HFS",
+    "HFP",
+    "HFDR",
+    "HFDL",
+    "FFS",
+    "FFP",
+    "FFDR",
+    "FFDL",
+    "LFS",
+    "LFP",
+    "RFS",
+    "RFP",
+    "AFDR",
+    "AFDL",
+    "PFDR",
+    "PFDL",
+)
 """DICOM's defined terms of Patient Position (head/feet/left/right/anterior/posterior first, supine/prone/...)."""
 DEFAULT_PATIENT_POSITION = "HFS"  # head first supine: how head MR and CT are acquired, unless the source says
 DEFAULT_BODY_PART = "HEAD"
@@ -118,8 +156,10 @@ def _checked(volume, affine) -> tuple[np.ndarray, np.ndarray]:
     directions = affine[:3, :3] / spacing
     cosines = np.abs(directions.T @ directions - np.eye(3)).max()
     if cosines > _ORTHOGONALITY_TOL:
-        raise ValueError(f"affine has sheared or non-orthogonal voxel axes (largest |cos| between axes "
-                         f"{cosines:.3g}); DICOM slices need orthogonal axes: resample the volume first")
+        raise ValueError(
+            f"affine has sheared or non-orthogonal voxel axes (largest |cos| between axes "
+            f"{cosines:.3g}); DICOM slices need orthogonal axes: resample the volume first"
+        )
     return data, _LPS @ affine
 
 
@@ -176,8 +216,13 @@ def _source_series(source: Path) -> list[Dataset] | None:
     return headers
 
 
-def _identity(ds: Dataset, headers: list[Dataset] | None, anonymize: bool, now: datetime.datetime,
-              patient: tuple[str | None, str | None]) -> None:
+def _identity(
+    ds: Dataset,
+    headers: list[Dataset] | None,
+    anonymize: bool,
+    now: datetime.datetime,
+    patient: tuple[str | None, str | None],
+) -> None:
     """Patient, study, frame of reference and source references of the series (see :func:`write_dicom_series`)."""
     src = headers[0] if headers and not anonymize else None
     ds.StudyInstanceUID = generate_uid()
@@ -200,6 +245,7 @@ def _identity(ds: Dataset, headers: list[Dataset] | None, anonymize: bool, now: 
         for tag in (*_PATIENT_TAGS, *_STUDY_TAGS, "FrameOfReferenceUID", "PositionReferenceIndicator"):
             if tag in src:
                 setattr(ds, tag, src[tag].value)
+
         def instances() -> list[Dataset]:
             items = [Dataset() for _ in headers]
             for item, h in zip(items, headers):
@@ -228,8 +274,9 @@ def _position(ds: Dataset, headers: list[Dataset] | None, patient_position: str 
         ds.Laterality = src.Laterality
 
 
-def _image_tags(ds: Dataset, data: np.ndarray, stored: np.ndarray, lps: np.ndarray, slope: float,
-                intercept: float) -> None:
+def _image_tags(
+    ds: Dataset, data: np.ndarray, stored: np.ndarray, lps: np.ndarray, slope: float, intercept: float
+) -> None:
     """Image plane (except the per-slice position), pixel format, rescale and window tags of every slice."""
     spacing = np.linalg.norm(lps[:3, :3], axis=0)
     directions = lps[:3, :3] / spacing
@@ -264,12 +311,22 @@ def _dcmwrite(path: Path, ds: Dataset) -> None:
         pydicom.dcmwrite(path, ds, write_like_original=False)
 
 
-def write_dicom_series(volume, affine, output_dir: str | os.PathLike, *, modality: str = "CT",
-                       source: str | os.PathLike | None = None, anonymize: bool = False,
-                       series_description: str | None = None, series_number: int | None = None,
-                       patient_name: str | None = None, patient_id: str | None = None,
-                       patient_position: str | None = None, body_part: str | None = None,
-                       overwrite: bool = False) -> list[Path]:
+def write_dicom_series(
+    volume,
+    affine,
+    output_dir: str | os.PathLike,
+    *,
+    modality: str = "CT",
+    source: str | os.PathLike | None = None,
+    anonymize: bool = False,
+    series_description: str | None = None,
+    series_number: int | None = None,
+    patient_name: str | None = None,
+    patient_id: str | None = None,
+    patient_position: str | None = None,
+    body_part: str | None = None,
+    overwrite: bool = False,
+) -> list[Path]:
     """Write a synthetic ``volume`` as a DICOM series in ``output_dir``, one file per slice; return the files.
 
     Args:
@@ -331,10 +388,12 @@ def write_dicom_series(volume, affine, output_dir: str | os.PathLike, *, modalit
     ds.SeriesNumber = series_number if series_number is not None else int(src_number or 0) + 1000
     description = series_description or f"SYNTHETIC {modality} (mr2ct)"
     if _NOT_FOR_DIAGNOSIS not in description[:64].upper():
-        description = description[:64 - len(_NOT_FOR_DIAGNOSIS) - 3] + f" - {_NOT_FOR_DIAGNOSIS}"
+        description = description[: 64 - len(_NOT_FOR_DIAGNOSIS) - 3] + f" - {_NOT_FOR_DIAGNOSIS}"
     ds.SeriesDescription = description[:64]
-    text = (f"Synthetic {modality} computed by mr2ct {mr2ct.__version__} from {_FROM[modality]} image "
-            f"(CycleGAN translation); not an acquired image. {_NOT_FOR_DIAGNOSIS}.")
+    text = (
+        f"Synthetic {modality} computed by mr2ct {mr2ct.__version__} from {_FROM[modality]} image "
+        f"(CycleGAN translation); not an acquired image. {_NOT_FOR_DIAGNOSIS}."
+    )
     ds.ImageComments = ds.DerivationDescription = text
     ds.Manufacturer = ds.ManufacturerModelName = "mr2ct"
     ds.SoftwareVersions = mr2ct.__version__
@@ -365,9 +424,16 @@ def write_dicom_series(volume, affine, output_dir: str | os.PathLike, *, modalit
     return [output_dir / name for name in names]
 
 
-def export_dicom(input_path: str | os.PathLike, output_dir: str | os.PathLike, *, modality: str = "CT",
-                 source_dicom: str | os.PathLike | None = None, anonymize: bool = False,
-                 overwrite: bool = False, **tags: str | None) -> list[Path]:
+def export_dicom(
+    input_path: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    *,
+    modality: str = "CT",
+    source_dicom: str | os.PathLike | None = None,
+    anonymize: bool = False,
+    overwrite: bool = False,
+    **tags: str | None,
+) -> list[Path]:
     """Read a translated volume (any format :func:`~mr2ct.io.readers.read_volume` reads) and write its series.
 
     Args:
@@ -392,36 +458,71 @@ def export_dicom(input_path: str | os.PathLike, output_dir: str | os.PathLike, *
         _checked(volume, volume.affine)
     except ValueError as e:
         raise VolumeError(input_path, str(e)) from e
-    return write_dicom_series(volume, volume.affine, output_dir, modality=modality,
-                              source=source_dicom if source_dicom is not None else input_path,
-                              anonymize=anonymize, overwrite=overwrite, **tags)
+    return write_dicom_series(
+        volume,
+        volume.affine,
+        output_dir,
+        modality=modality,
+        source=source_dicom if source_dicom is not None else input_path,
+        anonymize=anonymize,
+        overwrite=overwrite,
+        **tags,
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mr2ct export-dicom", description=(
-        "Write synthetic CT/MR volumes as DICOM series (one file per slice, marked NOT FOR DIAGNOSIS). INPUT is a "
-        "volume file, or a folder of them: then each volume <case> is written to OUTPUT/<case>/ and, with "
-        "--source-dicom, its source is the DICOM series folder SOURCE/<case>/."))
+    p = argparse.ArgumentParser(
+        prog="mr2ct export-dicom",
+        description=(
+            "Write synthetic CT/MR volumes as DICOM series (one file per slice, marked NOT FOR DIAGNOSIS). INPUT is a "
+            "volume file, or a folder of them: then each volume <case> is written to OUTPUT/<case>/ and, with "
+            "--source-dicom, its source is the DICOM series folder SOURCE/<case>/."
+        ),
+    )
     p.add_argument("input", metavar="INPUT", help="translated volume (NIfTI, NRRD, MHA) or a folder of them")
-    p.add_argument("--output", required=True, metavar="DIR",
-                   help="output series folder (a folder of series for a folder INPUT)")
-    p.add_argument("--modality", type=str.upper, choices=sorted(_SOP_CLASS), default="CT",
-                   help="what the volumes are")
-    p.add_argument("--source-dicom", default=None, metavar="DIR", help=(
-        "DICOM series folder the volume was translated from (patient, study and frame of reference are kept); "
-        "for a folder INPUT, a folder holding one series folder per case, named like the volumes"))
+    p.add_argument(
+        "--output", required=True, metavar="DIR", help="output series folder (a folder of series for a folder INPUT)"
+    )
+    p.add_argument("--modality", type=str.upper, choices=sorted(_SOP_CLASS), default="CT", help="what the volumes are")
+    p.add_argument(
+        "--source-dicom",
+        default=None,
+        metavar="DIR",
+        help=(
+            "DICOM series folder the volume was translated from (patient, study and frame of reference are kept); "
+            "for a folder INPUT, a folder holding one series folder per case, named like the volumes"
+        ),
+    )
     p.add_argument("--anonymize", action="store_true", help="remove patient and study identity and dates")
-    p.add_argument("--patient-name", metavar="FAMILY^GIVEN", help=(
-        f"patient name of the series (one volume only); without it and without --source-dicom the patient is the "
-        f"placeholder {PLACEHOLDER_PATIENT_NAME!r}: the file name is never taken for a patient"))
-    p.add_argument("--patient-id", metavar="ID", help=(
-        "patient ID of the series (one volume only); without it and without --source-dicom a random pseudonym "
-        "ANON-XXXXXXXX"))
-    p.add_argument("--patient-position", choices=PATIENT_POSITIONS, help=(
-        f"Patient Position, which planning systems rely on (default: the source series', else "
-        f"{DEFAULT_PATIENT_POSITION}, head first supine)"))
-    p.add_argument("--body-part", metavar="PART", help=(
-        f"Body Part Examined (default: the source series', else {DEFAULT_BODY_PART})"))
+    p.add_argument(
+        "--patient-name",
+        metavar="FAMILY^GIVEN",
+        help=(
+            f"patient name of the series (one volume only); without it and without --source-dicom the patient is the "
+            f"placeholder {PLACEHOLDER_PATIENT_NAME!r}: the file name is never taken for a patient"
+        ),
+    )
+    p.add_argument(
+        "--patient-id",
+        metavar="ID",
+        help=(
+            "patient ID of the series (one volume only); without it and without --source-dicom a random pseudonym "
+            "ANON-XXXXXXXX"
+        ),
+    )
+    p.add_argument(
+        "--patient-position",
+        choices=PATIENT_POSITIONS,
+        help=(
+            f"Patient Position, which planning systems rely on (default: the source series', else "
+            f"{DEFAULT_PATIENT_POSITION}, head first supine)"
+        ),
+    )
+    p.add_argument(
+        "--body-part",
+        metavar="PART",
+        help=(f"Body Part Examined (default: the source series', else {DEFAULT_BODY_PART})"),
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing non-empty output folders")
     return p
 
@@ -440,17 +541,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"{input_path}: --patient-name and --patient-id name one patient: give one volume")
         else:
             check_apart(output, {"input": input_path, "source": source})
-            jobs = [(p, output / volume_stem(p), source / volume_stem(p) if source else None)
-                    for p in list_volumes(input_path)
-                    if not volume_stem(p).endswith("_uncertainty")]  # confidence maps beside translations: not CTs
+            jobs = [
+                (p, output / volume_stem(p), source / volume_stem(p) if source else None)
+                for p in list_volumes(input_path)
+                if not volume_stem(p).endswith("_uncertainty")
+            ]  # confidence maps beside translations: not CTs
             for p, out, src in jobs:
                 if src is not None and not (src.is_dir() and dicom_files(src)):
                     raise FileNotFoundError(f"{p}: no source DICOM series folder {src} for this volume")
                 _check_output(out, args.overwrite)
         for p, out, src in tqdm(jobs, desc="export-dicom", unit="volume", disable=len(jobs) == 1):
-            export_dicom(p, out, modality=args.modality, source_dicom=src, anonymize=args.anonymize,
-                         overwrite=args.overwrite, patient_name=args.patient_name, patient_id=args.patient_id,
-                         patient_position=args.patient_position, body_part=args.body_part)
+            export_dicom(
+                p,
+                out,
+                modality=args.modality,
+                source_dicom=src,
+                anonymize=args.anonymize,
+                overwrite=args.overwrite,
+                patient_name=args.patient_name,
+                patient_id=args.patient_id,
+                patient_position=args.patient_position,
+                body_part=args.body_part,
+            )
     except (OSError, ValueError) as e:
         raise SystemExit(f"mr2ct export-dicom: {e}") from None
     print(f"wrote {len(jobs)} DICOM series to {output}")

@@ -25,8 +25,13 @@ def atomic_savefig(fig: Figure, path: Path, **kwargs) -> None:
         fig.savefig(tmp, **kwargs)
 
 
-def save_frame_panel(rows: Mapping[str, torch.Tensor | np.ndarray], path: str | Path, num_frames: int = 8,
-                     value_range: tuple[float, float] = (-1, 1), title: str | None = None) -> Path:
+def save_frame_panel(
+    rows: Mapping[str, torch.Tensor | np.ndarray],
+    path: str | Path,
+    num_frames: int = 8,
+    value_range: tuple[float, float] = (-1, 1),
+    title: str | None = None,
+) -> Path:
     """Save a PNG grid: one row per named volume, ``num_frames`` evenly spaced frames as columns."""
     path = Path(path)
     images = {name: to_display(v, value_range) for name, v in rows.items()}
@@ -50,8 +55,12 @@ def save_frame_panel(rows: Mapping[str, torch.Tensor | np.ndarray], path: str | 
     return path
 
 
-def save_side_by_side_gif(rows: Mapping[str, torch.Tensor | np.ndarray], path: str | Path,
-                          value_range: tuple[float, float] = (-1, 1), fps: int = 6) -> Path:
+def save_side_by_side_gif(
+    rows: Mapping[str, torch.Tensor | np.ndarray],
+    path: str | Path,
+    value_range: tuple[float, float] = (-1, 1),
+    fps: int = 6,
+) -> Path:
     """Save an animated GIF that plays the named volumes side by side, frame by frame along depth/time."""
     path = Path(path)
     images = {name: to_display(v, value_range) for name, v in rows.items()}

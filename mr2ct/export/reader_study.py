@@ -40,7 +40,7 @@ from tqdm import tqdm
 from mr2ct.export.review_readers import read_clip, read_ras
 from mr2ct.export.study_server import serve_study
 from mr2ct.export.windows import apply_window, percentile_window
-from mr2ct.io.atomic import atomic_file, atomic_write_text, check_apart, replacing_folder
+from mr2ct.io.atomic import atomic_file, check_apart, replacing_folder
 from mr2ct.io.readers import VolumeError, list_volumes, volume_stem
 from mr2ct.metrics.two_afc import (
     REAL,
@@ -138,7 +138,8 @@ def _match(cases: Sequence[str], folder: str | Path, what: str) -> dict[str, Pat
     missing = [c for c in cases if c not in matched]
     if missing or extra:
         problems = ([f"no file for case(s) {missing}"] if missing else []) + (
-            [f"file(s) {sorted(extra)} match no source case"] if extra else [])
+            [f"file(s) {sorted(extra)} match no source case"] if extra else []
+        )
         raise StudyError(f"{what} folder {folder}: {'; '.join(problems)} (the case lists must match).")
     return matched
 
@@ -149,12 +150,24 @@ def _name(text: str, what: str) -> str:
     return text
 
 
-def make_study(output_dir: str | Path, source_dir: str | Path, methods: Mapping[str, str | Path], *,
-               real_dir: str | Path | None = None, examples_source_dir: str | Path | None = None,
-               examples_target_dir: str | Path | None = None, source_kind: str = "mr", target_kind: str = "ct",
-               domains: tuple[str, str] | None = None, num_examples: int = 3, show_source: bool = False,
-               ct_window: tuple[float, float] = CT_STUDY_WINDOW, title: str | None = None, seed: int = 0,
-               overwrite: bool = False) -> Path:
+def make_study(
+    output_dir: str | Path,
+    source_dir: str | Path,
+    methods: Mapping[str, str | Path],
+    *,
+    real_dir: str | Path | None = None,
+    examples_source_dir: str | Path | None = None,
+    examples_target_dir: str | Path | None = None,
+    source_kind: str = "mr",
+    target_kind: str = "ct",
+    domains: tuple[str, str] | None = None,
+    num_examples: int = 3,
+    show_source: bool = False,
+    ct_window: tuple[float, float] = CT_STUDY_WINDOW,
+    title: str | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> Path:
     """Build a blinded 2AFC reader study folder (layout in the module docstring) and return it.
 
     Args:
@@ -186,11 +199,18 @@ def make_study(output_dir: str | Path, source_dir: str | Path, methods: Mapping[
     if num_examples < 1:
         raise StudyError(f"num_examples must be at least 1, got {num_examples}.")
     if examples_target_dir is None:
-        raise StudyError("no real target-domain examples to show: give --examples-target, real images of cases that "
-                         "are not in the trials (the --real images are the trials' own: readers would know them).")
+        raise StudyError(
+            "no real target-domain examples to show: give --examples-target, real images of cases that "
+            "are not in the trials (the --real images are the trials' own: readers would know them)."
+        )
     output_dir = Path(output_dir)
-    inputs = {"source": source_dir, "real": real_dir, "source examples": examples_source_dir,
-              "target examples": examples_target_dir, **{f"method {m!r}": d for m, d in methods.items()}}
+    inputs = {
+        "source": source_dir,
+        "real": real_dir,
+        "source examples": examples_source_dir,
+        "target examples": examples_target_dir,
+        **{f"method {m!r}": d for m, d in methods.items()},
+    }
     try:
         check_apart(output_dir, inputs)
     except ValueError as err:
@@ -208,10 +228,15 @@ def make_study(output_dir: str | Path, source_dir: str | Path, methods: Mapping[
     pairs = list(itertools.combinations(methods, 2)) + ([(m, REAL) for m in methods] if real_dir else [])
     plan = [(case, *(pair if rng.random() < 0.5 else pair[::-1])) for case in cases for pair in pairs]
     order = rng.permutation(len(plan))
-    example_folders = ((domains[0], examples_source_dir or source_dir, source_kind),
-                       (domains[1], examples_target_dir, target_kind))
-    example_files = [(domain, path, kind) for domain, folder, kind in example_folders
-                     for path in list(_cases(folder, f"{domain} examples").values())[:num_examples]]
+    example_folders = (
+        (domains[0], examples_source_dir or source_dir, source_kind),
+        (domains[1], examples_target_dir, target_kind),
+    )
+    example_files = [
+        (domain, path, kind)
+        for domain, folder, kind in example_folders
+        for path in list(_cases(folder, f"{domain} examples").values())[:num_examples]
+    ]
 
     with replacing_folder(output_dir, overwrite=overwrite, inputs=inputs) as tmp:
         images = tmp / "study" / "images"
@@ -229,8 +254,10 @@ def make_study(output_dir: str | Path, source_dir: str | Path, methods: Mapping[
             for domain, path, kind in example_files:
                 entry, digest = _render(path, kind, ct_window, images, rng)
                 if kind == target_kind and digest in seen:
-                    raise StudyError(f"example {path} is the very image shown in the trials as {seen[digest]}: "
-                                     "readers would recognise it; give --examples-target images of other cases.")
+                    raise StudyError(
+                        f"example {path} is the very image shown in the trials as {seen[digest]}: "
+                        "readers would recognise it; give --examples-target images of other cases."
+                    )
                 examples.append({"domain": domain, "image": entry})
                 progress.update()
         stamp = time.time_ns()
@@ -245,25 +272,39 @@ def make_study(output_dir: str | Path, source_dir: str | Path, methods: Mapping[
                 trial["source"] = rendered[("source", case)]
             trials.append(trial)
             key_trials[trial_id] = Trial(trial_id, case, left, right)
-        study = {"study_id": study_id, "title": title or f"Which {domains[1]} looks more realistic?",
-                 "domains": list(domains), "examples": examples, "trials": trials}
+        study = {
+            "study_id": study_id,
+            "title": title or f"Which {domains[1]} looks more realistic?",
+            "domains": list(domains),
+            "examples": examples,
+            "trials": trials,
+        }
         (tmp / "study" / "study.js").write_text(f"const STUDY = {json.dumps(study, indent=1)};\n", encoding="utf-8")
         shutil.copyfile(PAGE, tmp / "study" / "index.html")
         StudyKey(study_id, tuple(methods), key_trials).save(tmp / "key.json")
         (tmp / "answers").mkdir()
-    logger.info(f"reader study {study_id}: {len(trials)} trials over {len(cases)} cases, {len(examples)} examples "
-                f"-> {output_dir}")
+    logger.info(
+        f"reader study {study_id}: {len(trials)} trials over {len(cases)} cases, {len(examples)} examples "
+        f"-> {output_dir}"
+    )
     return output_dir
 
 
 def _entry(name: str, frames: np.ndarray, aspect: float, kind: str) -> dict[str, Any]:
     """An image as study.js describes it."""
-    return {"src": f"images/{name}", "frames": int(frames.shape[0]), "width": int(frames.shape[2]),
-            "height": int(frames.shape[1]), "aspect": round(float(aspect), 4), "video": kind == "video"}
+    return {
+        "src": f"images/{name}",
+        "frames": int(frames.shape[0]),
+        "width": int(frames.shape[2]),
+        "height": int(frames.shape[1]),
+        "aspect": round(float(aspect), 4),
+        "video": kind == "video",
+    }
 
 
-def _render(path: Path, kind: str, ct_window: tuple[float, float], images: Path,
-            rng: np.random.Generator) -> tuple[dict[str, Any], str]:
+def _render(
+    path: Path, kind: str, ct_window: tuple[float, float], images: Path, rng: np.random.Generator
+) -> tuple[dict[str, Any], str]:
     """Write one image's film strip under a random name; its study.js entry and the hash of its pixels."""
     frames, aspect = _display_frames(path, kind, ct_window)
     name = f"{rng.bytes(8).hex()}.png"
@@ -271,8 +312,15 @@ def _render(path: Path, kind: str, ct_window: tuple[float, float], images: Path,
     return _entry(name, frames, aspect, kind), hashlib.sha256(_strip(frames).tobytes()).hexdigest()
 
 
-def _render_case(case: str, files: Mapping[str, Path], kind: str, ct_window: tuple[float, float], images: Path,
-                 rng: np.random.Generator, seen: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
+def _render_case(
+    case: str,
+    files: Mapping[str, Path],
+    kind: str,
+    ct_window: tuple[float, float],
+    images: Path,
+    rng: np.random.Generator,
+    seen: dict[str, str],
+) -> dict[tuple[str, str], dict[str, Any]]:
     """The film strips of one case's outputs (and real image), alike in all a reader could tell them apart by.
 
     They must share one display grid (frames, height, width, channels and pixel aspect; else :class:`StudyError`):
@@ -282,12 +330,16 @@ def _render_case(case: str, files: Mapping[str, Path], kind: str, ct_window: tup
     drawn = {str(m): _display_frames(files[m], kind, ct_window) for m in rng.permutation(sorted(files))}
     first = next(iter(drawn))
     shape, aspect = drawn[first][0].shape, drawn[first][1]
-    for method, (frames, other) in drawn.items():
+    for frames, other in drawn.values():
         if frames.shape != shape or abs(other - aspect) > ASPECT_TOLERANCE * aspect:
-            grids = "; ".join(f"{files[m]}: {f.shape[0]} frames of {f.shape[1]}x{f.shape[2]}, pixel aspect {a:.4g}"
-                              for m, (f, a) in drawn.items())
-            raise StudyError(f"case {case!r}: its images differ in grid ({grids}); readers would tell the real one by "
-                             "its size: resample them to one grid first.")
+            grids = "; ".join(
+                f"{files[m]}: {f.shape[0]} frames of {f.shape[1]}x{f.shape[2]}, pixel aspect {a:.4g}"
+                for m, (f, a) in drawn.items()
+            )
+            raise StudyError(
+                f"case {case!r}: its images differ in grid ({grids}); readers would tell the real one by "
+                "its size: resample them to one grid first."
+            )
     entries, paths = {}, []
     for method, (frames, _) in drawn.items():
         name = f"{rng.bytes(8).hex()}.png"
@@ -300,8 +352,9 @@ def _render_case(case: str, files: Mapping[str, Path], kind: str, ct_window: tup
     return entries
 
 
-def score_study(study_dir: str | Path, answers: Sequence[str | Path] = (), num_bootstrap: int = 1000,
-                seed: int = 0) -> tuple[str, list]:
+def score_study(
+    study_dir: str | Path, answers: Sequence[str | Path] = (), num_bootstrap: int = 1000, seed: int = 0
+) -> tuple[str, list]:
     """Table 3 of a study from its key and readers' answers (default: every file in ``<study_dir>/answers``).
 
     Returns the Markdown table (with a line on readers and trials) and its rows.
@@ -329,12 +382,18 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     make = sub.add_parser("make", help="build a study folder from methods' outputs")
     make.add_argument("--source", required=True, help="folder of the inputs (one per case)")
-    make.add_argument("--method", action="append", required=True, metavar="NAME=DIR",
-                      help="a method's outputs for the same cases (repeat for each method)")
+    make.add_argument(
+        "--method",
+        action="append",
+        required=True,
+        metavar="NAME=DIR",
+        help="a method's outputs for the same cases (repeat for each method)",
+    )
     make.add_argument("--real", help="real target-domain images of the same cases (adds method-vs-real trials)")
     make.add_argument("--examples-source", help="real source-domain examples (default: --source)")
-    make.add_argument("--examples-target", required=True,
-                      help="real target-domain examples, of cases that are not in the trials")
+    make.add_argument(
+        "--examples-target", required=True, help="real target-domain examples, of cases that are not in the trials"
+    )
     make.add_argument("--source-kind", choices=KINDS, default="mr")
     make.add_argument("--target-kind", choices=KINDS, default="ct")
     make.add_argument("--num-examples", type=int, default=3)
@@ -387,20 +446,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         if args.command == "make":
-            out = make_study(args.output, args.source, _methods(args.method), real_dir=args.real,
-                             examples_source_dir=args.examples_source, examples_target_dir=args.examples_target,
-                             source_kind=args.source_kind, target_kind=args.target_kind,
-                             num_examples=args.num_examples, show_source=args.show_source, title=args.title,
-                             seed=args.seed, overwrite=args.overwrite)
-            print(f"study ready: give readers {out / 'study'} (open index.html) or run `mr2ct review serve {out}`; "
-                  f"collect answer files in {out / 'answers'}; then `mr2ct review score {out}`. "
-                  f"Keep {out / 'key.json'} away from readers.")
+            out = make_study(
+                args.output,
+                args.source,
+                _methods(args.method),
+                real_dir=args.real,
+                examples_source_dir=args.examples_source,
+                examples_target_dir=args.examples_target,
+                source_kind=args.source_kind,
+                target_kind=args.target_kind,
+                num_examples=args.num_examples,
+                show_source=args.show_source,
+                title=args.title,
+                seed=args.seed,
+                overwrite=args.overwrite,
+            )
+            print(
+                f"study ready: give readers {out / 'study'} (open index.html) or run `mr2ct review serve {out}`; "
+                f"collect answer files in {out / 'answers'}; then `mr2ct review score {out}`. "
+                f"Keep {out / 'key.json'} away from readers."
+            )
         elif args.command == "serve":
             try:
                 server = serve_study(args.study, args.port)
             except OSError as err:
-                raise StudyError(f"cannot serve on 127.0.0.1:{args.port} ({err.strerror or err}): is another "
-                                 "server using the port? Choose another with --port.") from None
+                raise StudyError(
+                    f"cannot serve on 127.0.0.1:{args.port} ({err.strerror or err}): is another "
+                    "server using the port? Choose another with --port."
+                ) from None
             print(f"serving the study at http://127.0.0.1:{server.server_address[1]}/ (Ctrl+C stops)")
             try:
                 server.serve_forever()

@@ -73,8 +73,13 @@ def _windowed_planes(volume: np.ndarray, level: float, width: float) -> dict[str
     return {name: apply_window(plane, level, width) for name, plane in midplanes(volume).items()}
 
 
-def _midplane_montage(columns: Sequence[tuple[str, str, Mapping[str, np.ndarray]]], shape: Sequence[int],
-                      spacing: Sequence[float], title: str | None, panel_size: int) -> Image.Image:
+def _midplane_montage(
+    columns: Sequence[tuple[str, str, Mapping[str, np.ndarray]]],
+    shape: Sequence[int],
+    spacing: Sequence[float],
+    title: str | None,
+    panel_size: int,
+) -> Image.Image:
     """A montage of mid-planes: one column per ``(label, note, {plane: picture})``, one row per plane of
     :func:`midplanes`, plane names on the left, column labels (and ``title``) above. A picture is a plane of the
     ``shape`` volume on [0, 1], grey ``(rows, cols)`` or colour ``(rows, cols, 3)``, shown at true proportions."""
@@ -82,8 +87,11 @@ def _midplane_montage(columns: Sequence[tuple[str, str, Mapping[str, np.ndarray]
     cell = max(w for w, _ in sizes.values())
     header = _LINE + _GAP if title else 0
     top = header + 2 * _LINE + _GAP
-    canvas = Image.new("RGB", (_ROW_LABEL_WIDTH + len(columns) * (cell + _GAP),
-                               top + sum(h + _GAP for _, h in sizes.values())), _BACKGROUND)
+    canvas = Image.new(
+        "RGB",
+        (_ROW_LABEL_WIDTH + len(columns) * (cell + _GAP), top + sum(h + _GAP for _, h in sizes.values())),
+        _BACKGROUND,
+    )
     if title:
         _draw_lines(canvas, (0, 0, canvas.width, _LINE), [title])
     for i, (label, note, pictures) in enumerate(columns):
@@ -107,8 +115,14 @@ def _save_png(canvas: Image.Image, path: Path) -> Path:
     return path
 
 
-def volume_sheet(path: str | Path, columns: Mapping[str, tuple[np.ndarray, str]], *,
-                 spacing: Sequence[float] | None = None, title: str | None = None, panel_size: int = 256) -> Path:
+def volume_sheet(
+    path: str | Path,
+    columns: Mapping[str, tuple[np.ndarray, str]],
+    *,
+    spacing: Sequence[float] | None = None,
+    title: str | None = None,
+    panel_size: int = 256,
+) -> Path:
     """Write a PNG montage of one case: the mid-planes (rows) of each volume in each of its windows (columns).
 
     Args:
@@ -133,21 +147,36 @@ def volume_sheet(path: str | Path, columns: Mapping[str, tuple[np.ndarray, str]]
     panels = []  # (label, window description, pictures)
     for label, (volume, kind) in columns.items():
         if kind == "ct":
-            panels += [(label, f"{name} L{level:g} W{width:g}", _windowed_planes(volume, level, width))
-                       for name, (level, width) in CT_WINDOWS.items()]
+            panels += [
+                (label, f"{name} L{level:g} W{width:g}", _windowed_planes(volume, level, width))
+                for name, (level, width) in CT_WINDOWS.items()
+            ]
         elif kind == "mr":
-            panels.append((label, f"p{MR_PERCENTILES[0]:g}-p{MR_PERCENTILES[1]:g}",
-                           _windowed_planes(volume, *percentile_window(volume))))
+            panels.append(
+                (
+                    label,
+                    f"p{MR_PERCENTILES[0]:g}-p{MR_PERCENTILES[1]:g}",
+                    _windowed_planes(volume, *percentile_window(volume)),
+                )
+            )
         else:
             raise ValueError(f"column {label!r}: kind must be 'ct' or 'mr', got {kind!r}.")
     canvas = _midplane_montage(panels, shape, spacing or (1.0, 1.0, 1.0), title, panel_size)
     return _save_png(canvas, Path(path))
 
 
-def uncertainty_sheet(path: str | Path, translation: np.ndarray, uncertainty: np.ndarray,
-                      error: np.ndarray | None = None, *, spacing: Sequence[float] | None = None,
-                      title: str | None = None, panel_size: int = 256, window: tuple[float, float] = CT_WINDOWS["bone"],
-                      unit: str = "HU") -> Path:
+def uncertainty_sheet(
+    path: str | Path,
+    translation: np.ndarray,
+    uncertainty: np.ndarray,
+    error: np.ndarray | None = None,
+    *,
+    spacing: Sequence[float] | None = None,
+    title: str | None = None,
+    panel_size: int = 256,
+    window: tuple[float, float] = CT_WINDOWS["bone"],
+    unit: str = "HU",
+) -> Path:
     """Write a PNG of where a translation can be trusted: its mid-planes (rows) in grey with the confidence map
     overlaid as a heat map (dark red to yellow, transparent where it is near 0) and, when the ground truth is known,
     the true absolute error overlaid alike, on the same colour scale, beside it.
@@ -173,8 +202,10 @@ def uncertainty_sheet(path: str | Path, translation: np.ndarray, uncertainty: np
         raise ValueError(f"uncertainty_sheet needs 3D volumes of one shape, got shapes {shapes}.")
     level, width = window
     foreground = np.asarray(translation) > level - width / 2
-    tops = {name: max(float(np.percentile(np.asarray(v)[foreground] if foreground.any() else v, 99)), 1e-6)
-            for name, v in maps.items()}
+    tops = {
+        name: max(float(np.percentile(np.asarray(v)[foreground] if foreground.any() else v, 99)), 1e-6)
+        for name, v in maps.items()
+    }
     heat = colormaps["hot"]
     grey_planes = _windowed_planes(translation, level, width)
     columns = []
@@ -188,9 +219,14 @@ def uncertainty_sheet(path: str | Path, translation: np.ndarray, uncertainty: np
     return _save_png(canvas, Path(path))
 
 
-def save_midplane_panel(rows: Mapping[str, torch.Tensor | np.ndarray], path: str | Path,
-                        value_ranges: Mapping[str, tuple[float, float]], spacing: tuple[float, float, float] = (1, 1, 1),
-                        title: str | None = None, panel_size: int = 256) -> Path:
+def save_midplane_panel(
+    rows: Mapping[str, torch.Tensor | np.ndarray],
+    path: str | Path,
+    value_ranges: Mapping[str, tuple[float, float]],
+    spacing: tuple[float, float, float] = (1, 1, 1),
+    title: str | None = None,
+    panel_size: int = 256,
+) -> Path:
     """Save a PNG of the axial, coronal and sagittal mid-planes (rows) of each named volume (columns).
 
     The volumes are ``(1, slices, x, y)``: the MR/CT bundle's network layout of RAS axes (slices superior). Each is
@@ -211,8 +247,13 @@ def save_midplane_panel(rows: Mapping[str, torch.Tensor | np.ndarray], path: str
     return _save_png(_midplane_montage(columns, volumes[0][2].shape, (x, y, slices), title, panel_size), Path(path))
 
 
-def video_sheet(path: str | Path, columns: Mapping[str, np.ndarray], *, fps: float = 8,
-                value_range: tuple[float, float] = (0.0, 1.0)) -> Path:
+def video_sheet(
+    path: str | Path,
+    columns: Mapping[str, np.ndarray],
+    *,
+    fps: float = 8,
+    value_range: tuple[float, float] = (0.0, 1.0),
+) -> Path:
     """Write an animated GIF that plays the clips side by side: one GIF frame per video frame, labels above.
 
     Under the labels, a frame counter and a progress bar keep the frames distinct (the GIF writer merges identical
@@ -233,8 +274,9 @@ def video_sheet(path: str | Path, columns: Mapping[str, np.ndarray], *, fps: flo
         raise ValueError("video_sheet needs at least one clip.")
     for label, clip in columns.items():
         if len(np.shape(clip)) != 4 or np.shape(clip)[0] not in (1, 3):
-            raise ValueError(f"clip {label!r}: expected a (C, T, H, W) array with C = 1 or 3, "
-                             f"got shape {tuple(np.shape(clip))}.")
+            raise ValueError(
+                f"clip {label!r}: expected a (C, T, H, W) array with C = 1 or 3, got shape {tuple(np.shape(clip))}."
+            )
     sizes = {label: tuple(np.shape(clip)[1:3]) for label, clip in columns.items()}
     if len(set(sizes.values())) > 1:
         raise ValueError(f"clips must have the same number of frames T and height H, got (T, H) = {sizes}.")

@@ -41,7 +41,7 @@ def plot_loss_curves(loss_csv: str | Path, path: str | Path, smooth: int = 5) ->
     for name in names:
         y = np.array([float(r.get(name) or "nan") for r in rows])
         k = max(1, min(smooth, len(y)))
-        ax.plot(it[k - 1:], np.convolve(y, np.ones(k) / k, mode="valid"), label=name)
+        ax.plot(it[k - 1 :], np.convolve(y, np.ones(k) / k, mode="valid"), label=name)
     ax.set_xlabel("iteration")
     ax.set_ylabel(f"loss (moving average of {smooth} logs)")
     ax.set_yscale("log")
@@ -59,10 +59,11 @@ def _mean_std_n(values: np.ndarray) -> dict[str, float]:
     return {"mean": float(defined.mean()), "std": float(defined.std()), "n": int(len(defined))}
 
 
-def summarize_metric_details(details: Mapping[str, Any],
-                             mse_ratios: Mapping[str, tuple[str, str]] | None = None,
-                             rank_correlations: Mapping[str, tuple[str, str]] | None = None
-                             ) -> dict[str, dict[str, float]]:
+def summarize_metric_details(
+    details: Mapping[str, Any],
+    mse_ratios: Mapping[str, tuple[str, str]] | None = None,
+    rank_correlations: Mapping[str, tuple[str, str]] | None = None,
+) -> dict[str, dict[str, float]]:
     """Per-case metric values ``{name: (N, ...)}`` -> ``{name: {"mean", "std", "n"}}`` (std over cases, ddof=0;
     cases where a metric is undefined, NaN, such as a colour metric of a video without a digit, are left out of
     its mean, sigma and n).
@@ -73,8 +74,10 @@ def summarize_metric_details(details: Mapping[str, Any],
     the cases, e.g. whether the cases with the largest mean uncertainty have the largest MAE (std 0, one number).
     NaN values (a metric undefined for a case, e.g. bone MAE without bone) are left out of mean and std.
     """
-    per_case = {name: torch.as_tensor(v, dtype=torch.float64).reshape(len(v), -1).mean(dim=1).numpy()
-                for name, v in details.items()}
+    per_case = {
+        name: torch.as_tensor(v, dtype=torch.float64).reshape(len(v), -1).mean(dim=1).numpy()
+        for name, v in details.items()
+    }
     out = {name: _mean_std_n(v) for name, v in per_case.items()}
     for name, (a, b) in (mse_ratios or {}).items():
         if a in per_case and b in per_case:
@@ -116,13 +119,20 @@ class TranslationReport:
             ``<metric>_<name>`` (e.g. the GTA task's slow test clips); indices past the evaluated cases are ignored.
     """
 
-    def __init__(self, output_dir: str | Path, title: str = "Translation report", settings: Mapping | None = None,
-                 loss_csv: str | Path | None = None, num_cases: int = 4, value_range: tuple[float, float] = (0, 255),
-                 metric_notes: Mapping[str, str] | None = None,
-                 mse_ratios: Mapping[str, tuple[str, str]] | None = None,
-                 midplanes: tuple[float, float, float] | None = None,
-                 subsets: Mapping[str, Sequence[int]] | None = None,
-                 rank_correlations: Mapping[str, tuple[str, str]] | None = None):
+    def __init__(
+        self,
+        output_dir: str | Path,
+        title: str = "Translation report",
+        settings: Mapping | None = None,
+        loss_csv: str | Path | None = None,
+        num_cases: int = 4,
+        value_range: tuple[float, float] = (0, 255),
+        metric_notes: Mapping[str, str] | None = None,
+        mse_ratios: Mapping[str, tuple[str, str]] | None = None,
+        midplanes: tuple[float, float, float] | None = None,
+        subsets: Mapping[str, Sequence[int]] | None = None,
+        rank_correlations: Mapping[str, tuple[str, str]] | None = None,
+    ):
         self.output_dir = Path(output_dir)
         self.title = title
         self.settings = dict(settings or {})
@@ -148,14 +158,20 @@ class TranslationReport:
             self.case_names.append(str(meta.get("filename_or_obj", len(self.case_names))))
             if len(self.cases) >= self.num_cases:
                 continue
-            self.cases.append({k: torch.as_tensor(item[k]).detach().cpu() for k in ("image", "pred", "label", "uncertainty")
-                               if k in item})
+            self.cases.append(
+                {
+                    k: torch.as_tensor(item[k]).detach().cpu()
+                    for k in ("image", "pred", "label", "uncertainty")
+                    if k in item
+                }
+            )
 
     def __call__(self, engine: Engine) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         details = getattr(engine.state, "metric_details", {}) or {}
-        summary = summarize_metric_details({**details, **self._subset_details(details)}, self.mse_ratios,
-                                           self.rank_correlations)
+        summary = summarize_metric_details(
+            {**details, **self._subset_details(details)}, self.mse_ratios, self.rank_correlations
+        )
         self._write_tables(summary)
         self._write_cases(details)
         with atomic_file(self.output_dir / "examples.npz") as tmp:
@@ -175,7 +191,9 @@ class TranslationReport:
                 continue
             pictures.append(save_frame_panel(rows, self.output_dir / f"case_{i}.png", value_range=self.value_range))
             if i == 0:
-                pictures.append(save_side_by_side_gif(rows, self.output_dir / "case_0.gif", value_range=self.value_range))
+                pictures.append(
+                    save_side_by_side_gif(rows, self.output_dir / "case_0.gif", value_range=self.value_range)
+                )
         curve = plot_loss_curves(self.loss_csv, self.output_dir / "loss_curves.png") if self.loss_csv else None
         self._write_markdown(summary, pictures, curve)
         logger.info(f"report written to {self.output_dir / 'report.md'}")
@@ -186,8 +204,14 @@ class TranslationReport:
         ras = lambda v: np.asarray(v, dtype=np.float32)[0].transpose(1, 2, 0)  # noqa: E731  (x, y, slices)
         error = np.abs(ras(case["pred"]) - ras(case["label"])) if "label" in case else None
         dz, dx, dy = self.midplanes  # type: ignore[misc]
-        return uncertainty_sheet(self.output_dir / f"case_{i}_uncertainty.png", ras(case["pred"]), ras(uncertainty),
-                                 error, spacing=(dx, dy, dz), title=f"case {i}: confidence map and true error")
+        return uncertainty_sheet(
+            self.output_dir / f"case_{i}_uncertainty.png",
+            ras(case["pred"]),
+            ras(uncertainty),
+            error,
+            spacing=(dx, dy, dz),
+            title=f"case {i}: confidence map and true error",
+        )
 
     def _subset_details(self, details: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """Per-case values of each metric restricted to each subset, named ``<metric>_<subset>``."""
@@ -204,13 +228,17 @@ class TranslationReport:
             writer.writerow(["metric", "mean", "std", "n"])
             for name, s in summary.items():
                 writer.writerow([name, f"{s['mean']:.4f}", f"{s['std']:.4f}", s["n"]])
-        atomic_write_text(self.output_dir / "metrics.json",
-                          json.dumps({"settings": self.settings, "metrics": summary}, indent=2, default=str))
+        atomic_write_text(
+            self.output_dir / "metrics.json",
+            json.dumps({"settings": self.settings, "metrics": summary}, indent=2, default=str),
+        )
 
     def _write_cases(self, details: Mapping[str, Any]) -> None:
         """``cases.csv``: one row per evaluated case, one column per metric (its per-case value)."""
-        per_case = {name: torch.as_tensor(v, dtype=torch.float64).reshape(len(v), -1).mean(dim=1).tolist()
-                    for name, v in details.items()}
+        per_case = {
+            name: torch.as_tensor(v, dtype=torch.float64).reshape(len(v), -1).mean(dim=1).tolist()
+            for name, v in details.items()
+        }
         with atomic_file(self.output_dir / "cases.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["case", *per_case])
@@ -218,8 +246,14 @@ class TranslationReport:
                 writer.writerow([name, *(f"{v[i]:.4f}" if i < len(v) else "" for v in per_case.values())])
 
     def _write_markdown(self, summary, pictures, curve) -> None:
-        lines = [f"# {self.title}", "", f"Written {datetime.datetime.now().isoformat(timespec='seconds')}.", "",
-                 "## Settings", ""]
+        lines = [
+            f"# {self.title}",
+            "",
+            f"Written {datetime.datetime.now().isoformat(timespec='seconds')}.",
+            "",
+            "## Settings",
+            "",
+        ]
         lines += [f"- **{k}**: `{v}`" for k, v in self.settings.items()]
         lines += ["", "## Metrics (held-out cases)", "", "| metric | mean | sigma | n |", "|---|---|---|---|"]
         lines += [f"| {k} | {s['mean']:.4f} | {s['std']:.4f} | {s['n']} |" for k, s in summary.items()]
@@ -227,8 +261,11 @@ class TranslationReport:
         if curve is not None:
             lines += ["", "## Training losses", "", f"![loss curves]({curve.name})"]
         if pictures:
-            layout = ("columns: input, translation, ground truth; rows: axial, coronal, sagittal mid-planes"
-                      if self.midplanes is not None else "rows: input, translation, ground truth; columns: frames")
+            layout = (
+                "columns: input, translation, ground truth; rows: axial, coronal, sagittal mid-planes"
+                if self.midplanes is not None
+                else "rows: input, translation, ground truth; columns: frames"
+            )
             lines += ["", f"## Cases ({layout})", ""]
             lines += [f"![{p.stem}]({p.name})" for p in pictures]
         atomic_write_text(self.output_dir / "report.md", "\n".join(lines) + "\n")

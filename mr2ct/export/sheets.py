@@ -22,8 +22,8 @@ from mr2ct.export.index_page import write_index
 from mr2ct.export.render import uncertainty_sheet, video_sheet, volume_sheet
 from mr2ct.export.review_readers import find_volume, read_clip, read_metrics, read_ras
 from mr2ct.export.windows import CT_WINDOWS, MR_PERCENTILES, percentile_window
-from mr2ct.io.readers import VolumeError, list_volumes, volume_stem
 from mr2ct.io.atomic import check_apart
+from mr2ct.io.readers import VolumeError, list_volumes, volume_stem
 
 __all__ = ["main", "write_review_sheets"]
 
@@ -44,14 +44,26 @@ def _case_sheet(sheet: Path, paths: Sequence[Path], labels: Sequence[str], kinds
             raise VolumeError(path, f"has shape {array.shape[-3:]}, its source {paths[0]} has {arrays[0].shape[-3:]}")
     if video:
         return video_sheet(sheet, dict(zip(labels, arrays)), value_range=_VIDEO_RANGE)
-    return volume_sheet(sheet, {label: (v, kind) for label, v, kind in zip(labels, arrays, kinds)},
-                        spacing=spacings[0], title=sheet.stem)
+    return volume_sheet(
+        sheet,
+        {label: (v, kind) for label, v, kind in zip(labels, arrays, kinds)},
+        spacing=spacings[0],
+        title=sheet.stem,
+    )
 
 
-def write_review_sheets(output_dir: str | Path, *, source_dir: str | Path, translation_dir: str | Path,
-                        truth_dir: str | Path | None = None, metrics_csv: str | Path | None = None,
-                        source_kind: str = "mr", target_kind: str = "ct", postfix: str = "_synthct",
-                        video: bool = False) -> Path:
+def write_review_sheets(
+    output_dir: str | Path,
+    *,
+    source_dir: str | Path,
+    translation_dir: str | Path,
+    truth_dir: str | Path | None = None,
+    metrics_csv: str | Path | None = None,
+    source_kind: str = "mr",
+    target_kind: str = "ct",
+    postfix: str = "_synthct",
+    video: bool = False,
+) -> Path:
     """Write one review sheet per case into ``output_dir/sheets`` and ``output_dir/index.html`` listing them.
 
     The cases are the volumes of ``source_dir`` (see :func:`~mr2ct.io.readers.list_volumes`). The translation
@@ -100,8 +112,10 @@ def write_review_sheets(output_dir: str | Path, *, source_dir: str | Path, trans
     translations = {stem: find_volume(translation_dir, stem + postfix) for stem, _ in cases}
     missing = [stem for stem, path in translations.items() if path is None]
     if missing:
-        raise FileNotFoundError(f"{translation_dir}: no translation for {len(missing)} of {len(cases)} case(s) "
-                                f"(expected <case>{postfix}.nii.gz): {', '.join(missing)}")
+        raise FileNotFoundError(
+            f"{translation_dir}: no translation for {len(missing)} of {len(cases)} case(s) "
+            f"(expected <case>{postfix}.nii.gz): {', '.join(missing)}"
+        )
     truths = {stem: find_volume(truth_dir, stem) if truth_dir else None for stem, _ in cases}
     if truth_dir and None in truths.values():
         logger.warning(f"{truth_dir}: no ground truth for " + ", ".join(s for s, p in truths.items() if p is None))
@@ -121,25 +135,38 @@ def write_review_sheets(output_dir: str | Path, *, source_dir: str | Path, trans
             (translation, spacing), (spread, _) = read_ras(translations[stem]), read_ras(uncertainty)
             error = np.abs(translation - read_ras(truths[stem])[0]) if truths[stem] is not None else None
             window = CT_WINDOWS["bone"] if target_kind == "ct" else percentile_window(translation)
-            sheet = uncertainty_sheet(output_dir / "sheets" / f"{stem}_uncertainty.png", translation, spread, error,
-                                      spacing=spacing, title=f"{stem}: where to trust the translation", window=window,
-                                      unit="HU" if target_kind == "ct" else "")
+            sheet = uncertainty_sheet(
+                output_dir / "sheets" / f"{stem}_uncertainty.png",
+                translation,
+                spread,
+                error,
+                spacing=spacing,
+                title=f"{stem}: where to trust the translation",
+                window=window,
+                unit="HU" if target_kind == "ct" else "",
+            )
             written.append((f"{stem} (uncertainty)", sheet.relative_to(output_dir).as_posix()))
 
     columns = " | ".join(labels[: 3 if truth_dir else 2])
-    notes = [f"{len(written)} case(s); columns: {columns}. Source: {source_dir}; translation: {translation_dir}"
-             + (f"; ground truth: {truth_dir}" if truth_dir else "") + (f"; metrics: {metrics_csv}" if metrics else "")]
+    notes = [
+        f"{len(written)} case(s); columns: {columns}. Source: {source_dir}; translation: {translation_dir}"
+        + (f"; ground truth: {truth_dir}" if truth_dir else "")
+        + (f"; metrics: {metrics_csv}" if metrics else "")
+    ]
     if not video:
         windows = ", ".join(f"{n} L{level:g} W{width:g}" for n, (level, width) in CT_WINDOWS.items())
-        notes.append(f"Mid-planes as radiology viewers show them (axial: anterior up, patient's right on the left). "
-                     f"CT windows (HU): {windows}; MR: {MR_PERCENTILES[0]:g}-{MR_PERCENTILES[1]:g} percentiles.")
+        notes.append(
+            f"Mid-planes as radiology viewers show them (axial: anterior up, patient's right on the left). "
+            f"CT windows (HU): {windows}; MR: {MR_PERCENTILES[0]:g}-{MR_PERCENTILES[1]:g} percentiles."
+        )
     return write_index(output_dir / "index.html", written, metrics, notes)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mr2ct review sheets",
-                                     description="Review sheets (PNG or GIF per case) and an index.html of a "
-                                                 "translation run, for radiologists.")
+    parser = argparse.ArgumentParser(
+        prog="mr2ct review sheets",
+        description="Review sheets (PNG or GIF per case) and an index.html of a translation run, for radiologists.",
+    )
     parser.add_argument("--source", required=True, help="folder of the translated inputs")
     parser.add_argument("--translation", required=True, help="folder of the translations")
     parser.add_argument("--truth", help="folder of the ground truths (same names as the sources)")
@@ -156,9 +183,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line of :func:`write_review_sheets`; errors exit with one line ``mr2ct review sheets: ...``."""
     args = _parser().parse_args(argv)
     try:
-        index = write_review_sheets(args.output, source_dir=args.source, translation_dir=args.translation,
-                                    truth_dir=args.truth, metrics_csv=args.metrics, source_kind=args.source_kind,
-                                    target_kind=args.target_kind, postfix=args.postfix, video=args.video)
+        index = write_review_sheets(
+            args.output,
+            source_dir=args.source,
+            translation_dir=args.translation,
+            truth_dir=args.truth,
+            metrics_csv=args.metrics,
+            source_kind=args.source_kind,
+            target_kind=args.target_kind,
+            postfix=args.postfix,
+            video=args.video,
+        )
     except (OSError, ValueError, ImportError) as e:
         raise SystemExit("mr2ct review sheets: " + " ".join(str(e).splitlines())) from e
     print(f"review sheets: {index}")

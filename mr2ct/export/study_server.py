@@ -48,10 +48,14 @@ _PAGE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 _CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".png": "image/png"}
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 _SAME_SITE = ("same-origin", "none")  # Sec-Fetch-Site of the page's own requests and of a typed address
-_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
-            "Cross-Origin-Resource-Policy": "same-origin", "Referrer-Policy": "no-referrer",
-            "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
-                                       "style-src 'unsafe-inline'; frame-ancestors 'none'"}
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+    "style-src 'unsafe-inline'; frame-ancestors 'none'",
+}
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
 
@@ -98,8 +102,10 @@ class StudyServer(ThreadingHTTPServer):
         if not self._slots.acquire(blocking=False):
             try:
                 request.settimeout(1.0)
-                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                                b"Connection: close\r\n\r\n" + json.dumps({"error": "server busy"}).encode())
+                request.sendall(
+                    b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                    b"Connection: close\r\n\r\n" + json.dumps({"error": "server busy"}).encode()
+                )
             except OSError:
                 pass
             self.shutdown_request(request)
@@ -114,8 +120,9 @@ class StudyServer(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address) -> None:
         """One log line, not a traceback, for a connection that failed (e.g. a client that went away)."""
-        logger.warning(f"study server: request from {client_address[0]} failed",
-                       exc_info=logger.isEnabledFor(logging.DEBUG))
+        logger.warning(
+            f"study server: request from {client_address[0]} failed", exc_info=logger.isEnabledFor(logging.DEBUG)
+        )
 
 
 class _StudyRequestHandler(BaseHTTPRequestHandler):
@@ -165,8 +172,10 @@ class _StudyRequestHandler(BaseHTTPRequestHandler):
         except (ConnectionError, TimeoutError):
             raise  # the client went away or stalled: nothing to answer (http.server logs one line)
         except Exception as err:  # noqa: BLE001 - a clear answer and one log line, not a dropped connection
-            logger.error(f"study server: {self.command} {self.path[:80]!r} failed: {type(err).__name__}: {err}",
-                         exc_info=logger.isEnabledFor(logging.DEBUG))
+            logger.error(
+                f"study server: {self.command} {self.path[:80]!r} failed: {type(err).__name__}: {err}",
+                exc_info=logger.isEnabledFor(logging.DEBUG),
+            )
             self.close_connection = True
             self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error ({type(err).__name__})"})
 
@@ -188,10 +197,10 @@ class _StudyRequestHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self._handle(lambda: self._serve_file(body=True))
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:  # noqa: N802 - the name http.server dispatches to
         self._handle(lambda: self._serve_file(body=False))
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:  # noqa: N802 - the name http.server dispatches to
         self._handle(self._save_answers)
 
     def _not_allowed(self) -> None:
@@ -200,7 +209,7 @@ class _StudyRequestHandler(BaseHTTPRequestHandler):
 
         self._handle(refuse)
 
-    do_PUT = do_DELETE = do_OPTIONS = do_PATCH = _not_allowed  # noqa: N815
+    do_PUT = do_DELETE = do_OPTIONS = do_PATCH = _not_allowed  # noqa: N815 - the names http.server dispatches to
 
     # ------------------------------------------------------------------------------------------ checking
 
@@ -224,8 +233,9 @@ class _StudyRequestHandler(BaseHTTPRequestHandler):
         parts = (path.lstrip("/") or "index.html").split("/")
         suffix = os.path.splitext(parts[-1])[1]
         ok = all(_PAGE_NAME.fullmatch(p) for p in parts) and (
-            (len(parts) == 1 and suffix in (".html", ".js")) or (len(parts) == 2 and parts[0] == "images"
-                                                                  and suffix == ".png"))
+            (len(parts) == 1 and suffix in (".html", ".js"))
+            or (len(parts) == 2 and parts[0] == "images" and suffix == ".png")
+        )
         if not ok:
             raise _Refused(HTTPStatus.NOT_FOUND, "not found")
         return parts
@@ -268,8 +278,10 @@ class _StudyRequestHandler(BaseHTTPRequestHandler):
             raise _Refused(HTTPStatus.BAD_REQUEST, f"invalid Content-Length {lengths[0][:20]!r}")
         length = int(text)
         if length > MAX_JSON_BYTES:
-            raise _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                           f"body of {length} bytes is larger than the limit of {MAX_JSON_BYTES} bytes")
+            raise _Refused(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"body of {length} bytes is larger than the limit of {MAX_JSON_BYTES} bytes",
+            )
         chunks, left, deadline = [], length, time.monotonic() + self.server.timeout_s
         while left:
             remaining = deadline - time.monotonic()
@@ -279,8 +291,9 @@ class _StudyRequestHandler(BaseHTTPRequestHandler):
             try:
                 chunk = self.rfile.read1(min(left, 65536))
             except TimeoutError:
-                raise _Refused(HTTPStatus.REQUEST_TIMEOUT,
-                               f"body not received within {self.server.timeout_s:g} s") from None
+                raise _Refused(
+                    HTTPStatus.REQUEST_TIMEOUT, f"body not received within {self.server.timeout_s:g} s"
+                ) from None
             finally:
                 self.connection.settimeout(self.server.timeout_s)
             if not chunk:
@@ -331,8 +344,9 @@ def _check_reader_files(folder: Path, target: Path, reader: str) -> None:
             raise _Refused(HTTPStatus.CONFLICT, f"reader {reader!r} already answered in {path.name}")
 
 
-def serve_study(study_dir: str | Path, port: int = 8000, *, timeout: float = 10.0,
-                max_connections: int = 32) -> StudyServer:
+def serve_study(
+    study_dir: str | Path, port: int = 8000, *, timeout: float = 10.0, max_connections: int = 32
+) -> StudyServer:
     """A :class:`StudyServer` for ``study_dir`` on ``127.0.0.1:port``: call ``serve_forever()`` on it.
 
     Raises:

@@ -127,16 +127,21 @@ def check_apart(folder: str | Path, inputs: Mapping[str, str | Path | None]) -> 
             continue
         inp = Path(path).resolve()
         if out == inp or out in inp.parents:
-            raise ValueError(f"output folder {folder} is or holds the {what} {path}: replacing it would delete that "
-                             "input; choose another output folder.")
+            raise ValueError(
+                f"output folder {folder} is or holds the {what} {path}: replacing it would delete that "
+                "input; choose another output folder."
+            )
         if inp.is_dir() and inp in out.parents:
-            raise ValueError(f"output folder {folder} lies inside the {what} folder {path}: outputs would mix with "
-                             "the inputs; choose a folder outside them.")
+            raise ValueError(
+                f"output folder {folder} lies inside the {what} folder {path}: outputs would mix with "
+                "the inputs; choose a folder outside them."
+            )
 
 
 @contextmanager
-def replacing_folder(folder: str | Path, overwrite: bool = False,
-                     inputs: Mapping[str, str | Path | None] | None = None) -> Iterator[Path]:
+def replacing_folder(
+    folder: str | Path, overwrite: bool = False, inputs: Mapping[str, str | Path | None] | None = None
+) -> Iterator[Path]:
     """Yield a temporary folder beside ``folder`` to write into; it becomes ``folder`` when the block ends.
 
     An existing non-empty ``folder`` is refused (``FileExistsError``, before any work) unless ``overwrite``; then

@@ -44,8 +44,14 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
-_READER_BY_SUFFIX = {".nii": "NibabelReader", ".nii.gz": "NibabelReader", ".nrrd": "ITKReader",
-                     ".nhdr": "ITKReader", ".mha": "ITKReader", ".mhd": "ITKReader"}
+_READER_BY_SUFFIX = {
+    ".nii": "NibabelReader",
+    ".nii.gz": "NibabelReader",
+    ".nrrd": "ITKReader",
+    ".nhdr": "ITKReader",
+    ".mha": "ITKReader",
+    ".mhd": "ITKReader",
+}
 _READERS = {"NibabelReader": NibabelReader, "ITKReader": ITKReader, "PydicomReader": PydicomReader}
 _DATALIST_PATH_KEYS = ("mr", "ct", "mask", "image", "label")
 
@@ -136,8 +142,7 @@ def _short(exc: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def check_volume(array, path: str | os.PathLike, *, allow_constant: bool = False,
-                 channels: int | None = None) -> None:
+def check_volume(array, path: str | os.PathLike, *, allow_constant: bool = False, channels: int | None = None) -> None:
     """Check that ``array`` is one usable 3D volume; raise :class:`VolumeError` naming ``path`` if not.
 
     Args:
@@ -201,8 +206,10 @@ def _slice_positions(folder: Path, headers: Sequence) -> np.ndarray:
         reason = f"has unreadable ImagePositionPatient/ImageOrientationPatient values ({_short(e)})"
         raise VolumeError(folder, reason) from None  # see read_volume
     if not np.linalg.norm(normal) > 1e-3 or not np.all(np.isfinite(position)):
-        raise VolumeError(folder, f"has an invalid ImageOrientationPatient ({orient.tolist()}) or non-finite "
-                                  "ImagePositionPatient values")
+        raise VolumeError(
+            folder,
+            f"has an invalid ImageOrientationPatient ({orient.tolist()}) or non-finite ImagePositionPatient values",
+        )
     return position
 
 
@@ -227,8 +234,11 @@ def _check_dicom_series(folder: Path, files: Sequence[Path], max_bytes: int | No
     uids = sorted({str(h.get("SeriesInstanceUID", "")) for h in headers})
     if len(uids) > 1:
         shown = ", ".join(uids[:3]) + (", ..." if len(uids) > 3 else "")
-        raise VolumeError(folder, f"holds {len(uids)} DICOM series (SeriesInstanceUIDs {shown}), expected one; "
-                                  "put each series in its own folder")
+        raise VolumeError(
+            folder,
+            f"holds {len(uids)} DICOM series (SeriesInstanceUIDs {shown}), expected one; "
+            "put each series in its own folder",
+        )
     try:
         check_dicom_size(folder, files, headers, max_bytes)  # before a reader allocates what the headers promise
     except SizeError as e:
@@ -236,16 +246,21 @@ def _check_dicom_series(folder: Path, files: Sequence[Path], max_bytes: int | No
     if len(headers) == 1:  # a single (possibly multi-frame) file: MONAI's reader handles its geometry
         return "PydicomReader"
     if any("ImagePositionPatient" not in h or "ImageOrientationPatient" not in h for h in headers):
-        raise VolumeError(folder, "has slices without ImagePositionPatient/ImageOrientationPatient, "
-                                  "so the volume's geometry is unknown")
+        raise VolumeError(
+            folder,
+            "has slices without ImagePositionPatient/ImageOrientationPatient, so the volume's geometry is unknown",
+        )
     position = _slice_positions(folder, headers)
     steps = np.diff(np.sort(position))
     if np.any(steps < 1e-3):
-        raise VolumeError(folder, f"has {int(np.sum(steps < 1e-3))} slice(s) at duplicate positions "
-                                  "(several acquisitions in one series?)")
+        raise VolumeError(
+            folder,
+            f"has {int(np.sum(steps < 1e-3))} slice(s) at duplicate positions (several acquisitions in one series?)",
+        )
     if steps.max() - steps.min() > 0.05 * steps.mean() + 1e-3:
-        raise VolumeError(folder, f"has uneven slice spacing ({steps.min():.3g} to {steps.max():.3g} mm): "
-                                  "missing slices?")
+        raise VolumeError(
+            folder, f"has uneven slice spacing ({steps.min():.3g} to {steps.max():.3g} mm): missing slices?"
+        )
     try:
         numbers = [int(h.InstanceNumber) for h in headers]
     except (AttributeError, TypeError, ValueError):  # missing, empty or not a number
@@ -322,8 +337,9 @@ def read_volume(path: str | os.PathLike, channels: int = 1, max_bytes: int | Non
     try:
         reader = _READERS[name](**kwargs)
     except OptionalImportError as e:
-        raise ImportError(f"reading {path} needs {name}'s package: pip install itk-io (ITKReader) or pydicom "
-                          f"(PydicomReader) ({e}).") from e
+        raise ImportError(
+            f"reading {path} needs {name}'s package: pip install itk-io (ITKReader) or pydicom (PydicomReader) ({e})."
+        ) from e
     try:
         with _kept_locale():
             img = _loader()(str(path), reader=reader)
@@ -348,8 +364,10 @@ def read_volume(path: str | os.PathLike, channels: int = 1, max_bytes: int | Non
         while img.ndim > 3 and img.shape[-1] == 1:  # (X, Y, Z, 1): one volume stored as 4D
             img = MetaTensor(img.as_tensor()[..., 0], meta=img.meta)  # the meta holds the affine
         if img.ndim == 4:
-            raise VolumeError(path, f"is 4D (shape {shape}), expected one 3D volume "
-                                    f"({shape[-1]} volumes or channels along the 4th axis)")
+            raise VolumeError(
+                path,
+                f"is 4D (shape {shape}), expected one 3D volume ({shape[-1]} volumes or channels along the 4th axis)",
+            )
         check_volume(img, path, allow_constant=True)
         img.meta[MetaKeys.ORIGINAL_CHANNEL_DIM] = "no_channel"  # the reader's -1 would move the Z axis first
     img.meta["spatial_shape"] = np.asarray(img.shape[:3])
@@ -395,8 +413,11 @@ def list_volumes(folder: str | os.PathLike, recursive: bool = False) -> list[Pat
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: folder does not exist" if not folder.exists()
-                                else f"{folder}: is a file, expected a folder of volumes")
+        raise FileNotFoundError(
+            f"{folder}: folder does not exist"
+            if not folder.exists()
+            else f"{folder}: is a file, expected a folder of volumes"
+        )
     if dicom_files(folder):
         return [folder]
     if not recursive:
@@ -433,8 +454,9 @@ def _check_entries(json_path: Path, split: str, items: Iterable[dict], base: Pat
                 raise ValueError(f"{json_path}: {split} entry {i} has {key}={value!r}; expected one path.")
             resolved = Path(os.path.normpath(base / value))
             if not resolved.exists():
-                raise FileNotFoundError(f"{json_path}: {split} entry {i} ({key}: {value}) does not exist "
-                                        f"(looked for {resolved}).")
+                raise FileNotFoundError(
+                    f"{json_path}: {split} entry {i} ({key}: {value}) does not exist (looked for {resolved})."
+                )
             item[key] = str(resolved)
         out.append(item)
     return out

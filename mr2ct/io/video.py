@@ -98,8 +98,12 @@ def read_frame(path: str | os.PathLike, frame: int | None = None) -> np.ndarray:
 
 def _check_size(frame: np.ndarray, first: np.ndarray, path: Path, index: int) -> None:
     if frame.shape != first.shape:
-        raise VideoError(path, f"frame is {frame.shape[0]}x{frame.shape[1]} but frame 0 is "
-                               f"{first.shape[0]}x{first.shape[1]} (frames of different sizes)", index)
+        raise VideoError(
+            path,
+            f"frame is {frame.shape[0]}x{frame.shape[1]} but frame 0 is "
+            f"{first.shape[0]}x{first.shape[1]} (frames of different sizes)",
+            index,
+        )
 
 
 def iter_frames(files: Sequence[str | os.PathLike], frame_step: int = 1) -> Iterator[np.ndarray]:
@@ -128,8 +132,12 @@ def _stack(frames: Iterable[np.ndarray], path: str | os.PathLike, max_bytes: int
     for frame in frames:
         total += frame.nbytes
         if total > limit:
-            raise VideoError(path, f"decodes to more than {limit} bytes of frames, the limit (set "
-                                   f"{ENV_MAX_VOLUME_BYTES} to read longer or larger videos)", len(kept))
+            raise VideoError(
+                path,
+                f"decodes to more than {limit} bytes of frames, the limit (set "
+                f"{ENV_MAX_VOLUME_BYTES} to read longer or larger videos)",
+                len(kept),
+            )
         kept.append(frame)
     return np.stack(kept)
 
@@ -168,8 +176,9 @@ def iter_video(path: str | os.PathLike, frame_step: int = 1) -> Iterator[np.ndar
                     yield frame
                 index += 1
         except av.FFmpegError as e:
-            raise VideoError(path, f"corrupt or truncated stream, decoding stopped after {index} frames ({e})",
-                             index) from e
+            raise VideoError(
+                path, f"corrupt or truncated stream, decoding stopped after {index} frames ({e})", index
+            ) from e
     if index == 0:
         raise VideoError(path, "holds zero frames")
     if expected and index < expected:
@@ -259,7 +268,7 @@ def fit_frame(frame: np.ndarray, size: tuple[int, int] | None, nearest: bool = F
     else:
         ch, cw = h, round(h * size[1] / size[0])
     top, left = (h - ch) // 2, (w - cw) // 2
-    frame = frame[top: top + ch, left: left + cw]
+    frame = frame[top : top + ch, left : left + cw]
     if (ch, cw) == tuple(size):
         return np.ascontiguousarray(frame)
     if nearest:

@@ -22,8 +22,17 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["DEFAULT_MAX_VOLUME_BYTES", "DEFLATE_RATIO", "DICOM_SIZE_TAGS", "ENV_MAX_VOLUME_BYTES", "SizeError",
-           "check_dicom_size", "check_header_size", "check_size", "max_volume_bytes"]
+__all__ = [
+    "DEFAULT_MAX_VOLUME_BYTES",
+    "DEFLATE_RATIO",
+    "DICOM_SIZE_TAGS",
+    "ENV_MAX_VOLUME_BYTES",
+    "SizeError",
+    "check_dicom_size",
+    "check_header_size",
+    "check_size",
+    "max_volume_bytes",
+]
 
 DEFAULT_MAX_VOLUME_BYTES = 4 * 2**30
 ENV_MAX_VOLUME_BYTES = "MR2CT_MAX_VOLUME_BYTES"
@@ -31,18 +40,58 @@ DEFLATE_RATIO = 1032  # the most deflate (gzip, zlib) expands: 258 bytes from a 
 
 _NRRD_TYPES = {  # item size: NRRD's type names
     1: ("signed char", "int8", "int8_t", "uchar", "unsigned char", "uint8", "uint8_t"),
-    2: ("short", "short int", "signed short", "signed short int", "int16", "int16_t", "ushort", "unsigned short",
-        "unsigned short int", "uint16", "uint16_t"),
+    2: (
+        "short",
+        "short int",
+        "signed short",
+        "signed short int",
+        "int16",
+        "int16_t",
+        "ushort",
+        "unsigned short",
+        "unsigned short int",
+        "uint16",
+        "uint16_t",
+    ),
     4: ("int", "signed int", "int32", "int32_t", "uint", "unsigned int", "uint32", "uint32_t", "float"),
-    8: ("longlong", "long long", "long long int", "signed long long", "signed long long int", "int64", "int64_t",
-        "ulonglong", "unsigned long long", "unsigned long long int", "uint64", "uint64_t", "double"),
+    8: (
+        "longlong",
+        "long long",
+        "long long int",
+        "signed long long",
+        "signed long long int",
+        "int64",
+        "int64_t",
+        "ulonglong",
+        "unsigned long long",
+        "unsigned long long int",
+        "uint64",
+        "uint64_t",
+        "double",
+    ),
 }
 _NRRD_ITEM = {name: size for size, names in _NRRD_TYPES.items() for name in names}
 _NRRD_RATIO = {"raw": 1.0, "gzip": DEFLATE_RATIO, "gz": DEFLATE_RATIO, "hex": 0.5}  # bzip2, text: limit only
-_MET_ITEM = {"MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4, "MET_UINT": 4,
-             "MET_LONG": 4, "MET_ULONG": 4, "MET_FLOAT": 4, "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_DOUBLE": 8}
-_RAW_SYNTAXES = {"1.2.840.10008.1.2": 1.0, "1.2.840.10008.1.2.1": 1.0, "1.2.840.10008.1.2.2": 1.0,
-                 "1.2.840.10008.1.2.1.99": DEFLATE_RATIO}  # others are encapsulated (JPEG, RLE, ...): limit only
+_MET_ITEM = {
+    "MET_CHAR": 1,
+    "MET_UCHAR": 1,
+    "MET_SHORT": 2,
+    "MET_USHORT": 2,
+    "MET_INT": 4,
+    "MET_UINT": 4,
+    "MET_LONG": 4,
+    "MET_ULONG": 4,
+    "MET_FLOAT": 4,
+    "MET_LONG_LONG": 8,
+    "MET_ULONG_LONG": 8,
+    "MET_DOUBLE": 8,
+}
+_RAW_SYNTAXES = {
+    "1.2.840.10008.1.2": 1.0,
+    "1.2.840.10008.1.2.1": 1.0,
+    "1.2.840.10008.1.2.2": 1.0,
+    "1.2.840.10008.1.2.1.99": DEFLATE_RATIO,
+}  # others are encapsulated (JPEG, RLE, ...): limit only
 
 
 class SizeError(ValueError):
@@ -63,8 +112,9 @@ def max_volume_bytes() -> int:
     return int(value)
 
 
-def check_size(path: str | os.PathLike, nbytes: int, available: float | None, what: str,
-               max_bytes: int | None = None) -> None:
+def check_size(
+    path: str | os.PathLike, nbytes: int, available: float | None, what: str, max_bytes: int | None = None
+) -> None:
     """Refuse data of ``nbytes`` (``what`` describes them) over the limit, or over ``available`` (None: unknown).
 
     Raises:
@@ -72,11 +122,17 @@ def check_size(path: str | os.PathLike, nbytes: int, available: float | None, wh
     """
     limit = max_volume_bytes() if max_bytes is None else max_bytes
     if nbytes > limit:
-        raise SizeError(path, f"is too large to read: its header promises {what} ({nbytes} bytes), more than the "
-                              f"limit of {limit} bytes (set {ENV_MAX_VOLUME_BYTES} to read larger images)")
+        raise SizeError(
+            path,
+            f"is too large to read: its header promises {what} ({nbytes} bytes), more than the "
+            f"limit of {limit} bytes (set {ENV_MAX_VOLUME_BYTES} to read larger images)",
+        )
     if available is not None and nbytes > available:
-        raise SizeError(path, f"cannot be read: its header promises {what} ({nbytes} bytes), more than the file "
-                              f"can hold ({int(available)} bytes): a corrupt header or a truncated file")
+        raise SizeError(
+            path,
+            f"cannot be read: its header promises {what} ({nbytes} bytes), more than the file "
+            f"can hold ({int(available)} bytes): a corrupt header or a truncated file",
+        )
 
 
 def check_header_size(path: str | os.PathLike, max_bytes: int | None = None) -> None:
@@ -108,8 +164,9 @@ def _check_nifti(path: Path, max_bytes: int | None) -> None:
         return
     size = path.stat().st_size
     available = size * DEFLATE_RATIO if path.name.lower().endswith(".gz") else size
-    check_size(path, math.prod(shape) * dtype.itemsize, available,
-               f"{'x'.join(map(str, shape))} voxels of {dtype}", max_bytes)
+    check_size(
+        path, math.prod(shape) * dtype.itemsize, available, f"{'x'.join(map(str, shape))} voxels of {dtype}", max_bytes
+    )
 
 
 def _text_header(path: Path, end: Sequence[str]) -> tuple[list[tuple[str, str]], int]:
@@ -173,16 +230,22 @@ def _check_metaimage(path: Path, max_bytes: int | None) -> None:
     else:
         stored = None
     ratio = DEFLATE_RATIO if values.get("compresseddata", "false").lower() == "true" else 1.0
-    check_size(path, nbytes, stored * ratio if stored is not None else None,
-               f"{'x'.join(map(str, sizes))} voxels of {values['elementtype']}", max_bytes)
+    check_size(
+        path,
+        nbytes,
+        stored * ratio if stored is not None else None,
+        f"{'x'.join(map(str, sizes))} voxels of {values['elementtype']}",
+        max_bytes,
+    )
 
 
 DICOM_SIZE_TAGS = ("Rows", "Columns", "SamplesPerPixel", "BitsAllocated", "NumberOfFrames")
 """The tags :func:`check_dicom_size` needs in each header."""
 
 
-def check_dicom_size(folder: str | os.PathLike, files: Sequence[Path], headers: Sequence,
-                     max_bytes: int | None = None) -> None:
+def check_dicom_size(
+    folder: str | os.PathLike, files: Sequence[Path], headers: Sequence, max_bytes: int | None = None
+) -> None:
     """Check the pixel data the headers of a DICOM series promise, all slices together, against the limit, and
     each file's against its size when stored uncompressed (headers read with at least :data:`DICOM_SIZE_TAGS`).
 
@@ -199,7 +262,12 @@ def check_dicom_size(folder: str | os.PathLike, files: Sequence[Path], headers: 
         nbytes = math.ceil(rows * columns * samples * frames * bits / 8)
         syntax = str(getattr(getattr(h, "file_meta", None), "get", lambda *_: "")("TransferSyntaxUID", ""))
         ratio = _RAW_SYNTAXES.get(syntax)
-        check_size(path, nbytes, path.stat().st_size * ratio if ratio else None,
-                   f"{frames} frame(s) of {rows}x{columns} x {samples} samples of {bits} bits", max_bytes)
+        check_size(
+            path,
+            nbytes,
+            path.stat().st_size * ratio if ratio else None,
+            f"{frames} frame(s) of {rows}x{columns} x {samples} samples of {bits} bits",
+            max_bytes,
+        )
         total += nbytes
     check_size(folder, total, None, f"{len(files)} DICOM files of pixel data", max_bytes)

@@ -35,6 +35,7 @@ from .segmentation import (
     transition_l2,
     transition_matrix,
 )
+from .synthrad import HU_RANGE, SYNTHRAD_METRICS, body_mask, linear_fit, mae_hu, psnr_hu, ssim_hu
 from .temporal import (
     FARNEBACK_PARAMS,
     TEMPORAL_METRICS,
@@ -46,7 +47,6 @@ from .temporal import (
     warp_back,
     warping_error,
 )
-from .synthrad import HU_RANGE, SYNTHRAD_METRICS, body_mask, linear_fit, mae_hu, psnr_hu, ssim_hu
 from .tissue import (
     BONE_HU,
     TISSUE_CLASSES,

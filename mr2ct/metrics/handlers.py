@@ -12,8 +12,16 @@ from monai.metrics import CumulativeIterationMetric
 from mr2ct.metrics.synthrad import SYNTHRAD_METRICS, body_mask, linear_fit
 from mr2ct.metrics.tissue import TISSUE_CLASSES, bone_dice, tissue_classes, tissue_error, voxel_rank_correlation
 
-__all__ = ["MRCT_METRICS", "REFERENCE_KEYS", "TRANSLATIONS", "UNCERTAINTY_METRICS", "VideoMetric", "synthrad_metric_handler",
-           "uncertainty_metric_handler", "video_metric_handler"]
+__all__ = [
+    "MRCT_METRICS",
+    "REFERENCE_KEYS",
+    "TRANSLATIONS",
+    "UNCERTAINTY_METRICS",
+    "VideoMetric",
+    "synthrad_metric_handler",
+    "uncertainty_metric_handler",
+    "video_metric_handler",
+]
 
 TRANSLATIONS = ("pred", "identity", "linear")
 
@@ -59,11 +67,13 @@ class VideoMetric(CumulativeIterationMetric):
         return torch.nanmean(data.float()) if isinstance(data, torch.Tensor) else torch.tensor(float("nan"))
 
 
-def video_metric_handler(fn: Callable[..., torch.Tensor], output_transform: Callable, paired: bool = True,
-                         save_details: bool = True) -> IgniteMetricHandler:
+def video_metric_handler(
+    fn: Callable[..., torch.Tensor], output_transform: Callable, paired: bool = True, save_details: bool = True
+) -> IgniteMetricHandler:
     """An Ignite metric handler for :class:`VideoMetric` (per-video values kept for mean and sigma reports)."""
-    return IgniteMetricHandler(metric_fn=VideoMetric(fn, paired), output_transform=output_transform,
-                               save_details=save_details)
+    return IgniteMetricHandler(
+        metric_fn=VideoMetric(fn, paired), output_transform=output_transform, save_details=save_details
+    )
 
 
 def _hu(image: torch.Tensor, window: tuple[float, float]) -> torch.Tensor:
@@ -95,8 +105,9 @@ def _reference(item) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return ct, mask, tissue
 
 
-def synthrad_metric_handler(metric: str, translation: str = "pred", ct_window: tuple[float, float] = (-1000, 2000),
-                            save_details: bool = True) -> IgniteMetricHandler:
+def synthrad_metric_handler(
+    metric: str, translation: str = "pred", ct_window: tuple[float, float] = (-1000, 2000), save_details: bool = True
+) -> IgniteMetricHandler:
     """An MR -> CT metric of an evaluator's output, one value per case (see :data:`MRCT_METRICS`).
 
     ``metric`` is a SynthRAD metric (``mae``, ``psnr`` or ``ssim`` in HU inside the body mask), the MAE or mean
@@ -134,9 +145,9 @@ def synthrad_metric_handler(metric: str, translation: str = "pred", ct_window: t
         values = [fn(ct, sct[0], ct_mask > 0.5, tissue.round().long()) for sct, (ct, ct_mask, tissue) in zip(y_pred, y)]
         return torch.tensor(values, dtype=torch.float64)
 
-    return IgniteMetricHandler(metric_fn=VideoMetric(score), output_transform=output_transform,
-                               save_details=save_details)
-
+    return IgniteMetricHandler(
+        metric_fn=VideoMetric(score), output_transform=output_transform, save_details=save_details
+    )
 
 
 def uncertainty_metric_handler(metric: str, save_details: bool = True) -> IgniteMetricHandler:
@@ -165,9 +176,13 @@ def uncertainty_metric_handler(metric: str, save_details: bool = True) -> Ignite
         values = []
         for (unc,), (ct, sct, mask) in zip(y_pred, y):
             inside = mask > 0.5
-            values.append(float(unc[inside].double().mean()) if metric == "mean_uncertainty"
-                          else voxel_rank_correlation(unc, ct, sct, inside))
+            values.append(
+                float(unc[inside].double().mean())
+                if metric == "mean_uncertainty"
+                else voxel_rank_correlation(unc, ct, sct, inside)
+            )
         return torch.tensor(values, dtype=torch.float64)
 
-    return IgniteMetricHandler(metric_fn=VideoMetric(score), output_transform=output_transform,
-                               save_details=save_details)
+    return IgniteMetricHandler(
+        metric_fn=VideoMetric(score), output_transform=output_transform, save_details=save_details
+    )

@@ -131,8 +131,9 @@ def pixel_accuracy(pred_ids: torch.Tensor, true_ids: torch.Tensor, ignore_index:
     return _masked_mean(correct / count.clamp(min=1), (count > 0).float())
 
 
-def mean_iou(pred_ids: torch.Tensor, true_ids: torch.Tensor, num_classes: int,
-             ignore_index: int | None = None) -> torch.Tensor:
+def mean_iou(
+    pred_ids: torch.Tensor, true_ids: torch.Tensor, num_classes: int, ignore_index: int | None = None
+) -> torch.Tensor:
     """Mean intersection over union per video (``(N,)``), over the classes present in its prediction or truth.
 
     Counted over all pixels of the video whose true class is not ``ignore_index``; a predicted ``ignore_index``
@@ -206,8 +207,9 @@ def _frame_change(change: torch.Tensor, mask: torch.Tensor | None) -> torch.Tens
     return _masked_mean(change, (mask[:, 1:] & mask[:, :-1]).float())
 
 
-def temporal_flicker(video: torch.Tensor, reference: torch.Tensor | None = None,
-                     mask: torch.Tensor | None = None) -> torch.Tensor:
+def temporal_flicker(
+    video: torch.Tensor, reference: torch.Tensor | None = None, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Flicker (METRICS.md): mean absolute difference between consecutive frames, minus that of ``reference``.
 
     Args:
@@ -230,8 +232,9 @@ def temporal_flicker(video: torch.Tensor, reference: torch.Tensor | None = None,
     return flicker - temporal_flicker(reference, mask=mask)
 
 
-def label_flicker(ids: torch.Tensor, reference: torch.Tensor | None = None,
-                  mask: torch.Tensor | None = None) -> torch.Tensor:
+def label_flicker(
+    ids: torch.Tensor, reference: torch.Tensor | None = None, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Fraction of pixels whose class changes between consecutive frames, minus that of ``reference`` ids.
 
     Same conventions as :func:`temporal_flicker`, with class ids ``(N, D, H, W)`` in place of colours.
@@ -248,8 +251,9 @@ def label_flicker(ids: torch.Tensor, reference: torch.Tensor | None = None,
     return flicker - label_flicker(reference, mask=mask)
 
 
-def segmentation_metric(name: str, palette: torch.Tensor | np.ndarray | Sequence, ignore_index: int | None = None,
-                        denoise: int = 0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def segmentation_metric(
+    name: str, palette: torch.Tensor | np.ndarray | Sequence, ignore_index: int | None = None, denoise: int = 0
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """``fn(pred_rgb, label_rgb) -> (N,)``: decode both colour videos with ``palette``, then score them.
 
     Args:
@@ -277,19 +281,26 @@ def segmentation_metric(name: str, palette: torch.Tensor | np.ndarray | Sequence
     return fn
 
 
-def segmentation_metric_handler(name: str, palette: torch.Tensor | np.ndarray | Sequence,
-                                output_transform: Callable, ignore_index: int | None = None, denoise: int = 0,
-                                save_details: bool = True) -> IgniteMetricHandler:
+def segmentation_metric_handler(
+    name: str,
+    palette: torch.Tensor | np.ndarray | Sequence,
+    output_transform: Callable,
+    ignore_index: int | None = None,
+    denoise: int = 0,
+    save_details: bool = True,
+) -> IgniteMetricHandler:
     """An Ignite handler of :func:`segmentation_metric` on colour ``(pred, label)`` videos on [0, 255].
 
     E.g. ``segmentation_metric_handler('pixel_accuracy', palette, from_engine(['pred', 'label']))``.
     """
-    return video_metric_handler(segmentation_metric(name, palette, ignore_index, denoise), output_transform,
-                                save_details=save_details)
+    return video_metric_handler(
+        segmentation_metric(name, palette, ignore_index, denoise), output_transform, save_details=save_details
+    )
 
 
-def gta_metric_handlers(direction: str, domain_a: str, palette: torch.Tensor | np.ndarray | Sequence
-                        ) -> dict[str, IgniteMetricHandler]:
+def gta_metric_handlers(
+    direction: str, domain_a: str, palette: torch.Tensor | np.ndarray | Sequence
+) -> dict[str, IgniteMetricHandler]:
     """The GTA task's metrics of one translation direction, the first being the key metric (an ordered dict).
 
     - video -> segmentation (``b2a`` with ``domain_a="segmentation"``, the paper's Table 4): ``pixel_accuracy``,
@@ -302,11 +313,19 @@ def gta_metric_handlers(direction: str, domain_a: str, palette: torch.Tensor | n
     """
     pairs = from_engine(["pred", "label"])
     if direction == "b2a" and domain_a == "segmentation":
-        handlers = {name: video_metric_handler(segmentation_metric(name, palette), pairs)
-                    for name in ("pixel_accuracy", "mean_iou")}
-        handlers |= {f"transition_l2_d{level}": video_metric_handler(
-            segmentation_metric("transition_l2", palette, denoise=level), pairs) for level in DENOISE_LEVELS}
+        handlers = {
+            name: video_metric_handler(segmentation_metric(name, palette), pairs)
+            for name in ("pixel_accuracy", "mean_iou")
+        }
+        handlers |= {
+            f"transition_l2_d{level}": video_metric_handler(
+                segmentation_metric("transition_l2", palette, denoise=level), pairs
+            )
+            for level in DENOISE_LEVELS
+        }
         handlers["label_flicker"] = video_metric_handler(segmentation_metric("label_flicker", palette), pairs)
         return handlers
-    return {"l2": video_metric_handler(volume_l2, pairs),
-            "flicker": video_metric_handler(lambda pred, label: temporal_flicker(pred, reference=label), pairs)}
+    return {
+        "l2": video_metric_handler(volume_l2, pairs),
+        "flicker": video_metric_handler(lambda pred, label: temporal_flicker(pred, reference=label), pairs),
+    }

@@ -53,8 +53,15 @@ __all__ = [
     "warping_error",
 ]
 
-FARNEBACK_PARAMS = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5, "poly_sigma": 1.2,
-                    "flags": 0}
+FARNEBACK_PARAMS = {
+    "pyr_scale": 0.5,
+    "levels": 3,
+    "winsize": 15,
+    "iterations": 3,
+    "poly_n": 5,
+    "poly_sigma": 1.2,
+    "flags": 0,
+}
 """TecoGAN's ``calcOpticalFlowFarneback`` parameters, used for every flow of this module."""
 
 TEMPORAL_METRICS = ("tof", "warping_error")
@@ -91,8 +98,7 @@ def grey_frames(video: torch.Tensor | np.ndarray) -> np.ndarray:
 def farneback_flow(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
     """Farneback optical flow ``(H, W, 2)`` (dx, dy) from grey uint8 frame ``prev`` to ``cur`` (TecoGAN's
     parameters, :data:`FARNEBACK_PARAMS`)."""
-    return cv2.calcOpticalFlowFarneback(np.ascontiguousarray(prev), np.ascontiguousarray(cur), None,
-                                        **FARNEBACK_PARAMS)
+    return cv2.calcOpticalFlowFarneback(np.ascontiguousarray(prev), np.ascontiguousarray(cur), None, **FARNEBACK_PARAMS)
 
 
 def _sample(image: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -101,8 +107,9 @@ def _sample(image: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray
     h, w = flow.shape[:2]
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     map_x, map_y = gx + flow[..., 0], gy + flow[..., 1]
-    sampled = cv2.remap(np.ascontiguousarray(image, dtype=np.float32), map_x, map_y, cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_REPLICATE)
+    sampled = cv2.remap(
+        np.ascontiguousarray(image, dtype=np.float32), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
     return sampled, inside
 
@@ -137,9 +144,12 @@ def tof(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     out, ref = grey_frames(pred), grey_frames(target)
     values = []
     for video_out, video_ref in zip(out, ref):
-        diffs = [np.linalg.norm(farneback_flow(video_out[t], video_out[t + 1])
-                                - farneback_flow(video_ref[t], video_ref[t + 1]), axis=-1).mean()
-                 for t in range(len(video_out) - 1)]
+        diffs = [
+            np.linalg.norm(
+                farneback_flow(video_out[t], video_out[t + 1]) - farneback_flow(video_ref[t], video_ref[t + 1]), axis=-1
+            ).mean()
+            for t in range(len(video_out) - 1)
+        ]
         values.append(float(np.mean(diffs)))
     return torch.tensor(values, dtype=torch.float64)
 
@@ -183,8 +193,9 @@ def _temporal_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tens
     raise ValueError(f"name must be one of {TEMPORAL_METRICS}, got {name!r}.")
 
 
-def temporal_metric_handler(name: str, output_transform: Callable = from_engine(["pred", "label"]),
-                            save_details: bool = True) -> IgniteMetricHandler:
+def temporal_metric_handler(
+    name: str, output_transform: Callable = from_engine(["pred", "label"]), save_details: bool = True
+) -> IgniteMetricHandler:
     """An Ignite handler of a temporal metric on an evaluator's ``(pred, label)`` videos on [0, 255].
 
     ``name``: ``tof`` (pred's flow against label's) or ``warping_error`` (pred warped with label's flow).

@@ -63,8 +63,9 @@ def tissue_error(ct, sct, mask, tissue, name: str, signed: bool = False) -> floa
     ct, sct, tissue = _array(ct), _array(sct), _array(tissue, np.int64)
     mask = _array(mask, bool)
     if not ct.shape == sct.shape == mask.shape == tissue.shape:
-        raise ValueError(f"ct {ct.shape}, sct {sct.shape}, mask {mask.shape} and tissue {tissue.shape} must have "
-                         "the same shape.")
+        raise ValueError(
+            f"ct {ct.shape}, sct {sct.shape}, mask {mask.shape} and tissue {tissue.shape} must have the same shape."
+        )
     where = mask & (tissue == TISSUE_CLASSES[name])
     if not where.any():
         return float("nan")
@@ -100,6 +101,8 @@ def voxel_rank_correlation(uncertainty, ct, sct, mask) -> float:
     trusted) and the true absolute error ``|sCT - CT|``: how well the map says where the synthetic CT is wrong."""
     uncertainty, ct, sct, mask = _array(uncertainty), _array(ct), _array(sct), _array(mask, bool)
     if not uncertainty.shape == ct.shape == sct.shape == mask.shape:
-        raise ValueError(f"uncertainty {uncertainty.shape}, ct {ct.shape}, sct {sct.shape} and mask {mask.shape} "
-                         "must have the same shape.")
+        raise ValueError(
+            f"uncertainty {uncertainty.shape}, ct {ct.shape}, sct {sct.shape} and mask {mask.shape} "
+            "must have the same shape."
+        )
     return rank_correlation(uncertainty[mask], np.abs(sct - ct)[mask])

@@ -99,8 +99,11 @@ class StudyKey:
     def save(self, path: str | Path) -> Path:
         """Write the key as JSON (atomically: temporary name, then rename)."""
         path = Path(path)
-        payload = {"study_id": self.study_id, "methods": list(self.methods),
-                   "trials": [asdict(t) for t in self.trials.values()]}
+        payload = {
+            "study_id": self.study_id,
+            "methods": list(self.methods),
+            "trials": [asdict(t) for t in self.trials.values()],
+        }
         return atomic_write_text(path, json.dumps(payload, indent=1))
 
     @classmethod
@@ -133,6 +136,7 @@ def parse_json(raw: bytes, path: str | Path, what: str) -> dict:
     Refused: bytes that are not UTF-8, invalid JSON, ``NaN``/``Infinity``, nesting deeper than Python's recursion
     limit, and a top level that is not an object.
     """
+
     def no_constant(name: str) -> None:
         raise ValueError(f"{name} is not a JSON value")
 
@@ -195,8 +199,9 @@ def check_answers(data: Any, key: StudyKey, path: str | Path) -> tuple[str, list
     if not isinstance(data, dict):
         raise AnswerError(path, "not a JSON answers object.")
     if data.get("study_id") != key.study_id:
-        raise AnswerError(path, f"answers for study {_shown(data.get('study_id'))}, but the key is for "
-                                f"{key.study_id!r}.")
+        raise AnswerError(
+            path, f"answers for study {_shown(data.get('study_id'))}, but the key is for {key.study_id!r}."
+        )
     problem = reader_name_problem(data.get("reader", ""))
     if problem:
         raise AnswerError(path, problem)
@@ -265,8 +270,9 @@ def _win_rates(winner: np.ndarray, loser: np.ndarray, draws: np.ndarray, method:
     return float(wins.sum() / n), boot, n
 
 
-def preference_table(judgements: Sequence[Judgement], methods: Sequence[str], num_bootstrap: int = 1000,
-                     seed: int = 0) -> list[PreferenceRow]:
+def preference_table(
+    judgements: Sequence[Judgement], methods: Sequence[str], num_bootstrap: int = 1000, seed: int = 0
+) -> list[PreferenceRow]:
     """Table 3: per method, ``P(A < B)`` and ``P(A < GT)`` with their bootstrap sigma and judgement counts.
 
     Model-versus-model and model-versus-real judgements are bootstrapped separately, each resampled
@@ -280,8 +286,10 @@ def preference_table(judgements: Sequence[Judgement], methods: Sequence[str], nu
         raise ValueError(f"judgements name methods {sorted(unknown)} that are not among {list(methods)}.")
     rng = np.random.default_rng(seed)
     groups = {}
-    for name, keep in (("methods", lambda j: REAL not in (j.winner, j.loser)),
-                       ("real", lambda j: REAL in (j.winner, j.loser))):
+    for name, keep in (
+        ("methods", lambda j: REAL not in (j.winner, j.loser)),
+        ("real", lambda j: REAL in (j.winner, j.loser)),
+    ):
         chosen = [j for j in judgements if keep(j)]
         winner = np.array([index[j.winner] for j in chosen], dtype=int)
         loser = np.array([index[j.loser] for j in chosen], dtype=int)
@@ -307,9 +315,14 @@ def format_preference_table(rows: Sequence[PreferenceRow], title: str = "") -> s
     lines = [f"### {title}", ""] if title else []
     lines += ["| Method | P(A ≺ B) | P(A ≺ GT) |", "| --- | --- | --- |"]
     for r in rows:
-        lines.append(f"| {r.method} | {cell(r.p_over_methods, r.sigma_over_methods, r.n_over_methods)} "
-                     f"| {cell(r.p_over_real, r.sigma_over_real, r.n_over_real)} |")
-    lines += ["", "P(A ≺ B): how often a method's output was chosen as more realistic than another method's for the "
-              "same input; P(A ≺ GT): how often it was chosen over the real image; ± one bootstrap sigma "
-              "(the paper's last row shows 2 sigma)."]
+        lines.append(
+            f"| {r.method} | {cell(r.p_over_methods, r.sigma_over_methods, r.n_over_methods)} "
+            f"| {cell(r.p_over_real, r.sigma_over_real, r.n_over_real)} |"
+        )
+    lines += [
+        "",
+        "P(A ≺ B): how often a method's output was chosen as more realistic than another method's for the "
+        "same input; P(A ≺ GT): how often it was chosen over the real image; ± one bootstrap sigma "
+        "(the paper's last row shows 2 sigma).",
+    ]
     return "\n".join(lines)

@@ -15,8 +15,12 @@ __all__ = ["PatchGANDiscriminator", "patch_layer_strides"]
 _MIN_SIZE_AFTER_DOWNSAMPLING = 3
 
 
-def patch_layer_strides(input_size: Sequence[int] | None, num_layers: int, spatial_dims: int,
-                        max_downsampling: Sequence[int | None] | None = None) -> list[tuple[int, ...]]:
+def patch_layer_strides(
+    input_size: Sequence[int] | None,
+    num_layers: int,
+    spatial_dims: int,
+    max_downsampling: Sequence[int | None] | None = None,
+) -> list[tuple[int, ...]]:
     """Per-layer, per-axis strides of the ``num_layers`` downsampling layers of a PatchGAN.
 
     Without ``input_size`` every axis is downsampled at every layer (the standard, isotropic PatchGAN, which
@@ -28,10 +32,13 @@ def patch_layer_strides(input_size: Sequence[int] | None, num_layers: int, spati
     keeps a video's time axis at full resolution (every layer then convolves it with a 3-wide kernel).
     """
     if max_downsampling is not None:
-        if len(max_downsampling) != spatial_dims or any(m is not None and (isinstance(m, bool) or m < 0)
-                                                        for m in max_downsampling):
-            raise ValueError(f"max_downsampling must hold {spatial_dims} entries, each None or an integer >= 0, "
-                             f"got {max_downsampling!r}.")
+        if len(max_downsampling) != spatial_dims or any(
+            m is not None and (isinstance(m, bool) or m < 0) for m in max_downsampling
+        ):
+            raise ValueError(
+                f"max_downsampling must hold {spatial_dims} entries, each None or an integer >= 0, "
+                f"got {max_downsampling!r}."
+            )
         capped = patch_layer_strides(input_size, num_layers, spatial_dims)
         caps = [num_layers if m is None else m for m in max_downsampling]
         counts = [0] * spatial_dims
@@ -114,8 +121,16 @@ class PatchGANDiscriminator(nn.Module):
         for i, stride in enumerate(strides):
             ch = channels * min(2**i, 8)
             layers.append(
-                Convolution(spatial_dims, ch_in, ch, strides=stride, kernel_size=kernel(stride), padding=1,
-                            act=act, norm=None if i == 0 else norm)
+                Convolution(
+                    spatial_dims,
+                    ch_in,
+                    ch,
+                    strides=stride,
+                    kernel_size=kernel(stride),
+                    padding=1,
+                    act=act,
+                    norm=None if i == 0 else norm,
+                )
             )
             ch_in = ch
         ch = channels * min(2**num_layers, 8)

@@ -33,8 +33,16 @@ class ResnetBlock(nn.Module):
         reflect = REFLECTION_PAD[spatial_dims]
         self.block = nn.Sequential(
             reflect(1),
-            Convolution(spatial_dims, channels, channels, kernel_size=3, padding=0, norm=norm, act="RELU",
-                        dropout=dropout if dropout > 0 else None),
+            Convolution(
+                spatial_dims,
+                channels,
+                channels,
+                kernel_size=3,
+                padding=0,
+                norm=norm,
+                act="RELU",
+                dropout=dropout if dropout > 0 else None,
+            ),
             reflect(1),
             Convolution(spatial_dims, channels, channels, kernel_size=3, padding=0, norm=norm, act=None),
         )
@@ -114,8 +122,9 @@ class ResnetGenerator(nn.Module):
         ch = channels
         for _ in range(self.num_downsampling):
             layers.append(
-                Convolution(spatial_dims, ch, ch * 2, strides=self.strides, kernel_size=3, padding=1, norm=norm,
-                            act="RELU")
+                Convolution(
+                    spatial_dims, ch, ch * 2, strides=self.strides, kernel_size=3, padding=1, norm=norm, act="RELU"
+                )
             )
             ch *= 2
         layers += [ResnetBlock(spatial_dims, ch, norm=norm, dropout=dropout) for _ in range(num_res_blocks)]
@@ -132,12 +141,26 @@ class ResnetGenerator(nn.Module):
     def _upsampling(self, ch_in: int, ch_out: int, norm: str | tuple) -> list[nn.Module]:
         """One upsampling stage by ``self.strides``: a transposed convolution, or a resize and a convolution."""
         if self.upsample == "transposed":
-            return [Convolution(self.spatial_dims, ch_in, ch_out, strides=self.strides, kernel_size=3, padding=1,
-                                output_padding=tuple(s - 1 for s in self.strides), is_transposed=True, norm=norm,
-                                act="RELU")]
+            return [
+                Convolution(
+                    self.spatial_dims,
+                    ch_in,
+                    ch_out,
+                    strides=self.strides,
+                    kernel_size=3,
+                    padding=1,
+                    output_padding=tuple(s - 1 for s in self.strides),
+                    is_transposed=True,
+                    norm=norm,
+                    act="RELU",
+                )
+            ]
         mode = "nearest" if self.upsample == "nearest" else {2: "bilinear", 3: "trilinear"}[self.spatial_dims]
-        resize = nn.Upsample(scale_factor=tuple(float(s) for s in self.strides), mode=mode,
-                             **({} if mode == "nearest" else {"align_corners": False}))
+        resize = nn.Upsample(
+            scale_factor=tuple(float(s) for s in self.strides),
+            mode=mode,
+            **({} if mode == "nearest" else {"align_corners": False}),
+        )
         return [resize, Convolution(self.spatial_dims, ch_in, ch_out, kernel_size=3, padding=1, norm=norm, act="RELU")]
 
     @property
@@ -163,7 +186,9 @@ class ResnetGenerator(nn.Module):
             )
         size = x.shape[2:]
         if min(size) < 4:
-            raise ValueError(f"every spatial size must be >= 4 for the 7-wide reflection-padded stem, got {tuple(size)}.")
+            raise ValueError(
+                f"every spatial size must be >= 4 for the 7-wide reflection-padded stem, got {tuple(size)}."
+            )
         # pad to a multiple of the total stride, and to at least 2 cells at the bottleneck (reflection padding
         # of the residual blocks needs more than 1 voxel per axis)
         extra = [max(-(-n // m), 2 if m > 1 else 1) * m - n for n, m in zip(size, self.size_multiple)]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from .channels import SplitChannelsd
 from .checks import CheckVolumed
-from .load import LoadVolumed
-from .video import LoadVideod
 from .head_crop import (
     DEFAULT_EXTENT_MM,
     DEFAULT_MARGIN_MM,
@@ -19,6 +17,8 @@ from .head_crop import (
     read_crop_overrides,
     slices_to_box,
 )
+from .load import LoadVolumed
+from .video import LoadVideod
 
 __all__ = [
     "DEFAULT_EXTENT_MM",

@@ -33,9 +33,11 @@ class SplitChannelsd(MapTransform):
         value = d[self.key]
         channels = value.shape[0]  # type: ignore[attr-defined]
         if channels % len(self.names):
-            raise ValueError(f"{self.key!r} has {channels} channels, which do not split into {len(self.names)} "
-                             f"equal parts {self.names}.")
+            raise ValueError(
+                f"{self.key!r} has {channels} channels, which do not split into {len(self.names)} "
+                f"equal parts {self.names}."
+            )
         size = channels // len(self.names)
         for i, name in enumerate(self.names):
-            d[name] = value[i * size:(i + 1) * size]  # type: ignore[index]
+            d[name] = value[i * size : (i + 1) * size]  # type: ignore[index]
         return d

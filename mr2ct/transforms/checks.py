@@ -27,8 +27,9 @@ class CheckVolumed(MapTransform):
         allow_missing_keys: don't raise if a key is missing.
     """
 
-    def __init__(self, keys: KeysCollection, channels: int = 1, allow_constant: bool = True,
-                 allow_missing_keys: bool = False):
+    def __init__(
+        self, keys: KeysCollection, channels: int = 1, allow_constant: bool = True, allow_missing_keys: bool = False
+    ):
         super().__init__(keys, allow_missing_keys)
         if channels < 1:
             raise ValueError(f"channels must be >= 1, got {channels}.")
@@ -39,6 +40,5 @@ class CheckVolumed(MapTransform):
         for key in self.key_iterator(d):
             value = d[key]
             source = value.meta.get("filename_or_obj") if isinstance(value, MetaTensor) else None
-            check_volume(value, source or f"data[{key!r}]", allow_constant=self.allow_constant,
-                         channels=self.channels)
+            check_volume(value, source or f"data[{key!r}]", allow_constant=self.allow_constant, channels=self.channels)
         return d

@@ -131,9 +131,14 @@ def head_foreground(volume, threshold: float | None = None) -> np.ndarray:
     return labels == int(np.argmax(counts))
 
 
-def head_crop_box(mask, spacing: Sequence[float], top_offset_mm: float = DEFAULT_TOP_OFFSET_MM,
-                  extent_mm: float = DEFAULT_EXTENT_MM, margin_mm: float = DEFAULT_MARGIN_MM,
-                  name: str = "volume") -> tuple[slice, slice, slice]:
+def head_crop_box(
+    mask,
+    spacing: Sequence[float],
+    top_offset_mm: float = DEFAULT_TOP_OFFSET_MM,
+    extent_mm: float = DEFAULT_EXTENT_MM,
+    margin_mm: float = DEFAULT_MARGIN_MM,
+    name: str = "volume",
+) -> tuple[slice, slice, slice]:
     """The brow-to-jaw crop of a head mask in RAS voxel order, as ``(x, y, z)`` slices (ends exclusive).
 
     z: the vertex is the highest slice holding foreground; the crop starts ``top_offset_mm`` below the vertex's
@@ -155,25 +160,32 @@ def head_crop_box(mask, spacing: Sequence[float], top_offset_mm: float = DEFAULT
     mask = _as_numpy3d(mask).astype(bool, copy=False)
     sx, sy, sz = (float(s) for s in spacing)
     if min(sx, sy, sz) <= 0 or extent_mm <= 0 or top_offset_mm < 0 or margin_mm < 0:
-        raise ValueError(f"spacing and extent_mm must be > 0, top_offset_mm and margin_mm >= 0; got spacing "
-                         f"{tuple(spacing)}, top_offset_mm={top_offset_mm}, extent_mm={extent_mm}, "
-                         f"margin_mm={margin_mm}.")
+        raise ValueError(
+            f"spacing and extent_mm must be > 0, top_offset_mm and margin_mm >= 0; got spacing "
+            f"{tuple(spacing)}, top_offset_mm={top_offset_mm}, extent_mm={extent_mm}, "
+            f"margin_mm={margin_mm}."
+        )
     size_x, size_y, size_z = mask.shape
     zs = np.flatnonzero(mask.any(axis=(0, 1)))
     if zs.size == 0:
         raise ValueError(f"{name}: no head foreground (no voxel above the threshold).")
     vertex = int(zs[-1])
     if vertex == size_z - 1:
-        logger.warning(f"{name}: the head reaches the volume's top slice; if its top is cut off, the crop sits "
-                       "too high.")
+        logger.warning(
+            f"{name}: the head reaches the volume's top slice; if its top is cut off, the crop sits too high."
+        )
     z1 = int(round(vertex + 1 - top_offset_mm / sz))
     z0 = z1 - max(1, int(round(extent_mm / sz)))
     if z1 <= 0:
-        raise ValueError(f"{name}: the volume ends {(vertex + 1) * sz:.0f} mm below the top of the head, above "
-                         f"the crop's top ({top_offset_mm:g} mm below it).")
+        raise ValueError(
+            f"{name}: the volume ends {(vertex + 1) * sz:.0f} mm below the top of the head, above "
+            f"the crop's top ({top_offset_mm:g} mm below it)."
+        )
     if z0 < 0 or z1 > size_z:
-        logger.warning(f"{name}: the volume covers {(min(z1, size_z) - max(z0, 0)) * sz:.0f} of the "
-                       f"{extent_mm:g} mm crop; using what exists.")
+        logger.warning(
+            f"{name}: the volume covers {(min(z1, size_z) - max(z0, 0)) * sz:.0f} of the "
+            f"{extent_mm:g} mm crop; using what exists."
+        )
     z0, z1 = max(z0, 0), min(z1, size_z)
     footprint = mask[:, :, z0:z1].any(axis=2)
     xs, ys = np.flatnonzero(footprint.any(axis=1)), np.flatnonzero(footprint.any(axis=0))
@@ -210,8 +222,10 @@ def box_to_slices(box: Sequence[int], shape: Sequence[int], name: str = "volume"
     for axis, size in enumerate(shape[-3:]):
         lo, hi = box[2 * axis], box[2 * axis + 1]
         if not 0 <= lo < hi <= size:
-            raise ValueError(f"{name}: crop box {box} does not fit the volume of shape {tuple(shape[-3:])} "
-                             f"(need 0 <= {'xyz'[axis]}0 < {'xyz'[axis]}1 <= {size}).")
+            raise ValueError(
+                f"{name}: crop box {box} does not fit the volume of shape {tuple(shape[-3:])} "
+                f"(need 0 <= {'xyz'[axis]}0 < {'xyz'[axis]}1 <= {size})."
+            )
     return slice(box[0], box[1]), slice(box[2], box[3]), slice(box[4], box[5])
 
 
@@ -220,13 +234,17 @@ def _spacing_and_check_ras(img, name: str) -> tuple[float, float, float]:
     if not isinstance(img, MetaTensor):
         return 1.0, 1.0, 1.0
     if img.pending_operations:
-        raise ValueError(f"{name}: the volume has pending lazy operations; the head crop needs its current "
-                         "voxels (run it with lazy resampling off, or apply the pending operations first).")
+        raise ValueError(
+            f"{name}: the volume has pending lazy operations; the head crop needs its current "
+            "voxels (run it with lazy resampling off, or apply the pending operations first)."
+        )
     affine = np.asarray(img.affine, dtype=np.float64)
     codes = nib.aff2axcodes(affine)
     if codes[2] != "S":
-        raise ValueError(f"{name}: the volume's z axis points {codes[2]!r} (axes {''.join(codes)}); the head crop "
-                         "needs RAS voxel order: apply Orientationd(axcodes='RAS') first.")
+        raise ValueError(
+            f"{name}: the volume's z axis points {codes[2]!r} (axes {''.join(codes)}); the head crop "
+            "needs RAS voxel order: apply Orientationd(axcodes='RAS') first."
+        )
     return tuple(float(s) for s in affine_to_spacing(affine, r=3))  # type: ignore[return-value]
 
 
@@ -245,11 +263,21 @@ class HeadCrop(Crop):
         lazy: MONAI lazy execution (the box itself always needs the current voxels).
     """
 
-    def __init__(self, threshold: float | None = None, top_offset_mm: float = DEFAULT_TOP_OFFSET_MM,
-                 extent_mm: float = DEFAULT_EXTENT_MM, margin_mm: float = DEFAULT_MARGIN_MM, lazy: bool = False):
+    def __init__(
+        self,
+        threshold: float | None = None,
+        top_offset_mm: float = DEFAULT_TOP_OFFSET_MM,
+        extent_mm: float = DEFAULT_EXTENT_MM,
+        margin_mm: float = DEFAULT_MARGIN_MM,
+        lazy: bool = False,
+    ):
         super().__init__(lazy=lazy)
-        self.threshold, self.top_offset_mm, self.extent_mm, self.margin_mm = (threshold, top_offset_mm, extent_mm,
-                                                                              margin_mm)
+        self.threshold, self.top_offset_mm, self.extent_mm, self.margin_mm = (
+            threshold,
+            top_offset_mm,
+            extent_mm,
+            margin_mm,
+        )
 
     @property
     def requires_current_data(self) -> bool:
@@ -261,8 +289,13 @@ class HeadCrop(Crop):
         mask = head_foreground(img[0], self.threshold)
         return head_crop_box(mask, spacing, self.top_offset_mm, self.extent_mm, self.margin_mm, name=name)
 
-    def __call__(self, img: torch.Tensor, box: Sequence[int] | None = None,  # type: ignore[override]
-                 lazy: bool | None = None, name: str = "volume") -> torch.Tensor:
+    def __call__(
+        self,
+        img: torch.Tensor,
+        box: Sequence[int] | None = None,  # type: ignore[override]
+        lazy: bool | None = None,
+        name: str = "volume",
+    ) -> torch.Tensor:
         """Crop ``img`` to ``box`` ``(x0, x1, y0, y1, z0, z1)`` if given, else to the automatic box."""
         slices = box_to_slices(box, img.shape, name) if box is not None else self.compute_box(img, name)
         return super().__call__(img=img, slices=slices, lazy=lazy)
@@ -284,10 +317,18 @@ class HeadCropd(Cropd):
         allow_missing_keys: don't raise if a key is missing.
     """
 
-    def __init__(self, keys: KeysCollection, threshold: float | None = None,
-                 top_offset_mm: float = DEFAULT_TOP_OFFSET_MM, extent_mm: float = DEFAULT_EXTENT_MM,
-                 margin_mm: float = DEFAULT_MARGIN_MM, override: Mapping[str, Sequence[int]] | str | Path | None = None,
-                 case_key: str | None = None, box_key: str | None = "crop_box", allow_missing_keys: bool = False):
+    def __init__(
+        self,
+        keys: KeysCollection,
+        threshold: float | None = None,
+        top_offset_mm: float = DEFAULT_TOP_OFFSET_MM,
+        extent_mm: float = DEFAULT_EXTENT_MM,
+        margin_mm: float = DEFAULT_MARGIN_MM,
+        override: Mapping[str, Sequence[int]] | str | Path | None = None,
+        case_key: str | None = None,
+        box_key: str | None = "crop_box",
+        allow_missing_keys: bool = False,
+    ):
         super().__init__(keys, HeadCrop(threshold, top_offset_mm, extent_mm, margin_mm), allow_missing_keys)
         if isinstance(override, (str, os.PathLike)):
             override = read_crop_overrides(override)
@@ -314,8 +355,9 @@ class HeadCropd(Cropd):
             box = self.override.get(case) if case is not None else None
             if box is not None:
                 logger.info(f"{label}: using the crop box {box} given for case {case!r}.")
-            slices = box_to_slices(box, d[key].shape, label) if box is not None else self.cropper.compute_box(
-                d[key], label)
+            slices = (
+                box_to_slices(box, d[key].shape, label) if box is not None else self.cropper.compute_box(d[key], label)
+            )
             if self.box_key is not None:
                 d[f"{key}_{self.box_key}"] = slices_to_box(slices)
             d[key] = Crop.__call__(self.cropper, d[key], slices, lazy=lazy_)
@@ -340,8 +382,10 @@ def read_crop_overrides(csv_path: str | os.PathLike) -> dict[str, tuple[int, int
         header = [h.strip() for h in (reader.fieldnames or [])]
         missing = [c for c in ("case", *BOX_COLUMNS) if c not in header]
         if missing:
-            raise ValueError(f"{csv_path}, line 1: missing column(s) {', '.join(missing)}; the first line must be "
-                             f"the header case,{','.join(BOX_COLUMNS)}.")
+            raise ValueError(
+                f"{csv_path}, line 1: missing column(s) {', '.join(missing)}; the first line must be "
+                f"the header case,{','.join(BOX_COLUMNS)}."
+            )
         reader.fieldnames = header
         boxes: dict[str, tuple[int, int, int, int, int, int]] = {}
         for row in reader:
@@ -363,7 +407,9 @@ def read_crop_overrides(csv_path: str | os.PathLike) -> dict[str, tuple[int, int
             for axis in range(3):
                 if not 0 <= values[2 * axis] < values[2 * axis + 1]:
                     a = "xyz"[axis]
-                    raise ValueError(f"{csv_path}, line {line}: need 0 <= {a}0 < {a}1, got {a}0={values[2 * axis]}, "
-                                     f"{a}1={values[2 * axis + 1]}.")
+                    raise ValueError(
+                        f"{csv_path}, line {line}: need 0 <= {a}0 < {a}1, got {a}0={values[2 * axis]}, "
+                        f"{a}1={values[2 * axis + 1]}."
+                    )
             boxes[case] = tuple(values)  # type: ignore[assignment]
     return boxes

@@ -29,8 +29,13 @@ class LoadVideod(MapTransform):
         frame_step: keep every ``frame_step``-th frame (the training frame rate).
     """
 
-    def __init__(self, keys: KeysCollection, size: Sequence[int] | None = None, frame_step: int = 1,
-                 allow_missing_keys: bool = False):
+    def __init__(
+        self,
+        keys: KeysCollection,
+        size: Sequence[int] | None = None,
+        frame_step: int = 1,
+        allow_missing_keys: bool = False,
+    ):
         super().__init__(keys, allow_missing_keys)
         self.size = tuple(size) if size is not None else None
         self.frame_step = frame_step
