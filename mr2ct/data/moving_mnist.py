@@ -62,8 +62,9 @@ def render_moving_digits(
     """Render ``(n, 28, 28)`` digits as ``(n, 3, depth, H, W)`` uint8 videos; ``domain`` "A" white, "B" coloured."""
     if digit_size > min(size):
         raise ValueError(f"digit_size {digit_size} does not fit in frames of size {tuple(size)}.")
-    small = F.interpolate(torch.as_tensor(digits)[:, None].float(), size=(digit_size, digit_size), mode="area")
-    small = small[:, 0].numpy()
+    small = F.interpolate(torch.as_tensor(digits)[:, None].float(), size=(digit_size, digit_size), mode="area")[
+        :, 0
+    ].numpy()
     palette = colour_palette(num_colours)
     room = (size[0] - digit_size, size[1] - digit_size)
     videos = np.zeros((len(digits), 3, depth, *size), dtype=np.uint8)

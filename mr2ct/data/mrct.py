@@ -31,7 +31,13 @@ def phantom_config(
 ) -> HeadPhantomConfig:
     """The phantom that matches a bundle's ``volume_size`` (slices, x, y): shape (x, y, slices) in RAS order."""
     d, h, w = (int(v) for v in volume_size)
-    return HeadPhantomConfig(shape=(h, w, d), fov_mm=tuple(fov_mm), num_train=num_train, num_test=num_test, seed=seed)
+    return HeadPhantomConfig(
+        shape=(h, w, d),
+        fov_mm=(float(fov_mm[0]), float(fov_mm[1]), float(fov_mm[2])),
+        num_train=num_train,
+        num_test=num_test,
+        seed=seed,
+    )
 
 
 def validation_phantom(phantom: HeadPhantomConfig, num_cases: int) -> HeadPhantomConfig:
@@ -75,7 +81,7 @@ def _by_stem(folder: str | Path) -> dict[str, str]:
 
 def mrct_pairs(
     phantom_dir: str | Path,
-    phantom: HeadPhantomConfig,
+    phantom: HeadPhantomConfig | None,
     mr: str | None = None,
     ct: str | None = None,
     mask: str | None = None,
@@ -145,7 +151,7 @@ def mrct_paired_training_items(
         raise ValueError(
             f"training pairs need both an MR and a CT folder, got paired_mr_dir={mr!r}, paired_ct_dir={ct!r}."
         )
-    pairs = mrct_pairs("", None, mr=mr, ct=ct)  # type: ignore[arg-type]  (folders given: no phantom)
+    pairs = mrct_pairs("", None, mr=mr, ct=ct)  # folders given: no phantom
     return [{"A": item["image"], "B": item["label"]} for item in pairs]
 
 

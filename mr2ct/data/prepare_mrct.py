@@ -34,6 +34,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -122,7 +123,7 @@ def _fmt(values: Sequence[float], digits: int = 4) -> str:
 
 def _full_grid(img: MetaTensor, spacing: Sequence[float]) -> tuple[torch.Tensor, tuple[int, ...]]:
     """Affine and shape of ``Spacing(spacing)``'s output for ``img``, computed lazily (no resampling)."""
-    lazy = Spacing(pixdim=spacing, mode="bilinear", lazy=True)(img)
+    lazy = cast(MetaTensor, Spacing(pixdim=spacing, mode="bilinear", lazy=True)(img))
     return torch.as_tensor(lazy.peek_pending_affine(), dtype=torch.float64), tuple(
         int(s) for s in lazy.peek_pending_shape()
     )
@@ -149,9 +150,9 @@ def _resize(img: MetaTensor, size: Sequence[int]) -> MetaTensor:
     current = tuple(int(s) for s in img.shape[1:])
     grown = tuple(max(c, int(s)) for c, s in zip(current, size))
     if grown != current:
-        img = Resize(spatial_size=grown, mode="trilinear")(img)
+        img = cast(MetaTensor, Resize(spatial_size=grown, mode="trilinear")(img))
     if grown != tuple(size):
-        img = Resize(spatial_size=size, mode="area")(img)
+        img = cast(MetaTensor, Resize(spatial_size=size, mode="area")(img))
     return img
 
 
@@ -160,10 +161,10 @@ def _prepare_case(path: Path, modality: str, box: Sequence[int] | None, settings
     img = read_volume(path)
     info = {
         "original_shape": "x".join(str(s) for s in img.shape),
-        "original_spacing": _fmt(affine_to_spacing(img.affine, r=3)),
+        "original_spacing": _fmt(affine_to_spacing(img.affine, r=3).tolist()),
     }
-    img = EnsureChannelFirst(channel_dim="no_channel")(img)
-    img = Orientation(axcodes="RAS", labels=_RAS_LABELS)(img)
+    img = cast(MetaTensor, EnsureChannelFirst(channel_dim="no_channel")(img))
+    img = cast(MetaTensor, Orientation(axcodes="RAS", labels=_RAS_LABELS)(img))
     full_affine, full_shape = _full_grid(img, settings["spacing"])
     notes = []
     if box is not None:
@@ -176,7 +177,7 @@ def _prepare_case(path: Path, modality: str, box: Sequence[int] | None, settings
             notes.append("warning: the head reaches the top slice (top of the head cut off?)")
         own = head_crop_box(
             mask,
-            affine_to_spacing(img.affine, r=3),
+            affine_to_spacing(img.affine, r=3).tolist(),
             settings["top_offset_mm"],
             settings["extent_mm"],
             settings["margin_mm"],
@@ -189,8 +190,9 @@ def _prepare_case(path: Path, modality: str, box: Sequence[int] | None, settings
     info["crop_box"] = " ".join(str(v) for v in slices_to_box(slices))
     shift = torch.eye(4, dtype=torch.float64)
     shift[:3, 3] = torch.tensor([float(s.start) for s in slices], dtype=torch.float64)
-    img = SpatialResample(mode="bilinear", padding_mode="border", dtype=torch.float32)(
-        img, dst_affine=full_affine @ shift, spatial_size=[s.stop - s.start for s in slices]
+    resample = SpatialResample(mode="bilinear", padding_mode="border", dtype=torch.float32)  # type: ignore[arg-type]  # torch dtypes work
+    img = cast(
+        MetaTensor, resample(img, dst_affine=full_affine @ shift, spatial_size=[s.stop - s.start for s in slices])
     )
     img = _resize(img, settings["size"])
     data = img.as_tensor()
@@ -300,7 +302,8 @@ def prepare_mrct(
     output_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = output_dir / "manifest.csv"
     previous = _read_manifest(manifest_path)
-    rows, used = [], {}
+    rows: list[dict] = []
+    used: dict[tuple[str, str], str] = {}
     for modality, case, path in tqdm(jobs, desc="preparing MR/CT", unit="case"):
         out = output_dir / modality / f"{case}.nii.gz"
         row = dict.fromkeys(MANIFEST_COLUMNS, "")
@@ -314,7 +317,8 @@ def prepare_mrct(
         used[modality, case] = str(path)
         if out.exists() and not overwrite:
             old = previous.get((modality, str(path)))
-            row.update({k: v for k, v in (old or {}).items() if k in MANIFEST_COLUMNS and old.get("status") == "ok"})
+            if old is not None and old.get("status") == "ok":
+                row.update({k: v for k, v in old.items() if k in MANIFEST_COLUMNS})
             row.update(status="ok", reason="kept the existing output (overwrite to redo)")
             rows.append(row)
             continue

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -200,7 +201,9 @@ def write_viper_sequence(
     img_dir, cls_dir = sequence_folders(root, split, sequence)
     img_dir.mkdir(parents=True, exist_ok=True)
     cls_dir.mkdir(parents=True, exist_ok=True)
-    options = {"quality": 95, "subsampling": 0} if image_suffix.lower() in (".jpg", ".jpeg") else {"compress_level": 3}
+    options: dict[str, Any] = (
+        {"quality": 95, "subsampling": 0} if image_suffix.lower() in (".jpg", ".jpeg") else {"compress_level": 3}
+    )
     for index, (rgb, ids) in enumerate(zip(frames, labels, strict=True)):
         name = frame_name(sequence, index)
         Image.fromarray(np.asarray(rgb)).save(img_dir / f"{name}{image_suffix}", **options)

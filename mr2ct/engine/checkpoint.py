@@ -9,7 +9,7 @@ import random
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -125,7 +125,7 @@ class ResumableLoader:
 
     def __iter__(self) -> Iterator:
         replay, self._replay = self._replay, False
-        if replay:
+        if replay and self._start is not None:
             found = RandomStates().state_dict()
             self.generator.set_state(self._start)
         else:
@@ -282,7 +282,7 @@ class TrainingCheckpointer:
     @staticmethod
     def _resume_from(path: Path, load_dict: dict[str, Any], engine: Engine) -> None:
         logger.info(f"resuming from {path}")
-        CheckpointLoader(load_path=str(path), load_dict=load_dict, map_location="cpu").attach(engine)
+        CheckpointLoader(load_path=str(path), load_dict=load_dict, map_location="cpu").attach(engine)  # type: ignore[arg-type]  # torch.load takes a device name
 
     def _due(self, iteration: int) -> bool:
         return self.iteration_interval > 0 and iteration % self.iteration_interval == 0
@@ -291,7 +291,7 @@ class TrainingCheckpointer:
         return epoch % self.interval == 0 or self._due(engine.state.iteration)
 
     def _iteration_due(self, engine: Engine, iteration: int) -> bool:
-        return self._due(iteration) and iteration % engine.state.epoch_length != 0
+        return self._due(iteration) and iteration % cast(int, engine.state.epoch_length) != 0
 
     def _save(self, engine: Engine) -> None:
         bad = [name for name, obj in self.save_dict.items() if isinstance(obj, nn.Module) and not _all_finite(obj)]
@@ -301,7 +301,8 @@ class TrainingCheckpointer:
                 f" the latest stays {latest_checkpoint(self.save_dir)}."
             )
             return
-        self._saver(engine)
+        if self._saver is not None:  # None before attach and on ranks > 0, which write nothing
+            self._saver(engine)
 
 
 class FinalWeightsSaver:

@@ -107,7 +107,7 @@ def adam_options(fused_adam: bool, device: str | torch.device) -> dict[str, bool
 
 def adam(params: Iterable, fused_adam: bool = False, device: str | torch.device = "cpu", **kwargs) -> torch.optim.Adam:
     """``torch.optim.Adam(params, **kwargs)`` with :func:`adam_options`."""
-    return torch.optim.Adam(params, **kwargs, **adam_options(fused_adam, device))
+    return torch.optim.Adam(params, **kwargs, **adam_options(fused_adam, device))  # type: ignore[arg-type]  # None: default
 
 
 def configure_backends(cudnn_benchmark: bool = False) -> None:

@@ -29,14 +29,14 @@ def shift_volume(x: torch.Tensor, shift: Sequence[int]) -> torch.Tensor:
         pad += [max(s, 0), max(-s, 0)]
     padded = F.pad(x, pad, mode="replicate")
     index = tuple(slice(max(-s, 0), max(-s, 0) + n) for s, n in zip(shift, x.shape[2:]))
-    return padded[(..., *index)]
+    return padded[(slice(None), slice(None), *index)]
 
 
 def _moved_back(ones: torch.Tensor, shift: Sequence[int]) -> torch.Tensor:
     """1 where a voxel moved by ``shift`` and back is the voxel itself, 0 where it is a copy of an edge."""
     mask = torch.zeros_like(ones)
     index = tuple(slice(max(-s, 0), n - max(s, 0)) for s, n in zip(shift, ones.shape[2:]))
-    mask[(..., *index)] = 1
+    mask[(slice(None), slice(None), *index)] = 1
     return mask
 
 
@@ -86,7 +86,7 @@ class AugmentationSpread(nn.Module):
             back = [-s for s in shift]
             outputs.append(shift_volume(self.network(shift_volume(x, shift)), back).float())
             valid.append(_moved_back(valid[0], shift))  # voxels moved out and back in are edge copies: left out
-        outputs, weights = torch.stack(outputs), torch.stack(valid)
-        mean = (outputs * weights).sum(0) / weights.sum(0)
-        spread = (((outputs - mean) ** 2 * weights).sum(0) / weights.sum(0)).sqrt()
+        stacked, weights = torch.stack(outputs), torch.stack(valid)
+        mean = (stacked * weights).sum(0) / weights.sum(0)
+        spread = (((stacked - mean) ** 2 * weights).sum(0) / weights.sum(0)).sqrt()
         return torch.cat([plain, spread.to(plain.dtype)], dim=1)

@@ -145,7 +145,7 @@ class VolumeTranslator(SupervisedEvaluator):
             return float("nan")
         return float(uncertainty[inside].mean())
 
-    def _iteration(self, engine: VolumeTranslator, batchdata: dict) -> dict:
+    def _iteration(self, engine: SupervisedEvaluator, batchdata: dict) -> dict:
         source = str(batchdata["source"][0])
         output = self.output_path(source)
         start = time.perf_counter()

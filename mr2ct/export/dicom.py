@@ -201,7 +201,7 @@ def _source_series(source: Path) -> list[Dataset] | None:
     files = dicom_files(folder) if source.is_dir() else [source] + [f for f in dicom_files(folder) if f != source]
     if not files:
         raise VolumeError(source, "is a folder without DICOM files (expected the source DICOM series)")
-    headers = []
+    headers: list[Dataset] = []
     for f in files:
         try:
             headers.append(pydicom.dcmread(f, stop_before_pixels=True))
@@ -241,12 +241,12 @@ def _identity(
     ds.StudyDate, ds.StudyTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     ds.SeriesDate = ds.ContentDate = ds.InstanceCreationDate = now.strftime("%Y%m%d")
     ds.SeriesTime = ds.ContentTime = ds.InstanceCreationTime = now.strftime("%H%M%S")
-    if src is not None:
+    if src is not None and headers:
         for tag in (*_PATIENT_TAGS, *_STUDY_TAGS, "FrameOfReferenceUID", "PositionReferenceIndicator"):
             if tag in src:
                 setattr(ds, tag, src[tag].value)
 
-        def instances() -> list[Dataset]:
+        def instances(headers: list[Dataset] = headers) -> list[Dataset]:
             items = [Dataset() for _ in headers]
             for item, h in zip(items, headers):
                 item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = h.SOPClassUID, h.SOPInstanceUID
@@ -452,7 +452,7 @@ def export_dicom(
         FileExistsError, FileNotFoundError, ValueError: see :func:`write_dicom_series`.
     """
     input_path, output_dir = Path(input_path), Path(output_dir)
-    check_apart(output_dir, {"input": input_path, "source": source_dicom})
+    check_apart(output_dir, {"input": input_path, "source": Path(source_dicom) if source_dicom is not None else None})
     volume = read_volume(input_path)
     try:
         _checked(volume, volume.affine)
@@ -466,7 +466,7 @@ def export_dicom(
         source=source_dicom if source_dicom is not None else input_path,
         anonymize=anonymize,
         overwrite=overwrite,
-        **tags,
+        **tags,  # type: ignore[arg-type]  # the str-valued tags of write_dicom_series
     )
 
 

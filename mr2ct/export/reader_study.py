@@ -243,7 +243,8 @@ def make_study(
         images.mkdir(parents=True)
         total = len(cases) * (len(shown) + show_source) + len(example_files)
         with tqdm(total=total, desc="rendering study images", unit="image") as progress:
-            rendered, seen = {}, {}  # (method or "source", case) -> image entry; pixel hash -> what it shows
+            rendered: dict[tuple[str, str], dict] = {}  # (method or "source", case) -> image entry
+            seen: dict[str, str] = {}  # pixel hash -> what it shows
             for case in cases:
                 files = {m: shown[m][case] for m in shown}
                 rendered |= _render_case(case, files, target_kind, ct_window, images, rng, seen)

@@ -126,7 +126,7 @@ class TranslationReport:
         settings: Mapping | None = None,
         loss_csv: str | Path | None = None,
         num_cases: int = 4,
-        value_range: tuple[float, float] = (0, 255),
+        value_range: tuple[float, float] | Mapping[str, tuple[float, float]] = (0, 255),
         metric_notes: Mapping[str, str] | None = None,
         mse_ratios: Mapping[str, tuple[str, str]] | None = None,
         midplanes: tuple[float, float, float] | None = None,
@@ -138,7 +138,8 @@ class TranslationReport:
         self.settings = dict(settings or {})
         self.loss_csv = loss_csv
         self.num_cases = num_cases
-        self.value_range = dict(value_range) if isinstance(value_range, Mapping) else tuple(value_range)
+        # a mapping for midplanes, one (low, high) pair otherwise
+        self.value_range: Any = dict(value_range) if isinstance(value_range, Mapping) else tuple(value_range)
         self.midplanes = midplanes
         self.metric_notes = dict(metric_notes or {})
         self.mse_ratios = dict(mse_ratios or {})
@@ -148,12 +149,17 @@ class TranslationReport:
         self.case_names: list[str] = []
 
     def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, lambda _: (self.cases.clear(), self.case_names.clear()))
+        engine.add_event_handler(Events.STARTED, self._reset)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
         engine.add_event_handler(Events.COMPLETED, self)
 
+    def _reset(self, _engine: Engine) -> None:
+        self.cases.clear()
+        self.case_names.clear()
+
     def _collect(self, engine: Engine) -> None:
-        for item in engine.state.output:
+        output: Any = engine.state.output  # the evaluator's list of decollated items
+        for item in output:
             meta = getattr(item.get("image"), "meta", {})
             self.case_names.append(str(meta.get("filename_or_obj", len(self.case_names))))
             if len(self.cases) >= self.num_cases:
@@ -176,7 +182,7 @@ class TranslationReport:
         self._write_cases(details)
         with atomic_file(self.output_dir / "examples.npz") as tmp:
             arrays = {f"{k}_{i}": v.numpy() for i, case in enumerate(self.cases) for k, v in case.items()}
-            np.savez_compressed(tmp, **arrays)
+            np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub: names are arrays too
         pictures = []
         names = {"image": "input", "pred": "translation", "label": "ground truth"}
         for i, case in enumerate(self.cases):

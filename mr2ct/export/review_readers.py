@@ -7,6 +7,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from monai.data import MetaTensor
 from monai.transforms import Orientation
 
 from mr2ct.io.readers import VOLUME_SUFFIXES, VolumeError, read_volume, volume_stem
@@ -23,7 +24,7 @@ def find_volume(folder: Path, stem: str) -> Path | None:
 
 def read_ras(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
     """A volume's voxels with RAS axes (x right, y anterior, z superior) and its voxel size in mm."""
-    image = Orientation(axcodes="RAS", labels=None)(read_volume(path)[None])
+    image: MetaTensor = Orientation(axcodes="RAS", labels=None)(read_volume(path)[None])  # type: ignore[assignment]  # MONAI returns its input's type
     return image[0].numpy(), tuple(float(s) for s in image.pixdim)
 
 
@@ -34,7 +35,7 @@ def read_clip(path: Path) -> np.ndarray:
     except SizeError as e:
         raise VolumeError(e.path, e.reason) from None
     try:
-        data = np.asarray(nib.load(path).dataobj, dtype=np.float32)
+        data = np.asarray(nib.load(path).dataobj, dtype=np.float32)  # type: ignore[attr-defined]  # every NIfTI has one
     except Exception as e:  # noqa: BLE001 - any reader failure is a bad file
         raise VolumeError(path, f"cannot be read as a NIfTI video ({e})") from e
     if data.ndim == 3:

@@ -35,8 +35,9 @@ _VIDEO_RANGE = (0.0, 255.0)  # intensities of the NIfTI videos the video bundles
 
 def _case_sheet(sheet: Path, paths: Sequence[Path], labels: Sequence[str], kinds: Sequence[str], video: bool) -> Path:
     """Read one case (source, translation, then ground truth if any), check that they share a grid, write its sheet."""
+    spacings: Sequence[tuple[float, ...]] = ()
     if video:
-        arrays, spacings = [read_clip(p) for p in paths], None
+        arrays = [read_clip(p) for p in paths]
     else:
         arrays, spacings = zip(*(read_ras(p) for p in paths))
     for path, array in zip(paths[1:], arrays[1:]):
@@ -132,8 +133,9 @@ def write_review_sheets(
         written.append((stem, sheet.relative_to(output_dir).as_posix()))
         uncertainty = None if video else find_volume(translation_dir, f"{stem}_uncertainty")
         if uncertainty is not None:  # the confidence map that inference wrote beside the translation
-            (translation, spacing), (spread, _) = read_ras(translations[stem]), read_ras(uncertainty)
-            error = np.abs(translation - read_ras(truths[stem])[0]) if truths[stem] is not None else None
+            (translation, spacing), (spread, _) = read_ras(paths[1]), read_ras(uncertainty)
+            truth = truths[stem]
+            error = np.abs(translation - read_ras(truth)[0]) if truth is not None else None
             window = CT_WINDOWS["bone"] if target_kind == "ct" else percentile_window(translation)
             sheet = uncertainty_sheet(
                 output_dir / "sheets" / f"{stem}_uncertainty.png",

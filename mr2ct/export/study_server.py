@@ -132,7 +132,7 @@ class _StudyRequestHandler(BaseHTTPRequestHandler):
     default_request_version = "HTTP/1.0"  # not 0.9: every answer, to a garbled request too, has a status line
 
     def setup(self) -> None:
-        self.timeout = self.server.timeout_s  # socket timeout for every read, headers included
+        self.timeout = self.server.timeout_s  # type: ignore[misc]  # per handler, as socketserver reads it; socket timeout for every read, headers included
         super().setup()
 
     # ----------------------------------------------------------------------------------------- answering

@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -128,7 +129,8 @@ def read_frame_folder(folder: str | os.PathLike, frame_step: int = 1, max_bytes:
 def _stack(frames: Iterable[np.ndarray], path: str | os.PathLike, max_bytes: int | None) -> np.ndarray:
     """The frames as one array; :class:`VideoError` as soon as they add up to more than the limit."""
     limit = max_volume_bytes() if max_bytes is None else max_bytes
-    kept, total = [], 0
+    kept: list[np.ndarray] = []
+    total = 0
     for frame in frames:
         total += frame.nbytes
         if total > limit:
@@ -202,7 +204,8 @@ def _even(frame: np.ndarray) -> np.ndarray:
 
 def _encode(container, frames: Iterable[np.ndarray], fps: float, crf: int) -> None:
     """Encode RGB frames into ``container`` as one H.264 stream; raise if there are none or sizes differ."""
-    stream, first = None, None
+    stream: Any = None  # av's stream, added at frame 0
+    first = None
     for index, frame in enumerate(frames):
         frame = np.asarray(frame)
         if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
@@ -257,7 +260,7 @@ def list_videos(folder: str | os.PathLike) -> list[Path]:
     return found
 
 
-def fit_frame(frame: np.ndarray, size: tuple[int, int] | None, nearest: bool = False) -> np.ndarray:
+def fit_frame(frame: np.ndarray, size: Sequence[int] | None, nearest: bool = False) -> np.ndarray:
     """Centre-crop ``frame`` (H, W[, C]) to the aspect ratio of ``size`` and resize it: anti-aliased bilinear,
     or nearest neighbour (class ids). ``size=None`` leaves it as it is."""
     if size is None:

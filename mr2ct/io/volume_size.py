@@ -21,6 +21,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "DEFAULT_MAX_VOLUME_BYTES",
@@ -158,7 +159,7 @@ def _check_nifti(path: Path, max_bytes: int | None) -> None:
     import nibabel as nib  # noqa: PLC0415 - only for NIfTI
 
     try:
-        header = nib.load(path).header  # the header only: the data stay on disk
+        header: Any = nib.load(path).header  # the header only: the data stay on disk
         shape, dtype = tuple(int(n) for n in header.get_data_shape()), header.get_data_dtype()
     except Exception:  # noqa: BLE001 - an unreadable header is the reader's to report
         return

@@ -35,7 +35,7 @@ def volume_l2(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     pred, target = _check(pred, "pred"), _check(target, "target")
     if pred.shape != target.shape:
         raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape.")
-    return RMSEMetric()(pred, target).reshape(-1)
+    return torch.as_tensor(RMSEMetric()(pred, target)).reshape(-1)
 
 
 def digit_masks(video: torch.Tensor, threshold: float = 127.5) -> torch.Tensor:

@@ -115,6 +115,7 @@ def decode_palette(video_rgb: torch.Tensor, palette: torch.Tensor | np.ndarray |
         raise ValueError(f"palette must be (K, {video.shape[1]}), got shape {tuple(palette.shape)}.")
     colours = palette.T[..., None, None, None]  # (C, K, 1, 1, 1)
     dist = sum((video[:, c, None] - colours[c]) ** 2 for c in range(video.shape[1]))  # (N, K, D, H, W)
+    assert isinstance(dist, torch.Tensor)  # palette.shape[1] == C >= 1 terms
     return dist.argmin(dim=1)
 
 

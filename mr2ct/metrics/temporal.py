@@ -98,7 +98,8 @@ def grey_frames(video: torch.Tensor | np.ndarray) -> np.ndarray:
 def farneback_flow(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
     """Farneback optical flow ``(H, W, 2)`` (dx, dy) from grey uint8 frame ``prev`` to ``cur`` (TecoGAN's
     parameters, :data:`FARNEBACK_PARAMS`)."""
-    return cv2.calcOpticalFlowFarneback(np.ascontiguousarray(prev), np.ascontiguousarray(cur), None, **FARNEBACK_PARAMS)
+    prev, cur = np.ascontiguousarray(prev), np.ascontiguousarray(cur)
+    return cv2.calcOpticalFlowFarneback(prev, cur, None, **FARNEBACK_PARAMS)  # type: ignore[call-overload]  # None: OpenCV allocates the flow
 
 
 def _sample(image: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -297,7 +297,7 @@ def preference_table(
         groups[name] = (winner, loser, draws)
     rows = []
     for method in methods:
-        stats = []
+        stats: list = []  # p, sigma, n per kind of judgement
         for name in ("methods", "real"):
             p, boot, n = _win_rates(*groups[name], index[method])
             sigma = float(np.nanstd(boot)) if n and np.isfinite(boot).any() else float("nan")

@@ -199,5 +199,5 @@ class ResnetGenerator(nn.Module):
             x = F.pad(x, pad, mode="replicate")
         y = self._run_model(x)
         if any(extra):
-            y = y[(..., *(slice(e // 2, e // 2 + n) for e, n in zip(extra, size)))]
+            y = y[(slice(None), slice(None), *(slice(e // 2, e // 2 + n) for e, n in zip(extra, size)))]
         return y

@@ -23,6 +23,7 @@ import logging
 import os
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -289,10 +290,10 @@ class HeadCrop(Crop):
         mask = head_foreground(img[0], self.threshold)
         return head_crop_box(mask, spacing, self.top_offset_mm, self.extent_mm, self.margin_mm, name=name)
 
-    def __call__(
+    def __call__(  # type: ignore[override]  # Crop's slices argument becomes an optional box
         self,
         img: torch.Tensor,
-        box: Sequence[int] | None = None,  # type: ignore[override]
+        box: Sequence[int] | None = None,
         lazy: bool | None = None,
         name: str = "volume",
     ) -> torch.Tensor:
@@ -330,6 +331,7 @@ class HeadCropd(Cropd):
         allow_missing_keys: bool = False,
     ):
         super().__init__(keys, HeadCrop(threshold, top_offset_mm, extent_mm, margin_mm), allow_missing_keys)
+        self.cropper: HeadCrop
         if isinstance(override, (str, os.PathLike)):
             override = read_crop_overrides(override)
         self.override = {str(k): tuple(int(v) for v in box) for k, box in (override or {}).items()}
@@ -348,7 +350,7 @@ class HeadCropd(Cropd):
         return (volume_stem(source) if source else None), label
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor], lazy: bool | None = None) -> dict:
-        d = dict(data)
+        d: dict[Hashable, Any] = dict(data)
         lazy_ = self.lazy if lazy is None else lazy
         for key in self.key_iterator(d):
             case, label = self._case(d, key)

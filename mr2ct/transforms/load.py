@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
+from pathlib import Path
 
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
@@ -35,5 +36,5 @@ class LoadVolumed(MapTransform):
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
         d = dict(data)
         for key in self.key_iterator(d):
-            d[key] = read_volume(d[key], channels=self.channels)
+            d[key] = read_volume(Path(str(d[key])), channels=self.channels)
         return d
