@@ -12,12 +12,15 @@
 #   5 whole-volume inference throughput      6 host syncs: one transfer vs per-loss .item()
 #   7 a 2-process nccl DDP smoke run (only with 2 or more GPUs)
 #   8 200 iterations of mrct training at 30x256x256 (bf16 + channels_last), every logged loss finite
+# GPU_CHECK_ONLY=name,name runs only those pieces (e.g. GPU_CHECK_ONLY=train_200,finite_losses for a rerun).
+# With GPU_CHECK_TINY=1 on the CPU, piece 7 runs with 2 gloo processes instead (the same command).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 DEVICE=${GPU_CHECK_DEVICE:-cuda}
 TINY=${GPU_CHECK_TINY:-0}
+ONLY=${GPU_CHECK_ONLY:-}
 OUT=${OUT:-gpu_check}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -55,6 +58,9 @@ piece() {  # piece NAME COMMAND...: run, log, report the time; a failure stops t
     step=$((step + 1))
     local name=$1 log="$OUT/${step}_$1.log" start=$SECONDS
     shift
+    if [[ -n "$ONLY" && ",$ONLY," != *",$name,"* ]]; then
+        return 0
+    fi
     echo "== $step $name: $*"
     if ! "$@" >"$log" 2>&1; then
         tail -n 30 "$log" >&2
@@ -83,7 +89,7 @@ piece host_syncs "$PY" scripts/bench_host_syncs.py --device "$DEVICE" --shape "$
 B=bundles/mrct_cyclegan3d/configs
 train_overrides=(--max_epochs 1 --decay_epochs 0 --val_interval 0 --ckpt_iteration_interval 100000
                  --num_train_subjects 4 --num_test_subjects 1 --num_workers 2 --log_interval 1)
-if (( GPUS >= 2 )); then
+if (( GPUS >= 2 )) || [[ "$TINY" == 1 && "$DEVICE" == cpu ]]; then
     piece ddp_smoke torchrun --standalone --nproc_per_node 2 -m monai.bundle run training \
         --config_file "['$B/train.json','$B/quick.json','$B/multi_gpu_train.json']" \
         "${train_overrides[@]}" --epoch_length 10 --bundle_root "$OUT/ddp_bundle" --output_dir "$OUT/ddp_run"
