@@ -18,6 +18,7 @@ Examples::
     mr2ct bench --shapes quick paper --opt amp,channels_last,fused_adam   # training step vs the fp32 reference
     mr2ct bench inference --volume 120 256 256 --sw-batch-size 4 --opt amp   # whole-volume inference likewise
     mr2ct bench data mrct_cyclegan3d --batches 20    # the training data loader's batches per second
+    mr2ct bench curves --output docs/cost_curves     # step / inference cost against volume size and ngf
 
 Anything after the bundle name that is not ``--quick`` is passed on as a config override (``--key value``). The
 other commands have command lines of their own (``mr2ct prepare --help``); their arguments are passed on as given.
@@ -48,7 +49,10 @@ _DELEGATED = {
     "prepare": ("mr2ct.data.prepare_mrct", "raw DICOM/NIfTI MR and CT -> the training layout"),
     "export-dicom": ("mr2ct.export.dicom", "translated volumes -> DICOM series"),
     "reproduce": ("mr2ct.reproduce", "the paper's comparison of methods"),
-    "bench": ("mr2ct.benchmarks", "benchmarks against the fp32 reference ([inference|data] ARGS)"),
+    "bench": (
+        "mr2ct.benchmarks",
+        "benchmarks against the fp32 reference ([inference|data|curves] ARGS, --peer ganslate)",
+    ),
 }
 _REVIEW = {
     "sheets": ("mr2ct.export.sheets", "review sheets (PNG or GIF per case) and an index.html"),

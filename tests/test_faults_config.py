@@ -146,6 +146,9 @@ BAD_VALUES = [
     (MRCT, "inference.json", {"amp_dtype": "half"}, "config key 'amp_dtype' must be 'bfloat16' or 'float16'"),
     (MRCT, "inference.json", {"sw_batch_size": 0}, "config key 'sw_batch_size' must be a positive integer"),
     (MRCT, "inference.json", {"sw_overlap": 1.0}, "config key 'sw_overlap' must be a number in [0, 1)"),
+    # training data cache
+    (MRCT, "train.json", {"cache": "ram"}, "config key 'cache' is 'ram'; choose one of memory, disk, none"),
+    (VMNIST, "train.json", {"cache": "Disk"}, "config key 'cache' is 'Disk'; choose one of memory, disk, none"),
     # missing paths
     (
         MRCT,

@@ -6,6 +6,9 @@
   (``mr2ct bench inference [...]``, ``python scripts/benchmark_inference.py``);
 - :mod:`~mr2ct.benchmarks.data_loading`: a bundle's training data loader, batches per second
   (``mr2ct bench data BUNDLE [...]``);
+- :mod:`~mr2ct.benchmarks.cost_curves`: step time and memory against volume size and ngf, inference against
+  volume size, as a CSV and a PNG (``mr2ct bench curves [...]``);
+- :mod:`~mr2ct.benchmarks.peer`: our step beside ganslate's in its own environment (``mr2ct bench --peer ganslate``);
 - :mod:`~mr2ct.benchmarks.measure`: what both measure the same way (peak memory, FLOPs, the machine).
 """
 
@@ -15,9 +18,13 @@ __all__ = ["main"]
 
 
 def main(argv: list[str]) -> int:
-    """``mr2ct bench [inference|data] ARGS``: the inference or data-loading benchmark when the first argument
+    """``mr2ct bench [inference|data|curves] ARGS``: the inference or data-loading benchmark when the first argument
     names it, else the training-step benchmark."""
-    if argv[:1] == ["data"]:
+    if argv[:1] == ["curves"]:
+        from mr2ct.benchmarks.cost_curves import main as cost_curves
+
+        cost_curves(argv[1:])
+    elif argv[:1] == ["data"]:
         from mr2ct.benchmarks.data_loading import main as data_loading
 
         data_loading(argv[1:])

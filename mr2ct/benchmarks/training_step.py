@@ -6,6 +6,7 @@ Usage (``mr2ct bench ...`` is the same as ``python scripts/benchmark.py ...``)::
     mr2ct bench --device cuda --opt amp,channels_last,fused_adam,cudnn_benchmark --markdown BENCHMARKS.md
     mr2ct bench --device cpu --shapes quick --opt amp,channels_last,fused_adam --repeats 20 --warmup 3
     mr2ct bench --shapes 30x256x256:1:64:9 --opt amp,checkpoint_blocks --repeats 1 --warmup 0
+    mr2ct bench --device cpu --peer ganslate --opt amp,channels_last --repeats 3 --warmup 1   # beside ganslate
 
 A shape is ``DxHxW[:channels[:ngf[:blocks]]]`` (defaults 1 channel, ngf 64, 9 residual blocks); ``paper``
 stands for the paper's shapes (30x84x84 1 and 3 channels, 8x108x192 3 channels, 30x256x256 1 channel, ngf 64,
@@ -262,6 +263,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--method", default="3d", choices=list(METHODS))
     parser.add_argument("--frames-per-batch", type=int, default=8)
     parser.add_argument("--batch", type=int, default=1, help="clips per batch")
+    parser.add_argument(
+        "--peer",
+        help="also time a peer's step at the same shapes, in its own virtual environment: ganslate (default "
+        "shapes 32x64x64 and 32x84x84, ngf 64; see mr2ct.benchmarks.peer)",
+    )
+    parser.add_argument("--peer-dir", help="where the peer's virtual environment is made (outside the repository)")
     add_common_arguments(parser)
     return parser
 
@@ -278,7 +285,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     try:
         options = tuple(parse_options(args.opt))
         shapes = args.shapes or (["paper", "quick"] if torch.device(args.device).type == "cuda" else ["quick"])
+        if args.peer:
+            from mr2ct.benchmarks.peer import PEER_SHAPES, check_peer_specs
+
+            shapes = args.shapes or list(PEER_SHAPES)
         specs = [parse_shape(s) for s in expand_shapes(shapes)]
+        if args.peer:
+            check_peer_specs(args.peer, specs, args.device)
     except ValueError as e:
         parser.error(str(e))
     check_device(parser, args, "amp" in options)
@@ -304,6 +317,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         }
         return run_isolated(__name__, job, " ".join(opts) or "reference")
 
+    if args.peer:
+        return _peer_main(args, argv, specs, options, run)
     name = "+".join(options) or "reference (no switches)"
     if "amp" in options:
         name = name.replace("amp", f"amp ({'bf16' if args.amp_dtype == 'bfloat16' else 'fp16'})")
@@ -335,6 +350,55 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.markdown:
         command = "mr2ct bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
         append_markdown(args.markdown, f"Training step, {device_name(args.device)}", command, table(rows, peak), footer)
+    return rows
+
+
+def _peer_main(args, argv, specs: list[dict], options: tuple[str, ...], run) -> list[dict]:
+    """``--peer``: for each shape the peer's step, our fp32 reference and our optimised step; ratios to the peer
+    and shares of this CPU's matmul peak (measured first, in this process)."""
+    from mr2ct.benchmarks.measure import format_bytes
+    from mr2ct.benchmarks.peer import ensure_ganslate, matmul_peak, run_peer
+
+    python = ensure_ganslate(args.peer_dir)
+    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    print(f"CPU matmul peak (2048x2048, best of 5): fp32 {peaks['fp32']:.3f} TFLOP/s, bf16 {peaks['bf16']:.3f} TFLOP/s")
+    best = "+".join(options).replace("amp", "amp (bf16)") or "reference (no switches)"
+    lines = [
+        "| shape | step | s / step (first) | vs ganslate | TFLOP/s | share of CPU matmul peak | peak memory |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    print("\n".join(lines), flush=True)
+    rows = []
+    for spec in specs:
+        peer = run_peer(python, spec, args.warmup, args.repeats, args.threads)
+        reference = run(spec, (), count=True)
+        result = run(spec, options, count=False)
+        for row_name, res, flops, dtype in (
+            ("ganslate Resnet3D + PatchGAN3D (fp32)", peer, peer["flops"], "fp32"),
+            ("mr2ct fp32 reference", reference, reference["flops"], "fp32"),
+            (f"mr2ct {best}", result, reference["flops"], "bf16" if "amp" in options else "fp32"),
+        ):
+            tflops = flops / res["median"] / 1e12
+            line = (
+                f"| {'x'.join(map(str, spec['shape']))} ngf {spec['ngf']} | {row_name} "
+                f"| {res['median']:.2f} ({res['first']:.2f}) | {peer['median'] / res['median']:.2f}x "
+                f"| {tflops:.3f} | {100 * tflops / peaks[dtype]:.0f}% of {dtype} "
+                f"| {format_bytes(res['peak']) if res['peak'] is not None else '-'} |"
+            )
+            lines.append(line)
+            rows.append({"spec": spec, "name": row_name, "result": res, "tflops": tflops})
+            print(line, flush=True)
+    footer = (
+        f"{device_name(args.device)}, torch {torch.__version__} (ganslate's environment: torch {peer['torch']}), "
+        f"batch 1, median of {args.repeats} steps after {args.warmup} warm-up, each in its own process; CPU "
+        f"matmul peak fp32 {peaks['fp32']:.3f} / bf16 {peaks['bf16']:.3f} TFLOP/s; peak memory: RSS rise"
+    )
+    print(footer)
+    if args.markdown:
+        command = "mr2ct bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+        append_markdown(
+            args.markdown, f"Training step beside ganslate, {device_name(args.device)}", command, lines, footer
+        )
     return rows
 
 

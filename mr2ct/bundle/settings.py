@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from mr2ct.data.datasets import CACHE_MODES
 from mr2ct.engine.losses import ADVERSARIAL_LOSSES
 from mr2ct.engine.methods import METHODS, get_method
 from mr2ct.engine.performance import AMP_DTYPES
@@ -174,6 +175,10 @@ class CycleGANSettings:
     epoch_length: int | None = setting(optional_positive_int, "iterations per epoch (null: the loader's length)")
     clips_per_batch: int = setting(positive_int, "clips loaded per iteration")
     frames_per_batch: int | None = setting(optional_positive_int, "frames per batch of method random")
+    cache: str = setting(
+        choice(*CACHE_MODES),
+        "training data: memory (all preprocessed in RAM), disk (preprocessed once into cache_dir) or none",
+    )
     max_nonfinite_steps: int | None = setting(optional_nonnegative_int, "consecutive non-finite steps that stop")
     resume: bool = setting(parse_flag, "continue from the latest checkpoint")
     distributed: bool = setting(parse_flag, "train in a torchrun process group (multi_gpu_train.json)")

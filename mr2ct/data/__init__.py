@@ -18,7 +18,16 @@ from mr2ct.io.readers import (
 )
 from mr2ct.io.video import VideoError, read_frame_folder, read_video, write_video
 
-from .datasets import SkipFailuresDataset, UnpairedDataset, load_split, paired_items
+from .datasets import (
+    CACHE_MODES,
+    LoadClipd,
+    SkipFailuresDataset,
+    UnpairedDataset,
+    cached_dataset,
+    clip_items,
+    load_split,
+    paired_items,
+)
 from .digit_videos import DigitVideoConfig, build_digit_videos
 from .digits import bundled_mnist_path, load_digits, read_idx
 from .driving_scene import DrivingSceneConfig, build_driving_scene, render_sequence
@@ -38,6 +47,10 @@ from .viper import GTA_SEQUENCES, VIPER_CLASSES, decode_labels, encode_labels
 from .volumetric_mnist import build_volumetric_mnist, erosion_profile, render_volumes
 
 __all__ = [
+    "CACHE_MODES",
+    "LoadClipd",
+    "cached_dataset",
+    "clip_items",
     "GTA_SEQUENCES",
     "MODALITIES",
     "TISSUES",

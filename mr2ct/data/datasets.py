@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import hashlib
+import os
+import pickle
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from monai.data import Dataset
+from monai.data import CacheDataset, Dataset, PersistentDataset
+from monai.data.utils import pickle_hashing
+from monai.transforms import Compose, MapTransform
 
-__all__ = ["SkipFailuresDataset", "UnpairedDataset", "load_split", "paired_items"]
+__all__ = [
+    "CACHE_MODES",
+    "LoadClipd",
+    "SkipFailuresDataset",
+    "UnpairedDataset",
+    "cached_dataset",
+    "clip_items",
+    "load_split",
+    "paired_items",
+]
+
+CACHE_MODES = ("memory", "disk", "none")
 
 
 def load_split(folder: str | Path, split: str, domain: str) -> np.ndarray:
@@ -18,6 +34,94 @@ def load_split(folder: str | Path, split: str, domain: str) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; was the data set built (see the bundle's dataset_dir)?")
     return np.load(path, mmap_mode="r")
+
+
+def clip_items(folder: str | Path, split: str, domain: str) -> list[dict]:
+    """``[{domain: [path, i]}]``, one item per clip of ``<folder>/<split>_<domain>.npy`` (loaded by
+    :class:`LoadClipd`): small items that a :func:`cached_dataset` can hash and cache."""
+    path = Path(folder) / f"{split}_{domain}.npy"
+    return [{domain: [str(path), i]} for i in range(len(load_split(folder, split, domain)))]
+
+
+class LoadClipd(MapTransform):
+    """Replace each ``[path, i]`` of :func:`clip_items` by a copy of clip ``i`` of the memory-mapped ``path``."""
+
+    def __init__(self, keys, allow_missing_keys: bool = False):
+        super().__init__(keys, allow_missing_keys)
+        self._maps: dict[str, np.ndarray] = {}
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        out = dict(data)
+        for key in self.key_iterator(out):
+            path, index = out[key]
+            if path not in self._maps:
+                self._maps[path] = np.load(path, mmap_mode="r")
+            out[key] = np.array(self._maps[path][index])  # a copy out of the memory map
+        return out
+
+    def __getstate__(self) -> dict:  # memory maps stay in their process (and out of cache hashes)
+        return {**self.__dict__, "_maps": {}}
+
+
+def _files_and_times(item) -> list:
+    """The existing files an item names, with their sizes and modification times (so that a changed file is
+    not served from an old disk cache)."""
+    values = item.values() if isinstance(item, Mapping) else item if isinstance(item, (list, tuple)) else [item]
+    out = []
+    for value in values:
+        if isinstance(value, (Mapping, list, tuple)):
+            out += _files_and_times(value)
+        elif isinstance(value, (str, os.PathLike)) and os.path.isfile(value):
+            stat = os.stat(value)
+            out.append([str(value), stat.st_size, stat.st_mtime_ns])
+    return out
+
+
+def _item_hash(item) -> bytes:
+    return pickle_hashing({"item": item, "files": _files_and_times(item)})
+
+
+def _transform_key(transform: Callable) -> str:
+    """A short key of a (deterministic) preprocessing chain and its settings: different sizes or windows must
+    not share disk-cache entries (MONAI's own transform hash falls back to the class names)."""
+    transforms = transform.flatten().transforms if isinstance(transform, Compose) else [transform]
+    try:
+        dump = pickle.dumps(transforms)
+    except Exception:  # noqa: BLE001 - any unpicklable transform: fall back to the chain's class names
+        dump = "".join(type(t).__qualname__ for t in transforms).encode()
+    return hashlib.sha256(dump).hexdigest()[:16]
+
+
+def cached_dataset(
+    data: Sequence,
+    transform: Callable,
+    cache: str = "memory",
+    cache_dir: str | Path | None = None,
+    cache_rate: float = 1.0,
+    num_workers: int | None = 0,
+) -> Dataset:
+    """The training data set of ``data`` items preprocessed by ``transform``, cached as ``cache`` says:
+
+    - ``"memory"``: MONAI ``CacheDataset`` (``cache_rate`` of the items preprocessed once, up front, into RAM:
+      fastest, memory grows with the data set);
+    - ``"disk"``: MONAI ``PersistentDataset`` (each item preprocessed once, the first time it is read, saved to
+      ``cache_dir/<key of the preprocessing>/`` and read back from there: memory flat in the data set's size; a
+      changed file or preprocessing setting gets new entries);
+    - ``"none"``: a plain ``Dataset`` (preprocessed at every read).
+
+    The items, their order and values are the same in every mode.
+    """
+    if cache not in CACHE_MODES:
+        raise ValueError(f"cache must be one of {', '.join(CACHE_MODES)}, got {cache!r}.")
+    if cache == "memory":
+        return CacheDataset(data, transform, cache_rate=cache_rate, num_workers=num_workers)
+    if cache == "disk":
+        if cache_dir is None:
+            raise ValueError("cache 'disk' needs a cache_dir.")
+        folder = Path(cache_dir) / _transform_key(transform)
+        folder.mkdir(parents=True, exist_ok=True)
+        return PersistentDataset(data, transform, cache_dir=folder, hash_func=_item_hash)
+    return Dataset(data, transform)
 
 
 def paired_items(

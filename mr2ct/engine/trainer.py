@@ -27,6 +27,8 @@ from mr2ct.networks.weights import count_parameters
 
 __all__ = ["CycleGANTrainer", "loss_values"]
 
+_NETWORKS = ("g_ab", "g_ba", "d_a", "d_b")
+
 
 def loss_values(output: dict[str, Any]) -> dict[str, float]:
     """The named scalar losses of an iteration output (``loss_*`` keys), for Stats/TensorBoard/progress handlers."""
@@ -212,21 +214,20 @@ class CycleGANTrainer(Trainer):
             return nullcontext()
         return torch.autocast(torch.device(self.state.device).type, dtype=self.amp_dtype)
 
-    def _nonfinite_gradients(self) -> list[str]:
-        """``["<network> gradients"]`` for each network with a non-finite gradient. Checked under bf16 autocast,
-        which has no grad scaler to catch them: finite losses can still give non-finite gradients (seen on CPU,
-        torch 2.13, in the discriminators' 1-channel output convolution until it was kept in fp32)."""
-        names = ("g_ab", "g_ba", "d_a", "d_b")
-        grads = [[p.grad for p in getattr(self, name).parameters() if p.grad is not None] for name in names]
-        finite = torch.stack(
+    def _gradient_flags(self) -> torch.Tensor:
+        """One bool per network (g_ab, g_ba, d_a, d_b): all its gradients are finite, on the device (no host sync).
+        Checked under bf16 autocast, which has no grad scaler to catch them: finite losses can still give
+        non-finite gradients (seen on CPU, torch 2.13, in the discriminators' 1-channel output convolution until it
+        was kept in fp32)."""
+        grads = [[p.grad for p in getattr(self, name).parameters() if p.grad is not None] for name in _NETWORKS]
+        return torch.stack(
             [
                 torch.stack([g.isfinite().all() for g in gs]).all()
                 if gs
                 else torch.ones((), dtype=torch.bool, device=self.state.device)
                 for gs in grads
             ]
-        ).tolist()
-        return [f"{name} gradients" for name, ok in zip(names, finite) if not ok]
+        )
 
     def _backward(self, loss: torch.Tensor) -> None:
         if self.scaler is not None:
@@ -346,9 +347,32 @@ class CycleGANTrainer(Trainer):
                 " named above or lower the learning rate, then resume from the latest checkpoint."
             )
 
+    def _rollback_point(self) -> Callable[[], None]:
+        """What the discriminator update changes besides gradients (the image pools, the CPU random state that
+        their draws use, the discriminators' buffers, if any), captured now; the returned function restores it.
+        Cheap: the pools' lists are copied, not their images (which are replaced, never changed in place)."""
+        pools = [list(self.pool_a.images), list(self.pool_b.images)]
+        rng = torch.get_rng_state()
+        buffers = [(b, b.clone()) for d in (self.d_a, self.d_b) for b in d.buffers()]
+
+        def restore() -> None:
+            self.pool_a.images, self.pool_b.images = pools
+            torch.set_rng_state(rng)
+            with torch.no_grad():
+                for buffer, saved in buffers:
+                    buffer.copy_(saved)
+
+        return restore
+
     def _iteration(self, engine: CycleGANTrainer, batchdata: dict[str, Any]) -> dict[str, Any]:
         """One generator and one discriminator update, or none if a loss is not finite; returns the named losses
-        and the images."""
+        and the images.
+
+        The host waits for the device once per iteration: all logged losses (and, under bf16 autocast, the
+        gradients' finite flags) come over in one transfer after both backward passes. So the discriminators'
+        forward and backward run even when a generator loss is not finite; their effect on the image pools, the
+        random state and the discriminators' buffers is then undone, so that such an iteration changes nothing,
+        as if the discriminator pass had not run (its losses are logged as NaN)."""
         if batchdata is None:
             raise ValueError("must provide batch data for current iteration.")
         real_a, real_b = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking)
@@ -361,18 +385,30 @@ class CycleGANTrainer(Trainer):
         g_out = engine._generator_update(real_a, real_b, pair)
         _set_requires_grad(discriminators, True)
         g_losses = {k: v for k, v in g_out.items() if k.startswith("loss_")}
-        losses = {k: v.item() for k, v in g_losses.items()}
         fake_a, fake_b = g_out["fake_a"], g_out["fake_b"]
+        rollback = engine._rollback_point()
+        d_losses = engine._discriminator_update(real_a, real_b, fake_a, fake_b)
+        check_gradients = engine.amp and engine.scaler is None
+        # the one device-to-host transfer of the iteration (each value as float32: exact for fp32 and bf16 losses)
+        values = [*g_losses.values(), sum(g_losses.values()), *d_losses.values()]
+        flat = torch.stack([v.float() for v in values])
+        if check_gradients:
+            flat = torch.cat([flat, engine._gradient_flags().float()])
+        host = flat.tolist()
+        losses = dict(zip(g_losses, host))
+        loss_g = host[len(g_losses)]
+        d_values = dict(zip(d_losses, host[len(g_losses) + 1 :]))
         # distributed: all ranks skip together (their gradients were all-reduced with the non-finite ones)
         nonfinite = nonfinite_on_any_rank([k for k, v in losses.items() if not math.isfinite(v)])
-        if nonfinite:  # no discriminator pass: non-finite fakes must not enter the image pools
+        if nonfinite:  # as if no discriminator pass: non-finite fakes must not enter the image pools
+            rollback()
             losses.update(loss_d_a=math.nan, loss_d_b=math.nan)
         else:
-            d_losses = engine._discriminator_update(real_a, real_b, fake_a, fake_b)
-            losses.update({k: v.item() for k, v in d_losses.items()})
-            nonfinite = nonfinite_on_any_rank([k for k in d_losses if not math.isfinite(losses[k])])
-            if not nonfinite and engine.amp and engine.scaler is None:
-                nonfinite = engine._nonfinite_gradients()
+            losses.update(d_values)
+            nonfinite = nonfinite_on_any_rank([k for k, v in d_values.items() if not math.isfinite(v)])
+            if not nonfinite and check_gradients:
+                finite = host[len(values) :]
+                nonfinite = [f"{name} gradients" for name, ok in zip(_NETWORKS, finite) if not ok]
         if nonfinite:
             engine._skip_update(batchdata, nonfinite)
         else:
@@ -384,7 +420,7 @@ class CycleGANTrainer(Trainer):
             "real_b": real_b,
             "fake_a": fake_a,
             "fake_b": fake_b,
-            "loss_g": sum(g_losses.values()).item(),
+            "loss_g": loss_g,
             **losses,
         }
 
