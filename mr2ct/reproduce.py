@@ -9,6 +9,11 @@ are exactly what ``python -m monai.bundle run training`` and ``run evaluating`` 
 evaluation's report (``report/metrics.json``). Results go to ``--output`` (default
 ``runs/reproduce_<task>_<preset>``): ``table.md``, ``table.csv``, ``results.json``, ``figure.png`` and one folder
 per method with its weights, logs and report.
+
+With several seeds (``--seeds 0 1 2``) every method is trained and evaluated once per seed (the seed sets the
+data split, the initial weights and the data order), each seed's run in ``seed_<s>/`` as above, and the tables
+in ``--output`` show per metric the mean over seeds with the spread over seeds (sample standard deviation,
+ddof 1) beside the per-video sigma (the mean over seeds of each run's standard deviation over held-out videos).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from mr2ct.export import save_frame_panel
 from mr2ct.io.atomic import atomic_file, atomic_write_text
 from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, count_parameters, matched_width
 
-__all__ = ["TASKS", "main", "run_comparison"]
+__all__ = ["TASKS", "main", "run_comparison", "run_seeds"]
 
 logger = logging.getLogger(__name__)
 
@@ -302,6 +307,153 @@ def run_comparison(
     return results
 
 
+def run_seeds(
+    task_name: str,
+    methods: Sequence[str],
+    preset: str,
+    output: Path,
+    seeds: Sequence[int],
+    match_params: bool = False,
+    eval_videos: int | None = -1,
+    overrides: dict | None = None,
+) -> dict:
+    """:func:`run_comparison` once per seed (one seed: exactly :func:`run_comparison` in ``output``; several:
+    each in ``output/seed_<s>``), then the tables over seeds in ``output``: per metric the mean over seeds,
+    the sample standard deviation over seeds (ddof 1) and the mean per-video sigma. Returns the summary
+    (``{row: {"metrics": {column: {"mean", "seed_std", "sigma", "per_seed"}}, ...}}``)."""
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct and at least one, got {seeds}.")
+    if len(seeds) == 1:
+        return run_comparison(task_name, methods, preset, output, seeds[0], match_params, eval_videos, overrides)
+    per_seed = {
+        seed: run_comparison(
+            task_name, methods, preset, output / f"seed_{seed}", seed, match_params, eval_videos, overrides
+        )
+        for seed in seeds
+    }
+    task = TASKS[task_name]
+    summary = summarise_seeds(per_seed)
+    first = json.loads((output / f"seed_{seeds[0]}" / "results.json").read_text(encoding="utf-8"))["meta"]
+    meta = {**first, "seeds": seeds, "seed_spread": "sample standard deviation over seeds (ddof 1)"}
+    meta.pop("seed", None)
+    atomic_write_text(output / "results.json", json.dumps({"meta": meta, "results": summary}, indent=2, default=str))
+    _write_seed_tables(task, summary, meta, output, figure=f"seed_{seeds[0]}/figure.png")
+    return summary
+
+
+def summarise_seeds(per_seed: dict[int, dict]) -> dict:
+    """``{seed: run_comparison's results}`` -> ``{row: {"metrics": {column: {"mean", "seed_std", "sigma",
+    "per_seed"}}, "iterations", "parameters", "train_seconds"}}`` with rows and columns of the first seed.
+
+    ``mean``: the mean over seeds of each seed's mean over videos; ``seed_std``: their sample standard deviation
+    (ddof 1; 0 for one seed); ``sigma``: the mean over seeds of the per-video standard deviations.
+    """
+    seeds = list(per_seed)
+    first = per_seed[seeds[0]]
+    summary: dict[str, dict] = {}
+    for row, r in first.items():
+        columns = {}
+        for column in r["metrics"]:
+            values = [per_seed[s][row]["metrics"][column] for s in seeds]
+            means = np.array([float(v[0]) for v in values])
+            sigmas = np.array([float(v[1]) for v in values])
+            columns[column] = {
+                "mean": float(means.mean()),
+                "seed_std": float(means.std(ddof=1)) if len(means) > 1 else 0.0,
+                "sigma": float(sigmas.mean()),
+                "per_seed": dict(zip(seeds, means.tolist(), strict=True)),
+            }
+        entry: dict = {"metrics": columns}
+        if "iterations" in r:
+            entry["iterations"] = r["iterations"]
+            entry["parameters"] = r["parameters"]
+            entry["train_seconds"] = {s: per_seed[s][row]["train_seconds"] for s in seeds}
+        summary[row] = entry
+    return summary
+
+
+def seed_orderings(summary: dict, column: str) -> tuple[list[str], bool]:
+    """The rows in ascending order of ``column``'s mean over seeds, and whether every seed orders them alike."""
+    rows = [row for row, r in summary.items() if column in r["metrics"]]
+    order = sorted(rows, key=lambda row: summary[row]["metrics"][column]["mean"])
+    seeds = list(summary[rows[0]]["metrics"][column]["per_seed"]) if rows else []
+    same = all(
+        sorted(rows, key=lambda row, s=s: summary[row]["metrics"][column]["per_seed"][s]) == order for s in seeds
+    )
+    return order, same
+
+
+def _write_seed_tables(task: Task, summary: dict, meta: dict, output: Path, figure: str) -> None:
+    names = list(task.metrics)
+    header = ["method"]
+    for n in names:
+        header += [f"{n} (ours: mean ± seed std)", f"{n} (per-video sigma)", f"{n} (paper)"]
+    header += ["iterations", "parameters"]
+    rows = []
+    for method, r in summary.items():
+        ours, paper = r["metrics"], task.paper.get(method, {})
+        params = r.get("parameters")
+        cells = [method]
+        for n in names:
+            value = ours.get(n)
+            cells += [
+                "-"
+                if value is None
+                else f"{value['mean']:.{_digits(value['mean'])}f} ± {value['seed_std']:.{_digits(value['mean'])}f}",
+                "-" if value is None else f"{value['sigma']:.{_digits(value['mean'])}f}",
+                _fmt(paper.get(n)),
+            ]
+        cells += [str(r.get("iterations", "-")), f"{sum(params.values()) / 1e6:.2f}M" if params else "-"]
+        rows.append(cells)
+    csv_header = ["method"] + [f"{n} {k}" for n in names for k in ("mean", "seed_std", "sigma", "paper")]
+    csv_rows = []
+    for method, r in summary.items():
+        cells = [method]
+        for n in names:
+            value, paper = r["metrics"].get(n), task.paper.get(method, {}).get(n)
+            cells += ["" if value is None else value[k] for k in ("mean", "seed_std", "sigma")]
+            cells.append("" if paper is None else paper[0])
+        csv_rows.append(cells + [r.get("iterations", ""), sum(r["parameters"].values()) if "parameters" in r else ""])
+    with atomic_file(output / "table.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(csv_header + ["iterations", "parameters"])
+        writer.writerows(csv_rows)
+    seeds = ", ".join(map(str, meta["seeds"]))
+    lines = [
+        f"# {meta['table']}",
+        "",
+        f"Preset `{meta['preset']}`, seeds {seeds}, {meta['held_out_videos']} held-out videos per seed, "
+        f"parameter-matched 2D models: {meta['match_params']}, torch {meta['torch']}, {meta['date']}.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += [
+        "",
+        f"Values are the mean over seeds ({seeds}) of each seed's mean over held-out videos ± the sample standard "
+        "deviation of those means over seeds (ddof 1); per-video sigma: the mean over seeds of the standard "
+        "deviation over held-out videos. Each seed draws its own data split, initial weights and data order.",
+        "",
+        "Ascending order of the means, and whether every seed gives the same order:",
+        "",
+    ]
+    for n in names:
+        order, same = seed_orderings(summary, n)
+        lines.append(
+            f"- {n}: {' < '.join(order)} ({'the same in every seed' if same else 'not the same in every seed'})"
+        )
+    lines += ["", *task.notes, "", f"![figure of seed {meta['seeds'][0]}]({figure})"]
+    atomic_write_text(output / "table.md", "\n".join(lines) + "\n")
+
+
+def _digits(value: float) -> int:
+    """Decimals that show a value of this size to about three significant digits (at least two)."""
+    magnitude = abs(value)
+    return 2 if magnitude >= 1 or magnitude == 0 else min(6, 2 + int(-np.floor(np.log10(magnitude))))
+
+
 def _reference_metrics(
     task: Task, root: Path, preset: str, last_run: dict, output: Path, last: dict
 ) -> dict[str, tuple[float, float]]:
@@ -363,18 +515,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--task", choices=sorted(TASKS), required=True)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
-    parser.add_argument("--seed", type=int, default=0)
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=None, help="one seed (default 0); same as --seeds SEED")
+    seeds.add_argument(
+        "--seeds", type=int, nargs="+", default=None, help="train and evaluate every method once per seed"
+    )
     parser.add_argument("--match-params", action="store_true", help="give 2D models the 3D models' parameter counts")
     parser.add_argument("--eval-videos", type=int, default=-1, help="held-out videos to evaluate (default: preset's)")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
     output = args.output or Path("runs") / f"reproduce_{args.task}_{args.preset}"
-    run_comparison(
+    run_seeds(
         args.task,
         args.methods,
         args.preset,
         output,
-        args.seed,
+        args.seeds or [0 if args.seed is None else args.seed],
         args.match_params,
         None if args.eval_videos == 0 else args.eval_videos,
     )

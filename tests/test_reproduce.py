@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
 
 from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, count_parameters
-from mr2ct.reproduce import TASKS, matched_2d_widths, run_comparison
+from mr2ct.reproduce import TASKS, main, matched_2d_widths, run_comparison, run_seeds, seed_orderings, summarise_seeds
 
 TINY = {
     "depth": 8,
@@ -91,8 +92,68 @@ def test_gta_comparison_runs_all_four_methods_and_prints_table_4(tmp_path):
     assert "accuracy_slow (paper)" in table and "0.71" in table  # sequential, all test clips, beside ours
 
 
+def test_seeds_give_mean_and_spread_over_seeds_beside_per_video_sigma(tmp_path):
+    overrides = {**TINY, "dataset_dir": str(tmp_path / "data")}
+    summary = run_seeds("vmnist", ["3d"], "quick", tmp_path / "out", [0, 1], eval_videos=6, overrides=overrides)
+    out = tmp_path / "out"
+    assert {p.name for p in out.iterdir()} >= {"seed_0", "seed_1", "table.md", "table.csv", "results.json"}
+    per_seed = [json.loads((out / f"seed_{s}" / "results.json").read_text(encoding="utf-8")) for s in (0, 1)]
+    means = [r["results"]["3d"]["metrics"]["l2"][0] for r in per_seed]
+    sigmas = [r["results"]["3d"]["metrics"]["l2"][1] for r in per_seed]
+    l2 = summary["3d"]["metrics"]["l2"]
+    assert l2["mean"] == pytest.approx(sum(means) / 2)
+    assert l2["seed_std"] == pytest.approx(abs(means[0] - means[1]) / 2**0.5)  # sample std of two values
+    assert l2["sigma"] == pytest.approx(sum(sigmas) / 2)
+    assert set(summary) == {"3d", "identity"} and summary["identity"]["metrics"]["l2"]["seed_std"] > 0
+    table = (out / "table.md").read_text(encoding="utf-8")
+    assert "seeds 0, 1" in table and "l2 (ours: mean ± seed std)" in table and "27.21 ± 5.27" in table
+    assert "ddof 1" in table and "seed_0/figure.png" in table
+    saved = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert saved["meta"]["seeds"] == [0, 1] and "seed" not in saved["meta"]
+    rows = list(csv.DictReader((out / "table.csv").read_text(encoding="utf-8").splitlines()))
+    assert float(rows[0]["l2 mean"]) == pytest.approx(l2["mean"]) and rows[0]["l2 paper"] == "27.21"
+    assert float(rows[0]["l2 seed_std"]) == pytest.approx(l2["seed_std"]) and rows[1]["method"] == "identity"
+
+
+def test_one_seed_writes_the_single_seed_tables_as_before(tmp_path):
+    overrides = {**TINY, "dataset_dir": str(tmp_path / "data")}
+    run_seeds("vmnist", ["3d"], "quick", tmp_path / "out", [1], eval_videos=4, overrides=overrides)
+    assert not list((tmp_path / "out").glob("seed_*"))
+    assert "Preset `quick`, seed 1," in (tmp_path / "out" / "table.md").read_text(encoding="utf-8")
+
+
+def test_seed_summary_and_orderings_by_hand():
+    per_seed = {
+        0: {"a": {"metrics": {"l2": (1.0, 0.5)}}, "b": {"metrics": {"l2": (2.0, 0.1)}}},
+        1: {"a": {"metrics": {"l2": (3.0, 0.7)}}, "b": {"metrics": {"l2": (2.5, 0.3)}}},
+    }
+    summary = summarise_seeds(per_seed)
+    assert summary["a"]["metrics"]["l2"] == {
+        "mean": 2.0,
+        "seed_std": pytest.approx(2**0.5),
+        "sigma": 0.6,
+        "per_seed": {0: 1.0, 1: 3.0},
+    }
+    assert seed_orderings(summary, "l2") == (["a", "b"], False)
+    per_seed[1]["a"]["metrics"]["l2"] = (1.5, 0.7)
+    assert seed_orderings(summarise_seeds(per_seed), "l2") == (["a", "b"], True)
+
+
+def test_seeds_and_seed_on_the_command_line(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr("mr2ct.reproduce.run_seeds", lambda *a, **k: calls.append(a[4]))
+    (tmp_path / "table.md").write_text("t", encoding="utf-8")
+    for argv, seeds in ((["--seeds", "0", "1", "2"], [0, 1, 2]), (["--seed", "3"], [3]), ([], [0])):
+        main(["--task", "vmnist", "--output", str(tmp_path), *argv])
+        assert calls[-1] == seeds
+    with pytest.raises(SystemExit):
+        main(["--task", "vmnist", "--seed", "1", "--seeds", "2"])
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="unknown method"):
         run_comparison("vmnist", ["cnn"], "quick", tmp_path)
     with pytest.raises(ValueError, match="unknown preset"):
         run_comparison("vmnist", ["3d"], "huge", tmp_path)
+    with pytest.raises(ValueError, match="distinct"):
+        run_seeds("vmnist", ["3d"], "quick", tmp_path, [1, 1])
