@@ -14,6 +14,12 @@ With several seeds (``--seeds 0 1 2``) every method is trained and evaluated onc
 data split, the initial weights and the data order), each seed's run in ``seed_<s>/`` as above, and the tables
 in ``--output`` show per metric the mean over seeds with the spread over seeds (sample standard deviation,
 ddof 1) beside the per-video sigma (the mean over seeds of each run's standard deviation over held-out videos).
+
+With ``--curve N`` every method is also evaluated on the held-out set every ``N`` iterations, from the training
+checkpoints (``checkpoint_<iteration>.pt``, all kept; the generator of each is evaluated by the same evaluation
+workflow in ``<method>/curve/iteration_<i>/``): ``curves.csv`` (method, seed, iteration, metric, value: the mean
+over held-out videos) and ``curves.png`` (each metric against the iteration, one line per method: the mean over
+seeds, shaded over the range of the seeds).
 """
 
 from __future__ import annotations
@@ -30,15 +36,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from monai.bundle import ConfigWorkflow
 
 from mr2ct.bundle import bundle_root, load_config
-from mr2ct.engine import METHODS, get_method
+from mr2ct.engine import METHODS, SETTINGS_FILE, atomic_torch_save, get_method
 from mr2ct.export import save_frame_panel
+from mr2ct.export.panels import atomic_savefig
 from mr2ct.io.atomic import atomic_file, atomic_write_text
 from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, count_parameters, matched_width
 
-__all__ = ["TASKS", "main", "run_comparison", "run_seeds"]
+__all__ = ["TASKS", "evaluate_curve", "main", "run_comparison", "run_seeds", "write_curves"]
 
 logger = logging.getLogger(__name__)
 
@@ -226,12 +234,16 @@ def run_comparison(
     match_params: bool = False,
     eval_videos: int | None = -1,
     overrides: dict | None = None,
+    curve: int | None = None,
 ) -> dict:
     """Train and evaluate ``methods`` on a task; write the table, CSV, JSON and figure to ``output``.
 
     ``eval_videos`` limits the held-out videos (-1: the preset's number, None: all); ``overrides`` are bundle
-    settings applied on top of the preset (e.g. smaller shapes for a smoke test).
+    settings applied on top of the preset (e.g. smaller shapes for a smoke test); ``curve``: also evaluate every
+    ``curve`` iterations (:func:`evaluate_curve`) and write ``curves.csv`` / ``curves.png``.
     """
+    if curve is not None and curve < 1:
+        raise ValueError(f"curve must be a positive number of iterations, got {curve}.")
     task = TASKS[task_name]
     for method in methods:
         get_method(method)
@@ -253,6 +265,7 @@ def run_comparison(
         "dataset_dir": str(root / "data"),
         "num_eval_cases": limit,
         **PRESETS[preset]["overrides"],
+        **({"ckpt_iteration_interval": curve, "ckpt_n_saved": None} if curve else {}),
         **(overrides or {}),
     }
     for method in methods:
@@ -277,6 +290,10 @@ def run_comparison(
         info = train_method(root, preset, run)
         evaluation = evaluate_method(root, preset, task, run)
         results[method] = {**info, "metrics": evaluation["metrics"], "overrides": run}
+        if curve:
+            results[method]["curve"] = evaluate_curve(
+                root, preset, task, run, info["iterations"], curve, evaluation["metrics"]
+            )
         with np.load(evaluation["report"] / "examples.npz") as cases:
             examples.setdefault("input", cases["image_0"])
             examples[method] = cases["pred_0"]
@@ -296,6 +313,8 @@ def run_comparison(
     }
     atomic_write_text(output / "results.json", json.dumps({"meta": meta, "results": results}, indent=2, default=str))
     _write_tables(task, results, meta, output)
+    if curve:
+        write_curves(task, curve_rows({seed: results}), output, f"{preset} preset, seed {seed}")
     rows = {name: torch.as_tensor(examples[name]) for name in ("input", *methods, "ground truth")}
     save_frame_panel(
         rows,
@@ -307,6 +326,79 @@ def run_comparison(
     return results
 
 
+def evaluate_curve(
+    root: Path, preset: str, task: Task, run: dict, iterations: int, every: int, final: dict
+) -> dict[int, dict]:
+    """``{iteration: the table's columns as (mean, sigma)}`` every ``every`` iterations and at the end
+    (``final``: the evaluation of the trained model): the A->B generator of each training checkpoint
+    ``<ckpt_dir>/checkpoint_<iteration>.pt`` is written to ``<output_dir>/curve/iteration_<i>/models/model.pt``
+    (with the run's ``model_settings.json``) and evaluated there by the bundle's evaluation workflow."""
+    models = Path(run["ckpt_dir"])
+    points: dict[int, dict] = {}
+    for iteration in range(every, iterations, every):
+        checkpoint = models / f"checkpoint_{iteration}.pt"
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"{checkpoint} is missing: the training run kept no checkpoint at {iteration}.")
+        folder = Path(run["output_dir"]) / "curve" / f"iteration_{iteration}"
+        weights = torch.load(checkpoint, map_location="cpu", weights_only=True)["g_ab"]
+        atomic_torch_save(weights, folder / "models" / "model.pt")
+        atomic_write_text(folder / "models" / SETTINGS_FILE, (models / SETTINGS_FILE).read_text(encoding="utf-8"))
+        at = {**run, "ckpt_dir": str(folder / "models"), "output_dir": str(folder)}
+        points[iteration] = evaluate_method(root, preset, task, at)["metrics"]
+    points[iterations] = final
+    return points
+
+
+def curve_rows(per_seed: dict[int, dict]) -> list[tuple[str, int, int, str, float]]:
+    """``(method, seed, iteration, metric, value)`` of the methods' curves in ``{seed: run_comparison's results}``
+    (value: the mean over held-out videos)."""
+    return [
+        (method, seed, iteration, column, float(value[0]))
+        for seed, results in per_seed.items()
+        for method, r in results.items()
+        for iteration, columns in sorted(r.get("curve", {}).items())
+        for column, value in columns.items()
+    ]
+
+
+def write_curves(task: Task, rows: Sequence[tuple[str, int, int, str, float]], output: Path, title: str) -> None:
+    """``curves.csv`` (one row per method, seed, iteration and metric) and ``curves.png``: one panel per metric,
+    one line per method (the mean over seeds at each iteration), shaded between the lowest and highest seed."""
+    with atomic_file(output / "curves.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["method", "seed", "iteration", "metric", "value"])
+        writer.writerows(rows)
+    metrics = list(task.metrics)
+    methods = list(dict.fromkeys(r[0] for r in rows))
+    seeds = sorted({r[1] for r in rows})
+    columns = min(3, len(metrics))
+    lines = -(-len(metrics) // columns)
+    fig = Figure(figsize=(4.2 * columns, 3.2 * lines))
+    for k, metric in enumerate(metrics):
+        ax = fig.add_subplot(lines, columns, k + 1)
+        for colour, method in enumerate(methods):
+            values: dict[int, list[float]] = {}
+            for m, _, iteration, name, value in rows:
+                if m == method and name == metric:
+                    values.setdefault(iteration, []).append(value)
+            steps = sorted(values)
+            mean = [float(np.mean(values[i])) for i in steps]
+            ax.plot(steps, mean, marker="o", markersize=3, color=f"C{colour}", label=method)
+            if len(seeds) > 1:
+                low, high = [min(values[i]) for i in steps], [max(values[i]) for i in steps]
+                ax.fill_between(steps, low, high, color=f"C{colour}", alpha=0.2, linewidth=0)
+        ax.set_title(metric, fontsize=9)
+        ax.set_xlabel("iteration", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        if k == 0:
+            ax.legend(fontsize=7)
+    shading = " (mean over seeds; shaded: their range)" if len(seeds) > 1 else ""
+    fig.suptitle(f"{task.table}: held-out set, {title}{shading}", fontsize=9)
+    fig.tight_layout()
+    atomic_savefig(fig, output / "curves.png", dpi=100)
+
+
 def run_seeds(
     task_name: str,
     methods: Sequence[str],
@@ -316,6 +408,7 @@ def run_seeds(
     match_params: bool = False,
     eval_videos: int | None = -1,
     overrides: dict | None = None,
+    curve: int | None = None,
 ) -> dict:
     """:func:`run_comparison` once per seed (one seed: exactly :func:`run_comparison` in ``output``; several:
     each in ``output/seed_<s>``), then the tables over seeds in ``output``: per metric the mean over seeds,
@@ -325,10 +418,10 @@ def run_seeds(
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and at least one, got {seeds}.")
     if len(seeds) == 1:
-        return run_comparison(task_name, methods, preset, output, seeds[0], match_params, eval_videos, overrides)
+        return run_comparison(task_name, methods, preset, output, seeds[0], match_params, eval_videos, overrides, curve)
     per_seed = {
         seed: run_comparison(
-            task_name, methods, preset, output / f"seed_{seed}", seed, match_params, eval_videos, overrides
+            task_name, methods, preset, output / f"seed_{seed}", seed, match_params, eval_videos, overrides, curve
         )
         for seed in seeds
     }
@@ -339,6 +432,8 @@ def run_seeds(
     meta.pop("seed", None)
     atomic_write_text(output / "results.json", json.dumps({"meta": meta, "results": summary}, indent=2, default=str))
     _write_seed_tables(task, summary, meta, output, figure=f"seed_{seeds[0]}/figure.png")
+    if curve:
+        write_curves(task, curve_rows(per_seed), output, f"{preset} preset, seeds {', '.join(map(str, seeds))}")
     return summary
 
 
@@ -522,6 +617,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--match-params", action="store_true", help="give 2D models the 3D models' parameter counts")
     parser.add_argument("--eval-videos", type=int, default=-1, help="held-out videos to evaluate (default: preset's)")
+    parser.add_argument(
+        "--curve", type=int, default=None, metavar="N", help="also evaluate every N iterations: curves.csv / .png"
+    )
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
     output = args.output or Path("runs") / f"reproduce_{args.task}_{args.preset}"
@@ -533,6 +631,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.seeds or [0 if args.seed is None else args.seed],
         args.match_params,
         None if args.eval_videos == 0 else args.eval_videos,
+        curve=args.curve,
     )
     print((output / "table.md").read_text(encoding="utf-8"))
     return 0

@@ -4,9 +4,19 @@ import csv
 import json
 
 import pytest
+import torch
 
 from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, count_parameters
-from mr2ct.reproduce import TASKS, main, matched_2d_widths, run_comparison, run_seeds, seed_orderings, summarise_seeds
+from mr2ct.reproduce import (
+    TASKS,
+    main,
+    matched_2d_widths,
+    run_comparison,
+    run_seeds,
+    seed_orderings,
+    summarise_seeds,
+    write_curves,
+)
 
 TINY = {
     "depth": 8,
@@ -150,6 +160,43 @@ def test_seeds_and_seed_on_the_command_line(tmp_path, monkeypatch):
         main(["--task", "vmnist", "--seed", "1", "--seeds", "2"])
 
 
+def test_curves_every_n_iterations_over_seeds(tmp_path):
+    overrides = {**TINY, "max_epochs": 2, "dataset_dir": str(tmp_path / "data")}  # 4 iterations
+    out = tmp_path / "out"
+    summary = run_seeds("vmnist", ["3d"], "quick", out, [0, 1], eval_videos=4, overrides=overrides, curve=2)
+    rows = list(csv.DictReader((out / "curves.csv").read_text(encoding="utf-8").splitlines()))
+    assert list(rows[0]) == ["method", "seed", "iteration", "metric", "value"]
+    assert {(r["method"], r["seed"], r["iteration"]) for r in rows} == {
+        ("3d", s, i) for s in ("0", "1") for i in ("2", "4")
+    }
+    final = {float(r["value"]) for r in rows if r["method"] == "3d" and r["iteration"] == "4"}
+    assert final == set(summary["3d"]["metrics"]["l2"]["per_seed"].values())  # the last point is the table's
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG" and (out / "seed_1" / "curves.png").is_file()
+    # the point at iteration 2 is the generator of checkpoint_2.pt, evaluated by the evaluation workflow
+    run = out / "seed_0" / "3d"
+    saved = torch.load(run / "models" / "checkpoint_2.pt", weights_only=True)["g_ab"]
+    exported = torch.load(run / "curve" / "iteration_2" / "models" / "model.pt", weights_only=True)
+    assert all(torch.equal(saved[k], exported[k]) for k in saved)
+    report = json.loads((run / "curve" / "iteration_2" / "report" / "metrics.json").read_text(encoding="utf-8"))
+    at_2 = next(float(r["value"]) for r in rows if (r["method"], r["seed"], r["iteration"]) == ("3d", "0", "2"))
+    assert report["metrics"]["l2"]["mean"] == pytest.approx(at_2)
+    assert sorted(p.name for p in (run / "models").glob("checkpoint_*.pt")) == [
+        "checkpoint_2.pt",
+        "checkpoint_4.pt",
+    ]  # all kept (epoch ends 2 and 4; one epoch is 2 iterations)
+
+
+def test_curves_png_has_one_line_per_method_shaded_over_seeds(tmp_path, monkeypatch):
+    drawn = []
+    monkeypatch.setattr("mr2ct.reproduce.atomic_savefig", lambda fig, path, **k: drawn.append(fig))
+    rows = [(m, s, i, "l2", v + s) for m, v in (("3d", 1.0), ("random", 5.0)) for s in (0, 1) for i in (10, 20)]
+    write_curves(TASKS["vmnist"], rows, tmp_path, "test")
+    (ax,) = drawn[0].axes
+    assert [line.get_label() for line in ax.get_lines()] == ["3d", "random"]
+    assert list(ax.get_lines()[1].get_ydata()) == [5.5, 5.5] and len(ax.collections) == 2  # mean, seed range
+    assert len((tmp_path / "curves.csv").read_text(encoding="utf-8").splitlines()) == 1 + len(rows)
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="unknown method"):
         run_comparison("vmnist", ["cnn"], "quick", tmp_path)
@@ -157,3 +204,5 @@ def test_bad_arguments(tmp_path):
         run_comparison("vmnist", ["3d"], "huge", tmp_path)
     with pytest.raises(ValueError, match="distinct"):
         run_seeds("vmnist", ["3d"], "quick", tmp_path, [1, 1])
+    with pytest.raises(ValueError, match="curve"):
+        run_comparison("vmnist", ["3d"], "quick", tmp_path, curve=0)

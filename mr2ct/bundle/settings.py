@@ -176,6 +176,7 @@ class CycleGANSettings:
     frames_per_batch: int | None = setting(optional_positive_int, "frames per batch of method random")
     max_nonfinite_steps: int | None = setting(optional_nonnegative_int, "consecutive non-finite steps that stop")
     resume: bool = setting(parse_flag, "continue from the latest checkpoint")
+    ckpt_n_saved: int | None = setting(optional_positive_int, "training checkpoints kept (null: all)")
     distributed: bool = setting(parse_flag, "train in a torchrun process group (multi_gpu_train.json)")
     amp: bool = setting(parse_flag, "autocast in amp_dtype")
     amp_dtype: str = setting(_amp_dtype, "bfloat16 or float16 (CUDA)")
