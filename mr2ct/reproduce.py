@@ -68,6 +68,7 @@ class Task:
     reference_row: str
     reference_metrics: dict[str, str] | None = None
     notes: tuple[str, ...] = ()
+    has_val_split: bool = False
 
 
 _TEMPORAL_NOTE = (
@@ -92,6 +93,7 @@ TASKS = {
             "l2: per-video RMSE over all voxels on [0, 255]; sigma: its std over held-out videos. The paper "
             "does not state its reduction.",
         ),
+        has_val_split=True,
     ),
     "mmnist": Task(
         bundle="mmnist_color_cyclegan3d",
@@ -124,6 +126,7 @@ TASKS = {
             "std over time of the mean digit colour (not in the paper).",
             _TEMPORAL_NOTE,
         ),
+        has_val_split=True,
     ),
     "gta": Task(
         bundle="gta_seg2video_cyclegan3d",
@@ -235,15 +238,25 @@ def run_comparison(
     eval_videos: int | None = -1,
     overrides: dict | None = None,
     curve: int | None = None,
+    split: str = "test",
+    val_fraction: float = 0.1,
 ) -> dict:
     """Train and evaluate ``methods`` on a task; write the table, CSV, JSON and figure to ``output``.
 
     ``eval_videos`` limits the held-out videos (-1: the preset's number, None: all); ``overrides`` are bundle
     settings applied on top of the preset (e.g. smaller shapes for a smoke test); ``curve``: also evaluate every
-    ``curve`` iterations (:func:`evaluate_curve`) and write ``curves.csv`` / ``curves.png``.
+    ``curve`` iterations (:func:`evaluate_curve`) and write ``curves.csv`` / ``curves.png``; ``split``: the
+    held-out split evaluated, ``"test"`` or ``"val"`` (tasks with a validation split: ``val_fraction`` of the
+    training digits held out of training, so that settings are selected without looking at the test split).
     """
     if curve is not None and curve < 1:
         raise ValueError(f"curve must be a positive number of iterations, got {curve}.")
+    if split not in ("test", "val"):
+        raise ValueError(f"split must be 'test' or 'val', got {split!r}.")
+    if split == "val" and not TASKS[task_name].has_val_split:
+        with_val = ", ".join(name for name, t in TASKS.items() if t.has_val_split)
+        raise ValueError(f"task {task_name!r} has no validation split (tasks with one: {with_val}); use split 'test'.")
+    held_out = {"eval_split": "val", "val_fraction": val_fraction} if split == "val" else {}
     task = TASKS[task_name]
     for method in methods:
         get_method(method)
@@ -266,6 +279,7 @@ def run_comparison(
         "num_eval_cases": limit,
         **PRESETS[preset]["overrides"],
         **({"ckpt_iteration_interval": curve, "ckpt_n_saved": None} if curve else {}),
+        **held_out,
         **(overrides or {}),
     }
     for method in methods:
@@ -306,6 +320,7 @@ def run_comparison(
         "preset": preset,
         "seed": seed,
         "match_params": match_params,
+        "split": split,
         "held_out_videos": int(evaluation["videos"]),
         "settings": settings,
         "torch": torch.__version__,
@@ -409,6 +424,8 @@ def run_seeds(
     eval_videos: int | None = -1,
     overrides: dict | None = None,
     curve: int | None = None,
+    split: str = "test",
+    val_fraction: float = 0.1,
 ) -> dict:
     """:func:`run_comparison` once per seed (one seed: exactly :func:`run_comparison` in ``output``; several:
     each in ``output/seed_<s>``), then the tables over seeds in ``output``: per metric the mean over seeds,
@@ -417,11 +434,14 @@ def run_seeds(
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and at least one, got {seeds}.")
+    held_out = {"curve": curve, "split": split, "val_fraction": val_fraction}
     if len(seeds) == 1:
-        return run_comparison(task_name, methods, preset, output, seeds[0], match_params, eval_videos, overrides, curve)
+        return run_comparison(
+            task_name, methods, preset, output, seeds[0], match_params, eval_videos, overrides, **held_out
+        )
     per_seed = {
         seed: run_comparison(
-            task_name, methods, preset, output / f"seed_{seed}", seed, match_params, eval_videos, overrides, curve
+            task_name, methods, preset, output / f"seed_{seed}", seed, match_params, eval_videos, overrides, **held_out
         )
         for seed in seeds
     }
@@ -518,7 +538,8 @@ def _write_seed_tables(task: Task, summary: dict, meta: dict, output: Path, figu
     lines = [
         f"# {meta['table']}",
         "",
-        f"Preset `{meta['preset']}`, seeds {seeds}, {meta['held_out_videos']} held-out videos per seed, "
+        f"Preset `{meta['preset']}`, seeds {seeds}, {meta['held_out_videos']} held-out videos per seed "
+        f"({meta['split']} split), "
         f"parameter-matched 2D models: {meta['match_params']}, torch {meta['torch']}, {meta['date']}.",
         "",
         "| " + " | ".join(header) + " |",
@@ -587,7 +608,8 @@ def _write_tables(task: Task, results: dict, meta: dict, output: Path) -> None:
     lines = [
         f"# {meta['table']}",
         "",
-        f"Preset `{meta['preset']}`, seed {meta['seed']}, {meta['held_out_videos']} held-out videos, "
+        f"Preset `{meta['preset']}`, seed {meta['seed']}, {meta['held_out_videos']} held-out videos "
+        f"({meta['split']} split), "
         f"parameter-matched 2D models: {meta['match_params']}, torch {meta['torch']}, {meta['date']}.",
         "",
         "| " + " | ".join(header) + " |",
@@ -620,9 +642,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--curve", type=int, default=None, metavar="N", help="also evaluate every N iterations: curves.csv / .png"
     )
+    parser.add_argument(
+        "--split",
+        choices=("test", "val"),
+        default="test",
+        help="held-out split to evaluate: test, or val (vmnist, mmnist: --val-fraction of the training digits held "
+        "out of training; select settings here, not on test)",
+    )
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="share of training digits for --split val")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
-    output = args.output or Path("runs") / f"reproduce_{args.task}_{args.preset}"
+    output = args.output or Path("runs") / f"reproduce_{args.task}_{args.preset}{'_val' if args.split == 'val' else ''}"
     run_seeds(
         args.task,
         args.methods,
@@ -632,6 +662,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.match_params,
         None if args.eval_videos == 0 else args.eval_videos,
         curve=args.curve,
+        split=args.split,
+        val_fraction=args.val_fraction,
     )
     print((output / "table.md").read_text(encoding="utf-8"))
     return 0

@@ -3,9 +3,11 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 
+from mr2ct.bundle.settings import settings_class
 from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, count_parameters
 from mr2ct.reproduce import (
     TASKS,
@@ -197,6 +199,36 @@ def test_curves_png_has_one_line_per_method_shaded_over_seeds(tmp_path, monkeypa
     assert len((tmp_path / "curves.csv").read_text(encoding="utf-8").splitlines()) == 1 + len(rows)
 
 
+def test_validation_split_is_evaluated_instead_of_the_test_split(tmp_path):
+    overrides = {**TINY, "dataset_dir": str(tmp_path / "data")}
+    run_comparison(
+        "vmnist",
+        ["3d"],
+        "quick",
+        tmp_path / "out",
+        eval_videos=None,
+        overrides=overrides,
+        split="val",
+        val_fraction=0.25,
+    )
+    saved = json.loads((tmp_path / "out" / "results.json").read_text(encoding="utf-8"))
+    assert saved["meta"]["split"] == "val" and saved["meta"]["held_out_videos"] == 7  # a quarter of 28 training digits
+    report = json.loads((tmp_path / "out" / "3d" / "report" / "metrics.json").read_text(encoding="utf-8"))
+    assert report["settings"]["held-out split"] == "val"
+    assert "7 held-out videos (val split)" in (tmp_path / "out" / "table.md").read_text(encoding="utf-8")
+    (folder,) = (tmp_path / "data").iterdir()
+    assert folder.name.endswith("_val0.25") and len(np.load(folder / "train_A.npy", mmap_mode="r")) == 10  # 21 // 2
+
+
+def test_validation_split_settings_are_checked():
+    digits, gta = settings_class("vmnist_cyclegan3d"), settings_class("gta_seg2video_cyclegan3d")
+    assert digits.check({"eval_split": "val", "val_fraction": 0.1}).eval_split == "val"
+    with pytest.raises(ValueError, match="val_fraction is 0"):
+        digits.check({"eval_split": "val", "val_fraction": 0.0})
+    with pytest.raises(ValueError, match="'eval_split' is 'val'; choose one of test"):
+        gta.check({"eval_split": "val"})
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="unknown method"):
         run_comparison("vmnist", ["cnn"], "quick", tmp_path)
@@ -204,5 +236,7 @@ def test_bad_arguments(tmp_path):
         run_comparison("vmnist", ["3d"], "huge", tmp_path)
     with pytest.raises(ValueError, match="distinct"):
         run_seeds("vmnist", ["3d"], "quick", tmp_path, [1, 1])
+    with pytest.raises(ValueError, match="'gta' has no validation split"):
+        run_comparison("gta", ["3d"], "quick", tmp_path, split="val")
     with pytest.raises(ValueError, match="curve"):
         run_comparison("vmnist", ["3d"], "quick", tmp_path, curve=0)

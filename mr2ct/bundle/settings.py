@@ -260,6 +260,7 @@ class VideoSettings(CycleGANSettings):
 
     depth: int = setting(positive_int, "frames per clip")
     size: list[int] = setting(sizes(2), "frame height and width")
+    eval_split: str = setting(choice("test", "val"), "held-out split of validation and evaluation")
 
     @classmethod
     def _convolved_sizes(cls, values: Mapping[str, Any], dims: int) -> dict[str, Sequence[int]]:
@@ -273,6 +274,16 @@ class DigitVideoSettings(VideoSettings):
 
     images_idx: str | None = setting(existing_path, "MNIST images IDX file (null: the bundled digits)")
     labels_idx: str | None = setting(existing_path, "MNIST labels IDX file")
+    val_fraction: float = setting(fraction, "share of the training digits held out as the 'val' split")
+
+    @classmethod
+    def check_together(cls, values: Mapping[str, Any]) -> None:
+        super().check_together(values)
+        if values.get("eval_split") == "val" and values.get("val_fraction", 0) == 0:
+            raise ValueError(
+                "config key 'eval_split' is 'val' but val_fraction is 0: the data set has no validation split; "
+                "set val_fraction (e.g. 0.1: a tenth of the training digits held out of training)."
+            )
 
 
 @dataclass(frozen=True)
@@ -283,6 +294,7 @@ class GTASettings(VideoSettings):
         lambda name, value: value if value == "procedural" else existing_path(name, value),
         "VIPER folder or video + label frames (null or 'procedural': the built-in scene)",
     )
+    eval_split: str = setting(choice("test"), "held-out split (the GTA data folders have only 'test')")
 
 
 @dataclass(frozen=True)
