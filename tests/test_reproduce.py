@@ -188,6 +188,16 @@ def test_curves_every_n_iterations_over_seeds(tmp_path):
     ]  # all kept (epoch ends 2 and 4; one epoch is 2 iterations)
 
 
+def test_curve_checkpoints_leave_training_unchanged(tmp_path):
+    overrides = {**TINY, "max_epochs": 2, "epoch_length": 3, "dataset_dir": str(tmp_path / "data")}
+    for name, curve in (("plain", None), ("curve", 2)):  # curve: checkpoints in mid-epoch too (2 and 4)
+        run_comparison("vmnist", ["3d"], "quick", tmp_path / name, eval_videos=2, overrides=overrides, curve=curve)
+    plain, curved = (
+        torch.load(tmp_path / n / "3d" / "models" / "model.pt", weights_only=True) for n in ("plain", "curve")
+    )
+    assert all(torch.equal(plain[k], curved[k]) for k in plain)
+
+
 def test_curves_png_has_one_line_per_method_shaded_over_seeds(tmp_path, monkeypatch):
     drawn = []
     monkeypatch.setattr("mr2ct.reproduce.atomic_savefig", lambda fig, path, **k: drawn.append(fig))
