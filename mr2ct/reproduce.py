@@ -29,6 +29,7 @@ import csv
 import datetime
 import json
 import logging
+import textwrap
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -388,7 +389,8 @@ def write_curves(task: Task, rows: Sequence[tuple[str, int, int, str, float]], o
     seeds = sorted({r[1] for r in rows})
     columns = min(3, len(metrics))
     lines = -(-len(metrics) // columns)
-    fig = Figure(figsize=(4.2 * columns, 3.2 * lines))
+    width = max(6.4, 4.2 * columns)
+    fig = Figure(figsize=(width, 3.2 * lines + 0.4))
     for k, metric in enumerate(metrics):
         ax = fig.add_subplot(lines, columns, k + 1)
         for colour, method in enumerate(methods):
@@ -409,7 +411,7 @@ def write_curves(task: Task, rows: Sequence[tuple[str, int, int, str, float]], o
         if k == 0:
             ax.legend(fontsize=7)
     shading = " (mean over seeds; shaded: their range)" if len(seeds) > 1 else ""
-    fig.suptitle(f"{task.table}: held-out set, {title}{shading}", fontsize=9)
+    fig.suptitle(textwrap.fill(f"{task.table}: held-out set, {title}{shading}", int(width * 15)), fontsize=9)
     fig.tight_layout()
     atomic_savefig(fig, output / "curves.png", dpi=100)
 
