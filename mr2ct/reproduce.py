@@ -9,6 +9,17 @@ are exactly what ``python -m monai.bundle run training`` and ``run evaluating`` 
 evaluation's report (``report/metrics.json``). Results go to ``--output`` (default
 ``runs/reproduce_<task>_<preset>``): ``table.md``, ``table.csv``, ``results.json``, ``figure.png`` and one folder
 per method with its weights, logs and report.
+
+With several seeds (``--seeds 0 1 2``) every method is trained and evaluated once per seed (the seed sets the
+data split, the initial weights and the data order), each seed's run in ``seed_<s>/`` as above, and the tables
+in ``--output`` show per metric the mean over seeds with the spread over seeds (sample standard deviation,
+ddof 1) beside the per-video sigma (the mean over seeds of each run's standard deviation over held-out videos).
+
+With ``--curve N`` every method is also evaluated on the held-out set every ``N`` iterations, from the training
+checkpoints (``checkpoint_<iteration>.pt``, all kept; the generator of each is evaluated by the same evaluation
+workflow in ``<method>/curve/iteration_<i>/``): ``curves.csv`` (method, seed, iteration, metric, value: the mean
+over held-out videos) and ``curves.png`` (each metric against the iteration, one line per method: the mean over
+seeds, shaded over the range of the seeds).
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ import csv
 import datetime
 import json
 import logging
+import textwrap
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,15 +37,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from monai.bundle import ConfigWorkflow
 
 from mr2ct.bundle import bundle_root, load_config
-from mr2ct.engine import METHODS, get_method
+from mr2ct.engine import METHODS, SETTINGS_FILE, atomic_torch_save, get_method
 from mr2ct.export import save_frame_panel
+from mr2ct.export.panels import atomic_savefig
 from mr2ct.io.atomic import atomic_file, atomic_write_text
 from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, count_parameters, matched_width
 
-__all__ = ["TASKS", "main", "run_comparison"]
+__all__ = ["TASKS", "evaluate_curve", "main", "run_comparison", "run_seeds", "write_curves"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +69,7 @@ class Task:
     reference_row: str
     reference_metrics: dict[str, str] | None = None
     notes: tuple[str, ...] = ()
+    has_val_split: bool = False
 
 
 _TEMPORAL_NOTE = (
@@ -79,6 +94,7 @@ TASKS = {
             "l2: per-video RMSE over all voxels on [0, 255]; sigma: its std over held-out videos. The paper "
             "does not state its reduction.",
         ),
+        has_val_split=True,
     ),
     "mmnist": Task(
         bundle="mmnist_color_cyclegan3d",
@@ -111,6 +127,7 @@ TASKS = {
             "std over time of the mean digit colour (not in the paper).",
             _TEMPORAL_NOTE,
         ),
+        has_val_split=True,
     ),
     "gta": Task(
         bundle="gta_seg2video_cyclegan3d",
@@ -221,12 +238,26 @@ def run_comparison(
     match_params: bool = False,
     eval_videos: int | None = -1,
     overrides: dict | None = None,
+    curve: int | None = None,
+    split: str = "test",
+    val_fraction: float = 0.1,
 ) -> dict:
     """Train and evaluate ``methods`` on a task; write the table, CSV, JSON and figure to ``output``.
 
     ``eval_videos`` limits the held-out videos (-1: the preset's number, None: all); ``overrides`` are bundle
-    settings applied on top of the preset (e.g. smaller shapes for a smoke test).
+    settings applied on top of the preset (e.g. smaller shapes for a smoke test); ``curve``: also evaluate every
+    ``curve`` iterations (:func:`evaluate_curve`) and write ``curves.csv`` / ``curves.png``; ``split``: the
+    held-out split evaluated, ``"test"`` or ``"val"`` (tasks with a validation split: ``val_fraction`` of the
+    training digits held out of training, so that settings are selected without looking at the test split).
     """
+    if curve is not None and curve < 1:
+        raise ValueError(f"curve must be a positive number of iterations, got {curve}.")
+    if split not in ("test", "val"):
+        raise ValueError(f"split must be 'test' or 'val', got {split!r}.")
+    if split == "val" and not TASKS[task_name].has_val_split:
+        with_val = ", ".join(name for name, t in TASKS.items() if t.has_val_split)
+        raise ValueError(f"task {task_name!r} has no validation split (tasks with one: {with_val}); use split 'test'.")
+    held_out = {"eval_split": "val", "val_fraction": val_fraction} if split == "val" else {}
     task = TASKS[task_name]
     for method in methods:
         get_method(method)
@@ -248,6 +279,8 @@ def run_comparison(
         "dataset_dir": str(root / "data"),
         "num_eval_cases": limit,
         **PRESETS[preset]["overrides"],
+        **({"ckpt_iteration_interval": curve, "ckpt_n_saved": None} if curve else {}),
+        **held_out,
         **(overrides or {}),
     }
     for method in methods:
@@ -272,6 +305,10 @@ def run_comparison(
         info = train_method(root, preset, run)
         evaluation = evaluate_method(root, preset, task, run)
         results[method] = {**info, "metrics": evaluation["metrics"], "overrides": run}
+        if curve:
+            results[method]["curve"] = evaluate_curve(
+                root, preset, task, run, info["iterations"], curve, evaluation["metrics"]
+            )
         with np.load(evaluation["report"] / "examples.npz") as cases:
             examples.setdefault("input", cases["image_0"])
             examples[method] = cases["pred_0"]
@@ -284,6 +321,7 @@ def run_comparison(
         "preset": preset,
         "seed": seed,
         "match_params": match_params,
+        "split": split,
         "held_out_videos": int(evaluation["videos"]),
         "settings": settings,
         "torch": torch.__version__,
@@ -291,6 +329,8 @@ def run_comparison(
     }
     atomic_write_text(output / "results.json", json.dumps({"meta": meta, "results": results}, indent=2, default=str))
     _write_tables(task, results, meta, output)
+    if curve:
+        write_curves(task, curve_rows({seed: results}), output, f"{preset} preset, seed {seed}")
     rows = {name: torch.as_tensor(examples[name]) for name in ("input", *methods, "ground truth")}
     save_frame_panel(
         rows,
@@ -300,6 +340,236 @@ def run_comparison(
         title=f"{task.table} - held-out video 0, {preset} preset, seed {seed}",
     )
     return results
+
+
+def evaluate_curve(
+    root: Path, preset: str, task: Task, run: dict, iterations: int, every: int, final: dict
+) -> dict[int, dict]:
+    """``{iteration: the table's columns as (mean, sigma)}`` every ``every`` iterations and at the end
+    (``final``: the evaluation of the trained model): the A->B generator of each training checkpoint
+    ``<ckpt_dir>/checkpoint_<iteration>.pt`` is written to ``<output_dir>/curve/iteration_<i>/models/model.pt``
+    (with the run's ``model_settings.json``) and evaluated there by the bundle's evaluation workflow."""
+    models = Path(run["ckpt_dir"])
+    points: dict[int, dict] = {}
+    for iteration in range(every, iterations, every):
+        checkpoint = models / f"checkpoint_{iteration}.pt"
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"{checkpoint} is missing: the training run kept no checkpoint at {iteration}.")
+        folder = Path(run["output_dir"]) / "curve" / f"iteration_{iteration}"
+        weights = torch.load(checkpoint, map_location="cpu", weights_only=True)["g_ab"]
+        atomic_torch_save(weights, folder / "models" / "model.pt")
+        atomic_write_text(folder / "models" / SETTINGS_FILE, (models / SETTINGS_FILE).read_text(encoding="utf-8"))
+        at = {**run, "ckpt_dir": str(folder / "models"), "output_dir": str(folder)}
+        points[iteration] = evaluate_method(root, preset, task, at)["metrics"]
+    points[iterations] = final
+    return points
+
+
+def curve_rows(per_seed: dict[int, dict]) -> list[tuple[str, int, int, str, float]]:
+    """``(method, seed, iteration, metric, value)`` of the methods' curves in ``{seed: run_comparison's results}``
+    (value: the mean over held-out videos)."""
+    return [
+        (method, seed, iteration, column, float(value[0]))
+        for seed, results in per_seed.items()
+        for method, r in results.items()
+        for iteration, columns in sorted(r.get("curve", {}).items())
+        for column, value in columns.items()
+    ]
+
+
+def write_curves(task: Task, rows: Sequence[tuple[str, int, int, str, float]], output: Path, title: str) -> None:
+    """``curves.csv`` (one row per method, seed, iteration and metric) and ``curves.png``: one panel per metric,
+    one line per method (the mean over seeds at each iteration), shaded between the lowest and highest seed."""
+    with atomic_file(output / "curves.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["method", "seed", "iteration", "metric", "value"])
+        writer.writerows(rows)
+    metrics = list(task.metrics)
+    methods = list(dict.fromkeys(r[0] for r in rows))
+    seeds = sorted({r[1] for r in rows})
+    columns = min(3, len(metrics))
+    lines = -(-len(metrics) // columns)
+    width = max(6.4, 4.2 * columns)
+    fig = Figure(figsize=(width, 3.2 * lines + 0.4))
+    for k, metric in enumerate(metrics):
+        ax = fig.add_subplot(lines, columns, k + 1)
+        for colour, method in enumerate(methods):
+            values: dict[int, list[float]] = {}
+            for m, _, iteration, name, value in rows:
+                if m == method and name == metric:
+                    values.setdefault(iteration, []).append(value)
+            steps = sorted(values)
+            mean = [float(np.mean(values[i])) for i in steps]
+            ax.plot(steps, mean, marker="o", markersize=3, color=f"C{colour}", label=method)
+            if len(seeds) > 1:
+                low, high = [min(values[i]) for i in steps], [max(values[i]) for i in steps]
+                ax.fill_between(steps, low, high, color=f"C{colour}", alpha=0.2, linewidth=0)
+        ax.set_title(metric, fontsize=9)
+        ax.set_xlabel("iteration", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        if k == 0:
+            ax.legend(fontsize=7)
+    shading = " (mean over seeds; shaded: their range)" if len(seeds) > 1 else ""
+    fig.suptitle(textwrap.fill(f"{task.table}: held-out set, {title}{shading}", int(width * 15)), fontsize=9)
+    fig.tight_layout()
+    atomic_savefig(fig, output / "curves.png", dpi=100)
+
+
+def run_seeds(
+    task_name: str,
+    methods: Sequence[str],
+    preset: str,
+    output: Path,
+    seeds: Sequence[int],
+    match_params: bool = False,
+    eval_videos: int | None = -1,
+    overrides: dict | None = None,
+    curve: int | None = None,
+    split: str = "test",
+    val_fraction: float = 0.1,
+) -> dict:
+    """:func:`run_comparison` once per seed (one seed: exactly :func:`run_comparison` in ``output``; several:
+    each in ``output/seed_<s>``), then the tables over seeds in ``output``: per metric the mean over seeds,
+    the sample standard deviation over seeds (ddof 1) and the mean per-video sigma. Returns the summary
+    (``{row: {"metrics": {column: {"mean", "seed_std", "sigma", "per_seed"}}, ...}}``)."""
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct and at least one, got {seeds}.")
+    held_out = {"curve": curve, "split": split, "val_fraction": val_fraction}
+    if len(seeds) == 1:
+        return run_comparison(
+            task_name, methods, preset, output, seeds[0], match_params, eval_videos, overrides, **held_out
+        )
+    per_seed = {
+        seed: run_comparison(
+            task_name, methods, preset, output / f"seed_{seed}", seed, match_params, eval_videos, overrides, **held_out
+        )
+        for seed in seeds
+    }
+    task = TASKS[task_name]
+    summary = summarise_seeds(per_seed)
+    first = json.loads((output / f"seed_{seeds[0]}" / "results.json").read_text(encoding="utf-8"))["meta"]
+    meta = {**first, "seeds": seeds, "seed_spread": "sample standard deviation over seeds (ddof 1)"}
+    meta.pop("seed", None)
+    atomic_write_text(output / "results.json", json.dumps({"meta": meta, "results": summary}, indent=2, default=str))
+    _write_seed_tables(task, summary, meta, output, figure=f"seed_{seeds[0]}/figure.png")
+    if curve:
+        write_curves(task, curve_rows(per_seed), output, f"{preset} preset, seeds {', '.join(map(str, seeds))}")
+    return summary
+
+
+def summarise_seeds(per_seed: dict[int, dict]) -> dict:
+    """``{seed: run_comparison's results}`` -> ``{row: {"metrics": {column: {"mean", "seed_std", "sigma",
+    "per_seed"}}, "iterations", "parameters", "train_seconds"}}`` with rows and columns of the first seed.
+
+    ``mean``: the mean over seeds of each seed's mean over videos; ``seed_std``: their sample standard deviation
+    (ddof 1; 0 for one seed); ``sigma``: the mean over seeds of the per-video standard deviations.
+    """
+    seeds = list(per_seed)
+    first = per_seed[seeds[0]]
+    summary: dict[str, dict] = {}
+    for row, r in first.items():
+        columns = {}
+        for column in r["metrics"]:
+            values = [per_seed[s][row]["metrics"][column] for s in seeds]
+            means = np.array([float(v[0]) for v in values])
+            sigmas = np.array([float(v[1]) for v in values])
+            columns[column] = {
+                "mean": float(means.mean()),
+                "seed_std": float(means.std(ddof=1)) if len(means) > 1 else 0.0,
+                "sigma": float(sigmas.mean()),
+                "per_seed": dict(zip(seeds, means.tolist(), strict=True)),
+            }
+        entry: dict = {"metrics": columns}
+        if "iterations" in r:
+            entry["iterations"] = r["iterations"]
+            entry["parameters"] = r["parameters"]
+            entry["train_seconds"] = {s: per_seed[s][row]["train_seconds"] for s in seeds}
+        summary[row] = entry
+    return summary
+
+
+def seed_orderings(summary: dict, column: str) -> tuple[list[str], bool]:
+    """The rows in ascending order of ``column``'s mean over seeds, and whether every seed orders them alike."""
+    rows = [row for row, r in summary.items() if column in r["metrics"]]
+    order = sorted(rows, key=lambda row: summary[row]["metrics"][column]["mean"])
+    seeds = list(summary[rows[0]]["metrics"][column]["per_seed"]) if rows else []
+    same = all(
+        sorted(rows, key=lambda row, s=s: summary[row]["metrics"][column]["per_seed"][s]) == order for s in seeds
+    )
+    return order, same
+
+
+def _write_seed_tables(task: Task, summary: dict, meta: dict, output: Path, figure: str) -> None:
+    names = list(task.metrics)
+    header = ["method"]
+    for n in names:
+        header += [f"{n} (ours: mean ± seed std)", f"{n} (per-video sigma)", f"{n} (paper)"]
+    header += ["iterations", "parameters"]
+    rows = []
+    for method, r in summary.items():
+        ours, paper = r["metrics"], task.paper.get(method, {})
+        params = r.get("parameters")
+        cells = [method]
+        for n in names:
+            value = ours.get(n)
+            cells += [
+                "-"
+                if value is None
+                else f"{value['mean']:.{_digits(value['mean'])}f} ± {value['seed_std']:.{_digits(value['mean'])}f}",
+                "-" if value is None else f"{value['sigma']:.{_digits(value['mean'])}f}",
+                _fmt(paper.get(n)),
+            ]
+        cells += [str(r.get("iterations", "-")), f"{sum(params.values()) / 1e6:.2f}M" if params else "-"]
+        rows.append(cells)
+    csv_header = ["method"] + [f"{n} {k}" for n in names for k in ("mean", "seed_std", "sigma", "paper")]
+    csv_rows = []
+    for method, r in summary.items():
+        cells = [method]
+        for n in names:
+            value, paper = r["metrics"].get(n), task.paper.get(method, {}).get(n)
+            cells += ["" if value is None else value[k] for k in ("mean", "seed_std", "sigma")]
+            cells.append("" if paper is None else paper[0])
+        csv_rows.append(cells + [r.get("iterations", ""), sum(r["parameters"].values()) if "parameters" in r else ""])
+    with atomic_file(output / "table.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(csv_header + ["iterations", "parameters"])
+        writer.writerows(csv_rows)
+    seeds = ", ".join(map(str, meta["seeds"]))
+    lines = [
+        f"# {meta['table']}",
+        "",
+        f"Preset `{meta['preset']}`, seeds {seeds}, {meta['held_out_videos']} held-out videos per seed "
+        f"({meta['split']} split), "
+        f"parameter-matched 2D models: {meta['match_params']}, torch {meta['torch']}, {meta['date']}.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += [
+        "",
+        f"Values are the mean over seeds ({seeds}) of each seed's mean over held-out videos ± the sample standard "
+        "deviation of those means over seeds (ddof 1); per-video sigma: the mean over seeds of the standard "
+        "deviation over held-out videos. Each seed draws its own data split, initial weights and data order.",
+        "",
+        "Ascending order of the means, and whether every seed gives the same order:",
+        "",
+    ]
+    for n in names:
+        order, same = seed_orderings(summary, n)
+        lines.append(
+            f"- {n}: {' < '.join(order)} ({'the same in every seed' if same else 'not the same in every seed'})"
+        )
+    lines += ["", *task.notes, "", f"![figure of seed {meta['seeds'][0]}]({figure})"]
+    atomic_write_text(output / "table.md", "\n".join(lines) + "\n")
+
+
+def _digits(value: float) -> int:
+    """Decimals that show a value of this size to about three significant digits (at least two)."""
+    magnitude = abs(value)
+    return 2 if magnitude >= 1 or magnitude == 0 else min(6, 2 + int(-np.floor(np.log10(magnitude))))
 
 
 def _reference_metrics(
@@ -340,7 +610,8 @@ def _write_tables(task: Task, results: dict, meta: dict, output: Path) -> None:
     lines = [
         f"# {meta['table']}",
         "",
-        f"Preset `{meta['preset']}`, seed {meta['seed']}, {meta['held_out_videos']} held-out videos, "
+        f"Preset `{meta['preset']}`, seed {meta['seed']}, {meta['held_out_videos']} held-out videos "
+        f"({meta['split']} split), "
         f"parameter-matched 2D models: {meta['match_params']}, torch {meta['torch']}, {meta['date']}.",
         "",
         "| " + " | ".join(header) + " |",
@@ -363,20 +634,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--task", choices=sorted(TASKS), required=True)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
-    parser.add_argument("--seed", type=int, default=0)
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=None, help="one seed (default 0); same as --seeds SEED")
+    seeds.add_argument(
+        "--seeds", type=int, nargs="+", default=None, help="train and evaluate every method once per seed"
+    )
     parser.add_argument("--match-params", action="store_true", help="give 2D models the 3D models' parameter counts")
     parser.add_argument("--eval-videos", type=int, default=-1, help="held-out videos to evaluate (default: preset's)")
+    parser.add_argument(
+        "--curve", type=int, default=None, metavar="N", help="also evaluate every N iterations: curves.csv / .png"
+    )
+    parser.add_argument(
+        "--split",
+        choices=("test", "val"),
+        default="test",
+        help="held-out split to evaluate: test, or val (vmnist, mmnist: --val-fraction of the training digits held "
+        "out of training; select settings here, not on test)",
+    )
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="share of training digits for --split val")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
-    output = args.output or Path("runs") / f"reproduce_{args.task}_{args.preset}"
-    run_comparison(
+    output = args.output or Path("runs") / f"reproduce_{args.task}_{args.preset}{'_val' if args.split == 'val' else ''}"
+    run_seeds(
         args.task,
         args.methods,
         args.preset,
         output,
-        args.seed,
+        args.seeds or [0 if args.seed is None else args.seed],
         args.match_params,
         None if args.eval_videos == 0 else args.eval_videos,
+        curve=args.curve,
+        split=args.split,
+        val_fraction=args.val_fraction,
     )
     print((output / "table.md").read_text(encoding="utf-8"))
     return 0

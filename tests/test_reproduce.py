@@ -1,11 +1,24 @@
 from __future__ import annotations
 
+import csv
 import json
 
+import numpy as np
 import pytest
+import torch
 
+from mr2ct.bundle.settings import settings_class
 from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, count_parameters
-from mr2ct.reproduce import TASKS, matched_2d_widths, run_comparison
+from mr2ct.reproduce import (
+    TASKS,
+    main,
+    matched_2d_widths,
+    run_comparison,
+    run_seeds,
+    seed_orderings,
+    summarise_seeds,
+    write_curves,
+)
 
 TINY = {
     "depth": 8,
@@ -91,8 +104,149 @@ def test_gta_comparison_runs_all_four_methods_and_prints_table_4(tmp_path):
     assert "accuracy_slow (paper)" in table and "0.71" in table  # sequential, all test clips, beside ours
 
 
+def test_seeds_give_mean_and_spread_over_seeds_beside_per_video_sigma(tmp_path):
+    overrides = {**TINY, "dataset_dir": str(tmp_path / "data")}
+    summary = run_seeds("vmnist", ["3d"], "quick", tmp_path / "out", [0, 1], eval_videos=6, overrides=overrides)
+    out = tmp_path / "out"
+    assert {p.name for p in out.iterdir()} >= {"seed_0", "seed_1", "table.md", "table.csv", "results.json"}
+    per_seed = [json.loads((out / f"seed_{s}" / "results.json").read_text(encoding="utf-8")) for s in (0, 1)]
+    means = [r["results"]["3d"]["metrics"]["l2"][0] for r in per_seed]
+    sigmas = [r["results"]["3d"]["metrics"]["l2"][1] for r in per_seed]
+    l2 = summary["3d"]["metrics"]["l2"]
+    assert l2["mean"] == pytest.approx(sum(means) / 2)
+    assert l2["seed_std"] == pytest.approx(abs(means[0] - means[1]) / 2**0.5)  # sample std of two values
+    assert l2["sigma"] == pytest.approx(sum(sigmas) / 2)
+    assert set(summary) == {"3d", "identity"} and summary["identity"]["metrics"]["l2"]["seed_std"] > 0
+    table = (out / "table.md").read_text(encoding="utf-8")
+    assert "seeds 0, 1" in table and "l2 (ours: mean ± seed std)" in table and "27.21 ± 5.27" in table
+    assert "ddof 1" in table and "seed_0/figure.png" in table
+    saved = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert saved["meta"]["seeds"] == [0, 1] and "seed" not in saved["meta"]
+    rows = list(csv.DictReader((out / "table.csv").read_text(encoding="utf-8").splitlines()))
+    assert float(rows[0]["l2 mean"]) == pytest.approx(l2["mean"]) and rows[0]["l2 paper"] == "27.21"
+    assert float(rows[0]["l2 seed_std"]) == pytest.approx(l2["seed_std"]) and rows[1]["method"] == "identity"
+
+
+def test_one_seed_writes_the_single_seed_tables_as_before(tmp_path):
+    overrides = {**TINY, "dataset_dir": str(tmp_path / "data")}
+    run_seeds("vmnist", ["3d"], "quick", tmp_path / "out", [1], eval_videos=4, overrides=overrides)
+    assert not list((tmp_path / "out").glob("seed_*"))
+    assert "Preset `quick`, seed 1," in (tmp_path / "out" / "table.md").read_text(encoding="utf-8")
+
+
+def test_seed_summary_and_orderings_by_hand():
+    per_seed = {
+        0: {"a": {"metrics": {"l2": (1.0, 0.5)}}, "b": {"metrics": {"l2": (2.0, 0.1)}}},
+        1: {"a": {"metrics": {"l2": (3.0, 0.7)}}, "b": {"metrics": {"l2": (2.5, 0.3)}}},
+    }
+    summary = summarise_seeds(per_seed)
+    assert summary["a"]["metrics"]["l2"] == {
+        "mean": 2.0,
+        "seed_std": pytest.approx(2**0.5),
+        "sigma": 0.6,
+        "per_seed": {0: 1.0, 1: 3.0},
+    }
+    assert seed_orderings(summary, "l2") == (["a", "b"], False)
+    per_seed[1]["a"]["metrics"]["l2"] = (1.5, 0.7)
+    assert seed_orderings(summarise_seeds(per_seed), "l2") == (["a", "b"], True)
+
+
+def test_seeds_and_seed_on_the_command_line(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr("mr2ct.reproduce.run_seeds", lambda *a, **k: calls.append(a[4]))
+    (tmp_path / "table.md").write_text("t", encoding="utf-8")
+    for argv, seeds in ((["--seeds", "0", "1", "2"], [0, 1, 2]), (["--seed", "3"], [3]), ([], [0])):
+        main(["--task", "vmnist", "--output", str(tmp_path), *argv])
+        assert calls[-1] == seeds
+    with pytest.raises(SystemExit):
+        main(["--task", "vmnist", "--seed", "1", "--seeds", "2"])
+
+
+def test_curves_every_n_iterations_over_seeds(tmp_path):
+    overrides = {**TINY, "max_epochs": 2, "dataset_dir": str(tmp_path / "data")}  # 4 iterations
+    out = tmp_path / "out"
+    summary = run_seeds("vmnist", ["3d"], "quick", out, [0, 1], eval_videos=4, overrides=overrides, curve=2)
+    rows = list(csv.DictReader((out / "curves.csv").read_text(encoding="utf-8").splitlines()))
+    assert list(rows[0]) == ["method", "seed", "iteration", "metric", "value"]
+    assert {(r["method"], r["seed"], r["iteration"]) for r in rows} == {
+        ("3d", s, i) for s in ("0", "1") for i in ("2", "4")
+    }
+    final = {float(r["value"]) for r in rows if r["method"] == "3d" and r["iteration"] == "4"}
+    assert final == set(summary["3d"]["metrics"]["l2"]["per_seed"].values())  # the last point is the table's
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG" and (out / "seed_1" / "curves.png").is_file()
+    # the point at iteration 2 is the generator of checkpoint_2.pt, evaluated by the evaluation workflow
+    run = out / "seed_0" / "3d"
+    saved = torch.load(run / "models" / "checkpoint_2.pt", weights_only=True)["g_ab"]
+    exported = torch.load(run / "curve" / "iteration_2" / "models" / "model.pt", weights_only=True)
+    assert all(torch.equal(saved[k], exported[k]) for k in saved)
+    report = json.loads((run / "curve" / "iteration_2" / "report" / "metrics.json").read_text(encoding="utf-8"))
+    at_2 = next(float(r["value"]) for r in rows if (r["method"], r["seed"], r["iteration"]) == ("3d", "0", "2"))
+    assert report["metrics"]["l2"]["mean"] == pytest.approx(at_2)
+    assert sorted(p.name for p in (run / "models").glob("checkpoint_*.pt")) == [
+        "checkpoint_2.pt",
+        "checkpoint_4.pt",
+    ]  # all kept (epoch ends 2 and 4; one epoch is 2 iterations)
+
+
+def test_curve_checkpoints_leave_training_unchanged(tmp_path):
+    overrides = {**TINY, "max_epochs": 2, "epoch_length": 3, "dataset_dir": str(tmp_path / "data")}
+    for name, curve in (("plain", None), ("curve", 2)):  # curve: checkpoints in mid-epoch too (2 and 4)
+        run_comparison("vmnist", ["3d"], "quick", tmp_path / name, eval_videos=2, overrides=overrides, curve=curve)
+    plain, curved = (
+        torch.load(tmp_path / n / "3d" / "models" / "model.pt", weights_only=True) for n in ("plain", "curve")
+    )
+    assert all(torch.equal(plain[k], curved[k]) for k in plain)
+
+
+def test_curves_png_has_one_line_per_method_shaded_over_seeds(tmp_path, monkeypatch):
+    drawn = []
+    monkeypatch.setattr("mr2ct.reproduce.atomic_savefig", lambda fig, path, **k: drawn.append(fig))
+    rows = [(m, s, i, "l2", v + s) for m, v in (("3d", 1.0), ("random", 5.0)) for s in (0, 1) for i in (10, 20)]
+    write_curves(TASKS["vmnist"], rows, tmp_path, "test")
+    (ax,) = drawn[0].axes
+    assert [line.get_label() for line in ax.get_lines()] == ["3d", "random"]
+    assert list(ax.get_lines()[1].get_ydata()) == [5.5, 5.5] and len(ax.collections) == 2  # mean, seed range
+    assert len((tmp_path / "curves.csv").read_text(encoding="utf-8").splitlines()) == 1 + len(rows)
+
+
+def test_validation_split_is_evaluated_instead_of_the_test_split(tmp_path):
+    overrides = {**TINY, "dataset_dir": str(tmp_path / "data")}
+    run_comparison(
+        "vmnist",
+        ["3d"],
+        "quick",
+        tmp_path / "out",
+        eval_videos=None,
+        overrides=overrides,
+        split="val",
+        val_fraction=0.25,
+    )
+    saved = json.loads((tmp_path / "out" / "results.json").read_text(encoding="utf-8"))
+    assert saved["meta"]["split"] == "val" and saved["meta"]["held_out_videos"] == 7  # a quarter of 28 training digits
+    report = json.loads((tmp_path / "out" / "3d" / "report" / "metrics.json").read_text(encoding="utf-8"))
+    assert report["settings"]["held-out split"] == "val"
+    assert "7 held-out videos (val split)" in (tmp_path / "out" / "table.md").read_text(encoding="utf-8")
+    (folder,) = (tmp_path / "data").iterdir()
+    assert folder.name.endswith("_val0.25") and len(np.load(folder / "train_A.npy", mmap_mode="r")) == 10  # 21 // 2
+
+
+def test_validation_split_settings_are_checked():
+    digits, gta = settings_class("vmnist_cyclegan3d"), settings_class("gta_seg2video_cyclegan3d")
+    assert digits.check({"eval_split": "val", "val_fraction": 0.1}).eval_split == "val"
+    with pytest.raises(ValueError, match="val_fraction is 0"):
+        digits.check({"eval_split": "val", "val_fraction": 0.0})
+    with pytest.raises(ValueError, match="'eval_split' is 'val'; choose one of test"):
+        gta.check({"eval_split": "val"})
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="unknown method"):
         run_comparison("vmnist", ["cnn"], "quick", tmp_path)
     with pytest.raises(ValueError, match="unknown preset"):
         run_comparison("vmnist", ["3d"], "huge", tmp_path)
+    with pytest.raises(ValueError, match="distinct"):
+        run_seeds("vmnist", ["3d"], "quick", tmp_path, [1, 1])
+    with pytest.raises(ValueError, match="'gta' has no validation split"):
+        run_comparison("gta", ["3d"], "quick", tmp_path, split="val")
+    with pytest.raises(ValueError, match="curve"):
+        run_comparison("vmnist", ["3d"], "quick", tmp_path, curve=0)

@@ -181,6 +181,7 @@ class CycleGANSettings:
     )
     max_nonfinite_steps: int | None = setting(optional_nonnegative_int, "consecutive non-finite steps that stop")
     resume: bool = setting(parse_flag, "continue from the latest checkpoint")
+    ckpt_n_saved: int | None = setting(optional_positive_int, "training checkpoints kept (null: all)")
     distributed: bool = setting(parse_flag, "train in a torchrun process group (multi_gpu_train.json)")
     amp: bool = setting(parse_flag, "autocast in amp_dtype")
     amp_dtype: str = setting(_amp_dtype, "bfloat16 or float16 (CUDA)")
@@ -264,6 +265,7 @@ class VideoSettings(CycleGANSettings):
 
     depth: int = setting(positive_int, "frames per clip")
     size: list[int] = setting(sizes(2), "frame height and width")
+    eval_split: str = setting(choice("test", "val"), "held-out split of validation and evaluation")
 
     @classmethod
     def _convolved_sizes(cls, values: Mapping[str, Any], dims: int) -> dict[str, Sequence[int]]:
@@ -277,6 +279,16 @@ class DigitVideoSettings(VideoSettings):
 
     images_idx: str | None = setting(existing_path, "MNIST images IDX file (null: the bundled digits)")
     labels_idx: str | None = setting(existing_path, "MNIST labels IDX file")
+    val_fraction: float = setting(fraction, "share of the training digits held out as the 'val' split")
+
+    @classmethod
+    def check_together(cls, values: Mapping[str, Any]) -> None:
+        super().check_together(values)
+        if values.get("eval_split") == "val" and values.get("val_fraction", 0) == 0:
+            raise ValueError(
+                "config key 'eval_split' is 'val' but val_fraction is 0: the data set has no validation split; "
+                "set val_fraction (e.g. 0.1: a tenth of the training digits held out of training)."
+            )
 
 
 @dataclass(frozen=True)
@@ -287,6 +299,7 @@ class GTASettings(VideoSettings):
         lambda name, value: value if value == "procedural" else existing_path(name, value),
         "VIPER folder or video + label frames (null or 'procedural': the built-in scene)",
     )
+    eval_split: str = setting(choice("test"), "held-out split (the GTA data folders have only 'test')")
 
 
 @dataclass(frozen=True)

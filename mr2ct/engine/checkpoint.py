@@ -224,7 +224,7 @@ class TrainingCheckpointer:
         save_dict: name -> object with ``state_dict``/``load_state_dict`` (networks, optimizers, schedulers).
         interval: save every ``interval`` epochs.
         iteration_interval: also save every ``iteration_interval`` iterations; 0: at epoch ends only.
-        n_saved: how many recent checkpoints to keep.
+        n_saved: how many recent checkpoints to keep (None: all, e.g. to evaluate each of them afterwards).
         resume: load the latest checkpoint of ``save_dir`` when training starts.
     """
 
@@ -234,11 +234,11 @@ class TrainingCheckpointer:
         save_dict: dict[str, Any],
         interval: int = 1,
         iteration_interval: int = 0,
-        n_saved: int = 2,
+        n_saved: int | None = 2,
         resume: bool = False,
     ):
-        if interval < 1 or n_saved < 1 or iteration_interval < 0:
-            raise ValueError("interval and n_saved must be positive, iteration_interval >= 0.")
+        if interval < 1 or (n_saved is not None and n_saved < 1) or iteration_interval < 0:
+            raise ValueError("interval and n_saved (or None) must be positive, iteration_interval >= 0.")
         self.save_dir = Path(save_dir)
         self.save_dict = save_dict
         self.interval = interval
