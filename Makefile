@@ -32,8 +32,9 @@ install: $(VENV)/.installed
 demo: install
 	$(PY) -m monai.bundle run training --config_file $(call quick,$(MRCT)) --output_dir runs/mrct_quick
 	$(PY) -m monai.bundle run inference --config_file $(call quick_on_train,$(MRCT),inference) \
-		--output_dir runs/mrct_quick/synthct --direction mr2ct --overwrite true
-	$(PY) -m monai.bundle run evaluating --config_file $(call quick_on_train,$(MRCT),evaluate) --output_dir runs/mrct_quick
+		--output_dir runs/mrct_quick/synthct --direction mr2ct --overwrite true --uncertainty true
+	$(PY) -m monai.bundle run evaluating --config_file $(call quick_on_train,$(MRCT),evaluate) --output_dir runs/mrct_quick \
+		--uncertainty true
 	# for radiologists: DICOM series, review sheets, and a blinded reader study (model vs real CT)
 	$(PY) -m mr2ct.cli export-dicom runs/mrct_quick/synthct --output runs/mrct_quick/dicom --overwrite
 	P=$$(ls -d $(PHANTOM)); \

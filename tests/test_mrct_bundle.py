@@ -374,6 +374,19 @@ def test_structure_pairs_confidence_and_settings_through_the_bundle(tmp_path):
     assert (report / "case_0_uncertainty.png").is_file()
     assert "case_0_uncertainty" in (report / "report.md").read_text(encoding="utf-8")
 
+    # a user's own registered pairs without tissue maps: tissues by thresholds on the real CT, said in the report
+    own = {
+        "mr_dir": str(folder / "test" / "mr"),
+        "ct_dir": str(folder / "test" / "ct"),
+        "output_dir": str(tmp_path / "own"),
+    }
+    evaluate = run_bundle("evaluating", "evaluate.json", {**ov, **own})
+    assert evaluate.returncode == 0, evaluate.stderr[-3000:]
+    metrics = json.loads((tmp_path / "own" / "report" / "metrics.json").read_text(encoding="utf-8"))
+    assert "thresholds on the real CT" in metrics["settings"]["tissue classes"]
+    assert {"mae_soft", "mae_bone", "dice_bone", "linear_mae_bone"} <= set(metrics["metrics"])
+    assert "mean_uncertainty" not in metrics["metrics"]  # confidence maps only when asked for
+
     # quick-sized weights without the quick settings: refused before any work, naming what differs
     for args in (
         ["-m", "monai.bundle", "run", "inference", "--config_file", str(CONFIGS / "inference.json")],
