@@ -90,7 +90,7 @@ B=bundles/mrct_cyclegan3d/configs
 train_overrides=(--max_epochs 1 --decay_epochs 0 --val_interval 0 --ckpt_iteration_interval 100000
                  --num_train_subjects 4 --num_test_subjects 1 --num_workers 2 --log_interval 1)
 if (( GPUS >= 2 )) || [[ "$TINY" == 1 && "$DEVICE" == cpu ]]; then
-    piece ddp_smoke torchrun --standalone --nproc_per_node 2 -m monai.bundle run training \
+    piece ddp_smoke "$PY" -m torch.distributed.run --standalone --nproc_per_node 2 -m monai.bundle run training \
         --config_file "['$B/train.json','$B/quick.json','$B/multi_gpu_train.json']" \
         "${train_overrides[@]}" --epoch_length 10 --bundle_root "$OUT/ddp_bundle" --output_dir "$OUT/ddp_run"
 else
