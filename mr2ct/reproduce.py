@@ -31,9 +31,10 @@ import json
 import logging
 import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -158,7 +159,7 @@ TASKS = {
 }
 
 # what changes per preset, on top of the bundle's configs (quick: train.json + quick.json)
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "configs": ("train.json", "quick.json"),
         "overrides": {"max_epochs": 10, "decay_epochs": 5, "epoch_length": 100, "val_interval": 1000},
@@ -436,7 +437,7 @@ def run_seeds(
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and at least one, got {seeds}.")
-    held_out = {"curve": curve, "split": split, "val_fraction": val_fraction}
+    held_out: dict[str, Any] = {"curve": curve, "split": split, "val_fraction": val_fraction}
     if len(seeds) == 1:
         return run_comparison(
             task_name, methods, preset, output, seeds[0], match_params, eval_videos, overrides, **held_out
@@ -495,9 +496,11 @@ def seed_orderings(summary: dict, column: str) -> tuple[list[str], bool]:
     rows = [row for row, r in summary.items() if column in r["metrics"]]
     order = sorted(rows, key=lambda row: summary[row]["metrics"][column]["mean"])
     seeds = list(summary[rows[0]]["metrics"][column]["per_seed"]) if rows else []
-    same = all(
-        sorted(rows, key=lambda row, s=s: summary[row]["metrics"][column]["per_seed"][s]) == order for s in seeds
-    )
+
+    def per_seed(seed: Any) -> Callable[[str], float]:
+        return lambda row: summary[row]["metrics"][column]["per_seed"][seed]
+
+    same = all(sorted(rows, key=per_seed(s)) == order for s in seeds)
     return order, same
 
 
@@ -528,9 +531,9 @@ def _write_seed_tables(task: Task, summary: dict, meta: dict, output: Path, figu
     for method, r in summary.items():
         cells = [method]
         for n in names:
-            value, paper = r["metrics"].get(n), task.paper.get(method, {}).get(n)
+            value, published = r["metrics"].get(n), task.paper.get(method, {}).get(n)
             cells += ["" if value is None else value[k] for k in ("mean", "seed_std", "sigma")]
-            cells.append("" if paper is None else paper[0])
+            cells.append("" if published is None else published[0])
         csv_rows.append(cells + [r.get("iterations", ""), sum(r["parameters"].values()) if "parameters" in r else ""])
     with atomic_file(output / "table.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)

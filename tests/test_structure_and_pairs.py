@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 from monai.utils import set_determinism
-from test_faults_training import assert_same, build, make_trainer, vmnist_loader
 from torch.utils.data import DataLoader
 
 from mr2ct.engine import CycleGANTrainer, EndlessLoader, MINDLoss, TrainingCheckpointer, get_method, mind_descriptor
 from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, init_weights
+
+from test_faults_training import assert_same, build, make_trainer, vmnist_loader
 
 
 def blobs(shape=(8, 16, 16), seed=0) -> torch.Tensor:

@@ -119,7 +119,8 @@ def scale_table(bundle: str, files: list[str], overrides: dict, args: argparse.N
     root = Path(args.data_root or tempfile.mkdtemp(prefix="mr2ct_bench_data_"))
     print("| volumes / domain | cache | set-up s | batches / s | RSS after | peak RSS | peak / smallest size's |")
     print("|---|---|---|---|---|---|---|")
-    rows, first_peak = [], {}
+    rows: list[dict] = []
+    first_peak: dict = {}
     for size in args.sizes:
         mr, ct = write_volumes(root / f"n{size}", size, tuple(args.volume))
         for mode in args.modes:

@@ -47,7 +47,7 @@ def main(job: dict) -> dict:
     torch.manual_seed(0)
     g_ab, g_ba = (Resnet3D(channels, channels, "instance", n_residual_blocks=blocks) for _ in range(2))
     d_a, d_b = (PatchGAN3D(channels, 64, 3, (4, 4, 4), "instance") for _ in range(2))
-    adam = {"lr": 2e-4, "betas": (0.5, 0.999)}
+    adam: dict = {"lr": 2e-4, "betas": (0.5, 0.999)}
     g_opt = torch.optim.Adam([*g_ab.parameters(), *g_ba.parameters()], **adam)
     d_opt = torch.optim.Adam([*d_a.parameters(), *d_b.parameters()], **adam)
     mse, l1 = torch.nn.MSELoss(), torch.nn.L1Loss()

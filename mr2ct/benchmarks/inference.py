@@ -92,7 +92,7 @@ def measure(
 
         def translate() -> torch.Tensor:
             with torch.no_grad(), torch.autocast(torch.device(device).type, dtype=dtype, enabled="amp" in options):
-                return inferer(image, forward)
+                return inferer(image, forward)  # type: ignore[return-value]  # a tensor for a tensor
 
         times, flops = [], None
         for step in range(warmup + repeats):
@@ -151,7 +151,7 @@ def table(rows: list[dict], peak: float | None = None) -> list[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    doc = sys.modules[__name__].__doc__
+    doc = sys.modules[__name__].__doc__ or ""
     parser = argparse.ArgumentParser(
         prog="mr2ct bench inference",
         description=doc.split("\n\n")[0],

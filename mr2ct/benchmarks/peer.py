@@ -70,7 +70,7 @@ def ensure_ganslate(root: str | os.PathLike | None = None, log=print) -> Path:
     if venv.resolve().is_relative_to(repository):
         raise ValueError(f"{venv} is inside the repository {repository}: give a --peer-dir outside it.")
     log(f"creating ganslate's virtual environment in {venv} (once)", flush=True)
-    steps = [
+    steps: list[list] = [
         [sys.executable, "-m", "venv", str(venv)],
         [python, "-m", "pip", "install", "--quiet", TORCH_PIN],
         [python, "-m", "pip", "install", "--quiet", "--no-deps", *GANSLATE_PACKAGES],

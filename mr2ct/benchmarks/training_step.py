@@ -88,7 +88,7 @@ def parse_shape(text: str) -> dict:
 
 def expand_shapes(items: list[str]) -> list[str]:
     """Shapes from ``--shapes`` items (comma-separated too), with ``paper`` and ``quick`` expanded."""
-    out = []
+    out: list[str] = []
     for item in items:
         for text in item.split(","):
             out += PAPER_SHAPES if text == "paper" else QUICK_SHAPES if text == "quick" else [text] if text else []
@@ -241,7 +241,7 @@ def table(rows: list[dict], peak: float | None = None) -> list[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    doc = sys.modules[__name__].__doc__
+    doc = sys.modules[__name__].__doc__ or ""
     parser = argparse.ArgumentParser(
         prog="mr2ct bench",
         description=doc.split("\n\n")[0],
@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if "amp" in options:
         name = name.replace("amp", f"amp ({'bf16' if args.amp_dtype == 'bfloat16' else 'fp16'})")
     peak = args.peak_tflops or peak_tflops(args.device)
-    rows = []
+    rows: list[dict] = []
     print("\n".join(table([])), flush=True)
     for spec in specs:
         reference = run(spec, (), count=True)

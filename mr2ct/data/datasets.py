@@ -7,6 +7,7 @@ import os
 import pickle
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,7 +54,8 @@ class LoadClipd(MapTransform):
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
         out = dict(data)
         for key in self.key_iterator(out):
-            path, index = out[key]
+            entry: Any = out[key]  # (file, index in the file)
+            path, index = entry
             if path not in self._maps:
                 self._maps[path] = np.load(path, mmap_mode="r")
             out[key] = np.array(self._maps[path][index])  # a copy out of the memory map

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import torch
 from ignite.engine import Engine, Events
@@ -36,7 +37,8 @@ class LossCSVLogger:
         engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.interval), self)
 
     def __call__(self, engine: Engine) -> None:
-        row = {"epoch": engine.state.epoch, "iteration": engine.state.iteration, **loss_values(engine.state.output)}
+        output: Any = engine.state.output  # the trainer's dict of losses and images
+        row = {"epoch": engine.state.epoch, "iteration": engine.state.iteration, **loss_values(output)}
         if self._header is None:  # first write of this run
             self.filename.parent.mkdir(parents=True, exist_ok=True)
             self._header = self._keep_rows_before(engine.state.iteration)
@@ -79,7 +81,7 @@ class SampleGridSaver:
         engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.interval), self)
 
     def __call__(self, engine: Engine) -> None:
-        out = engine.state.output
+        out: Any = engine.state.output  # the trainer's dict of losses and images
         rows = {name: _first_clip(out[name]) for name in ("real_a", "fake_b", "real_b", "fake_a")}
         stem = self.output_dir / f"samples_epoch{engine.state.epoch:04d}"
         save_frame_panel(rows, stem.with_suffix(".png"), num_frames=self.num_frames, value_range=(-1, 1))

@@ -6,7 +6,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -173,7 +173,7 @@ class CycleGANTrainer(Trainer):
         )
         self.amp_dtype = _amp_dtype(amp_dtype, device if amp else None)
         # grad scaling for fp16 autocast only (which amp_dtype allows on CUDA only); bf16 and fp32 need none
-        self.scaler = torch.amp.GradScaler("cuda") if amp and self.amp_dtype == torch.float16 else None
+        self.scaler: Any = torch.amp.GradScaler("cuda") if amp and self.amp_dtype == torch.float16 else None
         self.channels_last = channels_last
         for net in (g_ab, g_ba, d_a, d_b):
             if channels_last:
@@ -200,7 +200,7 @@ class CycleGANTrainer(Trainer):
         }
         self.logger.info(f"trainable parameters: {counts} ({sum(counts.values()):,} in all)")
 
-    def run(self) -> None:
+    def run(self) -> None:  # type: ignore[override]  # a Workflow runs its own data and epochs
         """Train (MONAI's ``Trainer.run`` without its replacing the grad scaler made in ``__init__``)."""
         super(Trainer, self).run()
 
@@ -267,7 +267,7 @@ class CycleGANTrainer(Trainer):
         if self.lambda_identity > 0:
             losses["identity"] = self.lambda_identity * self.lambda_cycle * torch.mean(torch.abs(g_back(real) - real))
         if self.lambda_const > 0:
-            losses["const"] = self.lambda_const * temporal_const_loss(fake, self.clip_depth)
+            losses["const"] = self.lambda_const * temporal_const_loss(fake, cast(int, self.clip_depth))
         if self.lambda_structure > 0:
             losses["structure"] = self.lambda_structure * self.structure_loss_fn(real, fake)
         if pair is not None and self.lambda_paired > 0:
@@ -304,7 +304,7 @@ class CycleGANTrainer(Trainer):
             with no_sync(self.g_ab, self.g_ba) if name == "b" else nullcontext():
                 with self._autocast():
                     fake, losses = self._half_cycle_losses(real, g_forward, g_back, d_target, pairs[name])
-                self._backward(sum(losses.values()))
+                self._backward(cast(torch.Tensor, sum(losses.values())))
             fakes[name] = fake.detach()
             halves[name] = {k: v.detach() for k, v in losses.items()}
         out = {"loss_g_ab": halves["b"]["adversarial"], "loss_g_ba": halves["a"]["adversarial"]}
@@ -431,7 +431,7 @@ class CycleGANTrainer(Trainer):
         state.update(
             pool_a=self.pool_a.state_dict(),
             pool_b=self.pool_b.state_dict(),
-            data=self.data_loader.state_dict(),
+            data=cast(ResumableLoader, self.data_loader).state_dict(),
             paired_data=self.paired_stream.state_dict() if self.paired_stream is not None else {},
             scaler=self.scaler.state_dict() if self.scaler is not None else {},
         )
@@ -442,7 +442,7 @@ class CycleGANTrainer(Trainer):
         super().load_state_dict(state_dict)
         self.pool_a.load_state_dict(state_dict["pool_a"])
         self.pool_b.load_state_dict(state_dict["pool_b"])
-        self.data_loader.load_state_dict(state_dict["data"])
+        cast(ResumableLoader, self.data_loader).load_state_dict(state_dict["data"])
         if self.paired_stream is not None and state_dict.get("paired_data"):
             self.paired_stream.load_state_dict(state_dict["paired_data"])
         if self.scaler is not None and state_dict["scaler"]:
