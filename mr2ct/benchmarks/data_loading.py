@@ -167,7 +167,8 @@ def main(argv: list[str] | None = None) -> dict | list[dict]:
         job = json.loads(argv[1])
         print(json.dumps(measure_size(job["bundle"], job["files"], job["overrides"], job["batches"])))
         return {}
-    parser = argparse.ArgumentParser(prog="mr2ct bench data", description=__doc__.split("\n\n")[0])
+    # no abbreviations: the remaining arguments are bundle overrides (--size must not become --sizes)
+    parser = argparse.ArgumentParser(prog="mr2ct bench data", description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("bundle", help="bundle name under bundles/, e.g. mrct_cyclegan3d")
     parser.add_argument("--quick", action="store_true", help="add the bundle's quick.json")
     parser.add_argument("--batches", type=int, default=20, help="timed batches (after one untimed)")
