@@ -504,6 +504,21 @@ def seed_orderings(summary: dict, column: str) -> tuple[list[str], bool]:
     return order, same
 
 
+def _markdown_table(meta: dict, runs: str, header: list[str], rows: list[list[str]]) -> list[str]:
+    """The title, the settings line (``runs``: which seeds and how many held-out videos) and the table of
+    ``table.md``."""
+    return [
+        f"# {meta['table']}",
+        "",
+        f"Preset `{meta['preset']}`, {runs} ({meta['split']} split), "
+        f"parameter-matched 2D models: {meta['match_params']}, torch {meta['torch']}, {meta['date']}.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+
+
 def _write_seed_tables(task: Task, summary: dict, meta: dict, output: Path, figure: str) -> None:
     names = list(task.metrics)
     header = ["method"]
@@ -540,17 +555,12 @@ def _write_seed_tables(task: Task, summary: dict, meta: dict, output: Path, figu
         writer.writerow(csv_header + ["iterations", "parameters"])
         writer.writerows(csv_rows)
     seeds = ", ".join(map(str, meta["seeds"]))
-    lines = [
-        f"# {meta['table']}",
-        "",
-        f"Preset `{meta['preset']}`, seeds {seeds}, {meta['held_out_videos']} held-out videos per seed "
-        f"({meta['split']} split), "
-        f"parameter-matched 2D models: {meta['match_params']}, torch {meta['torch']}, {meta['date']}.",
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-    ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines = _markdown_table(
+        meta,
+        f"seeds {seeds}, {meta['held_out_videos']} held-out videos per seed",
+        header,
+        rows,
+    )
     lines += [
         "",
         f"Values are the mean over seeds ({seeds}) of each seed's mean over held-out videos ± the sample standard "
@@ -610,17 +620,7 @@ def _write_tables(task: Task, results: dict, meta: dict, output: Path) -> None:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(rows)
-    lines = [
-        f"# {meta['table']}",
-        "",
-        f"Preset `{meta['preset']}`, seed {meta['seed']}, {meta['held_out_videos']} held-out videos "
-        f"({meta['split']} split), "
-        f"parameter-matched 2D models: {meta['match_params']}, torch {meta['torch']}, {meta['date']}.",
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-    ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines = _markdown_table(meta, f"seed {meta['seed']}, {meta['held_out_videos']} held-out videos", header, rows)
     lines += [
         "",
         "Values are mean ± sigma over held-out videos (sigma: standard deviation over videos).",
