@@ -11,25 +11,30 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 MRCT := bundles/mrct_cyclegan3d/configs
 VMNIST := bundles/vmnist_cyclegan3d/configs
-# the quick preset's head phantom (built by its training run)
-PHANTOM := bundles/mrct_cyclegan3d/data/headphantom_48x48x16_*
+# the quick preset's head phantom (built by its training run; its validation subjects lie beside it, seed 1)
+PHANTOM := bundles/mrct_cyclegan3d/data/headphantom_48x48x16_n24-6_seed0
 quick = "['$(1)/train.json','$(1)/quick.json']"
 # evaluate.json and inference.json are overrides on train.json (MONAI model-zoo order)
 quick_on_train = "['$(1)/train.json','$(1)/quick.json','$(1)/$(2).json']"
 
 .PHONY: demo demo-vmnist test test-all lint install clean
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+# runtime: what the demos need; dev: the test and lint tools on top (make test, make lint)
+$(VENV)/.installed-runtime: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first and pinned (CPU wheel): an unpinned torch would pull several GB of CUDA packages
 	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.installed-runtime
 	$(PY) -m pip install --quiet -e ".[test,lint]"
 	touch $@
 
 install: $(VENV)/.installed
 
-demo: install
+demo: $(VENV)/.installed-runtime
 	$(PY) -m monai.bundle run training --config_file $(call quick,$(MRCT)) --output_dir runs/mrct_quick
 	$(PY) -m monai.bundle run inference --config_file $(call quick_on_train,$(MRCT),inference) \
 		--output_dir runs/mrct_quick/synthct --direction mr2ct --overwrite true --uncertainty true
@@ -46,7 +51,7 @@ demo: install
 	@echo "report: runs/mrct_quick/report/report.md   sheets: runs/mrct_quick/sheets/index.html"
 	@echo "reader study: runs/mrct_quick/study/study/index.html (score: mr2ct review score runs/mrct_quick/study)"
 
-demo-vmnist: install
+demo-vmnist: $(VENV)/.installed-runtime
 	$(PY) -m monai.bundle run training --config_file $(call quick,$(VMNIST)) --output_dir runs/vmnist_quick
 	$(PY) -m monai.bundle run evaluating --config_file $(call quick_on_train,$(VMNIST),evaluate) --output_dir runs/vmnist_quick
 	@echo "report: runs/vmnist_quick/report/report.md"
