@@ -78,12 +78,21 @@ def test_fp32_switches_train_like_the_reference(reference, options):
     _assert_close(_train(options), reference, rtol=1e-4, atol=1e-5)
 
 
-def test_bf16_autocast_trains_close_to_the_reference(reference):
-    """Losses before and after the first update within 10% (or 0.05) of fp32."""
-    losses, _ = _train(("amp",), steps=2)
-    for step in range(2):
-        for key, want in reference[0][step].items():
-            assert losses[step][key] == pytest.approx(want, rel=0.1, abs=0.05), (step, key)
+def test_bf16_autocast_computes_close_to_the_reference(reference):
+    """The first iteration under bf16 autocast: losses within 10% (or 0.05) of fp32, and each network's gradient
+    points the same way (cosine similarity above 0.8; on the development machine, emulated bf16: 0.90 and 0.96 for
+    the generators, whose 7x7x7 convolutions sum many bf16 products, 0.998 for the discriminators).
+
+    Later iterations are not compared: bf16 rounding differs between CPU kernels (AVX-512 bf16 or emulated), and
+    Adam turns any difference in a near-zero gradient into a full-size update (see ``_train``), so losses after an
+    update (loss_g_ba after one step) differed by 12% on one CI machine."""
+    (losses, grads), (ref_losses, ref_grads) = _train(("amp",), steps=1), reference
+    for key, want in ref_losses[0].items():
+        assert losses[0][key] == pytest.approx(want, rel=0.1, abs=0.05), key
+    for name in ("g_ab", "g_ba", "d_a", "d_b"):
+        keys = [k for k in ref_grads if k.startswith(f"{name}.")]
+        got, want = (torch.cat([g[k].flatten() for k in keys]) for g in (grads, ref_grads))
+        assert torch.nn.functional.cosine_similarity(got, want, dim=0) > 0.8, name
 
 
 def test_bf16_steps_keep_finite_gradients():
