@@ -186,12 +186,14 @@ def test_resume_flag_continues_a_run(tmp_path):
     "override, message",
     [
         ({"method": "cnn"}, "config key 'method' is 'cnn'"),
-        ({"depth": 0}, "config key 'depth' must be a positive integer"),
-        ({"size": [16, -2]}, "config key 'size' must be a positive integer"),
-        ({"lr": -1.0}, "config key 'lr' must be > 0"),
-        (
+        # the rest are checked in process by test_faults_config.py; through the command line in `make test-all`
+        pytest.param({"depth": 0}, "config key 'depth' must be a positive integer", marks=pytest.mark.slow),
+        pytest.param({"size": [16, -2]}, "config key 'size' must be a positive integer", marks=pytest.mark.slow),
+        pytest.param({"lr": -1.0}, "config key 'lr' must be > 0", marks=pytest.mark.slow),
+        pytest.param(
             {"method": "random", "lambda_const": 1.0, "frames_per_batch": 4},
             "'lambda_const' applies to method 'seq_const' only",
+            marks=pytest.mark.slow,
         ),
     ],
 )
@@ -236,6 +238,7 @@ def test_inference_on_a_user_folder_leaves_inputs_untouched(tmp_path):
     assert result.returncode != 0 and f"input folder {empty} holds no" in result.stderr
 
 
+@pytest.mark.slow
 def test_coloured_moving_mnist_bundle_end_to_end(tmp_path):
     configs = MMNIST_BUNDLE / "configs"
     ov = {**tiny_overrides(tmp_path), "bundle_root": str(MMNIST_BUNDLE), "size": [28, 28], "digit_size": 14}

@@ -139,6 +139,7 @@ def test_torchrun_two_processes_gloo(tmp_path, switches):
     parser.get_parsed_content("network_def").load_state_dict(saved)
 
 
+@pytest.mark.slow
 def test_torchrun_mrct_channels_last_and_distributed_validation(tmp_path):
     """MR->CT with channels_last under DDP (converted before wrapping): identical weights on both ranks, and the
     validation MAE, computed on 3 cases split 2 + 1 between the ranks, is the same on both ranks and equals a

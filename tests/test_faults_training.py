@@ -460,7 +460,7 @@ def uninterrupted(tmp_path_factory, tiny_vmnist):
     return root / "run"
 
 
-@pytest.mark.parametrize("ckpt_iteration_interval", [0, 2])
+@pytest.mark.parametrize("ckpt_iteration_interval", [0, pytest.param(2, marks=pytest.mark.slow)])
 def test_bundle_killed_at_random_resumes_to_identical_weights(
     tmp_path, tiny_vmnist, uninterrupted, ckpt_iteration_interval
 ):

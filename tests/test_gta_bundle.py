@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from mr2ct.bundle import load_config
@@ -125,6 +126,7 @@ def test_train_evaluate_infer_end_to_end(tmp_path):
     assert read_video(tmp_path / "segs" / "drive_to_segmentation.mp4").shape == (20, 16, 32, 3)
 
 
+@pytest.mark.slow
 def test_colourisation_configuration(tmp_path):
     """colorize.json: grey video (A) <-> RGB video (B), validated by L2, evaluated by L2 and flicker."""
     ov = {

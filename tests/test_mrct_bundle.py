@@ -295,6 +295,7 @@ def test_train_infer_evaluate_end_to_end(tmp_path):
     assert (report / "case_0.png").is_file() and "mid-planes" in (report / "report.md").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_inference_errors_are_clear(tmp_path):
     ov = tiny_overrides(tmp_path)
     empty = tmp_path / "empty"
@@ -315,6 +316,7 @@ def test_missing_weights_are_named(tmp_path):
     assert run.returncode != 0 and "no trained weights at" in run.stderr and str(tmp_path / "models") in run.stderr
 
 
+@pytest.mark.slow
 def test_structure_pairs_confidence_and_settings_through_the_bundle(tmp_path):
     """Training with the structure loss and two registered pairs, inference with confidence maps (NIfTI beside each
     synthetic CT, mean in summary.csv), the per-tissue evaluation, the sheets' overlay, and weights of other

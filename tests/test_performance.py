@@ -328,6 +328,7 @@ def test_benchmark_side_by_side(tmp_path, capsys):
         benchmark.parse_shape("30x84")
 
 
+@pytest.mark.slow
 def test_benchmarks_from_the_command_line(tmp_path):
     """``mr2ct bench`` runs each variant in its own process; a bad argument is a one-line usage error."""
     cmd = [

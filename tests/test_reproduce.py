@@ -70,6 +70,7 @@ def test_comparison_writes_tables_with_paper_numbers_and_figure(tmp_path, task):
     }
 
 
+@pytest.mark.slow
 def test_gta_comparison_runs_all_four_methods_and_prints_table_4(tmp_path):
     overrides = {
         "depth": 8,
@@ -104,6 +105,7 @@ def test_gta_comparison_runs_all_four_methods_and_prints_table_4(tmp_path):
     assert "accuracy_slow (paper)" in table and "0.71" in table  # sequential, all test clips, beside ours
 
 
+@pytest.mark.slow
 def test_seeds_give_mean_and_spread_over_seeds_beside_per_video_sigma(tmp_path):
     overrides = {**TINY, "dataset_dir": str(tmp_path / "data")}
     summary = run_seeds("vmnist", ["3d"], "quick", tmp_path / "out", [0, 1], eval_videos=6, overrides=overrides)
