@@ -110,6 +110,13 @@ BAD_VALUES = [
     (MMNIST, "evaluate.json", {"direction": "b2c"}, "config key 'direction' is 'b2c'"),
     (VMNIST, "train.json", {"adversarial": "wgan"}, "config key 'adversarial' is 'wgan'"),
     (MMNIST, "train.json", {"method": "random", "frames_per_batch": None}, "'frames_per_batch' must be a positive"),
+    (VMNIST, "train.json", {"lr": -1.0}, "config key 'lr' must be > 0"),
+    (
+        VMNIST,
+        "train.json",
+        {"method": "random", "lambda_const": 1.0, "frames_per_batch": 4},
+        "'lambda_const' applies to method 'seq_const' only",
+    ),
     # impossible shapes
     (
         MRCT,
