@@ -60,7 +60,9 @@ class Task:
 
     ``reference_row`` is ``"identity"`` (the untranslated input, evaluated like a method) or ``"ground truth"``,
     whose values are the report's ``reference_metrics`` (``{column: report metric}``; a column not listed is 0:
-    the ground truth compared with itself).
+    the ground truth compared with itself). ``val_split``: how the task's validation split (``split="val"``) is
+    drawn: ``"fraction"`` (``val_fraction`` of the training digits held out of training), ``"scene"`` (GTA: a
+    second procedural scene) or None (no validation split).
     """
 
     bundle: str
@@ -70,7 +72,7 @@ class Task:
     reference_row: str
     reference_metrics: dict[str, str] | None = None
     notes: tuple[str, ...] = ()
-    has_val_split: bool = False
+    val_split: str | None = None
 
 
 _TEMPORAL_NOTE = (
@@ -95,7 +97,7 @@ TASKS = {
             "l2: per-video RMSE over all voxels on [0, 255]; sigma: its std over held-out videos. The paper "
             "does not state its reduction.",
         ),
-        has_val_split=True,
+        val_split="fraction",
     ),
     "mmnist": Task(
         bundle="mmnist_color_cyclegan3d",
@@ -128,7 +130,7 @@ TASKS = {
             "std over time of the mean digit colour (not in the paper).",
             _TEMPORAL_NOTE,
         ),
-        has_val_split=True,
+        val_split="fraction",
     ),
     "gta": Task(
         bundle="gta_seg2video_cyclegan3d",
@@ -155,6 +157,7 @@ TASKS = {
             "models (3D 0.77/0.72, 2D 0.60/0.70). identity: the RGB input itself decoded to the palette.",
             _TEMPORAL_NOTE,
         ),
+        val_split="scene",
     ),
 }
 
@@ -248,18 +251,21 @@ def run_comparison(
     ``eval_videos`` limits the held-out videos (-1: the preset's number, None: all); ``overrides`` are bundle
     settings applied on top of the preset (e.g. smaller shapes for a smoke test); ``curve``: also evaluate every
     ``curve`` iterations (:func:`evaluate_curve`) and write ``curves.csv`` / ``curves.png``; ``split``: the
-    held-out split evaluated, ``"test"`` or ``"val"`` (tasks with a validation split: ``val_fraction`` of the
-    training digits held out of training, so that settings are selected without looking at the test split).
+    held-out split evaluated, ``"test"`` or ``"val"`` (the task's validation split: ``val_fraction`` of the
+    training digits held out of training, or GTA's second procedural scene; settings are selected there, without
+    looking at the test split).
     """
     if curve is not None and curve < 1:
         raise ValueError(f"curve must be a positive number of iterations, got {curve}.")
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}.")
-    if split == "val" and not TASKS[task_name].has_val_split:
-        with_val = ", ".join(name for name, t in TASKS.items() if t.has_val_split)
+    if split == "val" and TASKS[task_name].val_split is None:
+        with_val = ", ".join(name for name, t in TASKS.items() if t.val_split)
         raise ValueError(f"task {task_name!r} has no validation split (tasks with one: {with_val}); use split 'test'.")
-    held_out = {"eval_split": "val", "val_fraction": val_fraction} if split == "val" else {}
     task = TASKS[task_name]
+    held_out: dict[str, Any] = {"eval_split": "val"} if split == "val" else {}
+    if split == "val" and task.val_split == "fraction":
+        held_out["val_fraction"] = val_fraction
     for method in methods:
         get_method(method)
     if preset not in PRESETS:
@@ -652,7 +658,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=("test", "val"),
         default="test",
         help="held-out split to evaluate: test, or val (vmnist, mmnist: --val-fraction of the training digits held "
-        "out of training; select settings here, not on test)",
+        "out of training; gta: a second procedural scene; select settings here, not on test)",
     )
     parser.add_argument("--val-fraction", type=float, default=0.1, help="share of training digits for --split val")
     parser.add_argument("--output", type=Path, default=None)

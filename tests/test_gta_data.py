@@ -18,6 +18,7 @@ from mr2ct.data.driving_scene import DrivingSceneConfig, render_sequence
 from mr2ct.data.gta import (
     GTAClipConfig,
     build_gta_clips,
+    build_gta_validation_clips,
     clip_motion,
     export_videos,
     grayscale,
@@ -306,3 +307,20 @@ def test_procedural_source_is_the_default(tmp_path, monkeypatch):
     monkeypatch.setattr(driving_scene, "render_sequence", lambda *a, **k: pytest.fail("rendered again"))
     shutil.rmtree(tmp_path / scene.folder_name())  # the clips are cached on their own
     assert build_gta_clips(tmp_path, "procedural", GTAClipConfig(depth=4, size=(12, 20)), scene) == folder
+
+
+def test_validation_clips_come_from_sequences_never_trained_on(tmp_path):
+    root = _write_viper(tmp_path / "viper", {f"{k:03d}": _grating(k, 12) for k in range(1, 5)})
+    for k in range(101, 105):
+        rgb, labels = _grating(k - 100, 12)
+        write_viper_sequence(root, f"{k:03d}", rgb, labels, split="val")
+    config = GTAClipConfig(depth=4, size=(24, 40), sequences="001-004", train_fraction=0.5)
+    folder = build_gta_validation_clips(tmp_path / "out", config, source=root, val_source=root)
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    held_out = meta["sequences"]["test"]
+    assert len(held_out) == 3 and set(held_out) <= {"101", "102", "103", "104"}  # 90% of the val/ sequences
+    assert {c["sequence"] for c in meta["clips"]["test"]} == set(held_out) and (folder / "slow.npy").is_file()
+    with pytest.raises(ValueError, match="needs val_source"):
+        build_gta_validation_clips(tmp_path / "out", config, source=root)
+    with pytest.raises(ValueError, match=r"validation scene's seed \(0\) is the training scene's"):
+        build_gta_validation_clips(tmp_path / "out", config, DrivingSceneConfig(seed=0), scene_seed=0)

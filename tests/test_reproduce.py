@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +28,21 @@ TINY = {
     "ndf": 4,
     "num_res_blocks": 1,
     "num_digits": 40,
+    "num_workers": 0,
+    "max_epochs": 1,
+    "decay_epochs": 0,
+    "epoch_length": 2,
+}
+
+GTA_TINY = {
+    "depth": 8,
+    "size": [16, 32],
+    "scene_size": [32, 64],
+    "scene_frames": 24,
+    "sequences": "001-004",
+    "ngf": 4,
+    "ndf": 4,
+    "num_res_blocks": 1,
     "num_workers": 0,
     "max_epochs": 1,
     "decay_epochs": 0,
@@ -72,21 +88,7 @@ def test_comparison_writes_tables_with_paper_numbers_and_figure(tmp_path, task):
 
 @pytest.mark.slow
 def test_gta_comparison_runs_all_four_methods_and_prints_table_4(tmp_path):
-    overrides = {
-        "depth": 8,
-        "size": [16, 32],
-        "scene_size": [32, 64],
-        "scene_frames": 24,
-        "sequences": "001-004",
-        "ngf": 4,
-        "ndf": 4,
-        "num_res_blocks": 1,
-        "num_workers": 0,
-        "max_epochs": 1,
-        "decay_epochs": 0,
-        "epoch_length": 2,
-        "dataset_dir": str(tmp_path / "data"),
-    }
+    overrides = {**GTA_TINY, "dataset_dir": str(tmp_path / "data")}
     results = run_comparison(
         "gta",
         ["3d", "random", "sequential", "seq_const"],
@@ -232,13 +234,36 @@ def test_validation_split_is_evaluated_instead_of_the_test_split(tmp_path):
     assert folder.name.endswith("_val0.25") and len(np.load(folder / "train_A.npy", mmap_mode="r")) == 10  # 21 // 2
 
 
-def test_validation_split_settings_are_checked():
+def test_gta_validation_split_is_a_second_scene_never_trained_on(tmp_path):
+    overrides = {**GTA_TINY, "dataset_dir": str(tmp_path / "data")}
+    run_comparison("gta", ["3d"], "quick", tmp_path / "out", eval_videos=None, overrides=overrides, split="val")
+    saved = json.loads((tmp_path / "out" / "results.json").read_text(encoding="utf-8"))
+    report = json.loads((tmp_path / "out" / "3d" / "report" / "metrics.json").read_text(encoding="utf-8"))
+    assert saved["meta"]["split"] == "val" and report["settings"]["held-out split"] == "val"
+    held_out = Path(report["settings"]["data"])
+    meta = {
+        f.name: json.loads((f / "meta.json").read_text(encoding="utf-8")) for f in (tmp_path / "data").glob("gta_*")
+    }
+    train_meta = next(m for name, m in meta.items() if name != held_out.name)
+    assert "seed1000" in meta[held_out.name]["source"]["scene"] and "seed0" in train_meta["source"]["scene"]
+    # 3 of the 4 sequences of the validation scene (one goes to its unused training part), 3 clips of 8 frames each
+    assert len(meta[held_out.name]["sequences"]["test"]) == 3 and saved["meta"]["held_out_videos"] == 9
+    assert len(np.load(held_out / "slow.npy")) == report["settings"]["slow clips"] > 0
+
+
+def test_validation_split_settings_are_checked(tmp_path):
     digits, gta = settings_class("vmnist_cyclegan3d"), settings_class("gta_seg2video_cyclegan3d")
     assert digits.check({"eval_split": "val", "val_fraction": 0.1}).eval_split == "val"
     with pytest.raises(ValueError, match="val_fraction is 0"):
         digits.check({"eval_split": "val", "val_fraction": 0.0})
-    with pytest.raises(ValueError, match="'eval_split' is 'val'; choose one of test"):
-        gta.check({"eval_split": "val"})
+    assert gta.check({"eval_split": "val", "seed": 0, "val_scene_seed": 1000}).val_scene_seed == 1000
+    with pytest.raises(ValueError, match="'val_scene_seed' equals 'seed' \\(3\\)"):
+        gta.check({"eval_split": "val", "source": None, "seed": 3, "val_scene_seed": 3})
+    with pytest.raises(ValueError, match="val_source is null"):
+        gta.check({"eval_split": "val", "source": str(tmp_path), "val_source": None})
+    assert gta.check({"eval_split": "test", "source": str(tmp_path), "val_source": None}).eval_split == "test"
+    with pytest.raises(ValueError, match="'val_scene_seed' must be an integer >= 0"):
+        gta.check({"val_scene_seed": -1})
 
 
 def test_bad_arguments(tmp_path):
@@ -248,7 +273,7 @@ def test_bad_arguments(tmp_path):
         run_comparison("vmnist", ["3d"], "huge", tmp_path)
     with pytest.raises(ValueError, match="distinct"):
         run_seeds("vmnist", ["3d"], "quick", tmp_path, [1, 1])
-    with pytest.raises(ValueError, match="'gta' has no validation split"):
-        run_comparison("gta", ["3d"], "quick", tmp_path, split="val")
+    with pytest.raises(ValueError, match="split must be 'test' or 'val'"):
+        run_comparison("vmnist", ["3d"], "quick", tmp_path, split="train")
     with pytest.raises(ValueError, match="curve"):
         run_comparison("vmnist", ["3d"], "quick", tmp_path, curve=0)

@@ -145,6 +145,7 @@ class CycleGANSettings:
     DIRECTIONS: ClassVar[tuple[str, ...]] = ("a2b", "b2a")
 
     method: str = setting(choice(*METHODS), "3d, random, sequential or seq_const (mr2ct.engine.methods)")
+    seed: int = setting(nonnegative_int, "seed of the data, the initial weights and the data order")
     channels: int = setting(positive_int, "image channels of both domains")
     ngf: int = setting(positive_int, "generator base channels")
     ndf: int = setting(positive_int, "discriminator base channels")
@@ -299,7 +300,27 @@ class GTASettings(VideoSettings):
         lambda name, value: value if value == "procedural" else existing_path(name, value),
         "VIPER folder or video + label frames (null or 'procedural': the built-in scene)",
     )
-    eval_split: str = setting(choice("test"), "held-out split (the GTA data folders have only 'test')")
+    val_source: str | None = setting(
+        existing_path, "validation sequences for eval_split 'val' with a source of your own (null: a second scene)"
+    )
+    val_scene_seed: int = setting(nonnegative_int, "seed of the procedural validation scene of eval_split 'val'")
+
+    @classmethod
+    def check_together(cls, values: Mapping[str, Any]) -> None:
+        super().check_together(values)
+        if values.get("eval_split") != "val":
+            return
+        own_source = values.get("source") not in (None, "procedural")
+        if own_source and values.get("val_source") is None:
+            raise ValueError(
+                "config key 'eval_split' is 'val' but val_source is null: with a source of your own, give a folder "
+                "of validation sequences (e.g. the VIPER root, whose val/ split is read)."
+            )
+        if not own_source and values.get("val_scene_seed") == values.get("seed"):
+            raise ValueError(
+                f"config key 'val_scene_seed' equals 'seed' ({values.get('seed')}): the validation scene would be "
+                f"the training scene; choose another val_scene_seed."
+            )
 
 
 @dataclass(frozen=True)

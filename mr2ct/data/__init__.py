@@ -31,7 +31,14 @@ from .datasets import (
 from .digit_videos import DigitVideoConfig, build_digit_videos
 from .digits import bundled_mnist_path, load_digits, read_idx
 from .driving_scene import DrivingSceneConfig, build_driving_scene, render_sequence
-from .gta import GTAClipConfig, build_gta_clips, export_videos, read_video_sequence, read_viper_sequence
+from .gta import (
+    GTAClipConfig,
+    build_gta_clips,
+    build_gta_validation_clips,
+    export_videos,
+    read_video_sequence,
+    read_viper_sequence,
+)
 from .head_phantom import TISSUES, HeadPhantomConfig, build_head_phantom, render_head, tissue_class_map
 from .moving_mnist import bouncing_trajectory, build_moving_mnist, colour_palette, render_moving_digits
 from .mrct import (
@@ -68,6 +75,7 @@ __all__ = [
     "build_digit_videos",
     "build_driving_scene",
     "build_gta_clips",
+    "build_gta_validation_clips",
     "build_head_phantom",
     "build_moving_mnist",
     "build_volumetric_mnist",

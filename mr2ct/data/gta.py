@@ -34,7 +34,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from itertools import zip_longest
 from pathlib import Path
 
@@ -535,6 +535,47 @@ def build_gta_clips(
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return folder
+
+
+def build_gta_validation_clips(
+    root_dir: str | os.PathLike,
+    config: GTAClipConfig,
+    scene: DrivingSceneConfig | None = None,
+    source: str | os.PathLike | None = None,
+    val_source: str | os.PathLike | None = None,
+    scene_seed: int = 1000,
+) -> Path:
+    """Build (once) the paired validation clips for choosing settings without the test split; return the clip
+    folder whose held-out split (``test_A``, ``test_B``, ``slow.npy``) holds them.
+
+    With the procedural scene as the training ``source``, the clips come from a second scene, ``scene`` drawn
+    with seed ``scene_seed`` (other roads, cars, pedestrians and camera speeds), so no clip or sequence is shared
+    with training or test. With a source of your own, ``val_source`` names the validation sequences (a VIPER
+    root, whose ``val`` split is read, or a folder of videos with labels), e.g. VIPER's own validation split.
+    In both cases the clips are cut with ``config``'s settings, and the sequences go to the held-out split but
+    for the 10% (at least one) that :func:`build_gta_clips` keeps for its training split.
+
+    Raises:
+        ValueError: a source of your own without ``val_source``, or ``scene_seed`` equal to the training
+            scene's seed (the validation clips would be training clips).
+    """
+    procedural = source is None or source == "procedural"
+    scene = scene or DrivingSceneConfig()
+    if procedural and scene_seed == scene.seed:
+        raise ValueError(
+            f"the validation scene's seed ({scene_seed}) is the training scene's: its clips would be training "
+            f"clips; choose another val_scene_seed."
+        )
+    if not procedural and val_source is None:
+        raise ValueError(
+            f"a validation split of {source} needs val_source: a folder of validation sequences (e.g. the VIPER "
+            f"root, whose val/ split is read, or a folder of videos with labels beside them)."
+        )
+    if procedural:
+        held_out = replace(config, train_fraction=0.1)
+        return build_gta_clips(root_dir, None, held_out, replace(scene, seed=scene_seed))
+    held_out = replace(config, sequences=None, split="val", train_fraction=0.1)
+    return build_gta_clips(root_dir, val_source, held_out)
 
 
 def test_videos(folder: str | os.PathLike, domain: str) -> dict[str, np.ndarray]:
