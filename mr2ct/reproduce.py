@@ -259,10 +259,10 @@ def run_comparison(
         raise ValueError(f"curve must be a positive number of iterations, got {curve}.")
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}.")
-    if split == "val" and TASKS[task_name].val_split is None:
+    task = TASKS[task_name]
+    if split == "val" and task.val_split is None:
         with_val = ", ".join(name for name, t in TASKS.items() if t.val_split)
         raise ValueError(f"task {task_name!r} has no validation split (tasks with one: {with_val}); use split 'test'.")
-    task = TASKS[task_name]
     held_out: dict[str, Any] = {"eval_split": "val"} if split == "val" else {}
     if split == "val" and task.val_split == "fraction":
         held_out["val_fraction"] = val_fraction

@@ -14,6 +14,18 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 VMNIST_BUNDLE = REPO / "bundles" / "vmnist_cyclegan3d"
 MMNIST_BUNDLE = REPO / "bundles" / "mmnist_color_cyclegan3d"
+# GTA bundle settings small enough for a CPU test: 8-frame 16x32 clips of a 24-frame 32x64 scene, tiny networks
+GTA_TINY = {
+    "depth": 8,
+    "size": [16, 32],
+    "scene_size": [32, 64],
+    "scene_frames": 24,
+    "sequences": "001-004",
+    "ngf": 4,
+    "ndf": 4,
+    "num_res_blocks": 1,
+    "num_workers": 0,
+}
 
 torch.set_num_threads(2)
 

@@ -16,26 +16,15 @@ from mr2ct.bundle import load_config
 from mr2ct.io.video import read_video, write_video
 
 import conftest
-from conftest import REPO
+from conftest import GTA_TINY, REPO
 
 BUNDLE = REPO / "bundles" / "gta_seg2video_cyclegan3d"
 CONFIGS = BUNDLE / "configs"
-TINY = {
-    "depth": 8,
-    "size": [16, 32],
-    "scene_size": [32, 64],
-    "scene_frames": 24,
-    "sequences": "001-004",
-    "ngf": 4,
-    "ndf": 4,
-    "num_res_blocks": 1,
-    "num_workers": 0,
-}
 
 
 def tiny_overrides(tmp_path: Path) -> dict:
     return {
-        **TINY,
+        **GTA_TINY,
         "bundle_root": str(BUNDLE),
         "dataset_dir": str(tmp_path / "data"),
         "ckpt_dir": str(tmp_path / "models"),

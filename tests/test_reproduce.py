@@ -21,6 +21,8 @@ from mr2ct.reproduce import (
     write_curves,
 )
 
+import conftest
+
 TINY = {
     "depth": 8,
     "size": [16, 16],
@@ -34,20 +36,7 @@ TINY = {
     "epoch_length": 2,
 }
 
-GTA_TINY = {
-    "depth": 8,
-    "size": [16, 32],
-    "scene_size": [32, 64],
-    "scene_frames": 24,
-    "sequences": "001-004",
-    "ngf": 4,
-    "ndf": 4,
-    "num_res_blocks": 1,
-    "num_workers": 0,
-    "max_epochs": 1,
-    "decay_epochs": 0,
-    "epoch_length": 2,
-}
+GTA_TINY = {**conftest.GTA_TINY, "max_epochs": 1, "decay_epochs": 0, "epoch_length": 2}
 
 
 def test_matched_widths_equalise_parameter_counts():

@@ -559,23 +559,20 @@ def build_gta_validation_clips(
         ValueError: a source of your own without ``val_source``, or ``scene_seed`` equal to the training
             scene's seed (the validation clips would be training clips).
     """
-    procedural = source is None or source == "procedural"
-    scene = scene or DrivingSceneConfig()
-    if procedural and scene_seed == scene.seed:
-        raise ValueError(
-            f"the validation scene's seed ({scene_seed}) is the training scene's: its clips would be training "
-            f"clips; choose another val_scene_seed."
-        )
-    if not procedural and val_source is None:
+    if source is None or source == "procedural":
+        scene = scene or DrivingSceneConfig()
+        if scene_seed == scene.seed:
+            raise ValueError(
+                f"the validation scene's seed ({scene_seed}) is the training scene's: its clips would be training "
+                f"clips; choose another val_scene_seed."
+            )
+        return build_gta_clips(root_dir, None, replace(config, train_fraction=0.1), replace(scene, seed=scene_seed))
+    if val_source is None:
         raise ValueError(
             f"a validation split of {source} needs val_source: a folder of validation sequences (e.g. the VIPER "
             f"root, whose val/ split is read, or a folder of videos with labels beside them)."
         )
-    if procedural:
-        held_out = replace(config, train_fraction=0.1)
-        return build_gta_clips(root_dir, None, held_out, replace(scene, seed=scene_seed))
-    held_out = replace(config, sequences=None, split="val", train_fraction=0.1)
-    return build_gta_clips(root_dir, val_source, held_out)
+    return build_gta_clips(root_dir, val_source, replace(config, sequences=None, split="val", train_fraction=0.1))
 
 
 def test_videos(folder: str | os.PathLike, domain: str) -> dict[str, np.ndarray]:
