@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from monai.networks.blocks import Convolution
 from monai.networks.nets import PatchDiscriminator
 
 from mr2ct.networks import (
     FramewiseNetwork,
     PatchGANDiscriminator,
+    ResnetBlock,
     ResnetGenerator,
     count_parameters,
     frames_to_volume,
@@ -136,7 +138,7 @@ def test_framewise_network_equals_per_frame_application():
     assert torch.allclose(out, expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("upsample", ["nearest", "linear"])
+@pytest.mark.parametrize("upsample", ["nearest", "linear", "conv_linear"])
 @pytest.mark.parametrize(
     "spatial_dims, size, strides", [(3, (16, 28, 28), (1, 2, 2)), (3, (7, 13, 10), 2), (2, (37, 41), 2)]
 )
@@ -159,13 +161,30 @@ def test_resize_convolution_has_no_checkerboard_along_time():
     uneven kernel overlap makes alternate frames differ (a period-2 pattern in time), the resize-convolution not."""
     torch.manual_seed(0)
     spread = {}
-    for upsample in ("transposed", "nearest"):
+    for upsample in ("transposed", "nearest", "conv_linear"):
         net = ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=0, strides=2, upsample=upsample, norm=None)
         up = torch.nn.Sequential(*[m for m in net.model if not isinstance(m, torch.nn.ReflectionPad3d)][3:-2])
         with torch.no_grad():
-            y = up(torch.ones(1, 16, 4, 4, 4))[..., 4:-4, 4:-4, 4:-4]  # away from the zero-padded borders
+            y = up(torch.ones(1, 16, 8, 8, 8))[..., 10:-10, 10:-10, 10:-10]  # away from the zero-padded borders
         spread[upsample] = float(y.std(dim=2).mean())  # variation along time of a constant signal
-    assert spread["nearest"] < 1e-5 < spread["transposed"]
+    assert max(spread["nearest"], spread["conv_linear"]) < 1e-5 < spread["transposed"]
+
+
+def test_conv_linear_upsampling_convolves_at_the_low_resolution():
+    """``conv_linear`` runs its convolutions before the resize: the operations of a transposed convolution,
+    not the 2**dims times more of a resize-convolution."""
+    shapes = {}
+    for upsample in ("nearest", "conv_linear"):
+        net = ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=1, strides=2, upsample=upsample)
+        last_block = max(i for i, m in enumerate(net.model) if isinstance(m, ResnetBlock))
+        seen: list[tuple[int, ...]] = []
+        for m in net.model[last_block + 1 :]:
+            if isinstance(m, Convolution):
+                m.register_forward_hook(lambda mod, inp, out, seen=seen: seen.append(tuple(inp[0].shape[2:])))
+        net(torch.randn(1, 1, 16, 16, 16))
+        shapes[upsample] = seen
+    assert shapes["conv_linear"][:2] == [(4, 4, 4), (8, 8, 8)]  # convolved at 1/4 and 1/2 of the size
+    assert shapes["nearest"][:2] == [(8, 8, 8), (16, 16, 16)]  # resized first
 
 
 def test_generator_rejects_unknown_upsampling():

@@ -21,6 +21,7 @@ from mr2ct.data.datasets import CACHE_MODES
 from mr2ct.engine.losses import ADVERSARIAL_LOSSES
 from mr2ct.engine.methods import METHODS, get_method
 from mr2ct.engine.performance import AMP_DTYPES
+from mr2ct.networks.resnet_generator import UPSAMPLE_MODES
 
 __all__ = [
     "CycleGANSettings",
@@ -152,8 +153,8 @@ class CycleGANSettings:
     num_res_blocks: int = setting(nonnegative_int, "residual blocks of the generator")
     gen_strides: int | list[int] = setting(lambda name, value: value, "generator down-sampling, 1 or 2 (or per axis)")
     gen_upsample: str = setting(
-        choice("transposed", "nearest", "linear"),
-        "generator up-sampling: transposed convolution, or resize then convolution",
+        choice(*UPSAMPLE_MODES),
+        "generator up-sampling: transposed convolution, resize then convolution, or conv_linear",
     )
     d_layers: int = setting(positive_int, "strided layers of the PatchGAN discriminator")
     d_max_downsampling: list[int | None] | None = setting(

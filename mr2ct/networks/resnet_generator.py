@@ -8,14 +8,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint
-from monai.networks.blocks import Convolution
+from monai.networks.blocks import ADN, Convolution
 from monai.utils import ensure_tuple_rep
 
 __all__ = ["ResnetBlock", "ResnetGenerator"]
 
 # MONAI's Pad factory has no reflection padding; CycleGAN and the paper pad by reflection.
 REFLECTION_PAD = {2: nn.ReflectionPad2d, 3: nn.ReflectionPad3d}
-UPSAMPLE_MODES = ("transposed", "nearest", "linear")
+UPSAMPLE_MODES = ("transposed", "nearest", "linear", "conv_linear")
 
 
 class ResnetBlock(nn.Module):
@@ -60,7 +60,9 @@ class ResnetGenerator(nn.Module):
     Reflection padding is used in place of zero padding, as in CycleGAN. ``upsample`` can replace the transposed
     convolutions by resize-convolutions (Odena et al., "Deconvolution and Checkerboard Artifacts", Distill 2016):
     a nearest or (bi/tri)linear upsampling followed by a 3-wide convolution, which has no uneven kernel overlap and
-    so no checkerboard pattern (along time: no alternating-frame flicker).
+    so no checkerboard pattern (along time: no alternating-frame flicker). ``"conv_linear"`` swaps the order (the
+    3-wide convolution at the low resolution, then linear upsampling, then norm and ReLU): no checkerboard either,
+    at the cost of a transposed convolution, where a resize-convolution pays 2**dims times more for its last stages.
 
     Any input size >= 4 is accepted: the input is padded (edge replication) to a multiple of the total stride
     along each axis and the output is cropped back, so ``output.shape[2:] == input.shape[2:]``.
@@ -77,7 +79,8 @@ class ResnetGenerator(nn.Module):
         dropout: dropout inside residual blocks.
         upsample: ``"transposed"`` (stride-2 transposed convolutions, CycleGAN and the paper), or a resize-convolution:
             ``"nearest"`` or ``"linear"`` (bilinear in 2D, trilinear in 3D) upsampling, then a 3-wide convolution
-            (the same number of parameters).
+            (the same number of parameters); or ``"conv_linear"``: the convolution first, at the low resolution,
+            then linear upsampling, then norm and ReLU (same parameters, the cost of ``"transposed"``).
         checkpoint_blocks: activation checkpointing of the residual blocks in training
             (``torch.utils.checkpoint``, non-reentrant): each block keeps only its input for the backward pass and
             recomputes its inner activations, the main memory saver at 30x256x256, for about one more forward
@@ -161,6 +164,10 @@ class ResnetGenerator(nn.Module):
             mode=mode,
             **({} if mode == "nearest" else {"align_corners": False}),
         )
+        if self.upsample == "conv_linear":
+            conv = Convolution(self.spatial_dims, ch_in, ch_out, kernel_size=3, padding=1, conv_only=True)
+            norm_act = ADN(ordering="NA", in_channels=ch_out, norm=norm, norm_dim=self.spatial_dims, act="RELU")
+            return [conv, resize, norm_act]
         return [resize, Convolution(self.spatial_dims, ch_in, ch_out, kernel_size=3, padding=1, norm=norm, act="RELU")]
 
     @property
