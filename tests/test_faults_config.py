@@ -109,6 +109,8 @@ BAD_VALUES = [
     (VMNIST, "inference.json", {"direction": "mr2ct"}, "config key 'direction' is 'mr2ct'; choose one of a2b, b2a"),
     (MMNIST, "evaluate.json", {"direction": "b2c"}, "config key 'direction' is 'b2c'"),
     (VMNIST, "train.json", {"adversarial": "wgan"}, "config key 'adversarial' is 'wgan'"),
+    (MMNIST, "train.json", {"structure_channels": "max"}, "config key 'structure_channels' is 'max'; choose one of"),
+    (GTA, "train.json", {"gen_upsample": "pixelshuffle"}, "config key 'gen_upsample' is 'pixelshuffle'"),
     (MMNIST, "train.json", {"method": "random", "frames_per_batch": None}, "'frames_per_batch' must be a positive"),
     (VMNIST, "train.json", {"lr": -1.0}, "config key 'lr' must be > 0"),
     (

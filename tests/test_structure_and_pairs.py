@@ -44,6 +44,18 @@ def test_mind_is_contrast_independent_but_sees_structure(shape):
         MINDLoss(patch_size=2)
 
 
+def test_mind_on_the_channel_mean_compares_structure_not_colour():
+    white = (blobs() > 0).float().repeat(1, 3, 1, 1, 1)  # a white shape on black, RGB
+    red = white.clone()
+    red[:, 1:] = 0  # the same shape in red: its green and blue channels are flat
+    moved = torch.roll(red, shifts=3, dims=-1)
+    per_channel, mean = MINDLoss(), MINDLoss(channels="mean")
+    assert mean(white, red).item() < 1e-6 < per_channel(white, red).item()
+    assert mean(white, moved).item() > 0.01  # a moved shape still costs
+    with pytest.raises(ValueError, match="channels must be one of"):
+        MINDLoss(channels="max")
+
+
 def test_mind_gradient_pulls_a_translation_onto_the_sources_structure():
     source = blobs()
     translation = torch.roll(-source, shifts=2, dims=-1).requires_grad_(True)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mr2ct.data.datasets import CACHE_MODES
-from mr2ct.engine.losses import ADVERSARIAL_LOSSES
+from mr2ct.engine.losses import ADVERSARIAL_LOSSES, MINDLoss
 from mr2ct.engine.methods import METHODS, get_method
 from mr2ct.engine.performance import AMP_DTYPES
 from mr2ct.networks.resnet_generator import UPSAMPLE_MODES
@@ -166,6 +166,9 @@ class CycleGANSettings:
     lambda_const: float = setting(nonnegative_number, "weight of the temporal const loss (seq_const)")
     lambda_structure: float = setting(
         nonnegative_number, "weight of the MIND structure loss between input and translation"
+    )
+    structure_channels: str = setting(
+        choice(*MINDLoss.CHANNEL_MODES), "MIND on each channel, or on the mean over channels (colour images)"
     )
     lambda_paired: float = setting(
         nonnegative_number, "weight of the L1 loss on registered pairs, when pairs are given"

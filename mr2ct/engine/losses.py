@@ -104,19 +104,29 @@ class MINDLoss(nn.Module):
 
     Args:
         patch_size: side of the patches MIND compares.
+        channels: ``"each"`` compares the descriptors of every channel; ``"mean"`` those of the mean over channels,
+            i.e. the structure of a colour image whatever its colour (a white digit and its red translation have
+            the same mean-channel structure, while the red image's flat blue channel has none).
     """
 
-    def __init__(self, patch_size: int = 3):
+    CHANNEL_MODES = ("each", "mean")
+
+    def __init__(self, patch_size: int = 3, channels: str = "each"):
         super().__init__()
         if patch_size < 1 or patch_size % 2 == 0:
             raise ValueError(f"patch_size must be a positive odd number, got {patch_size}.")
+        if channels not in self.CHANNEL_MODES:
+            raise ValueError(f"channels must be one of {self.CHANNEL_MODES}, got {channels!r}.")
         self.patch_size = patch_size
+        self.channels = channels
 
     def forward(self, source: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
         if source.shape != translation.shape:
             raise ValueError(
                 f"source {tuple(source.shape)} and translation {tuple(translation.shape)} must have one shape."
             )
+        if self.channels == "mean":
+            source, translation = source.mean(dim=1, keepdim=True), translation.mean(dim=1, keepdim=True)
         return torch.mean(
             torch.abs(mind_descriptor(source, self.patch_size) - mind_descriptor(translation, self.patch_size))
         )
