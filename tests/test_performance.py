@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
@@ -16,9 +17,11 @@ from mr2ct.benchmarks import measure as measuring
 from mr2ct.benchmarks import training_step as benchmark
 from mr2ct.bundle import load_config
 from mr2ct.cli import main as cli
+from mr2ct.engine import performance
 from mr2ct.engine.distributed import wrap_ddp
 from mr2ct.engine.performance import (
     adam_options,
+    amp_dtype,
     compile_network,
     memory_format,
     set_checkpoint_blocks,
@@ -196,6 +199,18 @@ def test_amp_dtype_checks():
         benchmark.build_trainer(**SHAPE, options=("amp",), amp_dtype="float8")
     trainer, _ = benchmark.build_trainer(**SHAPE, options=(), amp_dtype="float16")  # amp off: not checked
     assert trainer.scaler is None
+
+
+def test_bf16_amp_on_a_cpu_without_native_bf16_warns(monkeypatch):
+    assert isinstance(performance.cpu_has_native_bf16(), bool)  # the real check runs on any build
+    monkeypatch.setattr(performance, "cpu_has_native_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="without native bf16"):
+        assert amp_dtype("bfloat16", "cpu") == torch.bfloat16
+    monkeypatch.setattr(performance, "cpu_has_native_bf16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        amp_dtype("bfloat16", "cpu")
+        amp_dtype("bfloat16", None)  # amp off: nothing checked
 
 
 def test_compiled_networks_keep_their_state_dict_keys(tmp_path):

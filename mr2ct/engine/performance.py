@@ -2,7 +2,8 @@
 
 =====================  ==================================================================================
 ``amp``                autocast the forward passes; ``amp_dtype`` ``"bfloat16"`` (CPU and CUDA, no grad
-                       scaling) or ``"float16"`` (CUDA only, with a ``GradScaler``)
+                       scaling; warns on a CPU without native bf16) or ``"float16"`` (CUDA only, with a
+                       ``GradScaler``)
 ``channels_last``      networks and input batches in ``torch.channels_last_3d`` (5D) / ``torch.channels_last``
                        (4D) memory format
 ``compile``            ``torch.compile`` of the four networks, in place (``nn.Module.compile``): the modules,
@@ -20,6 +21,7 @@ against the fp32 reference.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
 import torch
@@ -33,6 +35,7 @@ __all__ = [
     "amp_dtype",
     "compile_network",
     "configure_backends",
+    "cpu_has_native_bf16",
     "memory_format",
     "set_checkpoint_blocks",
     "to_channels_last",
@@ -56,7 +59,22 @@ def amp_dtype(name: str | torch.dtype, device: str | torch.device | None = None)
         raise ValueError(f"config key 'amp_dtype' must be one of {', '.join(AMP_DTYPES)}, got {name!r}.")
     if dtype == torch.float16 and device is not None and torch.device(device).type != "cuda":
         raise ValueError(f"amp_dtype 'float16' (with grad scaling) needs a CUDA device, got {device}; use 'bfloat16'.")
+    if dtype == torch.bfloat16 and device is not None and torch.device(device).type == "cpu":
+        if not cpu_has_native_bf16():
+            warnings.warn(
+                "amp with bfloat16 on a CPU without native bf16 instructions (AVX512-BF16 or AMX): the bf16 "
+                "kernels are emulated and run many times slower than float32 here; leave amp off on this CPU.",
+                stacklevel=2,
+            )
     return dtype
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU runs bfloat16 convolutions natively (oneDNN's check for AVX512-BF16 / AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN: no fast bf16 path either
+        return False
 
 
 def memory_format(ndim: int) -> torch.memory_format:
