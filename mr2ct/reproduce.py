@@ -29,6 +29,7 @@ import csv
 import datetime
 import json
 import logging
+import math
 import textwrap
 import time
 from collections.abc import Callable, Sequence
@@ -48,7 +49,7 @@ from mr2ct.export.panels import atomic_savefig
 from mr2ct.io.atomic import atomic_file, atomic_write_text
 from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, count_parameters, matched_width
 
-__all__ = ["TASKS", "evaluate_curve", "main", "run_comparison", "run_seeds", "write_curves"]
+__all__ = ["TASKS", "evaluate_curve", "format_mean_sigma", "main", "run_comparison", "run_seeds", "write_curves"]
 
 logger = logging.getLogger(__name__)
 
@@ -543,7 +544,7 @@ def _write_seed_tables(task: Task, summary: dict, meta: dict, output: Path, figu
                 if value is None
                 else f"{value['mean']:.{_digits(value['mean'])}f} ± {value['seed_std']:.{_digits(value['mean'])}f}",
                 "-" if value is None else f"{value['sigma']:.{_digits(value['mean'])}f}",
-                _fmt(paper.get(n)),
+                format_mean_sigma(paper.get(n)),
             ]
         cells += [str(r.get("iterations", "-")), f"{sum(params.values()) / 1e6:.2f}M" if params else "-"]
         rows.append(cells)
@@ -603,11 +604,14 @@ def _reference_metrics(
     return evaluate_method(root, preset, task, run)["metrics"]
 
 
-def _fmt(value: tuple[float, float | None] | None) -> str:
+def format_mean_sigma(value: tuple[float, float | None] | None) -> str:
+    """A table cell ``mean ± sigma`` (``-`` for no value): two decimals, or as many as show two significant
+    digits of a mean below 0.1 (a warping error of 0.0079 is not "0.01 ± 0.00")."""
     if value is None:
         return "-"
     mean, sigma = value
-    return f"{mean:.2f}" if sigma is None else f"{mean:.2f} ± {sigma:.2f}"
+    decimals = 2 if mean == 0 or abs(mean) >= 0.1 or not math.isfinite(mean) else 1 - math.floor(math.log10(abs(mean)))
+    return f"{mean:.{decimals}f}" if sigma is None else f"{mean:.{decimals}f} ± {sigma:.{decimals}f}"
 
 
 def _write_tables(task: Task, results: dict, meta: dict, output: Path) -> None:
@@ -619,7 +623,7 @@ def _write_tables(task: Task, results: dict, meta: dict, output: Path) -> None:
         params = r.get("parameters")
         rows.append(
             [method]
-            + [c for n in names for c in (_fmt(ours.get(n)), _fmt(paper.get(n)))]
+            + [c for n in names for c in (format_mean_sigma(ours.get(n)), format_mean_sigma(paper.get(n)))]
             + [str(r.get("iterations", "-")), f"{sum(params.values()) / 1e6:.2f}M" if params else "-"]
         )
     with atomic_file(output / "table.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:

@@ -12,6 +12,7 @@ from mr2ct.bundle.settings import settings_class
 from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, count_parameters
 from mr2ct.reproduce import (
     TASKS,
+    format_mean_sigma,
     main,
     matched_2d_widths,
     run_comparison,
@@ -266,3 +267,11 @@ def test_bad_arguments(tmp_path):
         run_comparison("vmnist", ["3d"], "quick", tmp_path, split="train")
     with pytest.raises(ValueError, match="curve"):
         run_comparison("vmnist", ["3d"], "quick", tmp_path, curve=0)
+
+
+def test_table_cells_keep_two_significant_digits_of_small_means():
+    assert format_mean_sigma((16.5749, 0.5612)) == "16.57 ± 0.56"
+    assert format_mean_sigma((0.0079, 0.0016)) == "0.0079 ± 0.0016"  # a warping error, not "0.01 ± 0.00"
+    assert format_mean_sigma((0.00013, None)) == "0.00013"
+    assert format_mean_sigma((0.0, 0.0)) == "0.00 ± 0.00" and format_mean_sigma(None) == "-"
+    assert format_mean_sigma((float("nan"), None)) == "nan"
