@@ -42,11 +42,10 @@ demo: $(VENV)/.installed-runtime
 		--uncertainty true
 	# for radiologists: DICOM series, review sheets, and a blinded reader study (model vs real CT)
 	$(PY) -m mr2ct.cli export-dicom runs/mrct_quick/synthct --output runs/mrct_quick/dicom --overwrite
-	P=$$(ls -d $(PHANTOM)); \
-	$(PY) -m mr2ct.cli review sheets --source $$P/test/mr --translation runs/mrct_quick/synthct --truth $$P/test/ct \
-		--metrics runs/mrct_quick/report/cases.csv --output runs/mrct_quick/sheets && \
-	$(PY) -m mr2ct.cli review make --source $$P/test/mr --method 3D=runs/mrct_quick/synthct --real $$P/test/ct \
-		--examples-target $$P/train/ct --output runs/mrct_quick/study --overwrite
+	$(PY) -m mr2ct.cli review sheets --source $(PHANTOM)/test/mr --translation runs/mrct_quick/synthct \
+		--truth $(PHANTOM)/test/ct --metrics runs/mrct_quick/report/cases.csv --output runs/mrct_quick/sheets
+	$(PY) -m mr2ct.cli review make --source $(PHANTOM)/test/mr --method 3D=runs/mrct_quick/synthct \
+		--real $(PHANTOM)/test/ct --examples-target $(PHANTOM)/train/ct --output runs/mrct_quick/study --overwrite
 	@echo "synthetic CTs: runs/mrct_quick/synthct/ (NIfTI) and runs/mrct_quick/dicom/ (DICOM)"
 	@echo "report: runs/mrct_quick/report/report.md   sheets: runs/mrct_quick/sheets/index.html"
 	@echo "reader study: runs/mrct_quick/study/study/index.html (score: mr2ct review score runs/mrct_quick/study)"
