@@ -606,11 +606,14 @@ def _reference_metrics(
 
 def format_mean_sigma(value: tuple[float, float | None] | None) -> str:
     """A table cell ``mean ± sigma`` (``-`` for no value): two decimals, or as many as show two significant
-    digits of a mean below 0.1 (a warping error of 0.0079 is not "0.01 ± 0.00")."""
+    digits of a mean below 0.1, up to four (a warping error of 0.0079 is not "0.01 ± 0.00"; float noise around 0
+    stays "0.0000")."""
     if value is None:
         return "-"
     mean, sigma = value
-    decimals = 2 if mean == 0 or abs(mean) >= 0.1 or not math.isfinite(mean) else 1 - math.floor(math.log10(abs(mean)))
+    decimals = 2
+    if mean != 0 and abs(mean) < 0.1 and math.isfinite(mean):
+        decimals = min(4, 1 - math.floor(math.log10(abs(mean))))
     return f"{mean:.{decimals}f}" if sigma is None else f"{mean:.{decimals}f} ± {sigma:.{decimals}f}"
 
 

@@ -272,6 +272,6 @@ def test_bad_arguments(tmp_path):
 def test_table_cells_keep_two_significant_digits_of_small_means():
     assert format_mean_sigma((16.5749, 0.5612)) == "16.57 ± 0.56"
     assert format_mean_sigma((0.0079, 0.0016)) == "0.0079 ± 0.0016"  # a warping error, not "0.01 ± 0.00"
-    assert format_mean_sigma((0.00013, None)) == "0.00013"
+    assert format_mean_sigma((0.00013, None)) == "0.0001" and format_mean_sigma((4e-7, 3e-7)) == "0.0000 ± 0.0000"
     assert format_mean_sigma((0.0, 0.0)) == "0.00 ± 0.00" and format_mean_sigma(None) == "-"
     assert format_mean_sigma((float("nan"), None)) == "nan"
