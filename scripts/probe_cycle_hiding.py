@@ -21,29 +21,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mr2ct.networks import FramewiseNetwork, ResnetGenerator
+from mr2ct.bundle import load_config
+from mr2ct.engine import get_method
 
+BUNDLE = "mmnist_color_cyclegan3d"
 DATA = "bundles/mmnist_color_cyclegan3d/data/mmnist_v1_s20_v1.5_c20_mlxtend5k_d16_28x28_nall_seed0/test_A.npy"
 
 
 def load_generators(run: Path) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The two generators of a method folder, built from the settings saved beside them."""
+    """The two translators of a method folder: the bundle's ``network_def`` built with the settings saved beside
+    the weights, wrapped by the method (frame by frame for the 2D methods)."""
     settings = json.loads((run / "models" / "model_settings.json").read_text(encoding="utf-8"))
-    dims = 3 if settings["method"] == "3d" else 2
-    nets = []
+    parser = load_config(BUNDLE, overrides=settings)
+    translators = []
     for name in ("model.pt", "model_ba.pt"):
-        net = ResnetGenerator(
-            dims,
-            settings["channels"],
-            settings["channels"],
-            channels=settings["ngf"],
-            num_res_blocks=settings["num_res_blocks"],
-            strides=settings["gen_strides"],
-            upsample=settings["gen_upsample"],
-        )
+        net = parser.get_parsed_content("network_def", instantiate=True, lazy=False)
         net.load_state_dict(torch.load(run / "models" / name, weights_only=True))
-        nets.append((net if dims == 3 else FramewiseNetwork(net)).eval())
-    return nets[0], nets[1]
+        translators.append(get_method(settings["method"]).translator(net).eval())
+    return translators[0], translators[1]
 
 
 def main() -> None:
