@@ -13,6 +13,9 @@ MRCT := bundles/mrct_cyclegan3d/configs
 VMNIST := bundles/vmnist_cyclegan3d/configs
 # the quick preset's head phantom (built by its training run; its validation subjects lie beside it, seed 1)
 PHANTOM := bundles/mrct_cyclegan3d/data/headphantom_48x48x16_n24-6_seed0
+# the suite runs in two pytest-xdist workers, each test file in one worker (its module fixtures built once);
+# `make test TEST_PARALLEL=` runs it in one process
+TEST_PARALLEL ?= -n 2 --dist loadfile
 quick = "['$(1)/train.json','$(1)/quick.json']"
 # evaluate.json and inference.json are overrides on train.json (MONAI model-zoo order)
 quick_on_train = "['$(1)/train.json','$(1)/quick.json','$(1)/$(2).json']"
@@ -56,7 +59,7 @@ demo-vmnist: $(VENV)/.installed-runtime
 	@echo "report: runs/vmnist_quick/report/report.md"
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(TEST_PARALLEL)
 
 lint: install
 	$(VENV)/bin/ruff check mr2ct tests scripts
@@ -65,7 +68,7 @@ lint: install
 	$(VENV)/bin/lint-imports
 
 test-all: install
-	$(PY) -m pytest -q -m "slow or not slow"
+	$(PY) -m pytest -q $(TEST_PARALLEL) -m "slow or not slow"
 
 clean:
 	rm -rf runs bundles/*/models bundles/*/data

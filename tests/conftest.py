@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import locale
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,8 @@ GTA_TINY = {
     "num_workers": 0,
 }
 
-torch.set_num_threads(2)
+# two threads per test process; under pytest-xdist (`make test` runs two workers) the cores are shared out
+torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))))
 
 
 @pytest.fixture(scope="session")

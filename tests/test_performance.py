@@ -4,6 +4,7 @@ cuDNN benchmark): the same training as the fp32 reference, reachable from the bu
 from __future__ import annotations
 
 import copy
+import mmap
 import subprocess
 import sys
 import warnings
@@ -388,8 +389,10 @@ def test_count_flops_of_a_convolution():
 
 def test_peak_memory_and_peak_tflops(monkeypatch):
     with measuring.PeakMemory("cpu") as memory:
-        block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
-        del block
+        # 64 MiB of fresh pages, touched: an anonymous mapping, not the heap, whose freed pages from earlier
+        # tests in this process may still be resident (then a tensor of this size raises no RSS)
+        with mmap.mmap(-1, 64 * 2**20) as block:
+            block.write(b"\1" * len(block))
     assert memory.kind == "RSS rise" and memory.peak >= 60 * 2**20
     assert measuring.peak_tflops("cpu") is None
     for name, peak in (
