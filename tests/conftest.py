@@ -28,8 +28,9 @@ GTA_TINY = {
     "num_workers": 0,
 }
 
-# two threads per test process; under pytest-xdist (`make test` runs two workers) the cores are shared out
-torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))))
+# at most two threads per test process; under pytest-xdist (`make test` runs two workers) the cores are shared out
+TEST_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // TEST_WORKERS)))
 
 
 @pytest.fixture(scope="session")
