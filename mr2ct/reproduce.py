@@ -539,11 +539,10 @@ def _write_seed_tables(task: Task, summary: dict, meta: dict, output: Path, figu
         cells = [method]
         for n in names:
             value = ours.get(n)
+            decimals = 2 if value is None else table_decimals(value["mean"])
             cells += [
-                "-"
-                if value is None
-                else f"{value['mean']:.{_digits(value['mean'])}f} ± {value['seed_std']:.{_digits(value['mean'])}f}",
-                "-" if value is None else f"{value['sigma']:.{_digits(value['mean'])}f}",
+                format_mean_sigma(None if value is None else (value["mean"], value["seed_std"])),
+                "-" if value is None else f"{value['sigma']:.{decimals}f}",
                 format_mean_sigma(paper.get(n)),
             ]
         cells += [str(r.get("iterations", "-")), f"{sum(params.values()) / 1e6:.2f}M" if params else "-"]
@@ -586,12 +585,6 @@ def _write_seed_tables(task: Task, summary: dict, meta: dict, output: Path, figu
     atomic_write_text(output / "table.md", "\n".join(lines) + "\n")
 
 
-def _digits(value: float) -> int:
-    """Decimals that show a value of this size to about three significant digits (at least two)."""
-    magnitude = abs(value)
-    return 2 if magnitude >= 1 or magnitude == 0 else min(6, 2 + int(-np.floor(np.log10(magnitude))))
-
-
 def _reference_metrics(
     task: Task, root: Path, preset: str, last_run: dict, output: Path, last: dict
 ) -> dict[str, tuple[float, float]]:
@@ -611,10 +604,16 @@ def format_mean_sigma(value: tuple[float, float | None] | None) -> str:
     if value is None:
         return "-"
     mean, sigma = value
-    decimals = 2
-    if mean != 0 and abs(mean) < 0.1 and math.isfinite(mean):
-        decimals = min(4, 1 - math.floor(math.log10(abs(mean))))
+    decimals = table_decimals(mean)
     return f"{mean:.{decimals}f}" if sigma is None else f"{mean:.{decimals}f} ± {sigma:.{decimals}f}"
+
+
+def table_decimals(mean: float) -> int:
+    """Decimals of every table cell of a metric whose mean is ``mean``: two, or as many as show two significant
+    digits of a mean below 0.1, up to four."""
+    if mean != 0 and abs(mean) < 0.1 and math.isfinite(mean):
+        return min(4, 1 - math.floor(math.log10(abs(mean))))
+    return 2
 
 
 def _write_tables(task: Task, results: dict, meta: dict, output: Path) -> None:

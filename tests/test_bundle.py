@@ -170,6 +170,32 @@ def test_train_infer_evaluate_end_to_end(tmp_path):
         assert again == metrics, name
 
 
+@pytest.mark.parametrize("method", ["3d", "seq_const"])
+def test_training_on_random_windows_of_the_clips(tmp_path, method):
+    """``crop_depth``: the discriminator is built for the window, the const loss splits frames by it, and the
+    trained generator still translates whole clips."""
+    ov = {**tiny_overrides(tmp_path), "method": method, "crop_depth": 4, "clips_per_batch": 2}
+    ov.update({"max_epochs": 1, "decay_epochs": 0, "epoch_length": 2, "val_interval": 1, "num_val_cases": 2})
+    workflow = ConfigWorkflow(
+        config_file=str(CONFIGS / "train.json"),
+        workflow_type="train",
+        run_id="training",
+        logging_file=False,
+        meta_file=str(CONFIGS / "metadata.json"),
+        **ov,
+    )
+    workflow.initialize()
+    trainer = workflow.parser.get_parsed_content("train#trainer")
+    assert trainer.prepare_batch.crop_depth == 4 and trainer.clip_depth == 4
+    if method == "3d":
+        assert trainer.d_a.input_size == (4, 16, 16)
+    workflow.run()
+    assert trainer.state.iteration == 2
+    generator = workflow.parser.get_parsed_content("translator_ab")
+    with torch.no_grad():
+        assert generator(torch.zeros(1, 1, 8, 16, 16)).shape == (1, 1, 8, 16, 16)  # whole clips at inference
+
+
 def test_resume_flag_continues_a_run(tmp_path):
     ov = {**tiny_overrides(tmp_path), "epoch_length": 2, "val_interval": 10, "log_interval": 1}
     first = run_bundle("training", "train.json", {**ov, "max_epochs": 1, "decay_epochs": 0})

@@ -108,6 +108,32 @@ def test_batch_formation_modes():
         ClipBatch()({"A": a[0], "B": b[0]})
 
 
+def test_crop_depth_cuts_each_clip_to_a_random_window():
+    """crop_depth: every clip of a batch becomes consecutive frames of itself, windows drawn per clip and domain,
+    every start reachable; the frame-wise preparers see the cropped frames; too long a window is refused."""
+    a = torch.arange(3 * 1 * 6, dtype=torch.float32).reshape(3, 1, 6, 1, 1).expand(3, 1, 6, 2, 2).contiguous()
+    batch = {"A": a, "B": a + 100}
+    starts: set[tuple[int, ...]] = set()
+    for seed in range(30):
+        torch.manual_seed(seed)
+        ca, cb = ClipBatch(crop_depth=4)(batch)
+        assert ca.shape == (3, 1, 4, 2, 2) and cb.shape == (3, 1, 4, 2, 2)
+        first = ca[:, 0, :, 0, 0]
+        assert torch.equal(first - first[:, :1], torch.arange(4.0).expand(3, 4))  # consecutive frames
+        assert torch.equal(first[:, 0] // 6, torch.arange(3.0))  # clip i's window comes from clip i
+        starts.add(tuple(int(v) % 6 for v in first[:, 0]))
+        assert torch.all(cb[:, 0, :, 0, 0] >= 100)
+    assert {s for row in starts for s in row} == {0, 1, 2} and len({row[0] for row in starts}) == 3
+    assert any(len(set(row)) > 1 for row in starts)  # clips of one batch get their own windows
+    assert SequentialFrames(crop_depth=2)(batch)[0].shape == (6, 1, 2, 2)
+    assert RandomFrames(num_frames=5, crop_depth=2)(batch)[0].shape == (5, 1, 2, 2)
+    assert get_method("3d").batch_preparer(None, 4).crop_depth == 4
+    with pytest.raises(ValueError, match="crop_depth=7 is longer than the loaded clips"):
+        ClipBatch(crop_depth=7)(batch)
+    with pytest.raises(ValueError, match="crop_depth must be positive"):
+        ClipBatch(crop_depth=0)
+
+
 def test_method_registry():
     """Each method's network dimensions, batch, const-loss default and translator; unknown names are refused."""
     assert [m.spatial_dims for m in METHODS.values()] == [3, 2, 2, 2]

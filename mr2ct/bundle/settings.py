@@ -180,6 +180,9 @@ class CycleGANSettings:
     epoch_length: int | None = setting(optional_positive_int, "iterations per epoch (null: the loader's length)")
     clips_per_batch: int = setting(positive_int, "clips loaded per iteration")
     frames_per_batch: int | None = setting(optional_positive_int, "frames per batch of method random")
+    crop_depth: int | None = setting(
+        optional_positive_int, "train on random windows of this many frames of each clip (null: whole clips)"
+    )
     cache: str = setting(
         choice(*CACHE_MODES),
         "training data: memory (all preprocessed in RAM), disk (preprocessed once into cache_dir) or none",
@@ -274,8 +277,17 @@ class VideoSettings(CycleGANSettings):
 
     @classmethod
     def _convolved_sizes(cls, values: Mapping[str, Any], dims: int) -> dict[str, Sequence[int]]:
-        out: dict[str, Sequence[int]] = {"depth": [values["depth"]]} if "depth" in values and dims == 3 else {}
+        out: dict[str, Sequence[int]] = {}
+        if dims == 3:
+            out.update({key: [values[key]] for key in ("depth", "crop_depth") if values.get(key) is not None})
         return {**out, **({"size": values["size"]} if "size" in values else {})}
+
+    @classmethod
+    def check_together(cls, values: Mapping[str, Any]) -> None:
+        super().check_together(values)
+        crop, depth = values.get("crop_depth"), values.get("depth")
+        if crop is not None and depth is not None and crop > depth:
+            raise ValueError(f"config key 'crop_depth' is {crop}, more than the clips' depth ({depth} frames).")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,9 @@ into what the networks train on:
   (load one clip per batch for the paper's "frames of a single video");
 - ``random``: frames drawn at random from all clips of the loaded batch (load many clips per batch).
 
+Every preparer can first cut each loaded clip to a random window of ``crop_depth`` consecutive frames, so that a
+3D batch of several short clips holds as many frames as one long clip but more videos (colours, digits, scenes).
+
 Which method uses which preparer is in :mod:`mr2ct.engine.methods`.
 """
 
@@ -20,19 +23,40 @@ from monai.engines.utils import PrepareBatch
 
 from mr2ct.networks.framewise import volume_to_frames
 
-__all__ = ["ClipBatch", "RandomFrames", "SequentialFrames"]
+__all__ = ["ClipBatch", "RandomFrames", "SequentialFrames", "random_windows"]
+
+
+def random_windows(clips: torch.Tensor, length: int) -> torch.Tensor:
+    """A random window of ``length`` consecutive frames of each clip of ``clips`` (N, C, D, H, W), drawn
+    independently per clip with torch's global generator (so seeded training stays reproducible)."""
+    depth = clips.shape[2]
+    if length > depth:
+        raise ValueError(f"crop_depth={length} is longer than the loaded clips ({depth} frames).")
+    starts = torch.randint(depth - length + 1, (len(clips),)).tolist()
+    return torch.stack([clip[:, s : s + length] for clip, s in zip(clips, starts)])
 
 
 class ClipBatch(PrepareBatch):
-    """Whole clips / volumes as a 3D batch: returns ``(real_a, real_b)``."""
+    """Whole clips / volumes as a 3D batch: returns ``(real_a, real_b)``.
 
-    def __init__(self, keys: tuple[str, str] = ("A", "B")):
+    Args:
+        keys: the batch keys of domains A and B.
+        crop_depth: if given, each clip is cut to a random window of this many consecutive frames (domains A
+            and B independently); None keeps whole clips.
+    """
+
+    def __init__(self, keys: tuple[str, str] = ("A", "B"), crop_depth: int | None = None):
+        if crop_depth is not None and crop_depth < 1:
+            raise ValueError(f"crop_depth must be positive or None, got {crop_depth}.")
         self.keys = keys
+        self.crop_depth = crop_depth
 
     def clips(self, batchdata: Mapping, device, non_blocking: bool, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
         a, b = (torch.as_tensor(batchdata[k]).to(device=device, non_blocking=non_blocking, **kwargs) for k in self.keys)
         if a.ndim != 5 or b.ndim != 5:
             raise ValueError(f"expected clips of shape (N, C, D, H, W), got {tuple(a.shape)} and {tuple(b.shape)}.")
+        if self.crop_depth is not None:
+            a, b = random_windows(a, self.crop_depth), random_windows(b, self.crop_depth)
         return a, b
 
     def __call__(self, batchdata, device=None, non_blocking=False, **kwargs):
@@ -53,8 +77,8 @@ class RandomFrames(ClipBatch):
     Domains A and B are sampled independently, as in a standard shuffled 2D CycleGAN.
     """
 
-    def __init__(self, num_frames: int, keys: tuple[str, str] = ("A", "B")):
-        super().__init__(keys)
+    def __init__(self, num_frames: int, keys: tuple[str, str] = ("A", "B"), crop_depth: int | None = None):
+        super().__init__(keys, crop_depth)
         if num_frames < 1:
             raise ValueError(f"num_frames must be positive, got {num_frames}.")
         self.num_frames = num_frames
