@@ -59,6 +59,24 @@ def test_generator_unstrided_time_axis_keeps_depth_resolution():
     assert strides == [(1, 2, 2), (1, 2, 2)]
 
 
+def test_generator_outer_kernel_per_axis():
+    """``outer_kernel_size`` (3, 7, 7): stem and output convolutions span 3 frames, padded so sizes are kept."""
+    net = ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=1, strides=(1, 2, 2), outer_kernel_size=(3, 7, 7))
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert convs[0].kernel_size == (3, 7, 7) and convs[-1].kernel_size == (3, 7, 7)
+    assert net(torch.randn(1, 1, 9, 12, 12)).shape == (1, 1, 9, 12, 12)
+    impulse = torch.zeros(1, 1, 11, 12, 12)
+    impulse[:, :, 5, 6, 6] = 1
+    with torch.no_grad():
+        stem = [net.model[1].conv(net.model[0](x)) for x in (impulse, torch.zeros_like(impulse))]  # stem alone
+    reached = (stem[0] - stem[1]).abs().sum(dim=(0, 1, 3, 4)) > 0
+    assert reached.nonzero().flatten().tolist() == [4, 5, 6]  # frames t-1..t+1, not t-3..t+3
+    assert count_parameters(net) < count_parameters(ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=1))
+    for bad in (4, (3, 7), (0, 7, 7)):
+        with pytest.raises(ValueError, match="outer_kernel_size"):
+            ResnetGenerator(3, 1, 1, outer_kernel_size=bad)
+
+
 def test_generator_rejects_bad_input():
     net = ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=1)
     with pytest.raises(ValueError, match="5D batch"):

@@ -156,6 +156,9 @@ class CycleGANSettings:
         choice(*UPSAMPLE_MODES),
         "generator up-sampling: transposed convolution, resize then convolution, or conv_linear",
     )
+    gen_outer_kernel: int | list[int] = setting(
+        lambda name, value: value, "kernel of the generator's first and last convolutions (or per axis)"
+    )
     d_layers: int = setting(positive_int, "strided layers of the PatchGAN discriminator")
     d_max_downsampling: list[int | None] | None = setting(
         lambda name, value: value, "most stride-2 layers of the discriminator per axis"
@@ -235,6 +238,14 @@ class CycleGANSettings:
                 raise ValueError(
                     f"config key 'gen_strides' must be 1 or 2, or a list of {dims} of them (one per "
                     f"axis), got {strides!r}."
+                )
+        if "gen_outer_kernel" in values:
+            kernel = values["gen_outer_kernel"]
+            per_axis = kernel if isinstance(kernel, list) else [kernel] * dims
+            if len(per_axis) != dims or any(not _is_int(k) or k < 1 or k % 2 == 0 for k in per_axis):
+                raise ValueError(
+                    f"config key 'gen_outer_kernel' must be an odd positive integer, or a list of {dims} of them "
+                    f"(one per axis), got {kernel!r}."
                 )
         if "decay_epochs" in values:
             decay = values["decay_epochs"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -14,7 +14,7 @@ from monai.utils import ensure_tuple_rep
 __all__ = ["ResnetBlock", "ResnetGenerator"]
 
 # MONAI's Pad factory has no reflection padding; CycleGAN and the paper pad by reflection.
-REFLECTION_PAD = {2: nn.ReflectionPad2d, 3: nn.ReflectionPad3d}
+REFLECTION_PAD: dict[int, Callable[..., nn.Module]] = {2: nn.ReflectionPad2d, 3: nn.ReflectionPad3d}
 UPSAMPLE_MODES = ("transposed", "nearest", "linear", "conv_linear")
 
 
@@ -81,6 +81,9 @@ class ResnetGenerator(nn.Module):
             ``"nearest"`` or ``"linear"`` (bilinear in 2D, trilinear in 3D) upsampling, then a 3-wide convolution
             (the same number of parameters); or ``"conv_linear"``: the convolution first, at the low resolution,
             then linear upsampling, then norm and ReLU (same parameters, the cost of ``"transposed"``).
+        outer_kernel_size: kernel of the stem and output convolutions, 7 in CycleGAN and the paper; per axis, e.g.
+            ``(3, 7, 7)`` spans 3 instead of 7 frames of a video (each reflection-padded by half its width), so
+            that the first and last layers of a 3D model do not average a moving object over 7 frames. Odd.
         checkpoint_blocks: activation checkpointing of the residual blocks in training
             (``torch.utils.checkpoint``, non-reentrant): each block keeps only its input for the backward pass and
             recomputes its inner activations, the main memory saver at 30x256x256, for about one more forward
@@ -101,6 +104,7 @@ class ResnetGenerator(nn.Module):
         norm: str | tuple = "INSTANCE",
         dropout: float = 0.0,
         upsample: str = "transposed",
+        outer_kernel_size: Sequence[int] | int = 7,
         checkpoint_blocks: bool = False,
     ):
         super().__init__()
@@ -116,11 +120,18 @@ class ResnetGenerator(nn.Module):
         if upsample not in UPSAMPLE_MODES:
             raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}.")
         self.upsample = upsample
+        kernel = (outer_kernel_size,) * spatial_dims if isinstance(outer_kernel_size, int) else tuple(outer_kernel_size)
+        if len(kernel) != spatial_dims or any(isinstance(k, bool) or k < 1 or k % 2 == 0 for k in kernel):
+            raise ValueError(
+                f"outer_kernel_size must be odd and positive, for each of the {spatial_dims} axes, got {kernel}."
+            )
+        self.outer_kernel_size = kernel
+        outer_pad = tuple(k // 2 for k in reversed(kernel) for _ in range(2))  # last axis first
         reflect = REFLECTION_PAD[spatial_dims]
 
         layers: list[nn.Module] = [
-            reflect(3),
-            Convolution(spatial_dims, in_channels, channels, kernel_size=7, padding=0, norm=norm, act="RELU"),
+            reflect(outer_pad),
+            Convolution(spatial_dims, in_channels, channels, kernel_size=kernel, padding=0, norm=norm, act="RELU"),
         ]
         ch = channels
         for _ in range(self.num_downsampling):
@@ -135,8 +146,8 @@ class ResnetGenerator(nn.Module):
             layers += self._upsampling(ch, ch // 2, norm)
             ch //= 2
         layers += [
-            reflect(3),
-            Convolution(spatial_dims, ch, out_channels, kernel_size=7, padding=0, conv_only=True),
+            reflect(outer_pad),
+            Convolution(spatial_dims, ch, out_channels, kernel_size=kernel, padding=0, conv_only=True),
             nn.Tanh(),
         ]
         self.model = nn.Sequential(*layers)
