@@ -138,3 +138,11 @@ def test_weights_of_other_settings_are_refused_in_one_line(tmp_path):
         check_weights_settings(
             tmp_path / "model.pt", settings, network=ResnetGenerator(3, 1, 1, channels=8, num_res_blocks=1)
         )
+    # a settings file from before a setting existed: the unrecorded setting is checked by the tensors
+    FinalWeightsSaver(tmp_path, {"model.pt": net}, settings=settings)(None)
+    newer = {**settings, "gen_outer_kernel": [1, 7, 7]}
+    check_weights_settings(tmp_path / "model.pt", newer, network=ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=1))
+    frame_wise = ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=1, outer_kernel_size=(1, 7, 7))
+    with pytest.raises(ValueError, match="does not record gen_outer_kernel.*--gen_outer_kernel") as error:
+        check_weights_settings(tmp_path / "model.pt", newer, network=frame_wise)
+    assert "\n" not in str(error.value)

@@ -362,8 +362,8 @@ def check_weights_settings(load_path: str | Path, settings: dict[str, Any], netw
     """Refuse, before any work, weights that were trained with other network settings than the running config.
 
     Compares ``settings`` with the ``model_settings.json`` that training wrote beside the weights (see
-    :class:`FinalWeightsSaver`); keys the file lacks are not compared. Without that file (weights from elsewhere),
-    the weights' tensor names and shapes are compared with ``network``'s instead.
+    :class:`FinalWeightsSaver`). Without that file (weights from elsewhere), or when it lacks some of the keys
+    (written before a setting existed), the weights' tensor names and shapes are compared with ``network``'s.
 
     Raises:
         ValueError: one line naming the differing keys, the values of both, and the options that select the
@@ -386,7 +386,11 @@ def check_weights_settings(load_path: str | Path, settings: dict[str, Any], netw
                 + " ".join(_option(k, trained[k]) for k in differ)
                 + " (or the quick.json / config overrides the model was trained with)."
             )
-        return
+        unrecorded = sorted(set(settings) - set(trained))
+        if not unrecorded:
+            return
+    else:
+        unrecorded = []
     if network is None:
         return
     weights = torch.load(load_path, map_location="cpu", weights_only=True)
@@ -400,8 +404,13 @@ def check_weights_settings(load_path: str | Path, settings: dict[str, Any], netw
             if wrong
             else f"{len(missing)} missing and {len(set(weights) - set(expected))} unexpected tensors"
         )
+        which = (
+            f"their {SETTINGS_FILE} does not record {', '.join(unrecorded)}"
+            if unrecorded
+            else f"no {SETTINGS_FILE} beside them says which"
+        )
         raise ValueError(
-            f"the weights {load_path} do not fit this run's network ({example}); they were trained with "
-            f"other network settings (no {SETTINGS_FILE} beside them says which): pass the settings of "
-            "their training (e.g. --ngf, --num_res_blocks, --gen_strides, or its quick.json)."
+            f"the weights {load_path} do not fit this run's network ({example}); they were trained with other "
+            f"network settings ({which}): pass the settings of their training (e.g. --ngf, --num_res_blocks, "
+            "--gen_strides, --gen_outer_kernel, or its quick.json)."
         )
