@@ -539,10 +539,9 @@ def _write_seed_tables(task: Task, summary: dict, meta: dict, output: Path, figu
         cells = [method]
         for n in names:
             value = ours.get(n)
-            decimals = 2 if value is None else table_decimals(value["mean"])
             cells += [
                 format_mean_sigma(None if value is None else (value["mean"], value["seed_std"])),
-                "-" if value is None else f"{value['sigma']:.{decimals}f}",
+                "-" if value is None else f"{value['sigma']:.{table_decimals(value['mean'])}f}",
                 format_mean_sigma(paper.get(n)),
             ]
         cells += [str(r.get("iterations", "-")), f"{sum(params.values()) / 1e6:.2f}M" if params else "-"]

@@ -231,22 +231,19 @@ class CycleGANSettings:
                     f"config key {name!r} is {values[name]!r}: the generator needs >= "
                     f"{MIN_SPATIAL_SIZE} voxels along each of its {dims} axes."
                 )
-        if "gen_strides" in values:
-            strides = values["gen_strides"]
-            per_axis = strides if isinstance(strides, list) else [strides] * dims
-            if len(per_axis) != dims or any(isinstance(s, bool) or s not in (1, 2) for s in per_axis):
-                raise ValueError(
-                    f"config key 'gen_strides' must be 1 or 2, or a list of {dims} of them (one per "
-                    f"axis), got {strides!r}."
-                )
-        if "gen_outer_kernel" in values:
-            kernel = values["gen_outer_kernel"]
-            per_axis = kernel if isinstance(kernel, list) else [kernel] * dims
-            if len(per_axis) != dims or any(not _is_int(k) or k < 1 or k % 2 == 0 for k in per_axis):
-                raise ValueError(
-                    f"config key 'gen_outer_kernel' must be an odd positive integer, or a list of {dims} of them "
-                    f"(one per axis), got {kernel!r}."
-                )
+        per_axis_rules = {
+            "gen_strides": ("1 or 2", lambda s: not isinstance(s, bool) and s in (1, 2)),
+            "gen_outer_kernel": ("an odd positive integer", lambda k: _is_int(k) and k >= 1 and k % 2 == 1),
+        }
+        for name, (what, valid) in per_axis_rules.items():
+            if name in values:
+                value = values[name]
+                per_axis = value if isinstance(value, list) else [value] * dims
+                if len(per_axis) != dims or not all(valid(v) for v in per_axis):
+                    raise ValueError(
+                        f"config key {name!r} must be {what}, or a list of {dims} of them (one per axis), "
+                        f"got {value!r}."
+                    )
         if "decay_epochs" in values:
             decay = values["decay_epochs"]
             if not _is_int(decay) or not 0 <= decay <= values.get("max_epochs", decay):

@@ -52,12 +52,14 @@ class ClipBatch(PrepareBatch):
         self.crop_depth = crop_depth
 
     def clips(self, batchdata: Mapping, device, non_blocking: bool, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
-        a, b = (torch.as_tensor(batchdata[k]).to(device=device, non_blocking=non_blocking, **kwargs) for k in self.keys)
+        a, b = (torch.as_tensor(batchdata[k]) for k in self.keys)
         if a.ndim != 5 or b.ndim != 5:
             raise ValueError(f"expected clips of shape (N, C, D, H, W), got {tuple(a.shape)} and {tuple(b.shape)}.")
-        if self.crop_depth is not None:
+        if self.crop_depth is not None:  # before the transfer: only the windows are copied to the device
             a, b = random_windows(a, self.crop_depth), random_windows(b, self.crop_depth)
-        return a, b
+        return a.to(device=device, non_blocking=non_blocking, **kwargs), b.to(
+            device=device, non_blocking=non_blocking, **kwargs
+        )
 
     def __call__(self, batchdata, device=None, non_blocking=False, **kwargs):
         return self.clips(batchdata, device, non_blocking, **kwargs)

@@ -371,6 +371,7 @@ def check_weights_settings(load_path: str | Path, settings: dict[str, Any], netw
     """
     load_path = Path(load_path)
     file = load_path.parent / SETTINGS_FILE
+    unrecorded: list[str] = []  # settings the file (if any) predates: checked by the tensors below
     if file.is_file():
         trained = json.loads(file.read_text(encoding="utf-8"))
         differ = [key for key in settings if key in trained and not _same(settings[key], trained[key])]
@@ -389,8 +390,6 @@ def check_weights_settings(load_path: str | Path, settings: dict[str, Any], netw
         unrecorded = sorted(set(settings) - set(trained))
         if not unrecorded:
             return
-    else:
-        unrecorded = []
     if network is None:
         return
     weights = torch.load(load_path, map_location="cpu", weights_only=True)
