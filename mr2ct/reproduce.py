@@ -354,9 +354,10 @@ def evaluate_curve(
     root: Path, preset: str, task: Task, run: dict, iterations: int, every: int, final: dict
 ) -> dict[int, dict]:
     """``{iteration: the table's columns as (mean, sigma)}`` every ``every`` iterations and at the end
-    (``final``: the evaluation of the trained model): the A->B generator of each training checkpoint
-    ``<ckpt_dir>/checkpoint_<iteration>.pt`` is written to ``<output_dir>/curve/iteration_<i>/models/model.pt``
-    (with the run's ``model_settings.json``) and evaluated there by the bundle's evaluation workflow."""
+    (``final``: the evaluation of the trained model): the generators of each training checkpoint
+    ``<ckpt_dir>/checkpoint_<iteration>.pt`` are written to ``<output_dir>/curve/iteration_<i>/models/`` as the
+    bundle saves them (``model.pt``: A->B, ``model_ba.pt``: B->A, which GTA's video -> segmentation evaluates),
+    with the run's ``model_settings.json``, and evaluated there by the bundle's evaluation workflow."""
     models = Path(run["ckpt_dir"])
     points: dict[int, dict] = {}
     for iteration in range(every, iterations, every):
@@ -364,8 +365,9 @@ def evaluate_curve(
         if not checkpoint.is_file():
             raise FileNotFoundError(f"{checkpoint} is missing: the training run kept no checkpoint at {iteration}.")
         folder = Path(run["output_dir"]) / "curve" / f"iteration_{iteration}"
-        weights = torch.load(checkpoint, map_location="cpu", weights_only=True)["g_ab"]
-        atomic_torch_save(weights, folder / "models" / "model.pt")
+        generators = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        for key, name in (("g_ab", "model.pt"), ("g_ba", "model_ba.pt")):
+            atomic_torch_save(generators[key], folder / "models" / name)
         atomic_write_text(folder / "models" / SETTINGS_FILE, (models / SETTINGS_FILE).read_text(encoding="utf-8"))
         at = {**run, "ckpt_dir": str(folder / "models"), "output_dir": str(folder)}
         points[iteration] = evaluate_method(root, preset, task, at)["metrics"]

@@ -224,6 +224,20 @@ def test_validation_split_is_evaluated_instead_of_the_test_split(tmp_path):
     assert folder.name.endswith("_val0.25") and len(np.load(folder / "train_A.npy", mmap_mode="r")) == 10  # 21 // 2
 
 
+def test_gta_curve_evaluates_the_checkpoints_video_to_segmentation_generator(tmp_path):
+    # GTA's Table 4 evaluates direction b2a: each curve point must export model_ba.pt (G_BA), not only model.pt
+    overrides = {**GTA_TINY, "dataset_dir": str(tmp_path / "data")}
+    results = run_comparison("gta", ["3d"], "quick", tmp_path / "out", eval_videos=None, overrides=overrides, curve=1)
+    assert set(results["3d"]["curve"]) == {1, 2}
+    run = tmp_path / "out" / "3d"
+    saved = torch.load(run / "models" / "checkpoint_1.pt", weights_only=True)["g_ba"]
+    exported = torch.load(run / "curve" / "iteration_1" / "models" / "model_ba.pt", weights_only=True)
+    assert all(torch.equal(saved[k], exported[k]) for k in saved)
+    report = json.loads((run / "curve" / "iteration_1" / "report" / "metrics.json").read_text(encoding="utf-8"))
+    assert report["settings"]["weights"].endswith("model_ba.pt")
+    assert results["3d"]["curve"][1]["accuracy_all"][0] == pytest.approx(report["metrics"]["pixel_accuracy"]["mean"])
+
+
 def test_gta_validation_split_is_a_second_scene_never_trained_on(tmp_path):
     overrides = {**GTA_TINY, "dataset_dir": str(tmp_path / "data")}
     run_comparison("gta", ["3d"], "quick", tmp_path / "out", eval_videos=None, overrides=overrides, split="val")
