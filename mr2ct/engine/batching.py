@@ -57,9 +57,8 @@ class ClipBatch(PrepareBatch):
             raise ValueError(f"expected clips of shape (N, C, D, H, W), got {tuple(a.shape)} and {tuple(b.shape)}.")
         if self.crop_depth is not None:  # before the transfer: only the windows are copied to the device
             a, b = random_windows(a, self.crop_depth), random_windows(b, self.crop_depth)
-        return a.to(device=device, non_blocking=non_blocking, **kwargs), b.to(
-            device=device, non_blocking=non_blocking, **kwargs
-        )
+        transfer = {"device": device, "non_blocking": non_blocking, **kwargs}
+        return a.to(**transfer), b.to(**transfer)
 
     def __call__(self, batchdata, device=None, non_blocking=False, **kwargs):
         return self.clips(batchdata, device, non_blocking, **kwargs)
