@@ -20,6 +20,12 @@ checkpoints (``checkpoint_<iteration>.pt``, all kept; the generator of each is e
 workflow in ``<method>/curve/iteration_<i>/``): ``curves.csv`` (method, seed, iteration, metric, value: the mean
 over held-out videos) and ``curves.png`` (each metric against the iteration, one line per method: the mean over
 seeds, shaded over the range of the seeds).
+
+With ``--resume`` a run that was stopped goes on where it stopped: a method that finished in ``--output``
+(``<method>/comparison.json``) with the same settings and bundle configs is read back instead of trained again, and
+an unfinished training resumes from its latest checkpoint (``python -m monai.bundle run training ... --resume
+true``); a method folder that holds a run with other settings is an error, never overwritten. Code changes are not
+detected: after changing the code, use a new ``--output``.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import hashlib
 import json
 import logging
 import math
@@ -52,6 +59,11 @@ from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, count_paramet
 __all__ = ["TASKS", "evaluate_curve", "format_mean_sigma", "main", "run_comparison", "run_seeds", "write_curves"]
 
 logger = logging.getLogger(__name__)
+
+#: a method's finished run in its folder: its settings, the bundle configs' digest, its result and evaluation
+ENTRY_FILE = "comparison.json"
+#: the settings of a method's training, written before it starts (``--resume`` checks them)
+REQUEST_FILE = "request.json"
 
 
 @dataclass(frozen=True)
@@ -234,6 +246,52 @@ def evaluate_method(root: Path, preset: str, task: Task, overrides: dict) -> dic
     }
 
 
+def _as_json(value: Any) -> Any:
+    """``value`` as it reads back from JSON (paths as strings, tuples as lists), so that settings compare equal."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _configs_digest(config: Any, *files: Path) -> str:
+    """SHA-256 of a bundle's merged config and of ``files``' text: a finished run is reused only while they are
+    unchanged."""
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode("utf-8"))
+    for path in files:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _finished_or_resumable(folder: Path, run: dict, digest: str) -> tuple[dict | None, bool]:
+    """For ``--resume``: ``(the finished entry, False)`` when ``folder`` holds a finished run of ``run``'s settings
+    and configs, ``(None, True)`` when it holds a training of them with a checkpoint to resume from, ``(None,
+    False)`` when it holds neither. A folder whose run has other settings raises ``ValueError`` naming the differing
+    keys: its weights are never mixed with or overwritten by another run's."""
+    wanted = _as_json(run)
+    for name in (ENTRY_FILE, REQUEST_FILE):
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            held = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"{path} cannot be read ({error}); move the folder away or use another --output."
+            ) from None
+        settings = held.get("run", held) if name == ENTRY_FILE else held
+        differing = sorted(k for k in {*wanted, *settings} if wanted.get(k) != settings.get(k))
+        if name == ENTRY_FILE and not differing and held.get("configs") != digest:
+            differing = ["the bundle's configs"]
+        if differing:
+            raise ValueError(
+                f"{folder} holds a run with other settings ({', '.join(differing)}); --resume would mix them: use "
+                "another --output, or move the folder away."
+            )
+        if name == ENTRY_FILE:
+            held["result"]["curve"] = {int(i): v for i, v in held["result"].get("curve", {}).items()}
+            return held, False
+        return None, any(Path(run["ckpt_dir"]).glob("checkpoint_*.pt"))
+    return None, False
+
+
 def run_comparison(
     task_name: str,
     methods: Sequence[str],
@@ -246,6 +304,7 @@ def run_comparison(
     curve: int | None = None,
     split: str = "test",
     val_fraction: float = 0.1,
+    resume: bool = False,
 ) -> dict:
     """Train and evaluate ``methods`` on a task; write the table, CSV, JSON and figure to ``output``.
 
@@ -254,7 +313,8 @@ def run_comparison(
     ``curve`` iterations (:func:`evaluate_curve`) and write ``curves.csv`` / ``curves.png``; ``split``: the
     held-out split evaluated, ``"test"`` or ``"val"`` (the task's validation split: ``val_fraction`` of the
     training digits held out of training, or GTA's second procedural scene; settings are selected there, without
-    looking at the test split).
+    looking at the test split); ``resume``: read back the methods that finished in ``output`` with the same
+    settings and resume unfinished trainings from their latest checkpoints (:func:`_finished_or_resumable`).
     """
     if curve is not None and curve < 1:
         raise ValueError(f"curve must be a positive number of iterations, got {curve}.")
@@ -277,6 +337,7 @@ def run_comparison(
         task.bundle, files=[root / "configs" / n for n in PRESETS[preset]["configs"][1:]], overrides=overrides
     )
     settings = {k: base.get_parsed_content(k) for k in ("depth", "size", "channels", "ngf", "ndf", "num_res_blocks")}
+    digest = _configs_digest(base.config, root / "configs" / "evaluate.json")
     output.mkdir(parents=True, exist_ok=True)
 
     results: dict[str, dict] = {}
@@ -309,15 +370,25 @@ def run_comparison(
                     settings["size"],
                 )
             )
-        logger.info(f"--- {task_name} / {method} ({preset}) ---")
-        info = train_method(root, preset, run)
-        evaluation = evaluate_method(root, preset, task, run)
-        results[method] = {**info, "metrics": evaluation["metrics"], "overrides": run}
-        if curve:
-            results[method]["curve"] = evaluate_curve(
-                root, preset, task, run, info["iterations"], curve, evaluation["metrics"]
-            )
-        with np.load(evaluation["report"] / "examples.npz") as cases:
+        finished, from_checkpoint = _finished_or_resumable(output / method, run, digest) if resume else (None, False)
+        if finished is not None:
+            logger.info(f"--- {task_name} / {method} ({preset}): finished in {output / method}, read back ---")
+            results[method], evaluation = finished["result"], finished["evaluation"]
+        else:
+            logger.info(f"--- {task_name} / {method} ({preset}){' resumed' if from_checkpoint else ''} ---")
+            atomic_write_text(output / method / REQUEST_FILE, json.dumps(_as_json(run), indent=2))
+            info = train_method(root, preset, {**run, "resume": from_checkpoint})
+            evaluation = evaluate_method(root, preset, task, run)
+            results[method] = {**info, "metrics": evaluation["metrics"], "overrides": run}
+            if from_checkpoint:
+                results[method]["resumed"] = True  # its train_seconds count only the resumed part
+            if curve:
+                results[method]["curve"] = evaluate_curve(
+                    root, preset, task, run, info["iterations"], curve, evaluation["metrics"]
+                )
+            entry = {"run": run, "configs": digest, "result": results[method], "evaluation": evaluation}
+            atomic_write_text(output / method / ENTRY_FILE, json.dumps(_as_json(entry), indent=2))
+        with np.load(Path(evaluation["report"]) / "examples.npz") as cases:
             examples.setdefault("input", cases["image_0"])
             examples[method] = cases["pred_0"]
             examples["ground truth"] = cases["label_0"]
@@ -438,6 +509,7 @@ def run_seeds(
     curve: int | None = None,
     split: str = "test",
     val_fraction: float = 0.1,
+    resume: bool = False,
 ) -> dict:
     """:func:`run_comparison` once per seed (one seed: exactly :func:`run_comparison` in ``output``; several:
     each in ``output/seed_<s>``), then the tables over seeds in ``output``: per metric the mean over seeds,
@@ -446,7 +518,7 @@ def run_seeds(
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and at least one, got {seeds}.")
-    held_out: dict[str, Any] = {"curve": curve, "split": split, "val_fraction": val_fraction}
+    held_out: dict[str, Any] = {"curve": curve, "split": split, "val_fraction": val_fraction, "resume": resume}
     if len(seeds) == 1:
         return run_comparison(
             task_name, methods, preset, output, seeds[0], match_params, eval_videos, overrides, **held_out
@@ -669,6 +741,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--val-fraction", type=float, default=0.1, help="share of training digits for --split val")
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with a stopped run in --output: read back the methods it finished with these settings, resume "
+        "an unfinished training from its latest checkpoint",
+    )
     args = parser.parse_args(argv)
     output = args.output or Path("runs") / f"reproduce_{args.task}_{args.preset}{'_val' if args.split == 'val' else ''}"
     run_seeds(
@@ -682,6 +760,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         curve=args.curve,
         split=args.split,
         val_fraction=args.val_fraction,
+        resume=args.resume,
     )
     print((output / "table.md").read_text(encoding="utf-8"))
     return 0

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from mr2ct import reproduce
 from mr2ct.bundle.settings import settings_class
 from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, count_parameters
 from mr2ct.reproduce import (
@@ -289,3 +290,60 @@ def test_table_cells_keep_two_significant_digits_of_small_means():
     assert format_mean_sigma((0.00013, None)) == "0.0001" and format_mean_sigma((4e-7, 3e-7)) == "0.0000 ± 0.0000"
     assert format_mean_sigma((0.0, 0.0)) == "0.00 ± 0.00" and format_mean_sigma(None) == "-"
     assert format_mean_sigma((float("nan"), None)) == "nan"
+
+
+def test_resume_reads_back_finished_methods_and_trains_only_the_missing_ones(tmp_path, monkeypatch):
+    overrides = {**TINY, "dataset_dir": str(tmp_path / "data")}
+    first = run_comparison("vmnist", ["3d"], "quick", tmp_path / "out", eval_videos=4, overrides=overrides)
+    trained: list[str] = []
+    train = reproduce.train_method
+    monkeypatch.setattr(
+        reproduce, "train_method", lambda root, preset, run: trained.append(run["method"]) or train(root, preset, run)
+    )
+    again = run_comparison(
+        "vmnist", ["3d", "random"], "quick", tmp_path / "out", eval_videos=4, overrides=overrides, resume=True
+    )
+    assert trained == ["random"]
+    assert again["3d"]["metrics"]["l2"] == list(first["3d"]["metrics"]["l2"])
+    assert again["3d"]["iterations"] == first["3d"]["iterations"] == 2
+    table = (tmp_path / "out" / "table.md").read_text(encoding="utf-8")
+    assert "| 3d |" in table and "| random |" in table
+
+
+def test_resume_continues_a_stopped_training_from_its_latest_checkpoint(tmp_path):
+    overrides = {**TINY, "max_epochs": 2, "epoch_length": 3, "dataset_dir": str(tmp_path / "data")}
+    whole = run_comparison("vmnist", ["3d"], "quick", tmp_path / "whole", eval_videos=2, overrides=overrides, curve=2)
+    run_comparison("vmnist", ["3d"], "quick", tmp_path / "out", eval_videos=2, overrides=overrides, curve=2)
+    method = tmp_path / "out" / "3d"
+    # as if stopped after the checkpoint of iteration 2: no final weights, no later checkpoint, no finished entry
+    for stale in [
+        method / "comparison.json",
+        method / "models" / "model.pt",
+        *method.glob("models/checkpoint_[46].pt"),
+    ]:
+        stale.unlink()
+    resumed = run_comparison(
+        "vmnist", ["3d"], "quick", tmp_path / "out", eval_videos=2, overrides=overrides, curve=2, resume=True
+    )
+    assert resumed["3d"]["resumed"] and resumed["3d"]["iterations"] == 6
+    weights = [
+        torch.load(d / "3d" / "models" / "model.pt", weights_only=True) for d in (tmp_path / "whole", tmp_path / "out")
+    ]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert resumed["3d"]["metrics"]["l2"][0] == pytest.approx(whole["3d"]["metrics"]["l2"][0])
+
+
+def test_resume_refuses_a_folder_that_holds_a_run_of_other_settings(tmp_path):
+    overrides = {**TINY, "dataset_dir": str(tmp_path / "data")}
+    run_comparison("vmnist", ["3d"], "quick", tmp_path / "out", eval_videos=2, overrides=overrides)
+    weights = tmp_path / "out" / "3d" / "models" / "model.pt"
+    before = weights.read_bytes()
+    with pytest.raises(ValueError, match=r"other settings \(ngf\)"):
+        run_comparison(
+            "vmnist", ["3d"], "quick", tmp_path / "out", eval_videos=2, overrides={**overrides, "ngf": 6}, resume=True
+        )
+    assert weights.read_bytes() == before
+    (tmp_path / "out" / "3d" / "comparison.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"comparison\.json cannot be read"):
+        run_comparison("vmnist", ["3d"], "quick", tmp_path / "out", eval_videos=2, overrides=overrides, resume=True)
+    assert weights.read_bytes() == before
