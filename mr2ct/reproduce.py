@@ -286,7 +286,8 @@ def _finished_or_resumable(folder: Path, run: dict, digest: str) -> tuple[dict |
                 "another --output, or move the folder away."
             )
         if name == ENTRY_FILE:
-            held["result"]["curve"] = {int(i): v for i, v in held["result"].get("curve", {}).items()}
+            if "curve" in held["result"]:  # JSON keys are strings; the curve's are iterations
+                held["result"]["curve"] = {int(i): v for i, v in held["result"]["curve"].items()}
             return held, False
         return None, any(Path(run["ckpt_dir"]).glob("checkpoint_*.pt"))
     return None, False
