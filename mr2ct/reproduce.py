@@ -50,7 +50,7 @@ from matplotlib.figure import Figure
 from monai.bundle import ConfigWorkflow
 
 from mr2ct.bundle import bundle_root, load_config
-from mr2ct.engine import METHODS, SETTINGS_FILE, atomic_torch_save, get_method
+from mr2ct.engine import METHODS, SETTINGS_FILE, atomic_torch_save, get_method, latest_checkpoint
 from mr2ct.export import save_frame_panel
 from mr2ct.export.panels import atomic_savefig
 from mr2ct.io.atomic import atomic_file, atomic_write_text
@@ -266,31 +266,39 @@ def _finished_or_resumable(folder: Path, run: dict, digest: str) -> tuple[dict |
     False)`` when it holds neither. A folder whose run has other settings raises ``ValueError`` naming the differing
     keys: its weights are never mixed with or overwritten by another run's."""
     wanted = _as_json(run)
-    for name in (ENTRY_FILE, REQUEST_FILE):
-        path = folder / name
-        if not path.is_file():
-            continue
-        try:
-            held = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise ValueError(
-                f"{path} cannot be read ({error}); move the folder away or use another --output."
-            ) from None
-        settings = held.get("run", held) if name == ENTRY_FILE else held
-        differing = sorted(k for k in {*wanted, *settings} if wanted.get(k) != settings.get(k))
-        if name == ENTRY_FILE and not differing and held.get("configs") != digest:
-            differing = ["the bundle's configs"]
-        if differing:
-            raise ValueError(
-                f"{folder} holds a run with other settings ({', '.join(differing)}); --resume would mix them: use "
-                "another --output, or move the folder away."
-            )
-        if name == ENTRY_FILE:
-            if "curve" in held["result"]:  # JSON keys are strings; the curve's are iterations
-                held["result"]["curve"] = {int(i): v for i, v in held["result"]["curve"].items()}
-            return held, False
-        return None, any(Path(run["ckpt_dir"]).glob("checkpoint_*.pt"))
+    entry = _read_held(folder / ENTRY_FILE)
+    if entry is not None:
+        _check_same_run(folder, wanted, entry["run"], same_configs=entry.get("configs") == digest)
+        if "curve" in entry["result"]:  # JSON keys are strings; the curve's are iterations
+            entry["result"]["curve"] = {int(i): v for i, v in entry["result"]["curve"].items()}
+        return entry, False
+    request = _read_held(folder / REQUEST_FILE)
+    if request is not None:
+        _check_same_run(folder, wanted, request)
+        return None, latest_checkpoint(run["ckpt_dir"]) is not None
     return None, False
+
+
+def _read_held(path: Path) -> dict | None:
+    """The JSON a method folder holds in ``path``, None if there is no such file; unreadable: ``ValueError``."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path} cannot be read ({error}); move the folder away or use another --output.") from None
+
+
+def _check_same_run(folder: Path, wanted: dict, held: dict, same_configs: bool = True) -> None:
+    """Raise ``ValueError`` naming the settings (or the configs) in which ``folder``'s run differs from ``wanted``."""
+    differing = sorted(k for k in {*wanted, *held} if wanted.get(k) != held.get(k))
+    if not differing and not same_configs:
+        differing = ["the bundle's configs"]
+    if differing:
+        raise ValueError(
+            f"{folder} holds a run with other settings ({', '.join(differing)}); --resume would mix them: use "
+            "another --output, or move the folder away."
+        )
 
 
 def run_comparison(
