@@ -24,8 +24,9 @@ seeds, shaded over the range of the seeds).
 With ``--resume`` a run that was stopped goes on where it stopped: a method that finished in ``--output``
 (``<method>/comparison.json``) with the same settings and bundle configs is read back instead of trained again, and
 an unfinished training resumes from its latest checkpoint (``python -m monai.bundle run training ... --resume
-true``); a method folder that holds a run with other settings is an error, never overwritten. Code changes are not
-detected: after changing the code, use a new ``--output``.
+true``); a method folder that holds a run with other settings is an error, never overwritten, and so is an
+``--output`` that holds a run of the other layout (one seed / several seeds). Code changes are not detected: after
+changing the code, use a new ``--output``.
 """
 
 from __future__ import annotations
@@ -527,6 +528,7 @@ def run_seeds(
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and at least one, got {seeds}.")
+    _check_layout(output, several_seeds=len(seeds) > 1)
     held_out: dict[str, Any] = {"curve": curve, "split": split, "val_fraction": val_fraction, "resume": resume}
     if len(seeds) == 1:
         return run_comparison(
@@ -548,6 +550,24 @@ def run_seeds(
     if curve:
         write_curves(task, curve_rows(per_seed), output, f"{preset} preset, seeds {', '.join(map(str, seeds))}")
     return summary
+
+
+def _check_layout(output: Path, several_seeds: bool) -> None:
+    """Refuse an ``output`` that holds a run of the other layout before anything is trained: a one-seed run keeps
+    its method folders in ``output``, a run of several seeds each seed in ``output/seed_<s>``, and both write their
+    tables to ``output``, so mixing them would retrain what is there and write one run's tables over the other's."""
+    seed_folders = sorted(p.name for p in output.glob("seed_*") if p.is_dir())
+    method_folders = sorted(p.parent.name for p in output.glob(f"*/{REQUEST_FILE}"))
+    if several_seeds and method_folders:
+        raise ValueError(
+            f"{output} holds a one-seed run ({', '.join(method_folders)}); a run of several seeds keeps each seed in "
+            "seed_<s>/ and would write its tables over that run's: use another --output."
+        )
+    if not several_seeds and seed_folders:
+        raise ValueError(
+            f"{output} holds a run of several seeds ({', '.join(seed_folders)}); to add methods to one of its seeds "
+            f"give --output {output}/seed_<s> (with --resume), otherwise another --output."
+        )
 
 
 def summarise_seeds(per_seed: dict[int, dict]) -> dict:

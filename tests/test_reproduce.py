@@ -347,3 +347,16 @@ def test_resume_refuses_a_folder_that_holds_a_run_of_other_settings(tmp_path):
     with pytest.raises(ValueError, match=r"comparison\.json cannot be read"):
         run_comparison("vmnist", ["3d"], "quick", tmp_path / "out", eval_videos=2, overrides=overrides, resume=True)
     assert weights.read_bytes() == before
+
+
+def test_one_seed_and_several_seed_runs_are_not_mixed_in_one_output(tmp_path, monkeypatch):
+    overrides = {**TINY, "dataset_dir": str(tmp_path / "data")}
+    run_seeds("vmnist", ["3d"], "quick", tmp_path / "one", [0], eval_videos=2, overrides=overrides)
+    table = (tmp_path / "one" / "table.md").read_bytes()
+    monkeypatch.setattr(reproduce, "train_method", lambda *args: pytest.fail("trained in a folder of the other layout"))
+    with pytest.raises(ValueError, match=r"one holds a one-seed run \(3d\).*another --output"):
+        run_seeds("vmnist", ["3d"], "quick", tmp_path / "one", [0, 1], eval_videos=2, overrides=overrides, resume=True)
+    assert (tmp_path / "one" / "table.md").read_bytes() == table and not (tmp_path / "one" / "seed_0").exists()
+    (tmp_path / "many" / "seed_0").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"several seeds \(seed_0\).*--output .*many/seed_<s>"):
+        run_seeds("vmnist", ["3d"], "quick", tmp_path / "many", [0], eval_videos=2, overrides=overrides)
