@@ -154,7 +154,7 @@ class CycleGANSettings:
     gen_strides: int | list[int] = setting(lambda name, value: value, "generator down-sampling, 1 or 2 (or per axis)")
     gen_upsample: str = setting(
         choice(*UPSAMPLE_MODES),
-        "generator up-sampling: transposed convolution, resize then convolution, or conv_linear",
+        "generator up-sampling: transposed convolution, resize then convolution, conv_linear or transposed_box",
     )
     gen_outer_kernel: int | list[int] = setting(
         lambda name, value: value, "kernel of the generator's first and last convolutions (or per axis)"

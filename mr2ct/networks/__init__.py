@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from .framewise import FramewiseNetwork, frames_to_volume, volume_to_frames
 from .patch_discriminator import PatchGANDiscriminator, patch_layer_strides
-from .resnet_generator import ResnetBlock, ResnetGenerator
+from .resnet_generator import BoxFilter, ResnetBlock, ResnetGenerator
 from .weights import count_parameters, init_weights, matched_width
 
 __all__ = [
+    "BoxFilter",
     "FramewiseNetwork",
     "PatchGANDiscriminator",
     "ResnetBlock",

@@ -11,11 +11,37 @@ import torch.utils.checkpoint
 from monai.networks.blocks import ADN, Convolution
 from monai.utils import ensure_tuple_rep
 
-__all__ = ["ResnetBlock", "ResnetGenerator"]
+__all__ = ["BoxFilter", "ResnetBlock", "ResnetGenerator"]
 
 # MONAI's Pad factory has no reflection padding; CycleGAN and the paper pad by reflection.
 REFLECTION_PAD: dict[int, Callable[..., nn.Module]] = {2: nn.ReflectionPad2d, 3: nn.ReflectionPad3d}
-UPSAMPLE_MODES = ("transposed", "nearest", "linear", "conv_linear")
+UPSAMPLE_MODES = ("transposed", "nearest", "linear", "conv_linear", "transposed_box")
+
+
+class BoxFilter(nn.Module):
+    """``y[n] = (x[n - 1] + x[n]) / 2`` along each axis whose ``strides`` entry is 2 (the first voxel repeated).
+
+    After a stride-2 transposed convolution with a 3-wide kernel this gives exactly the family of maps of a
+    nearest-neighbour resize followed by a 3-wide convolution: a nearest resize is zero insertion followed by
+    this 2-wide box, and the two linear filters commute. The box's response is zero at the Nyquist frequency, so
+    a constant input gives a constant output (no checkerboard), for the price of an average pooling instead of
+    a convolution at the high resolution.
+
+    Args:
+        spatial_dims: 2 or 3.
+        strides: the upsampling factor per spatial axis (1 or 2); axes of factor 1 are left alone.
+    """
+
+    def __init__(self, spatial_dims: int, strides: Sequence[int]):
+        super().__init__()
+        self.kernel = tuple(int(s) for s in ensure_tuple_rep(strides, spatial_dims))
+        if any(k not in (1, 2) for k in self.kernel):
+            raise ValueError(f"BoxFilter strides must be 1 or 2 per axis, got {self.kernel}.")
+        self.pad = [p for k in reversed(self.kernel) for p in (k - 1, 0)]  # F.pad order: last axis first
+        self.pool = F.avg_pool2d if spatial_dims == 2 else F.avg_pool3d
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(F.pad(x, self.pad, mode="replicate"), kernel_size=self.kernel, stride=1)
 
 
 class ResnetBlock(nn.Module):
@@ -63,6 +89,8 @@ class ResnetGenerator(nn.Module):
     so no checkerboard pattern (along time: no alternating-frame flicker). ``"conv_linear"`` swaps the order (the
     3-wide convolution at the low resolution, then linear upsampling, then norm and ReLU): no checkerboard either,
     at the cost of a transposed convolution, where a resize-convolution pays 2**dims times more for its last stages.
+    ``"transposed_box"`` is the nearest resize-convolution at the transposed convolution's cost: the transposed
+    convolution followed by a 2-wide box filter (:class:`BoxFilter`), the same family of maps.
 
     Any input size >= 4 is accepted: the input is padded (edge replication) to a multiple of the total stride
     along each axis and the output is cropped back, so ``output.shape[2:] == input.shape[2:]``.
@@ -80,7 +108,9 @@ class ResnetGenerator(nn.Module):
         upsample: ``"transposed"`` (stride-2 transposed convolutions, CycleGAN and the paper), or a resize-convolution:
             ``"nearest"`` or ``"linear"`` (bilinear in 2D, trilinear in 3D) upsampling, then a 3-wide convolution
             (the same number of parameters); or ``"conv_linear"``: the convolution first, at the low resolution,
-            then linear upsampling, then norm and ReLU (same parameters, the cost of ``"transposed"``).
+            then linear upsampling, then norm and ReLU (same parameters, the cost of ``"transposed"``); or
+            ``"transposed_box"``: the transposed convolution, then a 2-wide box filter along each upsampled axis,
+            then norm and ReLU (the maps of ``"nearest"``, at about the cost of ``"transposed"``).
         outer_kernel_size: kernel of the stem and output convolutions, 7 in CycleGAN and the paper; per axis, e.g.
             ``(3, 7, 7)`` spans 3 instead of 7 frames of a video (each reflection-padded by half its width), so
             that the first and last layers of a 3D model do not average a moving object over 7 frames. Odd.
@@ -154,21 +184,25 @@ class ResnetGenerator(nn.Module):
 
     def _upsampling(self, ch_in: int, ch_out: int, norm: str | tuple) -> list[nn.Module]:
         """One upsampling stage by ``self.strides``: a transposed convolution, or a resize and a convolution."""
-        if self.upsample == "transposed":
-            return [
-                Convolution(
-                    self.spatial_dims,
-                    ch_in,
-                    ch_out,
-                    strides=self.strides,
-                    kernel_size=3,
-                    padding=1,
-                    output_padding=tuple(s - 1 for s in self.strides),
-                    is_transposed=True,
-                    norm=norm,
-                    act="RELU",
-                )
-            ]
+        if self.upsample in ("transposed", "transposed_box"):
+            box = self.upsample == "transposed_box"
+            transposed = Convolution(
+                self.spatial_dims,
+                ch_in,
+                ch_out,
+                strides=self.strides,
+                kernel_size=3,
+                padding=1,
+                output_padding=tuple(s - 1 for s in self.strides),
+                is_transposed=True,
+                norm=norm,
+                act="RELU",
+                conv_only=box,  # the norm and ReLU come after the box filter
+            )
+            if not box:
+                return [transposed]
+            norm_act = ADN(ordering="NA", in_channels=ch_out, norm=norm, norm_dim=self.spatial_dims, act="RELU")
+            return [transposed, BoxFilter(self.spatial_dims, self.strides), norm_act]
         mode = "nearest" if self.upsample == "nearest" else {2: "bilinear", 3: "trilinear"}[self.spatial_dims]
         resize = nn.Upsample(
             scale_factor=tuple(float(s) for s in self.strides),
