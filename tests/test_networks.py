@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from monai.networks.blocks import Convolution
 from monai.networks.nets import PatchDiscriminator
 
 from mr2ct.networks import (
+    BoxFilter,
     FramewiseNetwork,
     PatchGANDiscriminator,
     ResnetBlock,
@@ -179,13 +181,47 @@ def test_resize_convolution_has_no_checkerboard_along_time():
     uneven kernel overlap makes alternate frames differ (a period-2 pattern in time), the resize-convolution not."""
     torch.manual_seed(0)
     spread = {}
-    for upsample in ("transposed", "nearest", "conv_linear"):
+    for upsample in ("transposed", "nearest", "conv_linear", "transposed_box"):
         net = ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=0, strides=2, upsample=upsample, norm=None)
         up = torch.nn.Sequential(*[m for m in net.model if not isinstance(m, torch.nn.ReflectionPad3d)][3:-2])
         with torch.no_grad():
             y = up(torch.ones(1, 16, 8, 8, 8))[..., 10:-10, 10:-10, 10:-10]  # away from the zero-padded borders
         spread[upsample] = float(y.std(dim=2).mean())  # variation along time of a constant signal
-    assert max(spread["nearest"], spread["conv_linear"]) < 1e-5 < spread["transposed"]
+    assert max(spread["nearest"], spread["conv_linear"], spread["transposed_box"]) < 1e-5 < spread["transposed"]
+
+
+@pytest.mark.parametrize("spatial_dims, strides", [(3, (2, 2, 2)), (3, (1, 2, 2)), (2, (2, 2))])
+def test_transposed_box_computes_a_nearest_resize_convolution(spatial_dims, strides):
+    """A stride-2 transposed convolution followed by the 2-wide box equals a nearest resize followed by a 3-wide
+    convolution with the mirrored kernel (up to the box's 2**k mean), away from the borders."""
+    torch.manual_seed(0)
+    conv, conv_t = (F.conv2d, F.conv_transpose2d) if spatial_dims == 2 else (F.conv3d, F.conv_transpose3d)
+    x = torch.randn(1, 4, *(6,) * spatial_dims, dtype=torch.float64)
+    w = torch.randn(4, 3, *(3,) * spatial_dims, dtype=torch.float64)  # (in, out, *kernel) of the transposed conv
+    axes = tuple(range(2, 2 + spatial_dims))
+    resized = F.interpolate(x, scale_factor=strides, mode="nearest")
+    expected = conv(resized, w.flip(axes).transpose(0, 1), padding=1)
+    boxed = BoxFilter(spatial_dims, strides)(
+        conv_t(x, w, stride=strides, padding=1, output_padding=tuple(s - 1 for s in strides))
+    )
+    assert boxed.shape == expected.shape
+    inner = (slice(None), slice(None)) + (slice(3, -3),) * spatial_dims
+    scale = 2 ** sum(s == 2 for s in strides)  # the box averages, the resize repeats
+    assert torch.allclose(boxed[inner] * scale, expected[inner], atol=1e-10)
+
+
+def test_transposed_box_upsampling_costs_about_a_transposed_convolution():
+    """Its convolutions run at the low resolution, as the transposed convolution's; parameters are the same."""
+    net = ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=1, upsample="transposed_box")
+    assert count_parameters(net) == count_parameters(ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=1))
+    transposed = [m for m in net.modules() if isinstance(m, torch.nn.ConvTranspose3d)]
+    assert len(transposed) == 2 and not any(isinstance(m, torch.nn.Upsample) for m in net.modules())
+    assert sum(isinstance(m, BoxFilter) for m in net.modules()) == 2
+    x = torch.randn(1, 1, 7, 13, 10)
+    with torch.no_grad():
+        assert net(x).shape == x.shape
+    with pytest.raises(ValueError, match="1 or 2 per axis"):
+        BoxFilter(3, (3, 2, 2))
 
 
 def test_conv_linear_upsampling_convolves_at_the_low_resolution():
