@@ -15,6 +15,7 @@ from mr2ct.metrics import (
     MRCT_METRICS,
     bone_dice,
     rank_correlation,
+    rank_correlation_sigma,
     synthrad_metric_handler,
     tissue_classes,
     tissue_error,
@@ -70,6 +71,21 @@ def test_rank_correlations():
     error = np.abs(sct - ct)
     assert voxel_rank_correlation(error, ct, sct, mask) == pytest.approx(1.0)
     assert voxel_rank_correlation(-error, ct, sct, mask) == pytest.approx(-1.0)
+
+
+def test_rank_correlation_sigma_shrinks_with_more_cases():
+    """The bootstrap standard error of a case-level rank correlation: large over 6 cases, small over 200, of the
+    same noisy relation; seeded, so the report is reproducible."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=200)
+    y = x + rng.normal(size=200)  # true rank correlation about 0.68
+    few, many = rank_correlation_sigma(x[:6], y[:6]), rank_correlation_sigma(x, y)
+    assert few > 0.3 and many < 0.06 and few > 5 * many
+    assert rank_correlation_sigma(x[:6], y[:6]) == few  # seeded
+    assert rank_correlation_sigma(x, x) == pytest.approx(0.0, abs=1e-12)  # every resample ranks alike
+    assert math.isnan(rank_correlation_sigma([1, 2], [2, 1]))
+    with pytest.raises(ValueError, match="one length"):
+        rank_correlation_sigma([1, 2, 3], [1, 2])
 
 
 def test_phantom_tissue_map_matches_its_ct():
@@ -143,4 +159,7 @@ def test_uncertainty_handlers_and_case_correlation():
         rank_correlations={"case_spearman": ("mean_uncertainty", "mae")},
     )
     assert summary["case_spearman"]["mean"] == pytest.approx(0.8)
+    assert summary["case_spearman"]["std"] == pytest.approx(
+        rank_correlation_sigma([1.0, 2.0, 3.0, 4.0], [10.0, 30.0, 20.0, 40.0])
+    )
     assert summary["mae_bone"] == {"mean": 3.0, "std": pytest.approx(np.std([1.0, 3.0, 5.0])), "n": 3}

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from mr2ct.export.panels import atomic_savefig, save_frame_panel, save_side_by_side_gif
 from mr2ct.export.render import save_midplane_panel, uncertainty_sheet
 from mr2ct.io.atomic import atomic_file, atomic_write_text
-from mr2ct.metrics.tissue import rank_correlation
+from mr2ct.metrics.tissue import rank_correlation, rank_correlation_sigma
 
 __all__ = ["TranslationReport", "plot_loss_curves", "summarize_metric_details"]
 
@@ -71,7 +71,8 @@ def summarize_metric_details(
     ``mse_ratios`` ``{name: (rmse_a, rmse_b)}`` adds ``mean(rmse_a**2) / mean(rmse_b**2)``, e.g. a model's mean
     squared error relative to a baseline's (its "std" is 0: it is one number for the whole set).
     ``rank_correlations`` ``{name: (metric_a, metric_b)}`` adds Spearman's rank correlation of the two metrics over
-    the cases, e.g. whether the cases with the largest mean uncertainty have the largest MAE (std 0, one number).
+    the cases, e.g. whether the cases with the largest mean uncertainty have the largest MAE (one number; its "std"
+    is the bootstrap standard error over the cases, :func:`~mr2ct.metrics.tissue.rank_correlation_sigma`).
     NaN values (a metric undefined for a case, e.g. bone MAE without bone) are left out of mean and std.
     """
     per_case = {
@@ -85,7 +86,11 @@ def summarize_metric_details(
             out[name] = {"mean": ratio, "std": 0.0, "n": int(len(per_case[a]))}
     for name, (a, b) in (rank_correlations or {}).items():
         if a in per_case and b in per_case:
-            out[name] = {"mean": rank_correlation(per_case[a], per_case[b]), "std": 0.0, "n": int(len(per_case[a]))}
+            out[name] = {
+                "mean": rank_correlation(per_case[a], per_case[b]),
+                "std": rank_correlation_sigma(per_case[a], per_case[b]),
+                "n": int(len(per_case[a])),
+            }
     return out
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "TISSUE_THRESHOLDS_HU",
     "bone_dice",
     "rank_correlation",
+    "rank_correlation_sigma",
     "tissue_classes",
     "tissue_error",
     "voxel_rank_correlation",
@@ -94,6 +95,22 @@ def rank_correlation(a, b) -> float:
     if a.size < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")
     return float(stats.spearmanr(a, b).statistic)
+
+
+def rank_correlation_sigma(a, b, draws: int = 1000, seed: int = 0) -> float:
+    """Bootstrap standard error of :func:`rank_correlation` over the pairs ``(a[i], b[i])``: the standard deviation
+    of the correlation over ``draws`` resamples of the pairs with replacement (seeded; resamples whose correlation
+    is undefined are left out). Over a handful of cases it is large: with 6 cases a correlation of 0.7 is often
+    one swapped pair away from 0.3. NaN if fewer than 3 pairs."""
+    a, b = _array(a).ravel(), _array(b).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"rank correlation needs two sequences of one length, got {a.size} and {b.size}.")
+    if a.size < 3:
+        return float("nan")
+    picks = np.random.default_rng(seed).integers(0, a.size, size=(draws, a.size))
+    values = np.array([rank_correlation(a[i], b[i]) for i in picks])
+    values = values[~np.isnan(values)]
+    return float(values.std(ddof=1)) if values.size > 1 else float("nan")
 
 
 def voxel_rank_correlation(uncertainty, ct, sct, mask) -> float:
