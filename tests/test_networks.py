@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import runpy
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -253,3 +256,13 @@ def test_discriminator_max_downsampling_keeps_the_time_axis():
     assert net(torch.randn(1, 3, 16, 28, 28)).shape == (1, 1, 16, 1, 1)  # a logit per frame position
     with pytest.raises(ValueError, match="max_downsampling must hold 3 entries"):
         patch_layer_strides((16, 28, 28), 3, 3, (0, None))
+
+
+def test_upsampling_benchmark_script_times_every_mode(capsys):
+    """``scripts/bench_upsampling.py`` prints one row per mode with its ratio to ``transposed``."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_upsampling.py"
+    main = runpy.run_path(str(script))["main"]
+    main(["--shape", "8x12x12:1:2:1", "--steps", "1", "--warmup", "0", "--modes", "transposed", "transposed_box"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| transposed")]
+    assert [row.split("|")[1].strip() for row in rows] == ["transposed", "transposed_box"]
+    assert rows[0].split("|")[3].strip() == "1.00x" and rows[1].split("|")[3].strip().endswith("x")
