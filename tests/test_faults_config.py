@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 from monai.bundle import ConfigParser, ConfigWorkflow
 
-from mr2ct.bundle import CycleGANSettings, VideoSettings, check_config_keys, load_config, parse_flag
+from mr2ct.bundle import (
+    TRACEBACK_VARIABLE,
+    CycleGANSettings,
+    VideoSettings,
+    check_config_keys,
+    concise_errors,
+    input_error,
+    load_config,
+    parse_flag,
+)
 
 from conftest import REPO
 
@@ -242,6 +251,41 @@ def test_unknown_key_from_the_command_line(tmp_path):
     assert cli.returncode != 0
     assert "unknown config key(s) 'learning_rate' (did you mean 'lr'?)" in cli.stderr
     assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()
+
+
+def _wrapped_by_monai(cause: Exception) -> RuntimeError:
+    """``cause`` as MONAI's config parser re-raises it from a config expression."""
+    try:
+        try:
+            raise cause
+        except Exception as e:
+            raise RuntimeError("Failed to evaluate ConfigExpression: '$check()'") from e
+    except RuntimeError as wrapped:
+        return wrapped
+
+
+def test_input_errors_of_a_bundle_command_are_one_line(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "excepthook", sys.__excepthook__)  # restored after the test
+    monkeypatch.delenv(TRACEBACK_VARIABLE, raising=False)
+    concise_errors()
+    bad = _wrapped_by_monai(FileNotFoundError("no trained weights at /x/model.pt:\npass --ckpt_dir"))
+    sys.excepthook(RuntimeError, bad, bad.__traceback__)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "error: no trained weights at /x/model.pt: pass --ckpt_dir",
+        f"(set {TRACEBACK_VARIABLE}=1 for the full traceback)",
+    ]
+    bug = _wrapped_by_monai(TypeError("unsupported operand"))  # not an input error: the whole traceback
+    sys.excepthook(RuntimeError, bug, bug.__traceback__)
+    shown = capsys.readouterr().err
+    assert "Traceback" in shown and "TypeError: unsupported operand" in shown and "error:" not in shown
+    assert input_error(bug) is None and input_error(ValueError("not wrapped")) is None
+    monkeypatch.setenv(TRACEBACK_VARIABLE, "1")
+    sys.excepthook(RuntimeError, bad, bad.__traceback__)
+    assert "Traceback" in capsys.readouterr().err
+    hook = sys.excepthook
+    concise_errors()  # installing twice keeps one hook
+    assert sys.excepthook is hook
 
 
 def test_check_config_keys_needs_a_config():

@@ -32,6 +32,7 @@ from typing import Any
 
 from monai.bundle import ConfigParser
 
+from mr2ct.bundle.errors import concise_errors
 from mr2ct.bundle.settings import settings_class
 
 __all__ = [
@@ -204,13 +205,15 @@ def _check_settings(parser: ConfigParser, bundle: str) -> dict[str, Any]:
 
 
 def complete(bundle: str, workflow: str) -> None:
-    """The first ``initialize`` step of every bundle config: refuse unknown keys, add the layers
-    (:func:`layer_files`) to the running config, and check and normalise its settings, before any work.
+    """The first ``initialize`` step of every bundle config: report input errors in one line
+    (:func:`~mr2ct.bundle.errors.concise_errors`), refuse unknown keys, add the layers (:func:`layer_files`) to the
+    running config, and check and normalise its settings, before any work.
 
     Args:
         bundle: the bundle's name (``bundles/<bundle>``).
         workflow: ``train``, ``evaluate`` or ``inference``: which of the bundle's configs is running.
     """
+    concise_errors()
     parser = _running_parser()
     config = parser.get()
     check_config_keys(bundle, config)
