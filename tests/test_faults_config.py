@@ -21,6 +21,7 @@ from mr2ct.bundle import (
     load_config,
     parse_flag,
 )
+from mr2ct.data.datasets import root_cause
 
 from conftest import REPO
 
@@ -34,12 +35,6 @@ WORKFLOWS = {
 
 def configs(bundle: str) -> Path:
     return REPO / "bundles" / bundle / "configs"
-
-
-def root_cause(error: BaseException) -> BaseException:
-    while error.__cause__ is not None:
-        error = error.__cause__
-    return error
 
 
 def initialize(tmp: Path, bundle: str, config: str, **overrides) -> BaseException | None:

@@ -18,6 +18,8 @@ import os
 import sys
 from types import TracebackType
 
+from mr2ct.data.datasets import root_cause
+
 __all__ = ["TRACEBACK_VARIABLE", "concise_errors", "input_error"]
 
 TRACEBACK_VARIABLE = "MR2CT_TRACEBACK"
@@ -33,9 +35,7 @@ def input_error(error: BaseException) -> BaseException | None:
     """
     if not (isinstance(error, RuntimeError) and str(error).startswith(_MONAI_WRAPPER)):
         return None
-    root: BaseException = error
-    while root.__cause__ is not None:
-        root = root.__cause__
+    root = root_cause(error)
     return root if isinstance(root, _INPUT_ERRORS) else None
 
 
@@ -44,7 +44,7 @@ def _excepthook(kind: type[BaseException], error: BaseException, trace: Tracebac
     if cause is None or os.environ.get(TRACEBACK_VARIABLE, "") not in ("", "0"):
         sys.__excepthook__(kind, error, trace)
         return
-    message = " ".join(str(cause).split("\n"))
+    message = str(cause).replace("\n", " ")
     print(f"error: {message}\n(set {TRACEBACK_VARIABLE}=1 for the full traceback)", file=sys.stderr)
 
 

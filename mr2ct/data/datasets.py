@@ -24,6 +24,7 @@ __all__ = [
     "clip_items",
     "load_split",
     "paired_items",
+    "root_cause",
 ]
 
 CACHE_MODES = ("memory", "disk", "none")
@@ -176,7 +177,9 @@ class UnpairedDataset(Dataset):
         return self.transform(item) if self.transform is not None else item
 
 
-def _root_cause(error: BaseException) -> BaseException:
+def root_cause(error: BaseException) -> BaseException:
+    """The error at the root of ``error``'s chain of causes (``raise ... from``): what MONAI's transforms and config
+    parser wrapped in their own ``RuntimeError``."""
     while error.__cause__ is not None:
         error = error.__cause__
     return error
@@ -203,7 +206,7 @@ class SkipFailuresDataset(Dataset):
         try:
             item = super()._transform(index)
         except Exception as e:  # reported per file by the consumer, never silently dropped
-            cause = _root_cause(e)
+            cause = root_cause(e)
             reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
             if source not in reason:
                 reason = f"{source}: {reason}"
