@@ -196,6 +196,29 @@ def test_training_on_random_windows_of_the_clips(tmp_path, method):
         assert generator(torch.zeros(1, 1, 8, 16, 16)).shape == (1, 1, 8, 16, 16)  # whole clips at inference
 
 
+def test_clip_and_frame_discriminator_trains_through_the_bundle(tmp_path):
+    """``d_view clip+frames``: both parts of each discriminator are built for the clips and learn."""
+    ov = {**tiny_overrides(tmp_path), "d_view": "clip+frames", "max_epochs": 1, "decay_epochs": 0, "epoch_length": 2}
+    workflow = ConfigWorkflow(
+        config_file=str(CONFIGS / "train.json"),
+        workflow_type="train",
+        run_id="training",
+        logging_file=False,
+        meta_file=str(CONFIGS / "metadata.json"),
+        **{**ov, "val_interval": 0},
+    )
+    workflow.initialize()
+    trainer = workflow.parser.get_parsed_content("train#trainer")
+    d_a = trainer.d_a
+    assert d_a.clip.input_size == (8, 16, 16) and d_a.frame.input_size == (16, 16)
+    before = {k: v.clone() for k, v in d_a.state_dict().items() if k.endswith("conv.weight")}
+    workflow.run()
+    assert trainer.state.iteration == 2
+    after = d_a.state_dict()
+    assert {k.split(".")[0] for k in before} == {"clip", "frame"}
+    assert all(not torch.equal(after[k], v) for k, v in before.items())
+
+
 def test_resume_flag_continues_a_run(tmp_path):
     ov = {**tiny_overrides(tmp_path), "epoch_length": 2, "val_interval": 10, "log_interval": 1}
     first = run_bundle("training", "train.json", {**ov, "max_epochs": 1, "decay_epochs": 0})

@@ -9,8 +9,10 @@ import torch.nn.functional as F
 from monai.networks.blocks import Convolution
 from monai.networks.nets import PatchDiscriminator
 
+from mr2ct.engine import adversarial_loss
 from mr2ct.networks import (
     BoxFilter,
+    ClipAndFrameDiscriminator,
     FramewiseNetwork,
     PatchGANDiscriminator,
     ResnetBlock,
@@ -19,6 +21,7 @@ from mr2ct.networks import (
     frames_to_volume,
     init_weights,
     patch_layer_strides,
+    video_discriminator,
     volume_to_frames,
 )
 
@@ -266,3 +269,37 @@ def test_upsampling_benchmark_script_times_every_mode(capsys):
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| transposed")]
     assert [row.split("|")[1].strip() for row in rows] == ["transposed", "transposed_box"]
     assert rows[0].split("|")[3].strip() == "1.00x" and rows[1].split("|")[3].strip().endswith("x")
+
+
+def test_video_discriminator_views():
+    """``clip`` is the paper's PatchGAN (old weights load); ``frames`` judges every frame with a 2D PatchGAN, as
+    the frame-wise baselines' discriminators do; ``clip+frames`` gives both logits, which MONAI's loss averages."""
+    clip = video_discriminator("clip", 3, 3, channels=4, input_size=(8, 28, 28))
+    assert type(clip) is PatchGANDiscriminator and clip.spatial_dims == 3
+    assert type(video_discriminator("clip+frames", 2, 3, channels=4, input_size=(28, 28))) is PatchGANDiscriminator
+
+    torch.manual_seed(0)
+    both = video_discriminator("clip+frames", 3, 3, channels=4, input_size=(8, 28, 28), max_downsampling=[0, 1, None])
+    assert isinstance(both, ClipAndFrameDiscriminator) and both.clip.spatial_dims == 3 and both.frame.spatial_dims == 2
+    assert both.frame.input_size == (28, 28)
+    video = torch.randn(2, 3, 8, 28, 28)
+    with torch.no_grad():
+        clip_logits, frame_logits = both(video)
+        assert clip_logits.shape[:3] == (2, 1, 8)  # time never strided (cap 0)
+        assert frame_logits.shape[:2] == (16, 1)  # one map per frame
+        assert torch.allclose(frame_logits[8:16], both.frame(video[1].movedim(1, 0)))  # frames of clip 1, in order
+        loss = adversarial_loss("lsgan")
+        expected = (loss(clip_logits, True, True) + loss(frame_logits, True, True)) / 2
+        assert torch.allclose(loss([clip_logits, frame_logits], True, True), expected)
+
+    frames_only = video_discriminator("frames", 3, 3, channels=4, input_size=(8, 28, 28))
+    assert frames_only.clip is None and len(frames_only(video)) == 1
+
+
+def test_video_discriminator_rejects_bad_views_and_inputs():
+    with pytest.raises(ValueError, match="unknown discriminator view 'time'; choose one of clip, frames"):
+        video_discriminator("time", 3, 1)
+    with pytest.raises(ValueError, match="give a clip or a frame discriminator"):
+        ClipAndFrameDiscriminator()
+    with pytest.raises(ValueError, match=r"expected a batch of clips \(N, C, D, H, W\)"):
+        video_discriminator("frames", 3, 1, channels=4)(torch.randn(2, 1, 28, 28))

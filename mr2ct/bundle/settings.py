@@ -22,6 +22,7 @@ from mr2ct.engine.losses import ADVERSARIAL_LOSSES, MINDLoss
 from mr2ct.engine.methods import METHODS, get_method
 from mr2ct.engine.performance import AMP_DTYPES
 from mr2ct.networks.resnet_generator import UPSAMPLE_MODES
+from mr2ct.networks.video_discriminator import DISCRIMINATOR_VIEWS
 
 __all__ = [
     "CycleGANSettings",
@@ -162,6 +163,9 @@ class CycleGANSettings:
     d_layers: int = setting(positive_int, "strided layers of the PatchGAN discriminator")
     d_max_downsampling: list[int | None] | None = setting(
         lambda name, value: value, "most stride-2 layers of the discriminator per axis"
+    )
+    d_view: str = setting(
+        choice(*DISCRIMINATOR_VIEWS), "3D methods' discriminator on whole clips, on each frame, or both"
     )
     adversarial: str = setting(choice(*ADVERSARIAL_LOSSES), "adversarial loss")
     lambda_cycle: float = setting(nonnegative_number, "weight of the cycle loss")

@@ -5,10 +5,13 @@ from __future__ import annotations
 from .framewise import FramewiseNetwork, frames_to_volume, volume_to_frames
 from .patch_discriminator import PatchGANDiscriminator, patch_layer_strides
 from .resnet_generator import BoxFilter, ResnetBlock, ResnetGenerator
+from .video_discriminator import DISCRIMINATOR_VIEWS, ClipAndFrameDiscriminator, video_discriminator
 from .weights import count_parameters, init_weights, matched_width
 
 __all__ = [
+    "DISCRIMINATOR_VIEWS",
     "BoxFilter",
+    "ClipAndFrameDiscriminator",
     "FramewiseNetwork",
     "PatchGANDiscriminator",
     "ResnetBlock",
@@ -18,5 +21,6 @@ __all__ = [
     "init_weights",
     "matched_width",
     "patch_layer_strides",
+    "video_discriminator",
     "volume_to_frames",
 ]
