@@ -317,29 +317,6 @@ def test_missing_weights_are_named(tmp_path):
     assert run.stderr.splitlines()[-2].startswith("error: no trained weights at") and "Traceback" not in run.stderr
 
 
-def test_paired_flip_mirrors_both_volumes_of_a_pair_together(tmp_path):
-    """``paired_flip``: a drawn pair is mirrored left-right (axis x of the network layout) as a whole, half the
-    time; the MR and the CT never disagree."""
-    folder = build_head_phantom(tmp_path / "data", phantom_config(TINY["volume_size"], [230.4, 230.4, 90.0], 2, 1, 0))
-    pairs = {"paired_mr_dir": str(folder / "test" / "mr"), "paired_ct_dir": str(folder / "test" / "ct")}
-    plain = load_config(BUNDLE.name, overrides={**tiny_overrides(tmp_path), **pairs}).get_parsed_content(
-        "train#paired_data"
-    )
-    parser = load_config(BUNDLE.name, overrides={**tiny_overrides(tmp_path), **pairs, "paired_flip": True})
-    flipping = parser.get_parsed_content("train#paired_data")
-    flipping.transform.set_random_state(0)
-    a, b = plain[0]["A"], plain[0]["B"]
-    assert not torch.equal(a, a.flip(2)) and not torch.equal(b, b.flip(2))  # the phantom is not symmetric
-    seen = []
-    for _ in range(12):
-        item = flipping[0]
-        mirrored = torch.equal(torch.as_tensor(item["A"]), a.flip(2))
-        assert mirrored or torch.equal(torch.as_tensor(item["A"]), a)
-        assert torch.equal(torch.as_tensor(item["B"]), b.flip(2) if mirrored else b)
-        seen.append(mirrored)
-    assert any(seen) and not all(seen)
-
-
 @pytest.mark.slow
 def test_structure_pairs_confidence_and_settings_through_the_bundle(tmp_path):
     """Training with the structure loss and two registered pairs, inference with confidence maps (NIfTI beside each

@@ -369,7 +369,6 @@ class MRCTSettings(CycleGANSettings):
     paired_mr_dir: str | None = setting(existing_path, "registered MR of the few training pairs")
     paired_ct_dir: str | None = setting(existing_path, "registered CT of the few training pairs")
     paired_datalist: str | None = setting(existing_path, "JSON datalist of the few training pairs")
-    paired_flip: bool = setting(parse_flag, "mirror each drawn pair left-right (both volumes) half the time")
     uncertainty: bool = setting(parse_flag, "write / evaluate a per-voxel confidence map")
 
     @classmethod
