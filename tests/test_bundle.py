@@ -170,21 +170,27 @@ def test_train_infer_evaluate_end_to_end(tmp_path):
         assert again == metrics, name
 
 
-@pytest.mark.parametrize("method", ["3d", "seq_const"])
-def test_training_on_random_windows_of_the_clips(tmp_path, method):
-    """``crop_depth``: the discriminator is built for the window, the const loss splits frames by it, and the
-    trained generator still translates whole clips."""
-    ov = {**tiny_overrides(tmp_path), "method": method, "crop_depth": 4, "clips_per_batch": 2}
-    ov.update({"max_epochs": 1, "decay_epochs": 0, "epoch_length": 2, "val_interval": 1, "num_val_cases": 2})
+def training_workflow(overrides: dict) -> ConfigWorkflow:
+    """The vmnist bundle's training workflow with ``overrides``, initialised in process (not yet run)."""
     workflow = ConfigWorkflow(
         config_file=str(CONFIGS / "train.json"),
         workflow_type="train",
         run_id="training",
         logging_file=False,
         meta_file=str(CONFIGS / "metadata.json"),
-        **ov,
+        **overrides,
     )
     workflow.initialize()
+    return workflow
+
+
+@pytest.mark.parametrize("method", ["3d", "seq_const"])
+def test_training_on_random_windows_of_the_clips(tmp_path, method):
+    """``crop_depth``: the discriminator is built for the window, the const loss splits frames by it, and the
+    trained generator still translates whole clips."""
+    ov = {**tiny_overrides(tmp_path), "method": method, "crop_depth": 4, "clips_per_batch": 2}
+    ov.update({"max_epochs": 1, "decay_epochs": 0, "epoch_length": 2, "val_interval": 1, "num_val_cases": 2})
+    workflow = training_workflow(ov)
     trainer = workflow.parser.get_parsed_content("train#trainer")
     assert trainer.prepare_batch.crop_depth == 4 and trainer.clip_depth == 4
     if method == "3d":
@@ -199,15 +205,7 @@ def test_training_on_random_windows_of_the_clips(tmp_path, method):
 def test_clip_and_frame_discriminator_trains_through_the_bundle(tmp_path):
     """``d_view clip+frames``: both parts of each discriminator are built for the clips and learn."""
     ov = {**tiny_overrides(tmp_path), "d_view": "clip+frames", "max_epochs": 1, "decay_epochs": 0, "epoch_length": 2}
-    workflow = ConfigWorkflow(
-        config_file=str(CONFIGS / "train.json"),
-        workflow_type="train",
-        run_id="training",
-        logging_file=False,
-        meta_file=str(CONFIGS / "metadata.json"),
-        **{**ov, "val_interval": 0},
-    )
-    workflow.initialize()
+    workflow = training_workflow({**ov, "val_interval": 0})
     trainer = workflow.parser.get_parsed_content("train#trainer")
     d_a = trainer.d_a
     assert d_a.clip.input_size == (8, 16, 16) and d_a.frame.input_size == (16, 16)
