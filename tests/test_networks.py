@@ -24,6 +24,7 @@ from mr2ct.networks import (
     video_discriminator,
     volume_to_frames,
 )
+from mr2ct.networks.resnet_generator import inner_convolution
 
 
 @pytest.mark.parametrize(
@@ -180,6 +181,60 @@ def test_generator_resize_convolution_upsampling(upsample, spatial_dims, size, s
         assert net(x).shape == x.shape
     with pytest.raises(RuntimeError):  # another architecture: weights of one do not load into the other
         net.load_state_dict(transposed.state_dict())
+
+
+@pytest.mark.parametrize("strides", [2, (1, 2, 2)])
+@pytest.mark.parametrize("upsample", ["transposed", "transposed_box", "nearest", "conv_linear"])
+def test_factorised_generator_keeps_sizes_with_every_upsampling(strides, upsample):
+    """``conv="2+1d"``: every inner convolution is a 1x3x3 one followed by a 3x1x1 one, the outer ones are
+    unchanged, sizes are kept, and the network has fewer parameters than the full one."""
+    kwargs = {"channels": 4, "num_res_blocks": 2, "strides": strides, "upsample": upsample}
+    net = ResnetGenerator(3, 3, 3, conv="2+1d", **kwargs)
+    kernels = [m.kernel_size for m in net.modules() if isinstance(m, (torch.nn.Conv3d, torch.nn.ConvTranspose3d))]
+    assert kernels[0] == kernels[-1] == (7, 7, 7)
+    inner = kernels[1:-1]
+    assert inner[0::2] == [(1, 3, 3)] * (len(inner) // 2) and inner[1::2] == [(3, 1, 1)] * (len(inner) // 2)
+    assert len(inner) == 2 * (2 + 2 * 2 + 2)  # two downsampling, two blocks of two, two upsampling layers
+    x = torch.randn(1, 3, 7, 13, 10)
+    with torch.no_grad():
+        assert net(x).shape == x.shape
+    assert count_parameters(net) < count_parameters(ResnetGenerator(3, 3, 3, **kwargs))
+
+
+@pytest.mark.parametrize("strides, padding", [(1, 1), (1, 0), ((2, 2, 2), 1), ((1, 2, 2), 1)])
+def test_factorised_convolution_sees_what_the_full_one_sees(strides, padding):
+    """An impulse through a 2+1d layer reaches the same voxels (3x3x3 around it, or its strided image) as
+    through a full 3-wide layer, and the output has the full layer's size."""
+    outputs = {}
+    for conv in ("full", "2+1d"):
+        layer = inner_convolution(3, 1, 1, conv, strides=strides, padding=padding, norm=None, act=None)
+        for module in layer.modules():
+            if isinstance(module, torch.nn.Conv3d):
+                torch.nn.init.ones_(module.weight)
+                torch.nn.init.zeros_(module.bias)
+        impulse = torch.zeros(1, 1, 9, 9, 9)
+        impulse[..., 4, 4, 4] = 1
+        with torch.no_grad():
+            outputs[conv] = layer(impulse)
+    assert outputs["full"].shape == outputs["2+1d"].shape
+    assert torch.equal(outputs["full"] > 0, outputs["2+1d"] > 0)
+    assert int((outputs["full"] > 0).sum()) >= 1
+    if strides == 1:
+        assert int((outputs["full"] > 0).sum()) == 27
+
+
+def test_factorised_convolution_parameters():
+    """(9 * in + 3 * out) / (27 * in) of the full layer's weights, plus one bias per part."""
+    full, factorised = (inner_convolution(3, 8, 16, conv, norm=None) for conv in ("full", "2+1d"))
+    assert count_parameters(full) == 27 * 8 * 16 + 16
+    assert count_parameters(factorised) == (9 * 8 * 16 + 16) + (3 * 16 * 16 + 16)
+
+
+def test_factorised_convolution_refuses_2d_networks_and_unknown_modes():
+    with pytest.raises(ValueError, match="factorises 3D convolutions; a 2D network"):
+        ResnetGenerator(2, 1, 1, channels=4, num_res_blocks=1, conv="2+1d")
+    with pytest.raises(ValueError, match="conv must be one of"):
+        ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=1, conv="separable")
 
 
 def test_resize_convolution_has_no_checkerboard_along_time():

@@ -21,7 +21,7 @@ from mr2ct.data.datasets import CACHE_MODES
 from mr2ct.engine.losses import ADVERSARIAL_LOSSES, MINDLoss
 from mr2ct.engine.methods import METHODS, get_method
 from mr2ct.engine.performance import AMP_DTYPES
-from mr2ct.networks.resnet_generator import UPSAMPLE_MODES
+from mr2ct.networks.resnet_generator import CONV_MODES, UPSAMPLE_MODES
 from mr2ct.networks.video_discriminator import DISCRIMINATOR_VIEWS
 
 __all__ = [
@@ -160,6 +160,9 @@ class CycleGANSettings:
     gen_outer_kernel: int | list[int] = setting(
         lambda name, value: value, "kernel of the generator's first and last convolutions (or per axis)"
     )
+    gen_conv: str = setting(
+        choice(*CONV_MODES), "generator's inner convolutions: full 3-wide, or 2+1d (per frame, then along time)"
+    )
     d_layers: int = setting(positive_int, "strided layers of the PatchGAN discriminator")
     d_max_downsampling: list[int | None] | None = setting(
         lambda name, value: value, "most stride-2 layers of the discriminator per axis"
@@ -248,6 +251,11 @@ class CycleGANSettings:
                         f"config key {name!r} must be {what}, or a list of {dims} of them (one per axis), "
                         f"got {value!r}."
                     )
+        if values.get("gen_conv") == "2+1d" and dims != 3:
+            raise ValueError(
+                f"config key 'gen_conv' is '2+1d', which factorises 3D convolutions; method {method.name!r} is "
+                "frame-wise (2D): set it to 'full'."
+            )
         if "decay_epochs" in values:
             decay = values["decay_epochs"]
             if not _is_int(decay) or not 0 <= decay <= values.get("max_epochs", decay):

@@ -11,11 +11,70 @@ import torch.utils.checkpoint
 from monai.networks.blocks import ADN, Convolution
 from monai.utils import ensure_tuple_rep
 
-__all__ = ["BoxFilter", "ResnetBlock", "ResnetGenerator"]
+__all__ = ["BoxFilter", "ResnetBlock", "ResnetGenerator", "inner_convolution"]
 
 # MONAI's Pad factory has no reflection padding; CycleGAN and the paper pad by reflection.
 REFLECTION_PAD: dict[int, Callable[..., nn.Module]] = {2: nn.ReflectionPad2d, 3: nn.ReflectionPad3d}
 UPSAMPLE_MODES = ("transposed", "nearest", "linear", "conv_linear", "transposed_box")
+CONV_MODES = ("full", "2+1d")
+
+
+def _check_conv(conv: str, spatial_dims: int) -> None:
+    if conv not in CONV_MODES:
+        raise ValueError(f"conv must be one of {CONV_MODES}, got {conv!r}.")
+    if conv == "2+1d" and spatial_dims != 3:
+        raise ValueError(f"conv '2+1d' factorises 3D convolutions; a {spatial_dims}D network has none.")
+
+
+def inner_convolution(
+    spatial_dims: int,
+    in_channels: int,
+    out_channels: int,
+    conv: str = "full",
+    strides: Sequence[int] | int = 1,
+    padding: int = 1,
+    transposed: bool = False,
+    norm: str | tuple = "INSTANCE",
+    act: str | None = "RELU",
+    dropout: float = 0.0,
+    conv_only: bool = False,
+) -> nn.Module:
+    """A 3-wide (transposed) convolution with norm and activation, as the generator's inner layers use.
+
+    ``conv="2+1d"`` factorises a 3D one as in R(2+1)D (Tran et al., "A Closer Look at Spatiotemporal
+    Convolutions for Action Recognition", CVPR 2018): a 1x3x3 convolution over each frame (slice), norm and ReLU,
+    then a 3x1x1 convolution along the first axis (time, or depth) ending in ``norm`` and ``act``. Both have
+    ``out_channels`` filters, so a factorised layer has ``(9 * in + 3 * out) / (27 * in)`` of the parameters of
+    a full one (0.44 when ``in == out``), one more non-linearity, and the same receptive field and output size.
+    ``strides`` and ``padding`` apply per axis as for the full convolution (the spatial part strides and pads
+    the in-plane axes, the temporal part the first axis).
+    """
+    _check_conv(conv, spatial_dims)
+    strides = ensure_tuple_rep(strides, spatial_dims)
+
+    def layer(
+        c_in: int, kernel: Sequence[int] | int, stride: Sequence[int], pad: Sequence[int] | int, last: bool
+    ) -> Convolution:
+        return Convolution(
+            spatial_dims,
+            c_in,
+            out_channels,
+            strides=stride,
+            kernel_size=kernel,
+            padding=pad,
+            is_transposed=transposed,
+            output_padding=tuple(s - 1 for s in stride) if transposed else None,
+            norm=norm,
+            act=act if last else "RELU",
+            dropout=dropout if last and dropout > 0 else None,
+            conv_only=conv_only and last,
+        )
+
+    if conv == "full":
+        return layer(in_channels, 3, strides, padding, last=True)
+    spatial = layer(in_channels, (1, 3, 3), (1, *strides[1:]), (0, padding, padding), last=False)
+    temporal = layer(out_channels, (3, 1, 1), (strides[0], 1, 1), (padding, 0, 0), last=True)
+    return nn.Sequential(spatial, temporal)
 
 
 class BoxFilter(nn.Module):
@@ -52,25 +111,24 @@ class ResnetBlock(nn.Module):
         channels: number of input and output channels.
         norm: MONAI norm layer name or ``(name, args)`` tuple.
         dropout: dropout probability between the two convolutions (CycleGAN's ``use_dropout``).
+        conv: ``"full"`` 3-wide convolutions, or ``"2+1d"`` factorised ones (:func:`inner_convolution`).
     """
 
-    def __init__(self, spatial_dims: int, channels: int, norm: str | tuple = "INSTANCE", dropout: float = 0.0):
+    def __init__(
+        self,
+        spatial_dims: int,
+        channels: int,
+        norm: str | tuple = "INSTANCE",
+        dropout: float = 0.0,
+        conv: str = "full",
+    ):
         super().__init__()
         reflect = REFLECTION_PAD[spatial_dims]
         self.block = nn.Sequential(
             reflect(1),
-            Convolution(
-                spatial_dims,
-                channels,
-                channels,
-                kernel_size=3,
-                padding=0,
-                norm=norm,
-                act="RELU",
-                dropout=dropout if dropout > 0 else None,
-            ),
+            inner_convolution(spatial_dims, channels, channels, conv, padding=0, norm=norm, dropout=dropout),
             reflect(1),
-            Convolution(spatial_dims, channels, channels, kernel_size=3, padding=0, norm=norm, act=None),
+            inner_convolution(spatial_dims, channels, channels, conv, padding=0, norm=norm, act=None),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -119,6 +177,10 @@ class ResnetGenerator(nn.Module):
             recomputes its inner activations, the main memory saver at 30x256x256, for about one more forward
             pass of the blocks. The same outputs and gradients; no parameters change, so weights load either way.
             An attribute: it can be switched on an existing network.
+        conv: ``"full"`` (3-wide convolutions in the downsampling, residual and upsampling layers, the paper) or,
+            for a 3D network, ``"2+1d"``: each of them factorised into a convolution over each frame and one along
+            time (:func:`inner_convolution`, R(2+1)D). The stem and output convolutions follow
+            ``outer_kernel_size``.
     """
 
     num_downsampling = 2
@@ -136,6 +198,7 @@ class ResnetGenerator(nn.Module):
         upsample: str = "transposed",
         outer_kernel_size: Sequence[int] | int = 7,
         checkpoint_blocks: bool = False,
+        conv: str = "full",
     ):
         super().__init__()
         self.checkpoint_blocks = checkpoint_blocks
@@ -150,6 +213,8 @@ class ResnetGenerator(nn.Module):
         if upsample not in UPSAMPLE_MODES:
             raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}.")
         self.upsample = upsample
+        _check_conv(conv, spatial_dims)
+        self.conv = conv
         kernel = (outer_kernel_size,) * spatial_dims if isinstance(outer_kernel_size, int) else tuple(outer_kernel_size)
         if len(kernel) != spatial_dims or any(isinstance(k, bool) or k < 1 or k % 2 == 0 for k in kernel):
             raise ValueError(
@@ -165,13 +230,9 @@ class ResnetGenerator(nn.Module):
         ]
         ch = channels
         for _ in range(self.num_downsampling):
-            layers.append(
-                Convolution(
-                    spatial_dims, ch, ch * 2, strides=self.strides, kernel_size=3, padding=1, norm=norm, act="RELU"
-                )
-            )
+            layers.append(inner_convolution(spatial_dims, ch, ch * 2, conv, strides=self.strides, norm=norm))
             ch *= 2
-        layers += [ResnetBlock(spatial_dims, ch, norm=norm, dropout=dropout) for _ in range(num_res_blocks)]
+        layers += [ResnetBlock(spatial_dims, ch, norm=norm, dropout=dropout, conv=conv) for _ in range(num_res_blocks)]
         for _ in range(self.num_downsampling):
             layers += self._upsampling(ch, ch // 2, norm)
             ch //= 2
@@ -186,17 +247,14 @@ class ResnetGenerator(nn.Module):
         """One upsampling stage by ``self.strides``: a transposed convolution, or a resize and a convolution."""
         if self.upsample in ("transposed", "transposed_box"):
             box = self.upsample == "transposed_box"
-            transposed = Convolution(
+            transposed = inner_convolution(
                 self.spatial_dims,
                 ch_in,
                 ch_out,
+                self.conv,
                 strides=self.strides,
-                kernel_size=3,
-                padding=1,
-                output_padding=tuple(s - 1 for s in self.strides),
-                is_transposed=True,
+                transposed=True,
                 norm=norm,
-                act="RELU",
                 conv_only=box,  # the norm and ReLU come after the box filter
             )
             if not box:
@@ -210,10 +268,10 @@ class ResnetGenerator(nn.Module):
             **({} if mode == "nearest" else {"align_corners": False}),
         )
         if self.upsample == "conv_linear":
-            conv = Convolution(self.spatial_dims, ch_in, ch_out, kernel_size=3, padding=1, conv_only=True)
+            conv = inner_convolution(self.spatial_dims, ch_in, ch_out, self.conv, conv_only=True)
             norm_act = ADN(ordering="NA", in_channels=ch_out, norm=norm, norm_dim=self.spatial_dims, act="RELU")
             return [conv, resize, norm_act]
-        return [resize, Convolution(self.spatial_dims, ch_in, ch_out, kernel_size=3, padding=1, norm=norm, act="RELU")]
+        return [resize, inner_convolution(self.spatial_dims, ch_in, ch_out, self.conv, norm=norm)]
 
     @property
     def size_multiple(self) -> tuple[int, ...]:
