@@ -91,6 +91,16 @@ def test_paper_settings_in_train_json():
     parser = load_config(VMNIST_BUNDLE.name).get()  # the bundle's train.json on its layers
     assert (parser["depth"], parser["size"], parser["ngf"], parser["num_res_blocks"]) == (30, [84, 84], 64, 9)
     assert parser["lambda_cycle"] == 10.0 and parser["lr"] == 0.0002 and parser["pool_size"] == 50
+    assert parser["gen_conv"] == "full" and parser["d_view"] == "clip"
+
+
+def test_gen_conv_reaches_the_generator_and_its_saved_settings():
+    """``--gen_conv 2+1d`` builds factorised inner convolutions and is recorded beside the weights."""
+    parser = load_config(VMNIST_BUNDLE.name, overrides={"gen_conv": "2+1d", "ngf": 4, "num_res_blocks": 1})
+    net = parser.get_parsed_content("network_def")
+    kernels = {m.kernel_size for m in net.modules() if isinstance(m, (torch.nn.Conv3d, torch.nn.ConvTranspose3d))}
+    assert kernels == {(7, 7, 7), (1, 3, 3), (3, 1, 1)}
+    assert parser.get_parsed_content("generator_settings")["gen_conv"] == "2+1d"
 
 
 def test_train_infer_evaluate_end_to_end(tmp_path):
