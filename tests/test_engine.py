@@ -18,7 +18,7 @@ from mr2ct.engine import (
     get_method,
     temporal_const_loss,
 )
-from mr2ct.networks import FramewiseNetwork, PatchGANDiscriminator, ResnetGenerator, init_weights
+from mr2ct.networks import FramewiseNetwork, PatchGANDiscriminator, ResnetGenerator, init_weights, volume_to_frames
 
 
 def make_cyclegan(spatial_dims: int, size: tuple[int, ...], channels: int = 1, lr: float = 2e-4):
@@ -132,6 +132,29 @@ def test_crop_depth_cuts_each_clip_to_a_random_window():
         ClipBatch(crop_depth=7)(batch)
     with pytest.raises(ValueError, match="crop_depth must be positive"):
         ClipBatch(crop_depth=0)
+
+
+def test_flip_mirrors_whole_clips_left_right_at_random():
+    """train_flip: each clip is either itself or its mirror image along W (all its frames alike), drawn per clip
+    and domain, both outcomes reached; the frame-wise preparers see the mirrored frames; off, nothing changes."""
+    torch.manual_seed(0)
+    a = torch.rand(8, 1, 3, 2, 5)
+    batch = {"A": a, "B": a + 10}
+    outcomes = []
+    for seed in range(5):
+        torch.manual_seed(seed)
+        fa, fb = ClipBatch(flip=True)(batch)
+        mirrored = [bool(torch.equal(x, y.flip(-1))) for x, y in zip(fa, a)]
+        assert all(m or torch.equal(x, y) for m, x, y in zip(mirrored, fa, a))
+        assert all(torch.equal(x, y) or torch.equal(x, y.flip(-1)) for x, y in zip(fb, a + 10))
+        outcomes += mirrored
+    assert 0 < sum(outcomes) < len(outcomes)
+    torch.manual_seed(0)
+    frames = SequentialFrames(flip=True)(batch)[0]
+    torch.manual_seed(0)
+    assert torch.equal(frames, volume_to_frames(ClipBatch(flip=True)(batch)[0]))
+    assert torch.equal(ClipBatch()(batch)[0], a)
+    assert get_method("random").batch_preparer(4, None, True).flip
 
 
 def test_method_registry():

@@ -193,6 +193,7 @@ class CycleGANSettings:
     crop_depth: int | None = setting(
         optional_positive_int, "train on random windows of this many frames of each clip (null: whole clips)"
     )
+    train_flip: bool = setting(parse_flag, "mirror each training clip left-right with probability 0.5")
     cache: str = setting(
         choice(*CACHE_MODES),
         "training data: memory (all preprocessed in RAM), disk (preprocessed once into cache_dir) or none",

@@ -9,7 +9,8 @@ into what the networks train on:
 - ``random``: frames drawn at random from all clips of the loaded batch (load many clips per batch).
 
 Every preparer can first cut each loaded clip to a random window of ``crop_depth`` consecutive frames, so that a
-3D batch of several short clips holds as many frames as one long clip but more videos (colours, digits, scenes).
+3D batch of several short clips holds as many frames as one long clip but more videos (colours, digits, scenes),
+and mirror each clip left-right at random (``flip``, CycleGAN's usual augmentation).
 
 Which method uses which preparer is in :mod:`mr2ct.engine.methods`.
 """
@@ -23,7 +24,7 @@ from monai.engines.utils import PrepareBatch
 
 from mr2ct.networks.framewise import volume_to_frames
 
-__all__ = ["ClipBatch", "RandomFrames", "SequentialFrames", "random_windows"]
+__all__ = ["ClipBatch", "RandomFrames", "SequentialFrames", "random_flips", "random_windows"]
 
 
 def random_windows(clips: torch.Tensor, length: int) -> torch.Tensor:
@@ -36,6 +37,14 @@ def random_windows(clips: torch.Tensor, length: int) -> torch.Tensor:
     return torch.stack([clip[:, s : s + length] for clip, s in zip(clips, starts)])
 
 
+def random_flips(clips: torch.Tensor) -> torch.Tensor:
+    """Each clip of ``clips`` (N, C, D, H, W), every frame alike, mirrored left-right (along W) with probability
+    0.5, drawn independently per clip with torch's global generator (checkpointed, so a resumed run flips as the
+    uninterrupted one would)."""
+    mirrored = torch.rand(len(clips)) < 0.5
+    return torch.where(mirrored[:, None, None, None, None], clips.flip(-1), clips)
+
+
 class ClipBatch(PrepareBatch):
     """Whole clips / volumes as a 3D batch: returns ``(real_a, real_b)``.
 
@@ -43,13 +52,15 @@ class ClipBatch(PrepareBatch):
         keys: the batch keys of domains A and B.
         crop_depth: if given, each clip is cut to a random window of this many consecutive frames (domains A
             and B independently); None keeps whole clips.
+        flip: mirror each clip left-right with probability 0.5 (:func:`random_flips`; domains independently).
     """
 
-    def __init__(self, keys: tuple[str, str] = ("A", "B"), crop_depth: int | None = None):
+    def __init__(self, keys: tuple[str, str] = ("A", "B"), crop_depth: int | None = None, flip: bool = False):
         if crop_depth is not None and crop_depth < 1:
             raise ValueError(f"crop_depth must be positive or None, got {crop_depth}.")
         self.keys = keys
         self.crop_depth = crop_depth
+        self.flip = flip
 
     def clips(self, batchdata: Mapping, device, non_blocking: bool, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
         a, b = (torch.as_tensor(batchdata[k]) for k in self.keys)
@@ -57,6 +68,8 @@ class ClipBatch(PrepareBatch):
             raise ValueError(f"expected clips of shape (N, C, D, H, W), got {tuple(a.shape)} and {tuple(b.shape)}.")
         if self.crop_depth is not None:  # before the transfer: only the windows are copied to the device
             a, b = random_windows(a, self.crop_depth), random_windows(b, self.crop_depth)
+        if self.flip:
+            a, b = random_flips(a), random_flips(b)
         transfer = {"device": device, "non_blocking": non_blocking, **kwargs}
         return a.to(**transfer), b.to(**transfer)
 
@@ -78,8 +91,10 @@ class RandomFrames(ClipBatch):
     Domains A and B are sampled independently, as in a standard shuffled 2D CycleGAN.
     """
 
-    def __init__(self, num_frames: int, keys: tuple[str, str] = ("A", "B"), crop_depth: int | None = None):
-        super().__init__(keys, crop_depth)
+    def __init__(
+        self, num_frames: int, keys: tuple[str, str] = ("A", "B"), crop_depth: int | None = None, flip: bool = False
+    ):
+        super().__init__(keys, crop_depth, flip)
         if num_frames < 1:
             raise ValueError(f"num_frames must be positive, got {num_frames}.")
         self.num_frames = num_frames

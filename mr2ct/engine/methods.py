@@ -46,16 +46,18 @@ class Method:
         """Frames per training batch for ``random`` (as many as a sequential batch of one clip holds), else None."""
         return depth if self.batch == "random" else None
 
-    def batch_preparer(self, frames_per_batch: int | None = None, crop_depth: int | None = None) -> ClipBatch:
+    def batch_preparer(
+        self, frames_per_batch: int | None = None, crop_depth: int | None = None, flip: bool = False
+    ) -> ClipBatch:
         """The batch preparer that turns loaded clips into this method's training batch (each clip first cut to
-        a random window of ``crop_depth`` frames when given)."""
+        a random window of ``crop_depth`` frames when given, and mirrored left-right at random with ``flip``)."""
         if self.batch == "clip":
-            return ClipBatch(crop_depth=crop_depth)
+            return ClipBatch(crop_depth=crop_depth, flip=flip)
         if self.batch == "sequential":
-            return SequentialFrames(crop_depth=crop_depth)
+            return SequentialFrames(crop_depth=crop_depth, flip=flip)
         if frames_per_batch is None:
             raise ValueError(f"method {self.name!r} needs frames_per_batch.")
-        return RandomFrames(frames_per_batch, crop_depth=crop_depth)
+        return RandomFrames(frames_per_batch, crop_depth=crop_depth, flip=flip)
 
     def translator(self, network: nn.Module) -> nn.Module:
         """``network`` as a translator of whole clips / volumes (frame by frame for 2D networks)."""
