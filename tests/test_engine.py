@@ -241,6 +241,10 @@ def test_trainer_rejects_bad_settings():
         CycleGANTrainer(max_epochs=1, lambda_const=1.0, **kwargs)
     with pytest.raises(ValueError, match=">= 0"):
         CycleGANTrainer(max_epochs=1, lambda_cycle=-1.0, **kwargs)
+    with pytest.raises(ValueError, match=">= 0"):
+        CycleGANTrainer(max_epochs=1, lambda_cycle=(10.0, -1.0), **kwargs)
+    with pytest.raises(ValueError, match="one number or two"):
+        CycleGANTrainer(max_epochs=1, lambda_cycle=(10.0, 5.0, 1.0), **kwargs)
 
 
 def test_framewise_translator_used_for_2d_inference():
@@ -248,8 +252,10 @@ def test_framewise_translator_used_for_2d_inference():
     assert FramewiseNetwork(g)(torch.randn(1, 1, 5, 16, 16)).shape == (1, 1, 5, 16, 16)
 
 
-def test_generator_update_by_half_cycles_matches_the_joint_loss():
-    """Backpropagating the two half cycles one after the other gives the gradients of the summed loss."""
+@pytest.mark.parametrize("lambda_cycle", [10.0, (10.0, 2.0), (0.0, 3.0)])
+def test_generator_update_by_half_cycles_matches_the_joint_loss(lambda_cycle):
+    """Backpropagating the two half cycles one after the other gives the gradients of the summed loss, with one
+    cycle weight for both cycles or one per cycle (the identity term of each half scaled by its cycle's)."""
     depth, hw = 4, (16, 16)
     g_ab, g_ba, d_a, d_b, g_opt, d_opt = make_cyclegan(3, (depth, *hw))
     trainer = CycleGANTrainer(
@@ -262,6 +268,7 @@ def test_generator_update_by_half_cycles_matches_the_joint_loss():
         d_b=d_b,
         g_optimizer=g_opt,
         d_optimizer=torch.optim.SGD(itertools.chain(d_a.parameters(), d_b.parameters()), lr=0),
+        lambda_cycle=lambda_cycle,
         lambda_identity=0.5,
     )
     trainer.state.device = "cpu"
@@ -269,12 +276,14 @@ def test_generator_update_by_half_cycles_matches_the_joint_loss():
     generators = list(g_ab.parameters()) + list(g_ba.parameters())
 
     adv = trainer.adversarial_loss_fn
+    lambda_a, lambda_b = (lambda_cycle, lambda_cycle) if isinstance(lambda_cycle, float) else lambda_cycle
     fake_b, fake_a = g_ab(a), g_ba(b)
     joint = (
         adv(d_b(fake_b), target_is_real=True, for_discriminator=False)
         + adv(d_a(fake_a), target_is_real=True, for_discriminator=False)
-        + 10 * ((g_ba(fake_b) - a).abs().mean() + (g_ab(fake_a) - b).abs().mean())
-        + 5 * ((g_ba(a) - a).abs().mean() + (g_ab(b) - b).abs().mean())
+        + lambda_a * (g_ba(fake_b) - a).abs().mean()
+        + lambda_b * (g_ab(fake_a) - b).abs().mean()
+        + 0.5 * (lambda_a * (g_ba(a) - a).abs().mean() + lambda_b * (g_ab(b) - b).abs().mean())
     )
     expected = torch.autograd.grad(joint, generators)
 

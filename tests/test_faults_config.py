@@ -138,6 +138,8 @@ BAD_VALUES = [
     (MMNIST, "train.json", {"d_view": "time"}, "config key 'd_view' is 'time'; choose one of clip, frames, clip+f"),
     (MMNIST, "train.json", {"gen_conv": "1+2d"}, "config key 'gen_conv' is '1+2d'; choose one of full, 2+1d"),
     (GTA, "train.json", {"train_flip": "sometimes"}, "config key 'train_flip' must be true or false, got 'some"),
+    (GTA, "train.json", {"lambda_cycle": [10, -1]}, "config key 'lambda_cycle' must be a number >= 0, or two of"),
+    (MRCT, "train.json", {"lambda_cycle": [10, 5, 1]}, "config key 'lambda_cycle' must be a number >= 0, or two"),
     (VMNIST, "train.json", {"method": "random", "gen_conv": "2+1d"}, "config key 'gen_conv' is '2+1d', which fac"),
     (VMNIST, "train.json", {"gen_outer_kernel": 6}, "config key 'gen_outer_kernel' must be an odd positive"),
     (VMNIST, "train.json", {"crop_depth": 2}, "config key 'crop_depth' is 2: the generator needs >= 4"),

@@ -91,6 +91,14 @@ def nonnegative_number(name: str, value: Any) -> float:
     return value
 
 
+def cycle_weight(name: str, value: Any) -> float | list[float]:
+    """One weight >= 0 for both cycles, or a list of two (the cycle from A, the cycle from B)."""
+    weights = value if isinstance(value, (list, tuple)) else [value]
+    if len(weights) not in (1, 2) or not all(_is_number(w) and w >= 0 for w in weights):
+        raise ValueError(f"config key {name!r} must be a number >= 0, or two of them [from A, from B], got {value!r}.")
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
 def fraction(name: str, value: Any) -> float:
     if not _is_number(value) or not 0 <= value < 1:
         raise ValueError(f"config key {name!r} must be a number in [0, 1), got {value!r}.")
@@ -171,7 +179,9 @@ class CycleGANSettings:
         choice(*DISCRIMINATOR_VIEWS), "3D methods' discriminator on whole clips, on each frame, or both"
     )
     adversarial: str = setting(choice(*ADVERSARIAL_LOSSES), "adversarial loss")
-    lambda_cycle: float = setting(nonnegative_number, "weight of the cycle loss")
+    lambda_cycle: float | list[float] = setting(
+        cycle_weight, "weight of the cycle loss, or [from A, from B] (CycleGAN's lambda_A, lambda_B)"
+    )
     lambda_identity: float = setting(nonnegative_number, "weight of the identity loss, relative to lambda_cycle")
     lambda_const: float = setting(nonnegative_number, "weight of the temporal const loss (seq_const)")
     lambda_structure: float = setting(

@@ -25,7 +25,7 @@ from mr2ct.engine.performance import compile_network, to_channels_last
 from mr2ct.networks.framewise import volume_to_frames
 from mr2ct.networks.weights import count_parameters
 
-__all__ = ["CycleGANTrainer", "loss_values"]
+__all__ = ["CycleGANTrainer", "cycle_weights", "loss_values"]
 
 _NETWORKS = ("g_ab", "g_ba", "d_a", "d_b")
 
@@ -51,14 +51,25 @@ def _batch_sources(batchdata: Mapping, keys: Sequence[str]) -> str:
     return "; ".join(found) or "synthetic or in-memory data, no file names in the batch meta data"
 
 
+def cycle_weights(lambda_cycle: float | Sequence[float]) -> tuple[float, float]:
+    """``(lambda_a, lambda_b)``, the weights of the cycles from A and from B, given one number for both or a pair."""
+    weights = tuple(ensure_tuple(lambda_cycle))
+    if len(weights) == 1:
+        weights *= 2
+    if len(weights) != 2:
+        raise ValueError(f"lambda_cycle must be one number or two (from A, from B), got {lambda_cycle!r}.")
+    return float(weights[0]), float(weights[1])
+
+
 class CycleGANTrainer(Trainer):
     """CycleGAN training (Zhu et al., 2017) for images, volumes and videos; inherits MONAI's ``Trainer``.
 
     Each iteration does one generator update and one discriminator update:
 
     1. ``fake_b = g_ab(a)``, ``fake_a = g_ba(b)``, ``rec_a = g_ba(fake_b)``, ``rec_b = g_ab(fake_a)``;
-       generators minimise ``L_GAN(d_b(fake_b)) + L_GAN(d_a(fake_a)) + lambda_cycle * (|rec_a - a| + |rec_b - b|)``
-       (+ ``lambda_identity * lambda_cycle * (|g_ab(b) - b| + |g_ba(a) - a|)``, + ``lambda_const * L_const`` on
+       generators minimise ``L_GAN(d_b(fake_b)) + L_GAN(d_a(fake_a))``
+       ``+ lambda_a * |rec_a - a| + lambda_b * |rec_b - b|``, ``(lambda_a, lambda_b)`` from ``lambda_cycle``
+       (+ ``lambda_identity * (lambda_a * |g_ba(a) - a| + lambda_b * |g_ab(b) - b|)``, + ``lambda_const * L_const`` on
        sequential frames, + ``lambda_structure * (S(a, fake_b) + S(b, fake_a))`` with a modality-independent
        structure loss ``S``, MIND by default, see :class:`~mr2ct.engine.MINDLoss`, + ``lambda_paired *
        (|g_ab(a_p) - b_p| + |g_ba(b_p) - a_p|)`` on a registered pair ``(a_p, b_p)`` drawn from
@@ -94,8 +105,14 @@ class CycleGANTrainer(Trainer):
         g_optimizer: optimizer over both generators' parameters.
         d_optimizer: optimizer over both discriminators' parameters.
         adversarial_loss_fn: a MONAI ``PatchAdversarialLoss``; default least squares (LSGAN).
-        lambda_cycle: weight of the cycle loss (gamma in the paper's Eq. 1).
-        lambda_identity: weight of the identity loss, relative to ``lambda_cycle`` (0 disables it).
+        lambda_cycle: weight of the cycle loss (gamma in the paper's Eq. 1): one number for both cycles, or
+            ``(lambda_a, lambda_b)`` for the cycle from A (``a -> b -> a``) and the one from B, as CycleGAN's
+            ``lambda_A`` and ``lambda_B``. A cycle that cannot be met (e.g. video -> segmentation -> video, which
+            must recreate texture the segmentation does not hold) pushes its generator to hide the lost detail in
+            its translation (Chu et al., 2017, "CycleGAN, a master of steganography"); a lower weight on that
+            cycle eases the push.
+        lambda_identity: weight of the identity loss, relative to each cycle's weight (0 disables it); the
+            identity term of the generator into A (``g_ba(a) ~ a``) takes ``lambda_a``, as in CycleGAN.
         lambda_const: weight of the paper's ``const`` loss (Eq. 2); 0 disables it.
         clip_depth: frames per clip, needed to split sequential frames into videos for ``lambda_const``.
         lambda_structure: weight of the structure loss between each input and its translation (0 disables it).
@@ -132,7 +149,7 @@ class CycleGANTrainer(Trainer):
         g_optimizer: Optimizer,
         d_optimizer: Optimizer,
         adversarial_loss_fn: Callable | None = None,
-        lambda_cycle: float = 10.0,
+        lambda_cycle: float | Sequence[float] = 10.0,
         lambda_identity: float = 0.0,
         lambda_const: float = 0.0,
         clip_depth: int | None = None,
@@ -156,7 +173,8 @@ class CycleGANTrainer(Trainer):
             raise ValueError(f"max_epochs must be positive, got {max_epochs}.")
         if max_nonfinite_steps is not None and max_nonfinite_steps < 0:
             raise ValueError(f"max_nonfinite_steps must be None or >= 0, got {max_nonfinite_steps}.")
-        if min(lambda_cycle, lambda_identity, lambda_const, lambda_structure, lambda_paired) < 0:
+        self.cycle_weights = cycle_weights(lambda_cycle)
+        if min(*self.cycle_weights, lambda_identity, lambda_const, lambda_structure, lambda_paired) < 0:
             raise ValueError("loss weights must be >= 0.")
         if lambda_const > 0 and not clip_depth:
             raise ValueError("lambda_const > 0 needs clip_depth (frames per clip) to split frames into videos.")
@@ -182,7 +200,6 @@ class CycleGANTrainer(Trainer):
         self.g_ab, self.g_ba, self.d_a, self.d_b = g_ab, g_ba, d_a, d_b
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.adversarial_loss_fn = adversarial_loss_fn or adversarial_loss("lsgan")
-        self.lambda_cycle = lambda_cycle
         self.lambda_identity = lambda_identity
         self.lambda_const = lambda_const
         self.clip_depth = clip_depth
@@ -250,9 +267,11 @@ class CycleGANTrainer(Trainer):
         g_forward: nn.Module,
         g_back: nn.Module,
         d_target: nn.Module,
+        lambda_cycle: float,
         pair: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The generator losses that start from one domain: ``real -> fake -> reconstruction``.
+        """The generator losses that start from one domain: ``real -> fake -> reconstruction``, whose cycle
+        (and identity) terms are weighted by ``lambda_cycle``.
 
         Returns the translation and ``{"adversarial", "cycle", "identity", "const", "structure", "paired"}``
         (weighted; the last four only when their weights are > 0 and, for ``paired``, a ``pair`` (source, target)
@@ -262,10 +281,10 @@ class CycleGANTrainer(Trainer):
         fake = g_forward(real)
         losses = {
             "adversarial": self.adversarial_loss_fn(d_target(fake), target_is_real=True, for_discriminator=False),
-            "cycle": self.lambda_cycle * torch.mean(torch.abs(g_back(fake) - real)),
+            "cycle": lambda_cycle * torch.mean(torch.abs(g_back(fake) - real)),
         }
         if self.lambda_identity > 0:
-            losses["identity"] = self.lambda_identity * self.lambda_cycle * torch.mean(torch.abs(g_back(real) - real))
+            losses["identity"] = self.lambda_identity * lambda_cycle * torch.mean(torch.abs(g_back(real) - real))
         if self.lambda_const > 0:
             losses["const"] = self.lambda_const * temporal_const_loss(fake, cast(int, self.clip_depth))
         if self.lambda_structure > 0:
@@ -296,14 +315,15 @@ class CycleGANTrainer(Trainer):
         self.g_optimizer.zero_grad(set_to_none=self.optim_set_to_none)
         fakes, halves = {}, {}
         pairs = {"b": pair, "a": pair[::-1] if pair is not None else None}  # (source, target) of each half
-        for name, real, g_forward, g_back, d_target in (
-            ("b", real_a, self.g_ab, self.g_ba, self.d_b),
-            ("a", real_b, self.g_ba, self.g_ab, self.d_a),
+        lambda_a, lambda_b = self.cycle_weights
+        for name, real, g_forward, g_back, d_target, lambda_cycle in (
+            ("b", real_a, self.g_ab, self.g_ba, self.d_b, lambda_a),
+            ("a", real_b, self.g_ba, self.g_ab, self.d_a, lambda_b),
         ):
             # with DDP, the first half's gradients are only accumulated: the last backward all-reduces the sum
             with no_sync(self.g_ab, self.g_ba) if name == "b" else nullcontext():
                 with self._autocast():
-                    fake, losses = self._half_cycle_losses(real, g_forward, g_back, d_target, pairs[name])
+                    fake, losses = self._half_cycle_losses(real, g_forward, g_back, d_target, lambda_cycle, pairs[name])
                 self._backward(cast(torch.Tensor, sum(losses.values())))
             fakes[name] = fake.detach()
             halves[name] = {k: v.detach() for k, v in losses.items()}
