@@ -51,7 +51,14 @@ from matplotlib.figure import Figure
 from monai.bundle import ConfigWorkflow
 
 from mr2ct.bundle import bundle_root, load_config
-from mr2ct.engine import METHODS, SETTINGS_FILE, atomic_torch_save, get_method, latest_checkpoint
+from mr2ct.engine import (
+    METHODS,
+    SETTINGS_FILE,
+    atomic_torch_save,
+    checkpoint_generators,
+    get_method,
+    latest_checkpoint,
+)
 from mr2ct.export import save_frame_panel
 from mr2ct.export.panels import atomic_savefig
 from mr2ct.io.atomic import atomic_file, atomic_write_text
@@ -436,7 +443,9 @@ def evaluate_curve(
 ) -> dict[int, dict]:
     """``{iteration: the table's columns as (mean, sigma)}`` every ``every`` iterations and at the end
     (``final``: the evaluation of the trained model): the generators of each training checkpoint
-    ``<ckpt_dir>/checkpoint_<iteration>.pt`` are written to ``<output_dir>/curve/iteration_<i>/models/`` as the
+    ``<ckpt_dir>/checkpoint_<iteration>.pt`` (their weight averages once ``gen_average_epochs`` has begun
+    averaging, as ``model.pt`` would be; :func:`~mr2ct.engine.checkpoint_generators`) are written to
+    ``<output_dir>/curve/iteration_<i>/models/`` as the
     bundle saves them (``model.pt``: A->B, ``model_ba.pt``: B->A, which GTA's video -> segmentation evaluates),
     with the run's ``model_settings.json``, and evaluated there by the bundle's evaluation workflow."""
     models = Path(run["ckpt_dir"])
@@ -446,7 +455,7 @@ def evaluate_curve(
         if not checkpoint.is_file():
             raise FileNotFoundError(f"{checkpoint} is missing: the training run kept no checkpoint at {iteration}.")
         folder = Path(run["output_dir"]) / "curve" / f"iteration_{iteration}"
-        generators = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        generators = checkpoint_generators(torch.load(checkpoint, map_location="cpu", weights_only=True))
         for key, name in (("g_ab", "model.pt"), ("g_ba", "model_ba.pt")):
             atomic_torch_save(generators[key], folder / "models" / name)
         atomic_write_text(folder / "models" / SETTINGS_FILE, (models / SETTINGS_FILE).read_text(encoding="utf-8"))

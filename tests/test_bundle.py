@@ -203,6 +203,23 @@ def training_workflow(overrides: dict) -> ConfigWorkflow:
     return workflow
 
 
+def test_gen_average_epochs_saves_the_mean_of_the_last_epochs_generators(tmp_path):
+    """``--gen_average_epochs 2``: ``model.pt`` and ``model_ba.pt`` hold the mean of the generators at the ends of
+    the last two epochs (the raw weights of checkpoints 1 and 2), and the checkpoints hold the averages."""
+    ov = {**tiny_overrides(tmp_path), "max_epochs": 2, "decay_epochs": 0, "epoch_length": 1, "val_interval": 0}
+    workflow = training_workflow({**ov, "gen_average_epochs": 2, "ckpt_n_saved": None})
+    workflow.run()
+    models = tmp_path / "models"
+    checkpoints = [torch.load(models / f"checkpoint_{it}.pt", weights_only=True) for it in (1, 2)]
+    assert all("g_average" in checkpoint for checkpoint in checkpoints)
+    for name, file in (("g_ab", "model.pt"), ("g_ba", "model_ba.pt")):
+        saved = torch.load(models / file, weights_only=True)
+        torch.testing.assert_close(saved, {k: (checkpoints[0][name][k] + checkpoints[1][name][k]) / 2 for k in saved})
+    plain = training_workflow({**ov, "ckpt_dir": str(tmp_path / "plain")})
+    plain.run()
+    assert "g_average" not in torch.load(tmp_path / "plain" / "checkpoint_2.pt", weights_only=True)
+
+
 @pytest.mark.parametrize("method", ["3d", "seq_const"])
 def test_training_on_random_windows_of_the_clips(tmp_path, method):
     """``crop_depth``: the discriminator is built for the window, the const loss splits frames by it, and the

@@ -154,6 +154,7 @@ BAD_VALUES = [
     (MRCT, "inference.json", {"gen_strides": [1, 2]}, "a list of 3 of them"),
     (VMNIST, "train.json", {"num_res_blocks": -1}, "config key 'num_res_blocks' must be an integer >= 0"),
     (MRCT, "train.json", {"decay_epochs": 500}, "config key 'decay_epochs' must be in [0, max_epochs]"),
+    (GTA, "train.json", {"gen_average_epochs": 500}, "config key 'gen_average_epochs' must be in [0, max_epochs]"),
     # flags given as text on the command line
     (MRCT, "inference.json", {"overwrite": "yes"}, "config key 'overwrite' must be true or false, got 'yes'"),
     (VMNIST, "inference.json", {"overwrite": 1}, "config key 'overwrite' must be true or false"),

@@ -28,11 +28,13 @@ from mr2ct.data import UnpairedDataset, load_split
 from mr2ct.engine import (
     CycleGANTrainer,
     FinalWeightsSaver,
+    GeneratorAverage,
     ImagePool,
     LinearDecay,
     ResumableLoader,
     TrainingCheckpointer,
     atomic_torch_save,
+    checkpoint_generators,
     get_method,
     latest_checkpoint,
 )
@@ -166,6 +168,52 @@ def test_resume_from_any_checkpoint_is_exact(tmp_path, tiny_vmnist, resume_at):
     assert started["epoch"] == resume_at // 4 + 1 and resumed.state.iteration == 12
     assert_same(expected, {k: v.state_dict() for k, v in fresh.items()})
     assert sorted(p.name for p in killed.iterdir()) == ["checkpoint_11.pt", "checkpoint_12.pt"]
+
+
+@pytest.mark.parametrize("resume_at", [6, 9])  # before the averaging starts, after its first snapshot
+def test_generator_average_is_the_mean_of_the_last_epochs_and_resumes_exactly(tmp_path, tiny_vmnist, resume_at):
+    """``gen_average_epochs`` 2 of 3: the generators end as the mean of their weights at the ends of epochs 2 and 3
+    (checkpoints 8 and 12), each checkpoint stands for the generators ``model.pt`` would hold had training stopped
+    there, and a run resumed from a checkpoint before or inside the averaging ends bit for bit as the full one."""
+
+    def averaged_run(parts: dict, saves, resume: bool = False) -> None:
+        average = GeneratorAverage({"g_ab": parts["g_ab"], "g_ba": parts["g_ba"]}, epochs=2, max_epochs=3)
+        state = {**parts, "g_average": average}
+        checkpointer = TrainingCheckpointer(saves, state, iteration_interval=1, n_saved=100, resume=resume)
+        make_trainer(parts, vmnist_loader(tiny_vmnist), [average, checkpointer]).run()
+
+    set_determinism(seed=0)
+    parts = build()
+    saves = tmp_path / "all"
+    averaged_run(parts, saves)
+    expected = snapshot(parts)
+    load = lambda it: torch.load(saves / f"checkpoint_{it}.pt", weights_only=True)  # noqa: E731
+    for name in ("g_ab", "g_ba"):
+        mean = {k: (load(8)[name][k] + load(12)[name][k]) / 2 for k in expected[name]}
+        torch.testing.assert_close(expected[name], mean)
+        assert_same(checkpoint_generators(load(12))[name], expected[name])
+        assert_same(checkpoint_generators(load(4))[name], load(4)[name])  # epoch 1: nothing averaged yet
+        assert any(not torch.equal(load(12)[name][k], v) for k, v in expected[name].items())  # not the raw ones
+
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / f"checkpoint_{resume_at}.pt").write_bytes((saves / f"checkpoint_{resume_at}.pt").read_bytes())
+    torch.manual_seed(123)
+    fresh = build()
+    scramble_random_states()
+    averaged_run(fresh, killed, resume=True)
+    set_determinism(seed=None)
+    assert_same(expected, snapshot(fresh))
+
+
+def test_generator_average_refuses_a_window_longer_than_training_and_is_off_at_zero():
+    net = ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=1)
+    with pytest.raises(ValueError, match=r"\[0, max_epochs=3\], got 4"):
+        GeneratorAverage({"g_ab": net}, epochs=4, max_epochs=3)
+    off = GeneratorAverage({"g_ab": net}, epochs=0, max_epochs=3)
+    engine = Engine(lambda engine, batch: None)
+    off.attach(engine)
+    assert off.state_dict() == {} and not engine.has_event_handler(off.update)
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])

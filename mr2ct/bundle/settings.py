@@ -197,6 +197,9 @@ class CycleGANSettings:
     lr: float = setting(positive_number, "Adam learning rate")
     max_epochs: int = setting(positive_int, "training epochs")
     decay_epochs: int = setting(lambda name, value: value, "last epochs of linear learning-rate decay")
+    gen_average_epochs: int = setting(
+        lambda name, value: value, "last epochs over which the generators' weights are averaged (0: none)"
+    )
     epoch_length: int | None = setting(optional_positive_int, "iterations per epoch (null: the loader's length)")
     clips_per_batch: int = setting(positive_int, "clips loaded per iteration")
     frames_per_batch: int | None = setting(optional_positive_int, "frames per batch of method random")
@@ -267,10 +270,11 @@ class CycleGANSettings:
                 f"config key 'gen_conv' is '2+1d', which factorises 3D convolutions; method {method.name!r} is "
                 "frame-wise (2D): set it to 'full'."
             )
-        if "decay_epochs" in values:
-            decay = values["decay_epochs"]
-            if not _is_int(decay) or not 0 <= decay <= values.get("max_epochs", decay):
-                raise ValueError(f"config key 'decay_epochs' must be in [0, max_epochs], got {decay!r}.")
+        for key in ("decay_epochs", "gen_average_epochs"):
+            if key in values:
+                epochs = values[key]
+                if not _is_int(epochs) or not 0 <= epochs <= values.get("max_epochs", epochs):
+                    raise ValueError(f"config key {key!r} must be in [0, max_epochs], got {epochs!r}.")
         if "method" in values and "lambda_const" in values:
             if method.lambda_const > 0 and not values["lambda_const"] > 0:
                 raise ValueError(f"config key 'lambda_const' must be > 0 for method {method.name!r}.")

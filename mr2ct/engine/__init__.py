@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .averaging import GeneratorAverage, checkpoint_generators
 from .batching import ClipBatch, RandomFrames, SequentialFrames
 from .checkpoint import (
     SETTINGS_FILE,
@@ -31,6 +32,7 @@ __all__ = [
     "CycleGANTrainer",
     "EndlessLoader",
     "FinalWeightsSaver",
+    "GeneratorAverage",
     "ImagePool",
     "LinearDecay",
     "LossCSVLogger",
@@ -52,6 +54,7 @@ __all__ = [
     "adversarial_loss",
     "atomic_torch_save",
     "check_weights_settings",
+    "checkpoint_generators",
     "get_method",
     "latest_checkpoint",
     "loss_values",

@@ -221,7 +221,8 @@ class TrainingCheckpointer:
 
     Args:
         save_dir: folder of the checkpoints (a bundle's ``models/``).
-        save_dict: name -> object with ``state_dict``/``load_state_dict`` (networks, optimizers, schedulers).
+        save_dict: name -> object with ``state_dict``/``load_state_dict`` (networks, optimizers, schedulers);
+            ``None`` entries are left out (an optional part of the state that is switched off).
         interval: save every ``interval`` epochs.
         iteration_interval: also save every ``iteration_interval`` iterations; 0: at epoch ends only.
         n_saved: how many recent checkpoints to keep (None: all, e.g. to evaluate each of them afterwards).
@@ -240,7 +241,7 @@ class TrainingCheckpointer:
         if interval < 1 or (n_saved is not None and n_saved < 1) or iteration_interval < 0:
             raise ValueError("interval and n_saved (or None) must be positive, iteration_interval >= 0.")
         self.save_dir = Path(save_dir)
-        self.save_dict = save_dict
+        self.save_dict = {name: obj for name, obj in save_dict.items() if obj is not None}
         self.interval = interval
         self.iteration_interval = iteration_interval
         self.n_saved = n_saved
