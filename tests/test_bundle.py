@@ -14,6 +14,7 @@ import torch
 from monai.bundle import ConfigWorkflow, verify_net_in_out
 
 from mr2ct.bundle import load_config
+from mr2ct.engine import GeneratorAverage, TrainingCheckpointer
 
 import conftest
 from conftest import MMNIST_BUNDLE, VMNIST_BUNDLE
@@ -208,6 +209,10 @@ def test_gen_average_epochs_saves_the_mean_of_the_last_epochs_generators(tmp_pat
     the last two epochs (the raw weights of checkpoints 1 and 2), and the checkpoints hold the averages."""
     ov = {**tiny_overrides(tmp_path), "max_epochs": 2, "decay_epochs": 0, "epoch_length": 1, "val_interval": 0}
     workflow = training_workflow({**ov, "gen_average_epochs": 2, "ckpt_n_saved": None})
+    handlers = workflow.parser.get_parsed_content("train#handlers")
+    average = workflow.parser.get_parsed_content("g_average")  # the handler the checkpoints save, by its index
+    assert isinstance(average, GeneratorAverage)
+    assert handlers.index(average) < [type(h) for h in handlers].index(TrainingCheckpointer)
     workflow.run()
     models = tmp_path / "models"
     checkpoints = [torch.load(models / f"checkpoint_{it}.pt", weights_only=True) for it in (1, 2)]
