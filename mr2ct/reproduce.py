@@ -445,9 +445,9 @@ def evaluate_curve(
     (``final``: the evaluation of the trained model): the generators of each training checkpoint
     ``<ckpt_dir>/checkpoint_<iteration>.pt`` (their weight averages once ``gen_average_epochs`` has begun
     averaging, as ``model.pt`` would be; :func:`~mr2ct.engine.checkpoint_generators`) are written to
-    ``<output_dir>/curve/iteration_<i>/models/`` as the
-    bundle saves them (``model.pt``: A->B, ``model_ba.pt``: B->A, which GTA's video -> segmentation evaluates),
-    with the run's ``model_settings.json``, and evaluated there by the bundle's evaluation workflow."""
+    ``<output_dir>/curve/iteration_<i>/models/`` as the bundle saves them (``model.pt``: A->B, ``model_ba.pt``:
+    B->A, which GTA's video -> segmentation evaluates), with the run's ``model_settings.json``, and evaluated
+    there by the bundle's evaluation workflow."""
     models = Path(run["ckpt_dir"])
     points: dict[int, dict] = {}
     for iteration in range(every, iterations, every):
