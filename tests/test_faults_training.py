@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -204,6 +205,74 @@ def test_generator_average_is_the_mean_of_the_last_epochs_and_resumes_exactly(tm
     averaged_run(fresh, killed, resume=True)
     set_determinism(seed=None)
     assert_same(expected, snapshot(fresh))
+
+
+def _plain_run_checkpoints(tmp_path, tiny_vmnist) -> Path:
+    """Checkpoints 1-12 of a 3-epoch training without averaging (seed 0)."""
+    set_determinism(seed=0)
+    parts = build()
+    saves = tmp_path / "plain"
+    make_trainer(
+        parts, vmnist_loader(tiny_vmnist), [TrainingCheckpointer(saves, parts, iteration_interval=1, n_saved=100)]
+    ).run()
+    return saves
+
+
+def _resume_averaged(tmp_path, checkpoint: Path, tiny_vmnist, epochs: int = 2) -> dict:
+    """Resume a training averaging the last ``epochs`` of 3 epochs from ``checkpoint``; its generators."""
+    killed = tmp_path / "killed"
+    killed.mkdir(parents=True)
+    (killed / checkpoint.name).write_bytes(checkpoint.read_bytes())
+    torch.manual_seed(123)
+    fresh = build()
+    scramble_random_states()
+    average = GeneratorAverage({"g_ab": fresh["g_ab"], "g_ba": fresh["g_ba"]}, epochs=epochs, max_epochs=3)
+    checkpointer = TrainingCheckpointer(killed, {**fresh, "g_average": average}, iteration_interval=1, resume=True)
+    make_trainer(fresh, vmnist_loader(tiny_vmnist), [average, checkpointer]).run()
+    set_determinism(seed=None)
+    return snapshot(fresh)
+
+
+def test_averaging_resumes_from_a_checkpoint_saved_without_it_before_its_window(tmp_path, tiny_vmnist):
+    """Averaging switched on when resuming a training saved without it (checkpoint 6, in epoch 2 of 3, before the
+    first snapshot at the end of epoch 2) ends with the mean of the raw weights at the ends of epochs 2 and 3."""
+    saves = _plain_run_checkpoints(tmp_path, tiny_vmnist)
+    load = lambda it: torch.load(saves / f"checkpoint_{it}.pt", weights_only=True)  # noqa: E731
+    averaged = _resume_averaged(tmp_path, saves / "checkpoint_6.pt", tiny_vmnist)
+    for name in ("g_ab", "g_ba"):
+        mean = {k: (load(8)[name][k] + load(12)[name][k]) / 2 for k in averaged[name]}
+        torch.testing.assert_close(averaged[name], mean)
+
+
+@pytest.mark.parametrize("checkpoint_at, remaining", [(8, 1), (9, 1)])  # epoch 2 ended: its snapshot is lost
+def test_averaging_refuses_a_checkpoint_saved_without_it_inside_its_window(
+    tmp_path, tiny_vmnist, checkpoint_at, remaining
+):
+    saves = _plain_run_checkpoints(tmp_path, tiny_vmnist)
+    with pytest.raises(
+        ValueError,
+        match=rf"checkpoint_{checkpoint_at}\.pt holds no generator averages.*"
+        rf"gen_average_epochs {remaining}\)",
+    ):
+        _resume_averaged(tmp_path, saves / f"checkpoint_{checkpoint_at}.pt", tiny_vmnist)
+    # averaging only the epochs still to come is accepted
+    assert set(_resume_averaged(tmp_path / "again", saves / f"checkpoint_{checkpoint_at}.pt", tiny_vmnist, 1))
+
+
+def test_resume_refuses_a_checkpoint_without_part_of_the_state(tmp_path, tiny_vmnist):
+    """A checkpoint that lacks a network or optimizer of the training (saved with other settings) is refused in
+    one line naming the file and the part, before any weight is loaded."""
+    saves = _plain_run_checkpoints(tmp_path, tiny_vmnist)
+    checkpoint = torch.load(saves / "checkpoint_4.pt", weights_only=True)
+    del checkpoint["d_b"]
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    torch.save(checkpoint, killed / "checkpoint_4.pt")
+    fresh = build()
+    before = snapshot(fresh)
+    with pytest.raises(ValueError, match=r"checkpoint_4\.pt holds no d_b: it was saved by a training with other"):
+        make_trainer(fresh, vmnist_loader(tiny_vmnist), [TrainingCheckpointer(killed, fresh, resume=True)]).run()
+    assert_same(before, snapshot(fresh))
 
 
 def test_generator_average_refuses_a_window_longer_than_training_and_is_off_at_zero():

@@ -11,6 +11,7 @@ training") show it for GAN generators. The running average is kept by PyTorch's
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,7 @@ from torch.optim.swa_utils import AveragedModel
 __all__ = ["AVERAGE_KEY", "GeneratorAverage", "checkpoint_generators"]
 
 AVERAGE_KEY = "g_average"  # the averages' entry in a training checkpoint (see the bundles' train.json)
+logger = logging.getLogger(__name__)
 
 
 class GeneratorAverage:
@@ -31,7 +33,8 @@ class GeneratorAverage:
     also after an early stop) every network whose average holds at least one snapshot is loaded with it, so that
     handlers attached after this one (:class:`~mr2ct.engine.FinalWeightsSaver`'s ``model.pt``) see the averaged
     weights. Attach it before :class:`~mr2ct.engine.TrainingCheckpointer` and give it to the checkpointer's
-    ``save_dict``: a checkpoint then holds the average up to that epoch, and a resumed run goes on averaging.
+    ``save_dict``: a checkpoint then holds the average up to that epoch, and a resumed run goes on averaging. A
+    checkpoint saved without averaging can be resumed with it while the window has not begun (:meth:`state_missing`).
     With ``epochs`` 0 it does nothing (no copies, no handlers).
 
     Args:
@@ -47,6 +50,7 @@ class GeneratorAverage:
         if not 0 <= epochs <= max_epochs:
             raise ValueError(f"epochs averaged must be in [0, max_epochs={max_epochs}], got {epochs}.")
         self.networks = dict(networks) if epochs > 0 else {}
+        self.epochs, self.max_epochs = epochs, max_epochs
         self.first_epoch = max_epochs - epochs + 1
         self.averages = {name: AveragedModel(net, use_buffers=True) for name, net in self.networks.items()}
 
@@ -67,6 +71,19 @@ class GeneratorAverage:
         for name, net in self.networks.items():
             if int(self.averages[name].n_averaged) > 0:
                 net.load_state_dict(self.averages[name].module.state_dict())
+
+    def state_missing(self, completed_epochs: int, source: str) -> None:
+        """Resuming after ``completed_epochs`` epochs from ``source``, a checkpoint that holds no averages (saved
+        without averaging): empty averages are exact before the window's first epoch ends; ``ValueError`` after, as
+        the snapshots already due are lost."""
+        if completed_epochs >= self.first_epoch:
+            remaining = self.max_epochs - completed_epochs
+            raise ValueError(
+                f"{source} holds no generator averages (it was saved without averaging) and is {completed_epochs} "
+                f"epochs into training, inside the last {self.epochs} that are averaged: resume averaging at most the "
+                f"{remaining} remaining epochs (gen_average_epochs {remaining}), or 0."
+            )
+        logger.info(f"{source} holds no generator averages; averaging starts at the end of epoch {self.first_epoch}")
 
     def state_dict(self) -> dict[str, Any]:
         return {name: average.state_dict() for name, average in self.averages.items()}

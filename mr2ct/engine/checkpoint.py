@@ -283,6 +283,7 @@ class TrainingCheckpointer:
     @staticmethod
     def _resume_from(path: Path, load_dict: dict[str, Any], engine: Engine) -> None:
         logger.info(f"resuming from {path}")
+        load_dict = _restorable(path, load_dict)
         CheckpointLoader(load_path=str(path), load_dict=load_dict, map_location="cpu").attach(engine)  # type: ignore[arg-type]  # torch.load takes a device name
 
     def _due(self, iteration: int) -> bool:
@@ -304,6 +305,31 @@ class TrainingCheckpointer:
             return
         if self._saver is not None:  # None before attach and on ranks > 0, which write nothing
             self._saver(engine)
+
+
+def _restorable(path: Path, load_dict: dict[str, Any]) -> dict[str, Any]:
+    """The part of ``load_dict`` that checkpoint ``path`` restores; ``ValueError`` naming the file and the parts it
+    lacks (a checkpoint of a training with other settings) unless each such object accepts starting afresh.
+
+    An object whose state the checkpoint lacks may define ``state_missing(completed_epochs, source)``: it returns
+    when starting from its initial state is right at that point of training (e.g. a weight average whose window
+    has not begun, :class:`~mr2ct.engine.GeneratorAverage`) and raises ``ValueError`` otherwise. The checkpoint is
+    memory-mapped, not read, here."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    missing = [name for name in load_dict if name not in checkpoint]
+    if not missing:
+        return load_dict
+    unexplained = [name for name in missing if not hasattr(load_dict[name], "state_missing")]
+    if unexplained:
+        raise ValueError(
+            f"{path} holds no {', '.join(unexplained)}: it was saved by a training with other settings; resume with "
+            "those settings, or start a new training in another folder."
+        )
+    trainer = checkpoint.get("trainer", {})
+    completed_epochs = int(trainer.get("iteration", 0)) // max(int(trainer.get("epoch_length") or 1), 1)
+    for name in missing:
+        load_dict[name].state_missing(completed_epochs, str(path))
+    return {name: obj for name, obj in load_dict.items() if name not in missing}
 
 
 class FinalWeightsSaver:
