@@ -19,11 +19,13 @@ from mr2ct.networks import (
     ResnetGenerator,
     count_parameters,
     frames_to_volume,
+    generator_min_size,
     init_weights,
     patch_layer_strides,
     video_discriminator,
     volume_to_frames,
 )
+from mr2ct.networks import resnet_generator
 from mr2ct.networks.resnet_generator import inner_convolution
 
 
@@ -86,12 +88,31 @@ def test_generator_outer_kernel_per_axis():
             ResnetGenerator(3, 1, 1, outer_kernel_size=bad)
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("kernel", [1, 3, 7, 11, 19])
+def test_generator_min_size_is_exact(stride, kernel, monkeypatch):
+    """``generator_min_size`` is the smallest size the generator translates along an axis with that stride and
+    outer kernel: it runs there (keeping the size), refuses one voxel less in one line, and without that check
+    one voxel less fails inside PyTorch's reflection padding."""
+    net = ResnetGenerator(2, 1, 1, channels=2, num_res_blocks=1, strides=(stride, 2), outer_kernel_size=(kernel, 3))
+    (smallest,) = generator_min_size([stride], [kernel])
+    assert smallest == (max(kernel // 2, 1) + 1 if stride == 1 else {19: 9}.get(kernel, 1))
+    assert net(torch.randn(1, 1, smallest, 8)).shape == (1, 1, smallest, 8)
+    if smallest == 1:
+        return
+    with pytest.raises(ValueError, match="too small"):
+        net(torch.randn(1, 1, smallest - 1, 8))
+    monkeypatch.setattr(resnet_generator, "generator_min_size", lambda strides, kernels: (1,) * len(strides))
+    with pytest.raises(RuntimeError, match="[Pp]adding"):
+        net(torch.randn(1, 1, smallest - 1, 8))
+
+
 def test_generator_rejects_bad_input():
     net = ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=1)
     with pytest.raises(ValueError, match="5D batch"):
         net(torch.randn(1, 1, 16, 16))
-    with pytest.raises(ValueError, match=">= 4"):
-        net(torch.randn(1, 1, 2, 16, 16))
+    with pytest.raises(ValueError, match=r"too small for strides \(1, 2, 2\) and outer kernel \(7, 7, 7\)"):
+        ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=1, strides=(1, 2, 2))(torch.randn(1, 1, 3, 16, 16))
     with pytest.raises(ValueError, match="strides"):
         ResnetGenerator(3, 1, 1, strides=3)
     with pytest.raises(ValueError, match="spatial_dims"):

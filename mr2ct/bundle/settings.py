@@ -12,7 +12,7 @@ before any work, so a bad value is refused with one line naming the key::
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,7 +21,7 @@ from mr2ct.data.datasets import CACHE_MODES
 from mr2ct.engine.losses import ADVERSARIAL_LOSSES, MINDLoss
 from mr2ct.engine.methods import METHODS, get_method
 from mr2ct.engine.performance import AMP_DTYPES
-from mr2ct.networks.resnet_generator import CONV_MODES, UPSAMPLE_MODES
+from mr2ct.networks.resnet_generator import CONV_MODES, UPSAMPLE_MODES, generator_min_size
 from mr2ct.networks.video_discriminator import DISCRIMINATOR_VIEWS
 
 __all__ = [
@@ -29,13 +29,11 @@ __all__ = [
     "DigitVideoSettings",
     "GTASettings",
     "MRCTSettings",
-    "MIN_SPATIAL_SIZE",
     "VideoSettings",
     "parse_flag",
     "settings_class",
 ]
 
-MIN_SPATIAL_SIZE = 4  # ResnetGenerator's 7-wide reflection-padded stem needs >= 4 voxels per axis
 Check = Callable[[str, Any], Any]
 
 
@@ -246,25 +244,27 @@ class CycleGANSettings:
         strides, the schedule, the const loss and the frames of ``random``."""
         method = get_method(values.get("method", "3d"))
         dims = method.spatial_dims
-        for name, convolved in cls._convolved_sizes(values, dims).items():
-            if min(convolved) < MIN_SPATIAL_SIZE:
-                raise ValueError(
-                    f"config key {name!r} is {values[name]!r}: the generator needs >= "
-                    f"{MIN_SPATIAL_SIZE} voxels along each of its {dims} axes."
-                )
         per_axis_rules = {
-            "gen_strides": ("1 or 2", lambda s: not isinstance(s, bool) and s in (1, 2)),
-            "gen_outer_kernel": ("an odd positive integer", lambda k: _is_int(k) and k >= 1 and k % 2 == 1),
+            "gen_strides": ("1 or 2", lambda s: not isinstance(s, bool) and s in (1, 2), 2),
+            "gen_outer_kernel": ("an odd positive integer", lambda k: _is_int(k) and k >= 1 and k % 2 == 1, 7),
         }
-        for name, (what, valid) in per_axis_rules.items():
-            if name in values:
-                value = values[name]
-                per_axis = value if isinstance(value, list) else [value] * dims
-                if len(per_axis) != dims or not all(valid(v) for v in per_axis):
-                    raise ValueError(
-                        f"config key {name!r} must be {what}, or a list of {dims} of them (one per axis), "
-                        f"got {value!r}."
-                    )
+        per_axis: dict[str, list[int]] = {}
+        for name, (what, valid, default) in per_axis_rules.items():
+            value = values.get(name, default)
+            per_axis[name] = value if isinstance(value, list) else [value] * dims
+            if len(per_axis[name]) != dims or not all(valid(v) for v in per_axis[name]):
+                raise ValueError(
+                    f"config key {name!r} must be {what}, or a list of {dims} of them (one per axis), got {value!r}."
+                )
+        min_size = generator_min_size(per_axis["gen_strides"], per_axis["gen_outer_kernel"])
+        for name, axis_sizes in cls._convolved_sizes(values, dims).items():
+            if any(size < min_size[axis] for axis, size in axis_sizes.items()):
+                needed = [min_size[axis] for axis in axis_sizes]
+                raise ValueError(
+                    f"config key {name!r} is {values[name]!r}: with gen_strides {per_axis['gen_strides']} and "
+                    f"gen_outer_kernel {per_axis['gen_outer_kernel']} the generator needs >= {needed} there "
+                    "(an unstrided axis needs more voxels than half its outer kernel: lower the kernel or stride it)."
+                )
         if values.get("gen_conv") == "2+1d" and dims != 3:
             raise ValueError(
                 f"config key 'gen_conv' is '2+1d', which factorises 3D convolutions; method {method.name!r} is "
@@ -287,8 +287,8 @@ class CycleGANSettings:
             positive_int("frames_per_batch", values["frames_per_batch"])
 
     @classmethod
-    def _convolved_sizes(cls, values: Mapping[str, Any], dims: int) -> dict[str, Sequence[int]]:
-        """``{key: the sizes along the axes the generator convolves}`` for the shape keys present."""
+    def _convolved_sizes(cls, values: Mapping[str, Any], dims: int) -> dict[str, dict[int, int]]:
+        """``{key: {generator axis: size}}`` for the shape keys present (axes of a ``dims``-D generator)."""
         return {}
 
     @classmethod
@@ -311,11 +311,13 @@ class VideoSettings(CycleGANSettings):
     eval_split: str = setting(choice("test", "val"), "held-out split of validation and evaluation")
 
     @classmethod
-    def _convolved_sizes(cls, values: Mapping[str, Any], dims: int) -> dict[str, Sequence[int]]:
-        out: dict[str, Sequence[int]] = {}
-        if dims == 3:
-            out.update({key: [values[key]] for key in ("depth", "crop_depth") if values.get(key) is not None})
-        return {**out, **({"size": values["size"]} if "size" in values else {})}
+    def _convolved_sizes(cls, values: Mapping[str, Any], dims: int) -> dict[str, dict[int, int]]:
+        out: dict[str, dict[int, int]] = {}
+        if dims == 3:  # time is the 3D generator's first axis; a frame-wise one sees frames only
+            out.update({key: {0: values[key]} for key in ("depth", "crop_depth") if values.get(key) is not None})
+        if "size" in values:
+            out["size"] = {dims - 2 + i: n for i, n in enumerate(values["size"])}
+        return out
 
     @classmethod
     def check_together(cls, values: Mapping[str, Any]) -> None:
@@ -395,8 +397,10 @@ class MRCTSettings(CycleGANSettings):
     uncertainty: bool = setting(parse_flag, "write / evaluate a per-voxel confidence map")
 
     @classmethod
-    def _convolved_sizes(cls, values: Mapping[str, Any], dims: int) -> dict[str, Sequence[int]]:
-        return {"volume_size": values["volume_size"][3 - dims :]} if "volume_size" in values else {}
+    def _convolved_sizes(cls, values: Mapping[str, Any], dims: int) -> dict[str, dict[int, int]]:
+        if "volume_size" not in values:
+            return {}
+        return {"volume_size": dict(enumerate(values["volume_size"][3 - dims :]))}
 
 
 _BUNDLE_SETTINGS: dict[str, type[CycleGANSettings]] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .framewise import FramewiseNetwork, frames_to_volume, volume_to_frames
 from .patch_discriminator import PatchGANDiscriminator, patch_layer_strides
-from .resnet_generator import BoxFilter, ResnetBlock, ResnetGenerator
+from .resnet_generator import BoxFilter, ResnetBlock, ResnetGenerator, generator_min_size
 from .video_discriminator import DISCRIMINATOR_VIEWS, ClipAndFrameDiscriminator, video_discriminator
 from .weights import count_parameters, init_weights, matched_width
 
@@ -18,6 +18,7 @@ __all__ = [
     "ResnetGenerator",
     "count_parameters",
     "frames_to_volume",
+    "generator_min_size",
     "init_weights",
     "matched_width",
     "patch_layer_strides",

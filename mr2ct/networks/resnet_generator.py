@@ -11,12 +11,40 @@ import torch.utils.checkpoint
 from monai.networks.blocks import ADN, Convolution
 from monai.utils import ensure_tuple_rep
 
-__all__ = ["BoxFilter", "ResnetBlock", "ResnetGenerator", "inner_convolution"]
+__all__ = ["BoxFilter", "ResnetBlock", "ResnetGenerator", "generator_min_size", "inner_convolution"]
 
 # MONAI's Pad factory has no reflection padding; CycleGAN and the paper pad by reflection.
 REFLECTION_PAD: dict[int, Callable[..., nn.Module]] = {2: nn.ReflectionPad2d, 3: nn.ReflectionPad3d}
 UPSAMPLE_MODES = ("transposed", "nearest", "linear", "conv_linear", "transposed_box")
 CONV_MODES = ("full", "2+1d")
+
+
+NUM_DOWNSAMPLING = 2  # stride-2 stages of ResnetGenerator, as in CycleGAN
+
+
+def _internal_size(size: int, multiple: int) -> int:
+    """The size that ResnetGenerator pads an axis to: a multiple of its total stride, and >= 2 bottleneck cells
+    where it is strided (the residual blocks' reflection padding needs more than one voxel)."""
+    return max(-(-size // multiple), 2 if multiple > 1 else 1) * multiple
+
+
+def generator_min_size(strides: Sequence[int], outer_kernel_size: Sequence[int]) -> tuple[int, ...]:
+    """Smallest input size per axis that :class:`ResnetGenerator` translates with these per-axis ``strides`` and
+    stem/output ``outer_kernel_size``.
+
+    Reflection padding must be smaller than the size it pads: half the outer kernel at the stem, 1 in the residual
+    blocks. A strided axis is padded up internally (at least ``2 * stride**2`` voxels), so any size works there
+    unless the kernel is wider than that; an unstrided axis is not, e.g. 8 frames left unstrided need an outer
+    kernel of at most 15 along time, and 3 frames one of at most 5.
+    """
+    mins = []
+    for stride, kernel in zip(strides, outer_kernel_size):
+        multiple, pad = stride**NUM_DOWNSAMPLING, max(kernel // 2, 1)
+        size = 1
+        while _internal_size(size, multiple) <= pad:
+            size += 1
+        mins.append(size)
+    return tuple(mins)
 
 
 def _check_conv(conv: str, spatial_dims: int) -> None:
@@ -183,7 +211,7 @@ class ResnetGenerator(nn.Module):
             ``outer_kernel_size``.
     """
 
-    num_downsampling = 2
+    num_downsampling = NUM_DOWNSAMPLING
 
     def __init__(
         self,
@@ -295,13 +323,13 @@ class ResnetGenerator(nn.Module):
                 f" got shape {tuple(x.shape)}."
             )
         size = x.shape[2:]
-        if min(size) < 4:
+        min_size = generator_min_size(self.strides, self.outer_kernel_size)
+        if any(n < m for n, m in zip(size, min_size)):
             raise ValueError(
-                f"every spatial size must be >= 4 for the 7-wide reflection-padded stem, got {tuple(size)}."
+                f"input of spatial size {tuple(size)} is too small for strides {self.strides} and outer kernel "
+                f"{self.outer_kernel_size}: each axis needs >= {min_size} voxels."
             )
-        # pad to a multiple of the total stride, and to at least 2 cells at the bottleneck (reflection padding
-        # of the residual blocks needs more than 1 voxel per axis)
-        extra = [max(-(-n // m), 2 if m > 1 else 1) * m - n for n, m in zip(size, self.size_multiple)]
+        extra = [_internal_size(n, m) - n for n, m in zip(size, self.size_multiple)]
         if any(extra):
             pad: list[int] = []
             for e in reversed(extra):  # F.pad lists the last axis first
