@@ -22,10 +22,10 @@ from mr2ct.networks import (
     generator_min_size,
     init_weights,
     patch_layer_strides,
+    resnet_generator,
     video_discriminator,
     volume_to_frames,
 )
-from mr2ct.networks import resnet_generator
 from mr2ct.networks.resnet_generator import inner_convolution
 
 
