@@ -22,7 +22,6 @@ from mr2ct.networks import (
     generator_min_size,
     init_weights,
     patch_layer_strides,
-    resnet_generator,
     video_discriminator,
     volume_to_frames,
 )
@@ -102,7 +101,7 @@ def test_generator_min_size_is_exact(stride, kernel, monkeypatch):
         return
     with pytest.raises(ValueError, match="too small"):
         net(torch.randn(1, 1, smallest - 1, 8))
-    monkeypatch.setattr(resnet_generator, "generator_min_size", lambda strides, kernels: (1,) * len(strides))
+    monkeypatch.setattr(net, "min_input_size", (1, 1))
     with pytest.raises(RuntimeError, match="[Pp]adding"):
         net(torch.randn(1, 1, smallest - 1, 8))
 

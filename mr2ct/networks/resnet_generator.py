@@ -249,6 +249,7 @@ class ResnetGenerator(nn.Module):
                 f"outer_kernel_size must be odd and positive, for each of the {spatial_dims} axes, got {kernel}."
             )
         self.outer_kernel_size = kernel
+        self.min_input_size = generator_min_size(self.strides, kernel)  # per axis, checked in forward
         outer_pad = tuple(k // 2 for k in reversed(kernel) for _ in range(2))  # last axis first
         reflect = REFLECTION_PAD[spatial_dims]
 
@@ -323,11 +324,10 @@ class ResnetGenerator(nn.Module):
                 f" got shape {tuple(x.shape)}."
             )
         size = x.shape[2:]
-        min_size = generator_min_size(self.strides, self.outer_kernel_size)
-        if any(n < m for n, m in zip(size, min_size)):
+        if any(n < m for n, m in zip(size, self.min_input_size)):
             raise ValueError(
                 f"input of spatial size {tuple(size)} is too small for strides {self.strides} and outer kernel "
-                f"{self.outer_kernel_size}: each axis needs >= {min_size} voxels."
+                f"{self.outer_kernel_size}: each axis needs >= {self.min_input_size} voxels."
             )
         extra = [_internal_size(n, m) - n for n, m in zip(size, self.size_multiple)]
         if any(extra):
