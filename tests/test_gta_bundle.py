@@ -162,3 +162,29 @@ def test_sliding_along_time_has_no_seams():
     for h, w in ((0, 0), (4, 4), (7, 0)):
         steps = out[0, 0, :, h, w].diff().abs()
         assert float(steps.max()) < 0.2 * hard, (h, w)
+
+
+@pytest.mark.parametrize(
+    "method, overrides",
+    [
+        ("3d", {}),
+        ("3d", {"clips_per_batch": 2}),
+        ("sequential", {}),
+        ("seq_const", {"crop_depth": 4}),
+        ("sequential", {"crop_depth": 4, "clips_per_batch": 2}),
+    ],
+)
+def test_quick_pools_hold_150_iterations_of_fakes_whatever_the_batch_shape(method, overrides):
+    """quick.json gives the one-clip methods 150 iterations of pool history (a pool counts samples): the same
+    history when a user changes how many clips or frames a batch holds, measured on a batch the method forms."""
+    parser = load_config(
+        BUNDLE.name, "train", files=[CONFIGS / "quick.json"], overrides={"method": method, **overrides}
+    )
+    clips = torch.zeros(parser.get_parsed_content("clips_per_batch"), 3, parser.get_parsed_content("depth"), 8, 8)
+    real_a, _ = parser.get_parsed_content("train#trainer#prepare_batch")({"A": clips, "B": clips})
+    assert parser.get_parsed_content("pool_size") == 150 * real_a.shape[0]
+
+
+def test_quick_pool_of_random_keeps_cyclegans_50_frames():
+    parser = load_config(BUNDLE.name, "train", files=[CONFIGS / "quick.json"], overrides={"method": "random"})
+    assert parser.get_parsed_content("pool_size") == 50
