@@ -100,3 +100,18 @@ def test_cache_key_is_checked():
 def test_every_bundle_documents_the_cache_key():
     for readme in [REPO / "README.md", *sorted((REPO / "bundles").glob("*/docs/README.md"))]:
         assert "`cache`" in readme.read_text(encoding="utf-8"), readme
+
+
+@pytest.mark.parametrize("workflow, dataset_key", [("train", "validate#dataset"), ("evaluate", "dataset")])
+def test_held_out_clips_are_read_as_private_writable_copies(tiny_vmnist, workflow, dataset_key):
+    """Validation and evaluation read each held-out clip as a copy out of the memory-mapped file (as training
+    does), so no transform sees a read-only view of the data set (torch warns that writing one is undefined)."""
+    overrides = {"data_folder": str(tiny_vmnist), "depth": 8, "size": [16, 16], "num_workers": 0}
+    dataset = load_config("vmnist_cyclegan3d", workflow, overrides=overrides).get_parsed_content(dataset_key)
+    source = load_split(tiny_vmnist, "test", "A")
+    loaded = dataset.transform.transforms[0](dataset.data[1])  # the first step: LoadClipd
+    assert loaded["image"].flags.writeable and not np.shares_memory(loaded["image"], source)
+    assert np.array_equal(loaded["image"], source[1]) and loaded["index"] == 1
+    item = dataset[1]
+    assert item["image"].dtype == torch.float32 and float(item["image"].min()) >= -1.0
+    assert torch.allclose(item["image"], torch.as_tensor(source[1] / 127.5 - 1.0, dtype=torch.float32), atol=1e-6)

@@ -25,6 +25,7 @@ from .datasets import (
     UnpairedDataset,
     cached_dataset,
     clip_items,
+    clip_refs,
     load_split,
     paired_items,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "LoadClipd",
     "cached_dataset",
     "clip_items",
+    "clip_refs",
     "GTA_SEQUENCES",
     "MODALITIES",
     "TISSUES",

@@ -22,6 +22,7 @@ __all__ = [
     "UnpairedDataset",
     "cached_dataset",
     "clip_items",
+    "clip_refs",
     "load_split",
     "paired_items",
     "root_cause",
@@ -38,15 +39,22 @@ def load_split(folder: str | Path, split: str, domain: str) -> np.ndarray:
     return np.load(path, mmap_mode="r")
 
 
+def clip_refs(folder: str | Path, split: str, domain: str) -> list[list]:
+    """``[[path, i]]``, one reference per clip of ``<folder>/<split>_<domain>.npy``, for :class:`LoadClipd`
+    (e.g. as the entries of :func:`paired_items`: each clip is then read, as a writable copy, when it is used)."""
+    path = Path(folder) / f"{split}_{domain}.npy"
+    return [[str(path), i] for i in range(len(load_split(folder, split, domain)))]
+
+
 def clip_items(folder: str | Path, split: str, domain: str) -> list[dict]:
     """``[{domain: [path, i]}]``, one item per clip of ``<folder>/<split>_<domain>.npy`` (loaded by
     :class:`LoadClipd`): small items that a :func:`cached_dataset` can hash and cache."""
-    path = Path(folder) / f"{split}_{domain}.npy"
-    return [{domain: [str(path), i]} for i in range(len(load_split(folder, split, domain)))]
+    return [{domain: ref} for ref in clip_refs(folder, split, domain)]
 
 
 class LoadClipd(MapTransform):
-    """Replace each ``[path, i]`` of :func:`clip_items` by a copy of clip ``i`` of the memory-mapped ``path``."""
+    """Replace each ``[path, i]`` of :func:`clip_refs` / :func:`clip_items` by a copy of clip ``i`` of the
+    memory-mapped ``path``."""
 
     def __init__(self, keys, allow_missing_keys: bool = False):
         super().__init__(keys, allow_missing_keys)
