@@ -46,6 +46,18 @@ class Method:
         """Frames per training batch for ``random`` (as many as a sequential batch of one clip holds), else None."""
         return depth if self.batch == "random" else None
 
+    def samples_per_batch(self, clips_per_batch: int, depth: int, frames_per_batch: int | None = None) -> int:
+        """Samples (clips for 3D networks, frames for 2D ones) in a training batch formed from ``clips_per_batch``
+        loaded clips of ``depth`` frames (after any ``crop_depth``): what each discriminator and its image pool see
+        per iteration."""
+        if self.batch == "clip":
+            return clips_per_batch
+        if self.batch == "sequential":
+            return clips_per_batch * depth
+        if frames_per_batch is None:
+            raise ValueError(f"method {self.name!r} needs frames_per_batch.")
+        return frames_per_batch
+
     def batch_preparer(
         self, frames_per_batch: int | None = None, crop_depth: int | None = None, flip: bool = False
     ) -> ClipBatch:
