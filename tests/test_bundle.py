@@ -95,15 +95,21 @@ def test_paper_settings_in_train_json():
     assert parser["gen_conv"] == "full" and parser["d_view"] == "clip"
 
 
-def test_gen_conv_cycle_weights_and_train_flip_reach_the_networks_and_batches():
-    """``--gen_conv 2+1d`` builds factorised inner convolutions and is recorded beside the weights; a cycle weight
-    per domain reaches the trainer; ``--train_flip true`` reaches the batch preparer of any method (off by
-    default)."""
+def test_gen_conv_sampling_kernel_cycle_weights_and_train_flip_reach_the_networks_and_batches():
+    """``--gen_conv 2+1d`` builds factorised inner convolutions and ``--gen_sampling_kernel`` narrows the sampling
+    convolutions, each recorded beside the weights; a cycle weight per domain reaches the trainer; ``--train_flip
+    true`` reaches the batch preparer of any method (off by default)."""
     parser = load_config(VMNIST_BUNDLE.name, overrides={"gen_conv": "2+1d", "ngf": 4, "num_res_blocks": 1})
     net = parser.get_parsed_content("network_def")
     kernels = {m.kernel_size for m in net.modules() if isinstance(m, (torch.nn.Conv3d, torch.nn.ConvTranspose3d))}
     assert kernels == {(7, 7, 7), (1, 3, 3), (3, 1, 1)}
     assert parser.get_parsed_content("generator_settings")["gen_conv"] == "2+1d"
+    frame_wise = load_config(
+        MMNIST_BUNDLE.name, overrides={"gen_strides": [1, 2, 2], "gen_sampling_kernel": [1, 3, 3], "ngf": 4}
+    )
+    net = frame_wise.get_parsed_content("network_def")
+    assert net.sampling_kernel_size == (1, 3, 3)
+    assert frame_wise.get_parsed_content("generator_settings")["gen_sampling_kernel"] == [1, 3, 3]
 
     split_cycle = load_config(MMNIST_BUNDLE.name, overrides={"lambda_cycle": [10.0, 2.5]})
     assert split_cycle.get_parsed_content("train#trainer#lambda_cycle") == [10.0, 2.5]

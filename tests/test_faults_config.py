@@ -143,6 +143,14 @@ BAD_VALUES = [
     (MRCT, "train.json", {"lambda_cycle": [10, 5, 1]}, "config key 'lambda_cycle' must be a number >= 0, or two"),
     (VMNIST, "train.json", {"method": "random", "gen_conv": "2+1d"}, "config key 'gen_conv' is '2+1d', which fac"),
     (VMNIST, "train.json", {"gen_outer_kernel": 6}, "config key 'gen_outer_kernel' must be an odd positive"),
+    (VMNIST, "train.json", {"gen_sampling_kernel": [3, 2, 3]}, "config key 'gen_sampling_kernel' must be an odd"),
+    (
+        MMNIST,
+        "train.json",
+        {"gen_strides": 2, "gen_sampling_kernel": [1, 3, 3]},
+        "config key 'gen_sampling_kernel' is [1, 3, 3]: along the axes that gen_strides [2, 2, 2] strides it must be "
+        ">= 3 (a 1-wide stride-2 convolution skips every other voxel)",
+    ),
     (
         MMNIST,
         "train.json",

@@ -87,6 +87,42 @@ def test_generator_outer_kernel_per_axis():
             ResnetGenerator(3, 1, 1, outer_kernel_size=bad)
 
 
+def _frames_reached(net: ResnetGenerator, frames: int, changed: int) -> list[int]:
+    """Output frames that change when input frame ``changed`` does (the network's temporal receptive field)."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 1, frames, 12, 12)
+    y = x.clone()
+    y[:, :, changed] += 1.0
+    with torch.no_grad():
+        diff = (net(x) - net(y)).abs().amax(dim=(0, 1, 3, 4))
+    return (diff > 1e-6).nonzero().flatten().tolist()
+
+
+def test_generator_sampling_kernel_leaves_time_to_the_residual_blocks():
+    """``sampling_kernel_size`` (1, 3, 3) with time unstrided and frame-wise outer convolutions: only the residual
+    blocks convolve along time, so without them a frame's translation depends on that frame alone, and each block
+    widens the reach by its two 3-wide convolutions. The default 3-wide sampling convolutions reach further."""
+    frame_wise = {"strides": (1, 2, 2), "outer_kernel_size": (1, 7, 7), "norm": "BATCH"}
+    net = ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=0, sampling_kernel_size=(1, 3, 3), **frame_wise).eval()
+    assert _frames_reached(net, 11, 5) == [5]
+    net = ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=1, sampling_kernel_size=(1, 3, 3), **frame_wise).eval()
+    assert _frames_reached(net, 11, 5) == [3, 4, 5, 6, 7]
+    default = ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=0, **frame_wise).eval()
+    assert _frames_reached(default, 11, 5) == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    kernels = {m.kernel_size for m in net.modules() if isinstance(m, (torch.nn.Conv3d, torch.nn.ConvTranspose3d))}
+    assert kernels == {(1, 7, 7), (1, 3, 3), (3, 3, 3)}
+    for upsample in ("transposed", "transposed_box", "nearest", "conv_linear"):
+        for conv in ("full", "2+1d"):
+            resized = ResnetGenerator(
+                3, 2, 2, channels=2, num_res_blocks=1, upsample=upsample, conv=conv, sampling_kernel_size=(1, 3, 3),
+                strides=(1, 2, 2),
+            )
+            assert resized(torch.randn(1, 2, 5, 9, 10)).shape == (1, 2, 5, 9, 10)
+    for bad in ((1, 3, 3), 2, (3, 0, 3)):  # (1, 3, 3) with time strided would skip every other frame
+        with pytest.raises(ValueError, match="sampling_kernel_size must be odd"):
+            ResnetGenerator(3, 1, 1, strides=2, sampling_kernel_size=bad)
+
+
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("kernel", [1, 3, 7, 11, 19])
 def test_generator_min_size_is_exact(stride, kernel, monkeypatch):

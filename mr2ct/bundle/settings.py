@@ -166,6 +166,9 @@ class CycleGANSettings:
     gen_outer_kernel: int | list[int] = setting(
         lambda name, value: value, "kernel of the generator's first and last convolutions (or per axis)"
     )
+    gen_sampling_kernel: int | list[int] = setting(
+        lambda name, value: value, "kernel of the generator's down- and up-sampling convolutions (or per axis)"
+    )
     gen_conv: str = setting(
         choice(*CONV_MODES), "generator's inner convolutions: full 3-wide, or 2+1d (per frame, then along time)"
     )
@@ -247,6 +250,7 @@ class CycleGANSettings:
         per_axis_rules = {
             "gen_strides": ("1 or 2", lambda s: not isinstance(s, bool) and s in (1, 2), 2),
             "gen_outer_kernel": ("an odd positive integer", lambda k: _is_int(k) and k >= 1 and k % 2 == 1, 7),
+            "gen_sampling_kernel": ("an odd positive integer", lambda k: _is_int(k) and k >= 1 and k % 2 == 1, 3),
         }
         per_axis: dict[str, list[int]] = {}
         for name, (what, valid, default) in per_axis_rules.items():
@@ -265,6 +269,12 @@ class CycleGANSettings:
                     f"gen_outer_kernel {per_axis['gen_outer_kernel']} the generator needs >= {needed} there "
                     "(an unstrided axis needs more voxels than half its outer kernel: lower the kernel or stride it)."
                 )
+        if any(s == 2 and k < 3 for s, k in zip(per_axis["gen_strides"], per_axis["gen_sampling_kernel"])):
+            raise ValueError(
+                f"config key 'gen_sampling_kernel' is {values['gen_sampling_kernel']!r}: along the axes that "
+                f"gen_strides {per_axis['gen_strides']} strides it must be >= 3 (a 1-wide stride-2 convolution skips "
+                "every other voxel)."
+            )
         if values.get("gen_conv") == "2+1d" and dims != 3:
             raise ValueError(
                 f"config key 'gen_conv' is '2+1d', which factorises 3D convolutions; method {method.name!r} is "

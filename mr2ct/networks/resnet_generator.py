@@ -62,6 +62,7 @@ def inner_convolution(
     strides: Sequence[int] | int = 1,
     padding: int = 1,
     transposed: bool = False,
+    kernel_size: Sequence[int] | int = 3,
     norm: str | tuple = "INSTANCE",
     act: str | None = "RELU",
     dropout: float = 0.0,
@@ -75,10 +76,14 @@ def inner_convolution(
     ``out_channels`` filters, so a factorised layer has ``(9 * in + 3 * out) / (27 * in)`` of the parameters of
     a full one (0.44 when ``in == out``), one more non-linearity, and the same receptive field and output size.
     ``strides`` and ``padding`` apply per axis as for the full convolution (the spatial part strides and pads
-    the in-plane axes, the temporal part the first axis).
+    the in-plane axes, the temporal part the first axis). ``kernel_size`` (per axis, odd) narrows the 3-wide
+    kernel, e.g. ``(1, 3, 3)`` convolves each frame on its own; ``padding`` 1 then pads each axis by half its
+    kernel.
     """
     _check_conv(conv, spatial_dims)
     strides = ensure_tuple_rep(strides, spatial_dims)
+    kernel = ensure_tuple_rep(kernel_size, spatial_dims)
+    pads = tuple(k // 2 * padding for k in kernel)
 
     def layer(
         c_in: int, kernel: Sequence[int] | int, stride: Sequence[int], pad: Sequence[int] | int, last: bool
@@ -99,9 +104,9 @@ def inner_convolution(
         )
 
     if conv == "full":
-        return layer(in_channels, 3, strides, padding, last=True)
-    spatial = layer(in_channels, (1, 3, 3), (1, *strides[1:]), (0, padding, padding), last=False)
-    temporal = layer(out_channels, (3, 1, 1), (strides[0], 1, 1), (padding, 0, 0), last=True)
+        return layer(in_channels, kernel, strides, pads, last=True)
+    spatial = layer(in_channels, (1, *kernel[1:]), (1, *strides[1:]), (0, *pads[1:]), last=False)
+    temporal = layer(out_channels, (kernel[0], 1, 1), (strides[0], 1, 1), (pads[0], 0, 0), last=True)
     return nn.Sequential(spatial, temporal)
 
 
@@ -209,6 +214,11 @@ class ResnetGenerator(nn.Module):
             for a 3D network, ``"2+1d"``: each of them factorised into a convolution over each frame and one along
             time (:func:`inner_convolution`, R(2+1)D). The stem and output convolutions follow
             ``outer_kernel_size``.
+        sampling_kernel_size: kernel of the two downsampling and two upsampling convolutions, 3 in CycleGAN and
+            the paper; per axis, e.g. ``(1, 3, 3)`` with ``strides`` ``(1, 2, 2)`` makes them frame-wise, so that
+            only the residual blocks, at a quarter of the resolution where a moving object shifts by a fraction of
+            a cell between frames, convolve along time. Odd; at least 3 along a strided axis (a 1-wide stride-2
+            convolution would skip every other voxel).
     """
 
     num_downsampling = NUM_DOWNSAMPLING
@@ -227,6 +237,7 @@ class ResnetGenerator(nn.Module):
         outer_kernel_size: Sequence[int] | int = 7,
         checkpoint_blocks: bool = False,
         conv: str = "full",
+        sampling_kernel_size: Sequence[int] | int = 3,
     ):
         super().__init__()
         self.checkpoint_blocks = checkpoint_blocks
@@ -249,6 +260,13 @@ class ResnetGenerator(nn.Module):
                 f"outer_kernel_size must be odd and positive, for each of the {spatial_dims} axes, got {kernel}."
             )
         self.outer_kernel_size = kernel
+        sampling = ensure_tuple_rep(sampling_kernel_size, spatial_dims)
+        if any(isinstance(k, bool) or k < 1 or k % 2 == 0 or (s == 2 and k < 3) for k, s in zip(sampling, self.strides)):
+            raise ValueError(
+                f"sampling_kernel_size must be odd and positive for each of the {spatial_dims} axes, and >= 3 where "
+                f"the stride is 2 (strides {self.strides}), got {sampling_kernel_size}."
+            )
+        self.sampling_kernel_size = sampling
         self.min_input_size = generator_min_size(self.strides, kernel)  # per axis, checked in forward
         outer_pad = tuple(k // 2 for k in reversed(kernel) for _ in range(2))  # last axis first
         reflect = REFLECTION_PAD[spatial_dims]
@@ -259,7 +277,11 @@ class ResnetGenerator(nn.Module):
         ]
         ch = channels
         for _ in range(self.num_downsampling):
-            layers.append(inner_convolution(spatial_dims, ch, ch * 2, conv, strides=self.strides, norm=norm))
+            layers.append(
+                inner_convolution(
+                    spatial_dims, ch, ch * 2, conv, strides=self.strides, norm=norm, kernel_size=sampling
+                )
+            )
             ch *= 2
         layers += [ResnetBlock(spatial_dims, ch, norm=norm, dropout=dropout, conv=conv) for _ in range(num_res_blocks)]
         for _ in range(self.num_downsampling):
@@ -285,6 +307,7 @@ class ResnetGenerator(nn.Module):
                 transposed=True,
                 norm=norm,
                 conv_only=box,  # the norm and ReLU come after the box filter
+                kernel_size=self.sampling_kernel_size,
             )
             if not box:
                 return [transposed]
@@ -297,10 +320,17 @@ class ResnetGenerator(nn.Module):
             **({} if mode == "nearest" else {"align_corners": False}),
         )
         if self.upsample == "conv_linear":
-            conv = inner_convolution(self.spatial_dims, ch_in, ch_out, self.conv, conv_only=True)
+            conv = inner_convolution(
+                self.spatial_dims, ch_in, ch_out, self.conv, conv_only=True, kernel_size=self.sampling_kernel_size
+            )
             norm_act = ADN(ordering="NA", in_channels=ch_out, norm=norm, norm_dim=self.spatial_dims, act="RELU")
             return [conv, resize, norm_act]
-        return [resize, inner_convolution(self.spatial_dims, ch_in, ch_out, self.conv, norm=norm)]
+        return [
+            resize,
+            inner_convolution(
+                self.spatial_dims, ch_in, ch_out, self.conv, norm=norm, kernel_size=self.sampling_kernel_size
+            ),
+        ]
 
     @property
     def size_multiple(self) -> tuple[int, ...]:
