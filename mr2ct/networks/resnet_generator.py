@@ -261,7 +261,10 @@ class ResnetGenerator(nn.Module):
             )
         self.outer_kernel_size = kernel
         sampling = ensure_tuple_rep(sampling_kernel_size, spatial_dims)
-        if any(isinstance(k, bool) or k < 1 or k % 2 == 0 or (s == 2 and k < 3) for k, s in zip(sampling, self.strides)):
+        invalid = [
+            isinstance(k, bool) or k < 1 or k % 2 == 0 or (s == 2 and k < 3) for k, s in zip(sampling, self.strides)
+        ]
+        if any(invalid):
             raise ValueError(
                 f"sampling_kernel_size must be odd and positive for each of the {spatial_dims} axes, and >= 3 where "
                 f"the stride is 2 (strides {self.strides}), got {sampling_kernel_size}."
