@@ -114,7 +114,14 @@ def test_generator_sampling_kernel_leaves_time_to_the_residual_blocks():
     for upsample in ("transposed", "transposed_box", "nearest", "conv_linear"):
         for conv in ("full", "2+1d"):
             resized = ResnetGenerator(
-                3, 2, 2, channels=2, num_res_blocks=1, upsample=upsample, conv=conv, sampling_kernel_size=(1, 3, 3),
+                3,
+                2,
+                2,
+                channels=2,
+                num_res_blocks=1,
+                upsample=upsample,
+                conv=conv,
+                sampling_kernel_size=(1, 3, 3),
                 strides=(1, 2, 2),
             )
             assert resized(torch.randn(1, 2, 5, 9, 10)).shape == (1, 2, 5, 9, 10)

@@ -281,9 +281,7 @@ class ResnetGenerator(nn.Module):
         ch = channels
         for _ in range(self.num_downsampling):
             layers.append(
-                inner_convolution(
-                    spatial_dims, ch, ch * 2, conv, strides=self.strides, norm=norm, kernel_size=sampling
-                )
+                inner_convolution(spatial_dims, ch, ch * 2, conv, strides=self.strides, norm=norm, kernel_size=sampling)
             )
             ch *= 2
         layers += [ResnetBlock(spatial_dims, ch, norm=norm, dropout=dropout, conv=conv) for _ in range(num_res_blocks)]
