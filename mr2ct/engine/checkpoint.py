@@ -438,5 +438,5 @@ def check_weights_settings(load_path: str | Path, settings: dict[str, Any], netw
         raise ValueError(
             f"the weights {load_path} do not fit this run's network ({example}); they were trained with other "
             f"network settings ({which}): pass the settings of their training (e.g. --ngf, --num_res_blocks, "
-            "--gen_strides, --gen_outer_kernel, or its quick.json)."
+            "--gen_strides, --gen_outer_kernel, --gen_sampling_kernel, or its quick.json)."
         )
