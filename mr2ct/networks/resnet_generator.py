@@ -47,6 +47,23 @@ def generator_min_size(strides: Sequence[int], outer_kernel_size: Sequence[int])
     return tuple(mins)
 
 
+def _per_axis_kernel(
+    name: str, value: Sequence[int] | int, strides: Sequence[int], wider_than_stride: bool = False
+) -> tuple[int, ...]:
+    """``value`` (one kernel size, or one per axis of ``strides``) as a per-axis tuple of odd positive sizes;
+    ``ValueError`` naming ``name`` otherwise. ``wider_than_stride``: also >= 3 along each stride-2 axis (a 1-wide
+    stride-2 convolution skips every other voxel)."""
+    dims = len(strides)
+    kernel = (value,) * dims if isinstance(value, int) else tuple(value)
+    invalid = len(kernel) != dims or any(isinstance(k, bool) or k < 1 or k % 2 == 0 for k in kernel)
+    if wider_than_stride:
+        invalid = invalid or any(s == 2 and k < 3 for k, s in zip(kernel, strides))
+    if invalid:
+        rule = f", and >= 3 where the stride is 2 (strides {tuple(strides)})" if wider_than_stride else ""
+        raise ValueError(f"{name} must be odd and positive for each of the {dims} axes{rule}, got {value}.")
+    return kernel
+
+
 def _check_conv(conv: str, spatial_dims: int) -> None:
     if conv not in CONV_MODES:
         raise ValueError(f"conv must be one of {CONV_MODES}, got {conv!r}.")
@@ -254,22 +271,11 @@ class ResnetGenerator(nn.Module):
         self.upsample = upsample
         _check_conv(conv, spatial_dims)
         self.conv = conv
-        kernel = (outer_kernel_size,) * spatial_dims if isinstance(outer_kernel_size, int) else tuple(outer_kernel_size)
-        if len(kernel) != spatial_dims or any(isinstance(k, bool) or k < 1 or k % 2 == 0 for k in kernel):
-            raise ValueError(
-                f"outer_kernel_size must be odd and positive, for each of the {spatial_dims} axes, got {kernel}."
-            )
+        kernel = _per_axis_kernel("outer_kernel_size", outer_kernel_size, self.strides)
         self.outer_kernel_size = kernel
-        sampling = ensure_tuple_rep(sampling_kernel_size, spatial_dims)
-        invalid = [
-            isinstance(k, bool) or k < 1 or k % 2 == 0 or (s == 2 and k < 3) for k, s in zip(sampling, self.strides)
-        ]
-        if any(invalid):
-            raise ValueError(
-                f"sampling_kernel_size must be odd and positive for each of the {spatial_dims} axes, and >= 3 where "
-                f"the stride is 2 (strides {self.strides}), got {sampling_kernel_size}."
-            )
-        self.sampling_kernel_size = sampling
+        self.sampling_kernel_size = _per_axis_kernel(
+            "sampling_kernel_size", sampling_kernel_size, self.strides, wider_than_stride=True
+        )
         self.min_input_size = generator_min_size(self.strides, kernel)  # per axis, checked in forward
         outer_pad = tuple(k // 2 for k in reversed(kernel) for _ in range(2))  # last axis first
         reflect = REFLECTION_PAD[spatial_dims]
@@ -281,7 +287,15 @@ class ResnetGenerator(nn.Module):
         ch = channels
         for _ in range(self.num_downsampling):
             layers.append(
-                inner_convolution(spatial_dims, ch, ch * 2, conv, strides=self.strides, norm=norm, kernel_size=sampling)
+                inner_convolution(
+                    spatial_dims,
+                    ch,
+                    ch * 2,
+                    conv,
+                    strides=self.strides,
+                    norm=norm,
+                    kernel_size=self.sampling_kernel_size,
+                )
             )
             ch *= 2
         layers += [ResnetBlock(spatial_dims, ch, norm=norm, dropout=dropout, conv=conv) for _ in range(num_res_blocks)]
