@@ -42,13 +42,14 @@ import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from monai.bundle import ConfigWorkflow
+from monai.bundle import ConfigParser, ConfigWorkflow
 
 from mr2ct.bundle import bundle_root, load_config
 from mr2ct.engine import (
@@ -62,7 +63,7 @@ from mr2ct.engine import (
 from mr2ct.export import save_frame_panel
 from mr2ct.export.panels import atomic_savefig
 from mr2ct.io.atomic import atomic_file, atomic_write_text
-from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, count_parameters, matched_width
+from mr2ct.networks import count_parameters, matched_width
 
 __all__ = ["TASKS", "evaluate_curve", "format_mean_sigma", "main", "run_comparison", "run_seeds", "write_curves"]
 
@@ -193,14 +194,27 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def matched_2d_widths(channels: int, ngf: int, ndf: int, blocks: int, depth: int, size: Sequence[int]) -> dict:
-    """``ngf``/``ndf`` of 2D networks with the parameter counts of the 3D ones (the paper's equal-size models)."""
-    g3 = count_parameters(ResnetGenerator(3, channels, channels, ngf, blocks))
-    d3 = count_parameters(PatchGANDiscriminator(3, channels, ndf, input_size=(depth, *size)))
-    return {
-        "ngf": matched_width(lambda c: ResnetGenerator(2, channels, channels, c, blocks), g3),
-        "ndf": matched_width(lambda c: PatchGANDiscriminator(2, channels, c, input_size=tuple(size)), d3),
-    }
+def matched_2d_widths(bundle: str, files: Sequence[Path], overrides: dict | None, method: str) -> dict[str, int]:
+    """``ngf``/``ndf`` at which the 2D ``method``'s generator and discriminator have the parameter counts of the
+    ``3d`` method's (the paper's equal-size models, section 5.2).
+
+    Every network is built from the bundle's config as it trains (``files`` layered on ``train.json``, then
+    ``overrides``), so the 3D count is that of the model the table compares, with the preset's kernels, strides and
+    discriminator view, not the paper's layers.
+    """
+    reference = load_config(bundle, files=files, overrides={**(overrides or {}), "method": "3d"})
+    config = load_config(bundle, files=files, overrides={**(overrides or {}), "method": method})
+    widths = {}
+    for width, name in (("ngf", "network_def"), ("ndf", "discriminator_def")):
+        target = count_parameters(reference.get_parsed_content(name))
+        widths[width] = matched_width(partial(_built_at_width, config, name, width), target)
+    return widths
+
+
+def _built_at_width(config: ConfigParser, name: str, width: str, value: int) -> torch.nn.Module:
+    """The network ``name`` of ``config`` with its setting ``width`` (``ngf`` or ``ndf``) at ``value``."""
+    config[width] = value  # setting an item resets the parsed references
+    return config.get_parsed_content(name)
 
 
 def _workflow(root: Path, preset: str, workflow: str, overrides: dict) -> ConfigWorkflow:
@@ -350,9 +364,8 @@ def run_comparison(
         raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}.")
     limit = PRESETS[preset]["eval_videos"] if eval_videos == -1 else eval_videos
     root = Path(bundle_root(task.bundle))
-    base = load_config(
-        task.bundle, files=[root / "configs" / n for n in PRESETS[preset]["configs"][1:]], overrides=overrides
-    )
+    preset_files = [root / "configs" / n for n in PRESETS[preset]["configs"][1:]]
+    base = load_config(task.bundle, files=preset_files, overrides=overrides)
     settings = {k: base.get_parsed_content(k) for k in ("depth", "size", "channels", "ngf", "ndf", "num_res_blocks")}
     digest = _configs_digest(base.config, root / "configs" / "evaluate.json")
     output.mkdir(parents=True, exist_ok=True)
@@ -377,16 +390,7 @@ def run_comparison(
             "output_dir": str(output / method),
         }
         if match_params and get_method(method).spatial_dims == 2:
-            run.update(
-                matched_2d_widths(
-                    settings["channels"],
-                    settings["ngf"],
-                    settings["ndf"],
-                    settings["num_res_blocks"],
-                    settings["depth"],
-                    settings["size"],
-                )
-            )
+            run.update(matched_2d_widths(task.bundle, preset_files, overrides, method))
         finished, from_checkpoint = _finished_or_resumable(output / method, run, digest) if resume else (None, False)
         if finished is not None:
             logger.info(f"--- {task_name} / {method} ({preset}): finished in {output / method}, read back ---")

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from mr2ct import reproduce
+from mr2ct.bundle import bundle_root, load_config
 from mr2ct.bundle.settings import settings_class
-from mr2ct.networks import PatchGANDiscriminator, ResnetGenerator, count_parameters
+from mr2ct.networks import count_parameters
 from mr2ct.reproduce import (
     TASKS,
     format_mean_sigma,
@@ -41,13 +42,30 @@ TINY = {
 GTA_TINY = {**conftest.GTA_TINY, "max_epochs": 1, "decay_epochs": 0, "epoch_length": 2}
 
 
-def test_matched_widths_equalise_parameter_counts():
-    w = matched_2d_widths(1, 16, 16, 2, 16, (28, 28))
-    g3 = count_parameters(ResnetGenerator(3, 1, 1, 16, 2))
-    g2 = count_parameters(ResnetGenerator(2, 1, 1, w["ngf"], 2))
-    assert w["ngf"] > 16 and abs(g2 - g3) / g3 < 0.05
-    d3 = count_parameters(PatchGANDiscriminator(3, 1, 16, input_size=(16, 28, 28)))
-    assert abs(count_parameters(PatchGANDiscriminator(2, 1, w["ndf"])) - d3) / d3 < 0.05
+def _networks(bundle: str, files: list[Path], overrides: dict) -> tuple[int, int]:
+    config = load_config(bundle, files=files, overrides=overrides)
+    return tuple(count_parameters(config.get_parsed_content(n)) for n in ("network_def", "discriminator_def"))
+
+
+@pytest.mark.parametrize(
+    "preset_overrides",
+    [{}, {"gen_sampling_kernel": 3, "d_view": "clip"}],
+    ids=["frame-wise 3D layers", "the paper's 3D layers"],
+)
+def test_matched_widths_count_the_3d_networks_as_configured(preset_overrides):
+    """The 2D widths match the 3D model that trains (here mmnist's quick preset, whose 3D discriminator judges
+    frames and whose sampling convolutions are frame-wise), not a default 3D network of the same ngf/ndf."""
+    bundle = TASKS["mmnist"].bundle
+    files = [Path(bundle_root(bundle)) / "configs" / "quick.json"]
+    overrides = {"ngf": 8, "ndf": 8, **preset_overrides}
+    widths = matched_2d_widths(bundle, files, overrides, "random")
+    g3, d3 = _networks(bundle, files, {**overrides, "method": "3d"})
+    g2, d2 = _networks(bundle, files, {**overrides, "method": "random", **widths})
+    assert abs(g2 - g3) / g3 < 0.05 and abs(d2 - d3) / d3 < 0.05
+    if preset_overrides:  # 4x4x4 kernels on clips: a wider 2D discriminator
+        assert widths["ndf"] > 8
+    else:  # the 3D model's discriminator is a 2D one on each frame: the same width
+        assert widths["ndf"] == 8
 
 
 @pytest.mark.parametrize("task", ["vmnist", "mmnist"])
