@@ -21,6 +21,7 @@ from mr2ct.networks import (
     frames_to_volume,
     generator_min_size,
     init_weights,
+    matched_width,
     patch_layer_strides,
     video_discriminator,
     volume_to_frames,
@@ -421,3 +422,22 @@ def test_video_discriminator_rejects_bad_views_and_inputs():
         ClipAndFrameDiscriminator()
     with pytest.raises(ValueError, match=r"expected a batch of clips \(N, C, D, H, W\)"):
         video_discriminator("frames", 3, 1, channels=4)(torch.randn(2, 1, 28, 28))
+
+
+@pytest.mark.parametrize("target", [1, 2, 5, 90, 91, 1000, 123_457])
+def test_matched_width_is_the_closest_width_and_builds_nothing_much_wider(target):
+    built: list[int] = []
+
+    def build(width: int) -> torch.nn.Module:
+        built.append(width)
+        return torch.nn.Linear(width, width)  # width**2 + width parameters
+
+    width = matched_width(build, target)
+    gaps = {w: abs(w * w + w - target) for w in range(1, 1025)}
+    assert gaps[width] == min(gaps.values()) and width == min(w for w, g in gaps.items() if g == gaps[width])
+    assert max(built) <= 2 * width + 1
+
+
+def test_matched_width_refuses_a_target_without_parameters():
+    with pytest.raises(ValueError, match="target_parameters must be positive"):
+        matched_width(lambda width: torch.nn.Linear(width, width), 0)

@@ -29,12 +29,20 @@ def matched_width(build: Callable[[int], nn.Module], target_parameters: int, max
     """
     if target_parameters < 1:
         raise ValueError(f"target_parameters must be positive, got {target_parameters}.")
-    best, best_gap, width = 1, float("inf"), 1
-    while width <= max_width:
-        gap = count_parameters(build(width)) - target_parameters
-        if abs(gap) < best_gap:
-            best, best_gap = width, abs(gap)
-        if gap > 0:  # parameter counts grow with width: no closer match beyond this point
-            break
-        width += 1
-    return best
+    # parameter counts grow with width: double the width until it reaches the target (never building a network
+    # much wider than the answer), bisect for the narrowest width that does, then take it or the one below it,
+    # whichever is closer (the narrower on a tie)
+    high = 1
+    while high < max_width and count_parameters(build(high)) < target_parameters:
+        high = min(2 * high, max_width)
+    low = high // 2 + 1 if high > 1 else 1
+    while low < high:
+        middle = (low + high) // 2
+        if count_parameters(build(middle)) >= target_parameters:
+            high = middle
+        else:
+            low = middle + 1
+    if low == 1:
+        return 1
+    below = target_parameters - count_parameters(build(low - 1))
+    return low - 1 if below <= abs(count_parameters(build(low)) - target_parameters) else low
