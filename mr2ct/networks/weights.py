@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 
 import torch.nn as nn
 from monai.networks.utils import normal_init
@@ -29,20 +30,20 @@ def matched_width(build: Callable[[int], nn.Module], target_parameters: int, max
     """
     if target_parameters < 1:
         raise ValueError(f"target_parameters must be positive, got {target_parameters}.")
+    count = cache(lambda width: count_parameters(build(width)))  # each width built once
     # parameter counts grow with width: double the width until it reaches the target (never building a network
     # much wider than the answer), bisect for the narrowest width that does, then take it or the one below it,
     # whichever is closer (the narrower on a tie)
     high = 1
-    while high < max_width and count_parameters(build(high)) < target_parameters:
+    while high < max_width and count(high) < target_parameters:
         high = min(2 * high, max_width)
     low = high // 2 + 1 if high > 1 else 1
     while low < high:
         middle = (low + high) // 2
-        if count_parameters(build(middle)) >= target_parameters:
+        if count(middle) >= target_parameters:
             high = middle
         else:
             low = middle + 1
     if low == 1:
         return 1
-    below = target_parameters - count_parameters(build(low - 1))
-    return low - 1 if below <= abs(count_parameters(build(low)) - target_parameters) else low
+    return low - 1 if target_parameters - count(low - 1) <= abs(count(low) - target_parameters) else low
