@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 from functools import cache
 
@@ -37,13 +38,7 @@ def matched_width(build: Callable[[int], nn.Module], target_parameters: int, max
     high = 1
     while high < max_width and count(high) < target_parameters:
         high = min(2 * high, max_width)
-    low = high // 2 + 1 if high > 1 else 1
-    while low < high:
-        middle = (low + high) // 2
-        if count(middle) >= target_parameters:
-            high = middle
-        else:
-            low = middle + 1
-    if low == 1:
+    width = bisect_left(range(high + 1), target_parameters, lo=high // 2 + 1, hi=high, key=count)
+    if width == 1:
         return 1
-    return low - 1 if target_parameters - count(low - 1) <= abs(count(low) - target_parameters) else low
+    return width - 1 if target_parameters - count(width - 1) <= abs(count(width) - target_parameters) else width
