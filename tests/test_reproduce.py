@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from mr2ct import reproduce
 from mr2ct.bundle import bundle_root, load_config
 from mr2ct.bundle.settings import settings_class
 from mr2ct.networks import count_parameters
 from mr2ct.reproduce import (
     TASKS,
+    comparison,
     format_mean_sigma,
     main,
     matched_2d_widths,
@@ -166,7 +166,7 @@ def test_seed_summary_and_orderings_by_hand():
 
 def test_seeds_and_seed_on_the_command_line(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr("mr2ct.reproduce.run_seeds", lambda *a, **k: calls.append(a[4]))
+    monkeypatch.setattr("mr2ct.reproduce.command.run_seeds", lambda *a, **k: calls.append(a[4]))
     (tmp_path / "table.md").write_text("t", encoding="utf-8")
     for argv, seeds in ((["--seeds", "0", "1", "2"], [0, 1, 2]), (["--seed", "3"], [3]), ([], [0])):
         main(["--task", "vmnist", "--output", str(tmp_path), *argv])
@@ -213,7 +213,7 @@ def test_curve_checkpoints_leave_training_unchanged(tmp_path):
 
 def test_curves_png_has_one_line_per_method_shaded_over_seeds(tmp_path, monkeypatch):
     drawn = []
-    monkeypatch.setattr("mr2ct.reproduce.atomic_savefig", lambda fig, path, **k: drawn.append(fig))
+    monkeypatch.setattr("mr2ct.reproduce.curves.atomic_savefig", lambda fig, path, **k: drawn.append(fig))
     rows = [(m, s, i, "l2", v + s) for m, v in (("3d", 1.0), ("random", 5.0)) for s in (0, 1) for i in (10, 20)]
     write_curves(TASKS["vmnist"], rows, tmp_path, "test")
     (ax,) = drawn[0].axes
@@ -314,9 +314,9 @@ def test_resume_reads_back_finished_methods_and_trains_only_the_missing_ones(tmp
     overrides = {**TINY, "dataset_dir": str(tmp_path / "data")}
     first = run_comparison("vmnist", ["3d"], "quick", tmp_path / "out", eval_videos=4, overrides=overrides)
     trained: list[str] = []
-    train = reproduce.train_method
+    train = comparison.train_method
     monkeypatch.setattr(
-        reproduce, "train_method", lambda root, preset, run: trained.append(run["method"]) or train(root, preset, run)
+        comparison, "train_method", lambda root, preset, run: trained.append(run["method"]) or train(root, preset, run)
     )
     again = run_comparison(
         "vmnist", ["3d", "random"], "quick", tmp_path / "out", eval_videos=4, overrides=overrides, resume=True
@@ -371,7 +371,9 @@ def test_one_seed_and_several_seed_runs_are_not_mixed_in_one_output(tmp_path, mo
     overrides = {**TINY, "dataset_dir": str(tmp_path / "data")}
     run_seeds("vmnist", ["3d"], "quick", tmp_path / "one", [0], eval_videos=2, overrides=overrides)
     table = (tmp_path / "one" / "table.md").read_bytes()
-    monkeypatch.setattr(reproduce, "train_method", lambda *args: pytest.fail("trained in a folder of the other layout"))
+    monkeypatch.setattr(
+        comparison, "train_method", lambda *args: pytest.fail("trained in a folder of the other layout")
+    )
     with pytest.raises(ValueError, match=r"one holds a one-seed run \(3d\).*another --output"):
         run_seeds("vmnist", ["3d"], "quick", tmp_path / "one", [0, 1], eval_videos=2, overrides=overrides, resume=True)
     assert (tmp_path / "one" / "table.md").read_bytes() == table and not (tmp_path / "one" / "seed_0").exists()
