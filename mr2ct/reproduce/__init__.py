@@ -29,6 +29,8 @@ true``); a method folder that holds a run with other settings is an error, never
 changing the code, use a new ``--output``.
 """
 
+from __future__ import annotations
+
 from mr2ct.reproduce.command import main
 from mr2ct.reproduce.comparison import (
     evaluate_curve,
