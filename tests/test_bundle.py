@@ -347,7 +347,15 @@ def test_coloured_moving_mnist_bundle_end_to_end(tmp_path):
     evaluate = run_bundle("evaluating", "evaluate.json", {**ov, "report_dir": str(report_dir)}, configs=configs)
     assert evaluate.returncode == 0, evaluate.stderr[-3000:]
     metrics = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))["metrics"]
-    assert {"shape_l2", "intensity_mean", "colour_sigma", "colour_flicker", "gt_colour_flicker", "l2"} <= set(metrics)
+    assert {
+        "shape_l2",
+        "intensity_mean",
+        "colour_sigma",
+        "colour_flicker",
+        "gt_colour_flicker",
+        "flicker",
+        "l2",
+    } <= set(metrics)
     assert metrics["gt_colour_flicker"]["mean"] < 6  # the ground truth keeps one colour per video
     out_dir = tmp_path / "out"
     infer = run_bundle("inference", "inference.json", {**ov, "output_dir": str(out_dir)}, configs=configs)

@@ -8,6 +8,7 @@ import torch
 from mr2ct.metrics import (
     colour_flicker,
     digit_colour_sigma,
+    digit_flicker,
     digit_intensity_mean,
     digit_masks,
     mean_and_sigma,
@@ -59,6 +60,31 @@ def test_colour_flicker_is_zero_for_constant_colour_and_measures_changes():
     changing = steady.clone()
     changing[0, 0, ::2, 0, 0] = 180.0  # red channel alternates 180 / 200 -> std 10; G, B constant 0
     assert colour_flicker(changing).item() == pytest.approx(10 / 3)
+
+
+def _moving_square(colours: list[tuple[float, float, float]]) -> torch.Tensor:
+    """A 4x4 square moving one pixel right per frame in 8x10 frames, frame t painted ``colours[t]``."""
+    video = torch.zeros(1, 3, len(colours), 8, 10)
+    for t, colour in enumerate(colours):
+        video[0, :, t, 2:6, 1 + t : 5 + t] = torch.tensor(colour)[:, None, None]
+    return video
+
+
+def test_digit_flicker_measures_colour_changes_inside_the_moving_digit():
+    red, green = (200.0, 0.0, 0.0), (0.0, 200.0, 0.0)
+    truth = _moving_square([red] * 4)
+    assert digit_flicker(truth, truth).item() == 0.0
+    # the same motion, the colour switching every frame: inside the digit at both frames (the square's 3 overlapping
+    # columns) each pixel changes by |200 - 0| in two of three channels
+    switching = _moving_square([red, green, red, green])
+    assert digit_flicker(switching, truth).item() == pytest.approx(400 / 3)
+    assert digit_flicker(torch.zeros_like(truth), truth).item() == 0.0  # nothing drawn: as still as the truth
+    # the truth's own change inside its digit is subtracted: a digit fading in the truth and steady in the output
+    fading = _moving_square([red, (180.0, 0.0, 0.0), (160.0, 0.0, 0.0), (140.0, 0.0, 0.0)])
+    assert digit_flicker(truth, fading).item() == pytest.approx(-20 / 3)
+    assert math.isnan(digit_flicker(truth, torch.zeros_like(truth)).item())  # no digit in the truth
+    with pytest.raises(ValueError, match="must be"):
+        digit_flicker(truth[0], truth[0])
 
 
 def test_mean_and_sigma_ignores_nan():

@@ -1,4 +1,5 @@
-"""The paper's metrics for digit videos (Tables 1 and 2) and a colour-flicker measure.
+"""The paper's metrics for digit videos (Tables 1 and 2), a colour-flicker measure, and METRICS.md's flicker
+per digit.
 
 Videos are ``(N, C, D, H, W)`` tensors on the [0, 255] intensity scale (C = 1 grey, 3 RGB). Every function
 returns one value per video, shape ``(N,)``; report the mean and, as the paper's sigma, the standard
@@ -10,9 +11,12 @@ from __future__ import annotations
 import torch
 from monai.metrics import RMSEMetric
 
+from mr2ct.metrics.temporal import temporal_flicker
+
 __all__ = [
     "colour_flicker",
     "digit_colour_sigma",
+    "digit_flicker",
     "digit_intensity_mean",
     "digit_masks",
     "mean_and_sigma",
@@ -97,6 +101,18 @@ def colour_flicker(video: torch.Tensor, threshold: float = 127.5) -> torch.Tenso
     centre = (mean * has_digit).sum(dim=2) / n
     var = ((mean - centre[..., None]) ** 2 * has_digit).sum(dim=2) / n
     return var.sqrt().mean(dim=1)
+
+
+def digit_flicker(pred: torch.Tensor, target: torch.Tensor, threshold: float = 127.5) -> torch.Tensor:
+    """METRICS.md's flicker per object: the mean absolute change between consecutive frames of ``pred`` at the
+    pixels inside the ground truth's digit at both frames (:func:`digit_masks` of ``target``), minus the same for
+    ``target`` (:func:`~mr2ct.metrics.temporal.temporal_flicker`).
+
+    0 = the translated digit changes between frames as little as the true one (a digit that keeps its colour as
+    it moves), above 0 = more; an output that draws nothing there scores 0 minus the truth's change. NaN for a
+    ground truth whose digit never covers a pixel in two consecutive frames.
+    """
+    return temporal_flicker(_check(pred, "pred"), _check(target, "target"), mask=digit_masks(target, threshold))
 
 
 def mean_and_sigma(values: torch.Tensor) -> tuple[float, float]:

@@ -1,4 +1,4 @@
-"""Metrics of translated segmentation videos (the paper's Table 4 on GTA) and temporal flicker.
+"""Metrics of translated segmentation videos (the paper's Table 4 on GTA).
 
 Colour videos are ``(N, C, D, H, W)`` tensors on [0, 255] (C = 3 for RGB); label videos are class ids
 ``(N, D, H, W)`` (``(N, 1, D, H, W)`` is accepted too; floats are accepted when they hold whole numbers).
@@ -21,10 +21,8 @@ Definitions (METRICS.md, "Segmentation (Table 4)" and "Temporal consistency"):
   filter over the ``(2l + 1) x (2l + 1)`` window clipped to the image; a tie keeps the pixel's own class if it is
   among the most frequent, else takes the lowest tied class id. Level 0 = no filter;
 - transition L2: Frobenius norm of the difference of the two videos' transition matrices;
-- flicker (METRICS.md): mean absolute difference between consecutive frames (over channels and pixels;
-  restricted to pixels inside ``mask`` at both frames when given), minus the same for a reference video
-  (the ground truth, or the input when it is in the same domain); label flicker: the same with "the class
-  changes" (0 or 1) in place of the absolute difference.
+- label flicker: METRICS.md's flicker (:func:`~mr2ct.metrics.temporal.temporal_flicker`) with "the class
+  changes" (0 or 1) in place of the absolute colour difference.
 """
 
 from __future__ import annotations
@@ -38,6 +36,7 @@ from monai.handlers import IgniteMetricHandler, from_engine
 
 from mr2ct.metrics.digits import volume_l2
 from mr2ct.metrics.handlers import video_metric_handler
+from mr2ct.metrics.temporal import masked_frame_change, temporal_flicker
 
 __all__ = [
     "gta_metric_handlers",
@@ -50,7 +49,6 @@ __all__ = [
     "pixel_accuracy",
     "segmentation_metric",
     "segmentation_metric_handler",
-    "temporal_flicker",
     "transition_l2",
     "transition_matrix",
 ]
@@ -197,42 +195,6 @@ def transition_l2(pred_ids: torch.Tensor, true_ids: torch.Tensor, num_classes: i
     return diff.flatten(1).norm(dim=1)
 
 
-def _frame_change(change: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Mean of ``change`` ``(N, D - 1, H, W)`` over the pixels inside ``mask`` ``(N, D, H, W)`` at both frames."""
-    if mask is None:
-        return change.flatten(1).mean(dim=1)
-    mask = torch.as_tensor(mask, device=change.device).bool()
-    expected = (change.shape[0], change.shape[1] + 1, *change.shape[2:])
-    if tuple(mask.shape) != expected:
-        raise ValueError(f"mask must be (N, D, H, W) = {expected}, got {tuple(mask.shape)}.")
-    return _masked_mean(change, (mask[:, 1:] & mask[:, :-1]).float())
-
-
-def temporal_flicker(
-    video: torch.Tensor, reference: torch.Tensor | None = None, mask: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Flicker (METRICS.md): mean absolute difference between consecutive frames, minus that of ``reference``.
-
-    Args:
-        video: ``(N, C, D, H, W)`` output video on [0, 255].
-        reference: ``(N, C', D, H, W)`` ground truth (or input, if of the same domain); ``None`` returns the
-            output's own flicker. Channels are averaged, so C' may differ from C.
-        mask: ``(N, D, H, W)`` object mask: only pixels inside it at both frames count (per-object flicker).
-
-    0 = as stable as the reference, above 0 = more flicker. NaN where the mask never holds at two frames.
-    """
-    video = _video(video)
-    if video.shape[2] < 2:
-        raise ValueError(f"flicker needs at least 2 frames, got {video.shape[2]}.")
-    flicker = _frame_change((video[:, :, 1:] - video[:, :, :-1]).abs().mean(dim=1), mask)
-    if reference is None:
-        return flicker
-    reference = _video(reference, "reference")
-    if reference.shape[:1] + reference.shape[2:] != video.shape[:1] + video.shape[2:]:
-        raise ValueError(f"reference {tuple(reference.shape)} and video {tuple(video.shape)} differ in N, D, H or W.")
-    return flicker - temporal_flicker(reference, mask=mask)
-
-
 def label_flicker(
     ids: torch.Tensor, reference: torch.Tensor | None = None, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -243,7 +205,7 @@ def label_flicker(
     ids = _ids(ids, "ids")
     if ids.shape[1] < 2:
         raise ValueError(f"flicker needs at least 2 frames, got {ids.shape[1]}.")
-    flicker = _frame_change((ids[:, 1:] != ids[:, :-1]).float(), mask)
+    flicker = masked_frame_change((ids[:, 1:] != ids[:, :-1]).float(), mask)
     if reference is None:
         return flicker
     reference = _ids(reference, "reference")

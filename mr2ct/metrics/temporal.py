@@ -1,4 +1,5 @@
-"""Temporal-consistency metrics of translated videos: tOF (TecoGAN) and the warping error (Lai et al., 2018).
+"""Temporal-consistency metrics of translated videos (METRICS.md): flicker, tOF (TecoGAN) and the warping error
+(Lai et al., 2018).
 
 Videos are ``(N, C, D, H, W)`` tensors on [0, 255] (C = 1 grey or 3 RGB, D = frames); every function returns one
 value per video, shape ``(N,)``, like the other video metrics of :mod:`mr2ct.metrics` (report mean and sigma with
@@ -7,6 +8,9 @@ network weights), with TecoGAN's parameters ``calcOpticalFlowFarneback(prev, cur
 Flows are ``(H, W, 2)`` arrays of ``(dx, dy)`` in pixels: frame ``t`` pixel ``(x, y)`` moves to
 ``(x + dx, y + dy)`` in frame ``t + 1``.
 
+- **Flicker** (METRICS.md): the mean absolute difference between consecutive frames (over channels and pixels;
+  only pixels inside an object ``mask`` at both frames when one is given), minus the same for a reference video
+  (the ground truth, or the input when it is in the same domain). 0 = as stable as the reference.
 - **tOF** (Chu et al., "Learning temporal coherence via self-supervision for GAN-based video generation",
   TecoGAN, 2020; its ``metrics.py``): for each pair of consecutive frames, the Farneback flow of the output and
   of the target, the Euclidean norm of their difference per pixel, averaged over pixels; then the mean over
@@ -46,7 +50,9 @@ __all__ = [
     "TEMPORAL_METRICS",
     "farneback_flow",
     "grey_frames",
+    "masked_frame_change",
     "occlusion_mask",
+    "temporal_flicker",
     "temporal_metric_handler",
     "tof",
     "warp_back",
@@ -184,6 +190,52 @@ def warping_error(video: torch.Tensor, flow_video: torch.Tensor | None = None) -
             errors.append(squared / (count if count > 0 else clip[t].size))
         values.append(float(np.mean(errors)))
     return torch.tensor(values, dtype=torch.float64)
+
+
+def masked_frame_change(change: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Per video, the mean of ``change`` ``(N, D - 1, H, W)`` (a change between frames t and t + 1) over the pixels
+    inside ``mask`` ``(N, D, H, W)`` at both frames, or over all pixels without a mask; NaN where the mask never
+    holds at two frames."""
+    if mask is None:
+        return change.flatten(1).mean(dim=1)
+    mask = torch.as_tensor(mask, device=change.device).bool()
+    expected = (change.shape[0], change.shape[1] + 1, *change.shape[2:])
+    if tuple(mask.shape) != expected:
+        raise ValueError(f"mask must be (N, D, H, W) = {expected}, got {tuple(mask.shape)}.")
+    both = (mask[:, 1:] & mask[:, :-1]).float()
+    total, count = (change * both).flatten(1).sum(dim=1), both.flatten(1).sum(dim=1)
+    return torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, float("nan")))
+
+
+def temporal_flicker(
+    video: torch.Tensor, reference: torch.Tensor | None = None, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Flicker (METRICS.md): mean absolute difference between consecutive frames, minus that of ``reference``.
+
+    Args:
+        video: ``(N, C, D, H, W)`` output video on [0, 255].
+        reference: ``(N, C', D, H, W)`` ground truth (or input, if of the same domain); ``None`` returns the
+            output's own flicker. Channels are averaged, so C' may differ from C.
+        mask: ``(N, D, H, W)`` object mask: only pixels inside it at both frames count (per-object flicker).
+
+    0 = as stable as the reference, above 0 = more flicker. NaN where the mask never holds at two frames.
+    """
+    video = _video_any_channels(video)
+    flicker = masked_frame_change((video[:, :, 1:] - video[:, :, :-1]).abs().mean(dim=1), mask)
+    if reference is None:
+        return flicker
+    reference = _video_any_channels(reference, "reference")
+    _same_motion_shape(reference, video, ("reference", "video"))
+    return flicker - temporal_flicker(reference, mask=mask)
+
+
+def _video_any_channels(video: torch.Tensor, name: str = "video") -> torch.Tensor:
+    video = torch.as_tensor(video)
+    if video.ndim != 5:
+        raise ValueError(f"{name} must be (N, C, D, H, W), got shape {tuple(video.shape)}.")
+    if video.shape[2] < 2:
+        raise ValueError(f"flicker needs at least 2 frames, got {video.shape[2]}.")
+    return video.float()
 
 
 def _temporal_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:

@@ -63,6 +63,7 @@ TASKS = {
             "intensity_mean": "intensity_mean",
             "colour_sigma": "colour_sigma",
             "colour_flicker": "colour_flicker",
+            "flicker": "flicker",
             "warping_error": "warping_error",
             "tof": "tof",
         },
@@ -83,7 +84,9 @@ TASKS = {
             "shape_l2: L2 norm of the binary digit-mask difference relative to the ground truth's mask norm "
             "(1 = empty output; the paper does not state its normalisation); intensity_mean and colour_sigma on "
             "[0, 255] digit pixels; colour_flicker: "
-            "std over time of the mean digit colour (not in the paper).",
+            "std over time of the mean digit colour (not in the paper); flicker: METRICS.md's, per digit (the "
+            "translation's mean absolute change between consecutive frames inside the true digit, minus the ground "
+            "truth's).",
             _TEMPORAL_NOTE,
         ),
         val_split="fraction",
