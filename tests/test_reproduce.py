@@ -114,6 +114,9 @@ def test_gta_comparison_runs_all_four_methods_and_prints_table_4(tmp_path):
     table = (tmp_path / "out" / "table.md").read_text(encoding="utf-8")
     assert "Table 4" in table and "0.55" in table
     assert "accuracy_slow (paper)" in table and "0.71" in table  # sequential, all test clips, beside ours
+    for method, r in results.items():  # METRICS.md's flicker on class labels, and the temporal metrics, every row
+        assert {"label_flicker", "warping_error", "tof"} <= set(r["metrics"]), method
+    assert "label_flicker (ours)" in table
 
 
 @pytest.mark.slow

@@ -98,6 +98,7 @@ TASKS = {
             "accuracy_slow": "pixel_accuracy_slow",
             "accuracy_all": "pixel_accuracy",
             "transition_l2": "transition_l2_d0",
+            "label_flicker": "label_flicker",
             "warping_error": "warping_error",
             "tof": "tof",
         },
@@ -112,7 +113,9 @@ TASKS = {
             "accuracy: per-frame pixel accuracy after decoding each translated pixel to the nearest VIPER palette "
             "colour's class, mean over frames then over clips; slow: the test clips with the least camera motion "
             "(at most the median); transition_l2: L2 between the class-transition matrices of translated and true "
-            "segmentation videos, no denoising (not in the paper's table). The paper also lists 200M-parameter "
+            "segmentation videos, no denoising (not in the paper's table); label_flicker: the fraction of pixels "
+            "whose class changes between consecutive frames, translation minus ground truth (METRICS.md's flicker "
+            "on class labels; not in the paper). The paper also lists 200M-parameter "
             "models (3D 0.77/0.72, 2D 0.60/0.70). identity: the RGB input itself decoded to the palette.",
             _TEMPORAL_NOTE,
         ),
