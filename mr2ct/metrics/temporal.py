@@ -73,15 +73,22 @@ FARNEBACK_PARAMS = {
 TEMPORAL_METRICS = ("tof", "warping_error")
 
 
-def _video(video: torch.Tensor | np.ndarray, name: str = "video") -> torch.Tensor:
+def _checked_video(video: torch.Tensor | np.ndarray, name: str = "video") -> torch.Tensor:
+    """``video`` as a float ``(N, C, D, H, W)`` tensor of at least 2 frames, any channels, on its device."""
     video = torch.as_tensor(video)
     if video.ndim != 5:
         raise ValueError(f"{name} must be (N, C, D, H, W), got shape {tuple(video.shape)}.")
-    if video.shape[1] not in (1, 3):
-        raise ValueError(f"{name} must have 1 (grey) or 3 (RGB) channels, got {video.shape[1]}.")
     if video.shape[2] < 2:
         raise ValueError(f"{name} needs at least 2 frames for a temporal metric, got {video.shape[2]}.")
-    return video.detach().float().cpu()
+    return video.float()
+
+
+def _video(video: torch.Tensor | np.ndarray, name: str = "video") -> torch.Tensor:
+    """:func:`_checked_video` of 1 (grey) or 3 (RGB) channels, on the CPU for OpenCV's optical flow."""
+    video = _checked_video(video, name)
+    if video.shape[1] not in (1, 3):
+        raise ValueError(f"{name} must have 1 (grey) or 3 (RGB) channels, got {video.shape[1]}.")
+    return video.detach().cpu()
 
 
 def _same_motion_shape(a: torch.Tensor, b: torch.Tensor, names: tuple[str, str]) -> None:
@@ -220,22 +227,13 @@ def temporal_flicker(
 
     0 = as stable as the reference, above 0 = more flicker. NaN where the mask never holds at two frames.
     """
-    video = _video_any_channels(video)
+    video = _checked_video(video)
     flicker = masked_frame_change((video[:, :, 1:] - video[:, :, :-1]).abs().mean(dim=1), mask)
     if reference is None:
         return flicker
-    reference = _video_any_channels(reference, "reference")
+    reference = _checked_video(reference, "reference")
     _same_motion_shape(reference, video, ("reference", "video"))
     return flicker - temporal_flicker(reference, mask=mask)
-
-
-def _video_any_channels(video: torch.Tensor, name: str = "video") -> torch.Tensor:
-    video = torch.as_tensor(video)
-    if video.ndim != 5:
-        raise ValueError(f"{name} must be (N, C, D, H, W), got shape {tuple(video.shape)}.")
-    if video.shape[2] < 2:
-        raise ValueError(f"flicker needs at least 2 frames, got {video.shape[2]}.")
-    return video.float()
 
 
 def _temporal_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
