@@ -15,9 +15,12 @@ from mr2ct.engine import (
     RandomFrames,
     SequentialFrames,
     adversarial_loss,
+    clip_motion,
     get_method,
     temporal_const_loss,
+    temporal_warp_loss,
 )
+from mr2ct.engine.losses import as_clips
 from mr2ct.networks import FramewiseNetwork, PatchGANDiscriminator, ResnetGenerator, init_weights, volume_to_frames
 
 
@@ -59,6 +62,7 @@ def test_one_iteration_updates_all_four_networks(method):
         g_optimizer=g_opt,
         d_optimizer=d_opt,
         lambda_const=1.0 if method == "seq_const" else 0.0,
+        lambda_warp=0.0 if method == "random" else 1.0,
         lambda_identity=0.5,
         clip_depth=depth,
         prepare_batch=get_method(method).batch_preparer(3),
@@ -73,9 +77,10 @@ def test_one_iteration_updates_all_four_networks(method):
     expected = {"loss_g", "loss_g_ab", "loss_g_ba", "loss_cycle", "loss_identity", "loss_d_a", "loss_d_b"}
     assert expected <= set(out)
     assert ("loss_const" in out) == (method == "seq_const")
+    assert ("loss_warp" in out) == (method != "random") and out.get("loss_warp", 1.0) > 0
+    terms = ("loss_cycle", "loss_identity", "loss_const", "loss_warp")
     assert out["loss_g"] == pytest.approx(
-        sum(v for k, v in out.items() if k.startswith("loss_g_") or k in ("loss_cycle", "loss_identity", "loss_const")),
-        rel=1e-5,
+        sum(v for k, v in out.items() if k.startswith("loss_g_") or k in terms), rel=1e-5
     )
 
 
@@ -184,6 +189,50 @@ def test_const_loss_hand_made_example():
         temporal_const_loss(frames, depth=2)
 
 
+def moving_blob(depth: int = 6, size: int = 32, step: tuple[float, float] = (1.5, 1.0)) -> torch.Tensor:
+    """``(1, 1, depth, size, size)`` clip on [0, 1] of a Gaussian blob moving ``step`` (dx, dy) pixels a frame."""
+    ys, xs = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
+    frames = [torch.exp(-((xs - 10 - step[0] * t) ** 2 + (ys - 12 - step[1] * t) ** 2) / 18) for t in range(depth)]
+    return torch.stack(frames)[None, None]
+
+
+def test_warp_loss_is_zero_along_the_motion_and_measures_flicker():
+    """A clip that moves as its input moves costs ~0; a translation whose brightness alternates by 0.2 between
+    frames costs 0.2 (L1 over the visible pixels); the input's value range does not change its motion."""
+    clip = moving_blob()
+    grids, visible = clip_motion(clip * 2 - 1)  # the input on [-1, 1], as the networks see it
+    assert grids.shape == (5, 32, 32, 2) and visible.shape == (1, 1, 5, 32, 32)
+    assert 0.5 < visible.mean() < 1  # most pixels visible, the border the blob leaves behind masked
+    assert torch.equal(clip_motion(clip * 255)[1], visible)
+    assert temporal_warp_loss(clip, grids, visible).item() < 0.005
+    flicker = clip + torch.tensor([0.0, 0.2] * 3).view(1, 1, 6, 1, 1)
+    assert temporal_warp_loss(flicker, grids, visible).item() == pytest.approx(0.2, abs=0.01)
+    still = clip[:, :, :1].expand_as(clip)  # a translation that does not move with its input
+    assert temporal_warp_loss(still, grids, visible).item() > 0.02
+
+
+def test_warp_loss_teaches_a_steady_colour():
+    """Minimising the warp loss alone over per-frame colour offsets makes them equal (the colour of the moving
+    object stops wandering), from offsets spread over 0.6."""
+    clip = moving_blob(depth=4).expand(1, 3, 4, 32, 32)
+    motion = clip_motion(clip)
+    offsets = torch.nn.Parameter(torch.tensor([0.0, 0.6, 0.2, 0.4]).view(1, 1, 4, 1, 1).repeat(1, 3, 1, 1, 1))
+    optimizer = torch.optim.Adam([offsets], lr=0.02)
+    for _ in range(200):
+        optimizer.zero_grad()
+        temporal_warp_loss(clip + offsets, *motion).backward()
+        optimizer.step()
+    assert (offsets.amax(dim=2) - offsets.amin(dim=2)).max().item() < 0.05
+
+
+def test_clips_from_sequential_frames():
+    clips = torch.rand(2, 3, 4, 8, 8)
+    assert torch.equal(as_clips(volume_to_frames(clips), depth=4), clips)
+    assert as_clips(clips) is clips
+    with pytest.raises(ValueError, match="frames of whole clips in order"):
+        as_clips(volume_to_frames(clips), depth=3)
+
+
 def test_adversarial_losses():
     logits = torch.zeros(2, 1, 3, 3)
     assert adversarial_loss("lsgan")(logits, target_is_real=True, for_discriminator=True).item() == pytest.approx(1.0)
@@ -239,6 +288,8 @@ def test_trainer_rejects_bad_settings():
         CycleGANTrainer(max_epochs=0, **kwargs)
     with pytest.raises(ValueError, match="clip_depth"):
         CycleGANTrainer(max_epochs=1, lambda_const=1.0, **kwargs)
+    with pytest.raises(ValueError, match="lambda_warp > 0 needs frames in temporal order"):
+        CycleGANTrainer(max_epochs=1, lambda_warp=1.0, prepare_batch=RandomFrames(4), **kwargs)
     with pytest.raises(ValueError, match=">= 0"):
         CycleGANTrainer(max_epochs=1, lambda_cycle=-1.0, **kwargs)
     with pytest.raises(ValueError, match=">= 0"):

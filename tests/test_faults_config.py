@@ -123,6 +123,13 @@ BAD_VALUES = [
         {"method": "random", "lambda_const": 1.0, "frames_per_batch": 4},
         "'lambda_const' applies to method 'seq_const' only",
     ),
+    (
+        MMNIST,
+        "train.json",
+        {"method": "random", "lambda_warp": 1.0},
+        "config key 'lambda_warp' needs frames in temporal order (methods 3d, sequential, seq_const)",
+    ),
+    (MMNIST, "train.json", {"lambda_warp": -1.0}, "config key 'lambda_warp' must be"),
     # impossible shapes
     (
         MRCT,

@@ -185,6 +185,9 @@ class CycleGANSettings:
     )
     lambda_identity: float = setting(nonnegative_number, "weight of the identity loss, relative to lambda_cycle")
     lambda_const: float = setting(nonnegative_number, "weight of the temporal const loss (seq_const)")
+    lambda_warp: float = setting(
+        nonnegative_number, "weight of the temporal loss along the input's optical flow (not random frames)"
+    )
     lambda_structure: float = setting(
         nonnegative_number, "weight of the MIND structure loss between input and translation"
     )
@@ -244,7 +247,7 @@ class CycleGANSettings:
     @classmethod
     def check_together(cls, values: Mapping[str, Any]) -> None:
         """Checks between settings (those of ``values`` present): shapes against the network dimensions,
-        strides, the schedule, the const loss and the frames of ``random``."""
+        strides, the schedule, the const and warp losses and the frames of ``random``."""
         method = get_method(values.get("method", "3d"))
         dims = method.spatial_dims
         per_axis_rules = {
@@ -293,6 +296,11 @@ class CycleGANSettings:
                     f"config key 'lambda_const' applies to method 'seq_const' only (method is "
                     f"{method.name!r}); set it to 0."
                 )
+        if method.batch == "random" and values.get("lambda_warp", 0) > 0:
+            raise ValueError(
+                "config key 'lambda_warp' needs frames in temporal order (methods 3d, sequential, seq_const); method"
+                f" {method.name!r} draws frames at random: set it to 0."
+            )
         if method.batch == "random" and "frames_per_batch" in values:
             positive_int("frames_per_batch", values["frames_per_batch"])
 

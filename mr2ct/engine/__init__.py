@@ -18,7 +18,7 @@ from .checkpoint import (
 from .handlers import LossCSVLogger, LossProgressBar, SampleGridSaver
 from .image_pool import ImagePool
 from .inferers import TaperedSlidingWindowInferer, taper_weights
-from .losses import MINDLoss, adversarial_loss, mind_descriptor, temporal_const_loss
+from .losses import MINDLoss, adversarial_loss, clip_motion, mind_descriptor, temporal_const_loss, temporal_warp_loss
 from .methods import METHODS, Method, get_method
 from .schedule import LinearDecay
 from .trainer import CycleGANTrainer, loss_values
@@ -55,6 +55,7 @@ __all__ = [
     "atomic_torch_save",
     "check_weights_settings",
     "checkpoint_generators",
+    "clip_motion",
     "get_method",
     "latest_checkpoint",
     "loss_values",
@@ -62,4 +63,5 @@ __all__ = [
     "shift_volume",
     "taper_weights",
     "temporal_const_loss",
+    "temporal_warp_loss",
 ]

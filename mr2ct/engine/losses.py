@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from monai.losses import PatchAdversarialLoss
 
-__all__ = ["ADVERSARIAL_LOSSES", "MINDLoss", "adversarial_loss", "mind_descriptor", "temporal_const_loss"]
+from mr2ct.metrics.temporal import farneback_flow, occlusion_mask
+
+__all__ = [
+    "ADVERSARIAL_LOSSES",
+    "MINDLoss",
+    "adversarial_loss",
+    "as_clips",
+    "clip_motion",
+    "mind_descriptor",
+    "temporal_const_loss",
+    "temporal_warp_loss",
+]
 
 ADVERSARIAL_LOSSES = {"lsgan": "least_squares", "bce": "bce", "hinge": "hinge"}
 
@@ -37,6 +49,75 @@ def temporal_const_loss(frames: torch.Tensor, depth: int) -> torch.Tensor:
         )
     videos = frames.reshape(len(frames) // depth, depth, -1)
     return (videos[:, 1:] - videos[:, :-1]).pow(2).mean(dim=2).sum(dim=1).mean()
+
+
+def as_clips(x: torch.Tensor, depth: int | None = None) -> torch.Tensor:
+    """``(N, C, D, H, W)`` clips from clips (returned as they are) or from the frames of whole clips in temporal
+    order, ``(N * depth, C, H, W)`` (what sequential frame-wise batches hold)."""
+    if x.ndim == 5:
+        return x
+    if x.ndim != 4 or not depth or len(x) % depth:
+        raise ValueError(
+            f"expected (N, C, D, H, W) clips or the frames of whole clips in order, (N * depth, C, H, W) with depth"
+            f" {depth}; got shape {tuple(x.shape)}."
+        )
+    return x.reshape(len(x) // depth, depth, *x.shape[1:]).transpose(1, 2)
+
+
+@torch.no_grad()
+def clip_motion(clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The motion between consecutive frames of ``(N, C, D, H, W)`` clips (any value range, any channels), for
+    :func:`temporal_warp_loss`.
+
+    Each clip's channel mean is scaled to [0, 255] over the whole clip and rounded to uint8; OpenCV's Farneback
+    flow then gives the forward (t -> t + 1) and backward flows of each pair of frames, and Lai et al.'s
+    forward-backward check the pixels of frame t visible in frame t + 1 (:func:`~mr2ct.metrics.temporal.
+    occlusion_mask`, the warping error's own flow and masks). Runs on the CPU (OpenCV); the results go to
+    ``clips``' device.
+
+    Returns:
+        ``grids``: ``(N * (D - 1), H, W, 2)`` sampling grids for ``F.grid_sample(..., align_corners=True)`` that
+        take frame t + 1 back onto frame t; ``visible``: ``(N, 1, D - 1, H, W)`` float masks.
+    """
+    n, _, d, h, w = clips.shape
+    grey = clips.detach().float().mean(dim=1).flatten(1)
+    low, high = grey.amin(dim=1, keepdim=True), grey.amax(dim=1, keepdim=True)
+    grey = ((grey - low) / (high - low).clamp(min=1e-8) * 255).round().to(torch.uint8).reshape(n, d, h, w)
+    frames = grey.cpu().numpy()
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    grids, visible = [], []
+    for clip in frames:
+        for t in range(d - 1):
+            forward = farneback_flow(clip[t], clip[t + 1])
+            backward = farneback_flow(clip[t + 1], clip[t])
+            visible.append(~occlusion_mask(forward, backward))
+            x, y = xs + forward[..., 0], ys + forward[..., 1]
+            grids.append(np.stack([2 * x / max(w - 1, 1) - 1, 2 * y / max(h - 1, 1) - 1], axis=-1))
+    grid_tensor = torch.from_numpy(np.stack(grids)).to(clips.device)
+    mask = torch.from_numpy(np.stack(visible)).reshape(n, d - 1, h, w).unsqueeze(1)
+    return grid_tensor, mask.to(clips.device, torch.float32)
+
+
+def temporal_warp_loss(video: torch.Tensor, grids: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+    """Lai et al.'s short-term temporal loss ("Learning Blind Video Temporal Consistency", ECCV 2018, Eq. 4) with
+    the motion of another video: the mean absolute difference between each frame t of ``video`` and its frame
+    t + 1 warped back along ``grids``, over the ``visible`` pixels (:func:`clip_motion` of the input clips).
+
+    As Lai et al. train it, the flow and the occlusion masks come from the *input* video, which carries the true
+    motion; the translation is asked to move as its input moves, frame to frame, and to keep its colours along
+    that motion. It is the training counterpart of the warping error (:func:`~mr2ct.metrics.temporal.
+    warping_error`: squared differences there, L1 here, as in Lai et al.).
+
+    Args:
+        video: ``(N, C, D, H, W)`` translated clips (differentiable).
+        grids, visible: :func:`clip_motion` of the clips ``video`` was translated from.
+    """
+    n, c, d, h, w = video.shape
+    following = video[:, :, 1:].transpose(1, 2).reshape(n * (d - 1), c, h, w)
+    warped = F.grid_sample(following, grids.to(video.dtype), padding_mode="border", align_corners=True)
+    warped = warped.reshape(n, d - 1, c, h, w).transpose(1, 2)
+    differences = (warped - video[:, :, :-1]).abs() * visible
+    return differences.sum() / (visible.sum() * c).clamp(min=1)
 
 
 _POOL = {2: F.avg_pool2d, 3: F.avg_pool3d}

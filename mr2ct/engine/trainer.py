@@ -15,11 +15,18 @@ from monai.utils import PostFix, ensure_tuple
 from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 
-from mr2ct.engine.batching import ClipBatch
+from mr2ct.engine.batching import ClipBatch, RandomFrames
 from mr2ct.engine.checkpoint import EndlessLoader, ResumableLoader
 from mr2ct.engine.distributed import no_sync, nonfinite_on_any_rank
 from mr2ct.engine.image_pool import ImagePool
-from mr2ct.engine.losses import MINDLoss, adversarial_loss, temporal_const_loss
+from mr2ct.engine.losses import (
+    MINDLoss,
+    adversarial_loss,
+    as_clips,
+    clip_motion,
+    temporal_const_loss,
+    temporal_warp_loss,
+)
 from mr2ct.engine.performance import amp_dtype as _amp_dtype
 from mr2ct.engine.performance import compile_network, to_channels_last
 from mr2ct.networks.framewise import volume_to_frames
@@ -70,7 +77,8 @@ class CycleGANTrainer(Trainer):
        generators minimise ``L_GAN(d_b(fake_b)) + L_GAN(d_a(fake_a))``
        ``+ lambda_a * |rec_a - a| + lambda_b * |rec_b - b|``, ``(lambda_a, lambda_b)`` from ``lambda_cycle``
        (+ ``lambda_identity * (lambda_a * |g_ba(a) - a| + lambda_b * |g_ab(b) - b|)``, + ``lambda_const * L_const`` on
-       sequential frames, + ``lambda_structure * (S(a, fake_b) + S(b, fake_a))`` with a modality-independent
+       sequential frames, + ``lambda_warp * L_warp``, the flow-warped temporal loss of each translation along its
+       input's motion, + ``lambda_structure * (S(a, fake_b) + S(b, fake_a))`` with a modality-independent
        structure loss ``S``, MIND by default, see :class:`~mr2ct.engine.MINDLoss`, + ``lambda_paired *
        (|g_ab(a_p) - b_p| + |g_ba(b_p) - a_p|)`` on a registered pair ``(a_p, b_p)`` drawn from
        ``paired_data_loader``); discriminators are frozen during this step.
@@ -114,7 +122,12 @@ class CycleGANTrainer(Trainer):
         lambda_identity: weight of the identity loss, relative to each cycle's weight (0 disables it); the
             identity term of the generator into A (``g_ba(a) ~ a``) takes ``lambda_a``, as in CycleGAN.
         lambda_const: weight of the paper's ``const`` loss (Eq. 2); 0 disables it.
-        clip_depth: frames per clip, needed to split sequential frames into videos for ``lambda_const``.
+        clip_depth: frames per clip, needed to split sequential frames into videos for ``lambda_const`` and
+            ``lambda_warp``.
+        lambda_warp: weight of the flow-warped temporal loss (Lai et al., 2018; :func:`~mr2ct.engine.losses.
+            temporal_warp_loss`): each translation's frame t + 1, warped back along the input's optical flow,
+            should match its frame t where the input's motion is visible. For whole clips and sequential frames,
+            not random ones; 0 disables it. Not in the paper.
         lambda_structure: weight of the structure loss between each input and its translation (0 disables it).
         structure_loss_fn: ``fn(source, translation) -> loss`` for ``lambda_structure``; default
             :class:`~mr2ct.engine.MINDLoss`.
@@ -153,6 +166,7 @@ class CycleGANTrainer(Trainer):
         lambda_identity: float = 0.0,
         lambda_const: float = 0.0,
         clip_depth: int | None = None,
+        lambda_warp: float = 0.0,
         lambda_structure: float = 0.0,
         structure_loss_fn: Callable | None = None,
         paired_data_loader: DataLoader | None = None,
@@ -174,10 +188,12 @@ class CycleGANTrainer(Trainer):
         if max_nonfinite_steps is not None and max_nonfinite_steps < 0:
             raise ValueError(f"max_nonfinite_steps must be None or >= 0, got {max_nonfinite_steps}.")
         self.cycle_weights = cycle_weights(lambda_cycle)
-        if min(*self.cycle_weights, lambda_identity, lambda_const, lambda_structure, lambda_paired) < 0:
+        if min(*self.cycle_weights, lambda_identity, lambda_const, lambda_warp, lambda_structure, lambda_paired) < 0:
             raise ValueError("loss weights must be >= 0.")
         if lambda_const > 0 and not clip_depth:
             raise ValueError("lambda_const > 0 needs clip_depth (frames per clip) to split frames into videos.")
+        if lambda_warp > 0 and isinstance(prepare_batch, RandomFrames):
+            raise ValueError("lambda_warp > 0 needs frames in temporal order: whole clips or sequential frames.")
         super().__init__(
             device=device,
             max_epochs=max_epochs,
@@ -203,6 +219,7 @@ class CycleGANTrainer(Trainer):
         self.lambda_identity = lambda_identity
         self.lambda_const = lambda_const
         self.clip_depth = clip_depth
+        self.lambda_warp = lambda_warp
         self.lambda_structure = lambda_structure
         self.structure_loss_fn = structure_loss_fn or MINDLoss()
         self.lambda_paired = lambda_paired
@@ -273,10 +290,10 @@ class CycleGANTrainer(Trainer):
         """The generator losses that start from one domain: ``real -> fake -> reconstruction``, whose cycle
         (and identity) terms are weighted by ``lambda_cycle``.
 
-        Returns the translation and ``{"adversarial", "cycle", "identity", "const", "structure", "paired"}``
-        (weighted; the last four only when their weights are > 0 and, for ``paired``, a ``pair`` (source, target)
-        of registered images is given). The identity term is ``g_back(real) ~ real``: the generator into
-        ``real``'s domain leaves images of that domain unchanged.
+        Returns the translation and ``{"adversarial", "cycle", "identity", "const", "warp", "structure",
+        "paired"}`` (weighted; the last five only when their weights are > 0 and, for ``paired``, a ``pair``
+        (source, target) of registered images is given). The identity term is ``g_back(real) ~ real``: the
+        generator into ``real``'s domain leaves images of that domain unchanged.
         """
         fake = g_forward(real)
         losses = {
@@ -287,6 +304,9 @@ class CycleGANTrainer(Trainer):
             losses["identity"] = self.lambda_identity * lambda_cycle * torch.mean(torch.abs(g_back(real) - real))
         if self.lambda_const > 0:
             losses["const"] = self.lambda_const * temporal_const_loss(fake, cast(int, self.clip_depth))
+        if self.lambda_warp > 0:
+            motion = clip_motion(as_clips(real, self.clip_depth))
+            losses["warp"] = self.lambda_warp * temporal_warp_loss(as_clips(fake, self.clip_depth), *motion)
         if self.lambda_structure > 0:
             losses["structure"] = self.lambda_structure * self.structure_loss_fn(real, fake)
         if pair is not None and self.lambda_paired > 0:
@@ -328,7 +348,7 @@ class CycleGANTrainer(Trainer):
             fakes[name] = fake.detach()
             halves[name] = {k: v.detach() for k, v in losses.items()}
         out = {"loss_g_ab": halves["b"]["adversarial"], "loss_g_ba": halves["a"]["adversarial"]}
-        for key in ("cycle", "identity", "const", "structure", "paired"):
+        for key in ("cycle", "identity", "const", "warp", "structure", "paired"):
             if key in halves["b"]:
                 out[f"loss_{key}"] = halves["b"][key] + halves["a"][key]
         return {"fake_a": fakes["a"], "fake_b": fakes["b"], **out}
