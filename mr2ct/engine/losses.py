@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from monai.losses import PatchAdversarialLoss
 
 from mr2ct.metrics.temporal import farneback_flow, occlusion_mask
+from mr2ct.networks.framewise import frames_to_volume
 
 __all__ = [
     "ADVERSARIAL_LOSSES",
@@ -61,7 +62,7 @@ def as_clips(x: torch.Tensor, depth: int | None = None) -> torch.Tensor:
             f"expected (N, C, D, H, W) clips or the frames of whole clips in order, (N * depth, C, H, W) with depth"
             f" {depth}; got shape {tuple(x.shape)}."
         )
-    return x.reshape(len(x) // depth, depth, *x.shape[1:]).transpose(1, 2)
+    return frames_to_volume(x, depth)
 
 
 @torch.no_grad()
