@@ -204,11 +204,38 @@ def test_warp_loss_is_zero_along_the_motion_and_measures_flicker():
     assert grids.shape == (5, 32, 32, 2) and visible.shape == (1, 1, 5, 32, 32)
     assert 0.5 < visible.mean() < 1  # most pixels visible, the border the blob leaves behind masked
     assert torch.equal(clip_motion(clip * 255)[1], visible)
+    weights = clip_motion(clip * 2 - 1, mask="photometric")[1]  # Lai et al.'s training mask
+    assert 0.9 < weights.mean() <= 1  # the input is carried by its flow almost everywhere
+    assert torch.allclose(clip_motion(clip * 255, mask="photometric")[1], weights, atol=1e-5)
     assert temporal_warp_loss(clip, grids, visible).item() < 0.005
     flicker = clip + torch.tensor([0.0, 0.2] * 3).view(1, 1, 6, 1, 1)
     assert temporal_warp_loss(flicker, grids, visible).item() == pytest.approx(0.2, abs=0.01)
     still = clip[:, :, :1].expand_as(clip)  # a translation that does not move with its input
     assert temporal_warp_loss(still, grids, visible).item() > 0.02
+
+
+def test_warp_loss_lets_the_translation_follow_a_change_of_its_input():
+    """Where the input itself changes along its motion (a region whose colour switches, as a label does), the
+    photometric mask is ~0: a translation that switches with it costs ~0, and only the still region is held. The
+    forward-backward check (``mask="occlusion"``) holds the switch too."""
+    clip = torch.zeros(1, 3, 4, 16, 16)
+    clip[:, 0, :, 4:12, 4:12] = 1.0  # a still red square ...
+    clip[:, :, 2:, 4:12, 4:12] = torch.tensor([0.0, 0.0, 1.0]).view(1, 3, 1, 1, 1)  # ... blue from frame 2 on
+    grids, visible = clip_motion(clip, mask="photometric")
+    assert visible[0, 0, 1, 4:12, 4:12].max() < 0.01  # the switch is not asked to be held
+    assert visible[0, 0, 0, 4:12, 4:12].min() > 0.99 and visible[0, 0, 1, :2, :2].min() > 0.99
+    assert temporal_warp_loss(clip, grids, visible).item() < 0.01
+    held_red = clip.clone()
+    held_red[:, :, 2:] = clip[:, :, :1]  # the translation that ignores the switch pays nothing either
+    assert temporal_warp_loss(held_red, grids, visible).item() < 0.01
+    flicker = clip + torch.tensor([0.0, 0.3, 0.0, 0.3]).view(1, 1, 4, 1, 1)  # flicker in the background still costs
+    assert temporal_warp_loss(flicker, grids, visible).item() > 0.2
+    # the forward-backward check sees no motion there, so it asks the translation to hold the old colour
+    grids, checked = clip_motion(clip)
+    assert set(checked.unique().tolist()) <= {0.0, 1.0} and checked[0, 0, 1, 4:12, 4:12].min() == 1
+    assert temporal_warp_loss(clip, grids, checked).item() > 0.05
+    with pytest.raises(ValueError, match="unknown warp mask 'edges'"):
+        clip_motion(clip, mask="edges")
 
 
 def test_warp_loss_teaches_a_steady_colour():
@@ -290,6 +317,8 @@ def test_trainer_rejects_bad_settings():
         CycleGANTrainer(max_epochs=1, lambda_const=1.0, **kwargs)
     with pytest.raises(ValueError, match="lambda_warp > 0 needs frames in temporal order"):
         CycleGANTrainer(max_epochs=1, lambda_warp=1.0, prepare_batch=RandomFrames(4), **kwargs)
+    with pytest.raises(ValueError, match="unknown warp_mask 'edges'"):
+        CycleGANTrainer(max_epochs=1, warp_mask="edges", **kwargs)
     with pytest.raises(ValueError, match=">= 0"):
         CycleGANTrainer(max_epochs=1, lambda_cycle=-1.0, **kwargs)
     with pytest.raises(ValueError, match=">= 0"):

@@ -130,6 +130,12 @@ BAD_VALUES = [
         "config key 'lambda_warp' needs frames in temporal order (methods 3d, sequential, seq_const)",
     ),
     (MMNIST, "train.json", {"lambda_warp": -1.0}, "config key 'lambda_warp' must be"),
+    (
+        MMNIST,
+        "train.json",
+        {"warp_mask": "edges"},
+        "config key 'warp_mask' is 'edges'; choose one of occlusion, photometric.",
+    ),
     # impossible shapes
     (
         MRCT,

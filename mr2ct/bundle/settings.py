@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mr2ct.data.datasets import CACHE_MODES
-from mr2ct.engine.losses import ADVERSARIAL_LOSSES, MINDLoss
+from mr2ct.engine.losses import ADVERSARIAL_LOSSES, WARP_MASKS, MINDLoss
 from mr2ct.engine.methods import METHODS, get_method
 from mr2ct.engine.performance import AMP_DTYPES
 from mr2ct.networks.resnet_generator import CONV_MODES, UPSAMPLE_MODES, generator_min_size
@@ -187,6 +187,9 @@ class CycleGANSettings:
     lambda_const: float = setting(nonnegative_number, "weight of the temporal const loss (seq_const)")
     lambda_warp: float = setting(
         nonnegative_number, "weight of the temporal loss along the input's optical flow (not random frames)"
+    )
+    warp_mask: str = setting(
+        choice(*WARP_MASKS), "pixels lambda_warp holds: not occluded, or where the input is carried by its flow"
     )
     lambda_structure: float = setting(
         nonnegative_number, "weight of the MIND structure loss between input and translation"

@@ -14,6 +14,7 @@ from mr2ct.networks.framewise import frames_to_volume
 __all__ = [
     "ADVERSARIAL_LOSSES",
     "MINDLoss",
+    "WARP_MASKS",
     "adversarial_loss",
     "as_clips",
     "clip_motion",
@@ -65,60 +66,93 @@ def as_clips(x: torch.Tensor, depth: int | None = None) -> torch.Tensor:
     return frames_to_volume(x, depth)
 
 
+WARP_MASKS = ("occlusion", "photometric")
+
+
 @torch.no_grad()
-def clip_motion(clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def clip_motion(clips: torch.Tensor, mask: str = "occlusion", alpha: float = 50.0) -> tuple[torch.Tensor, torch.Tensor]:
     """The motion between consecutive frames of ``(N, C, D, H, W)`` clips (any value range, any channels), for
     :func:`temporal_warp_loss`.
 
-    Each clip's channel mean is scaled to [0, 255] over the whole clip and rounded to uint8; OpenCV's Farneback
-    flow then gives the forward (t -> t + 1) and backward flows of each pair of frames, and Lai et al.'s
-    forward-backward check the pixels of frame t visible in frame t + 1 (:func:`~mr2ct.metrics.temporal.
-    occlusion_mask`, the warping error's own flow and masks). Runs on the CPU (OpenCV); the results go to
-    ``clips``' device.
+    Each clip's channel mean is scaled to [0, 255] over the whole clip and rounded to uint8, and OpenCV's
+    Farneback flow gives the forward (t -> t + 1) flow of each pair of frames (:func:`~mr2ct.metrics.temporal.
+    farneback_flow`, the warping error's own flow). Which pixels of frame t count (``mask``):
+
+    - ``"occlusion"``: the forward-backward check that Lai et al. evaluate with (:func:`~mr2ct.metrics.temporal.
+      occlusion_mask`; a second, backward flow per pair), 1 where it finds the pixel visible, else 0.
+    - ``"photometric"``: Lai et al.'s training mask, the weight ``exp(-alpha |I_t - I_{t+1}(x + f(x))|^2)`` of
+      the input scaled to [0, 1] over the clip: the input must itself be carried onto frame t by the flow.
+      Occlusions, places where the flow fails, and places where the input changes along its motion (a label or
+      a colour that switches) get weight ~0, so a translation is not asked to hold what its input does not hold.
+      One flow per pair: half the cost.
+
+    Flows run on the CPU (OpenCV); the results go to ``clips``' device.
+
+    Args:
+        clips: the input clips.
+        mask: ``"occlusion"`` or ``"photometric"``.
+        alpha: the photometric mask's sharpness on [0, 1] frames (Lai et al.: 50).
 
     Returns:
         ``grids``: ``(N * (D - 1), H, W, 2)`` sampling grids for ``F.grid_sample(..., align_corners=True)`` that
-        take frame t + 1 back onto frame t; ``visible``: ``(N, 1, D - 1, H, W)`` float masks.
+        take frame t + 1 back onto frame t; ``visible``: ``(N, 1, D - 1, H, W)`` weights in [0, 1].
     """
+    if mask not in WARP_MASKS:
+        raise ValueError(f"unknown warp mask {mask!r}; choose one of {', '.join(WARP_MASKS)}.")
     n, _, d, h, w = clips.shape
-    grey = clips.detach().float().mean(dim=1).flatten(1)
-    low, high = grey.amin(dim=1, keepdim=True), grey.amax(dim=1, keepdim=True)
-    grey = ((grey - low) / (high - low).clamp(min=1e-8) * 255).round().to(torch.uint8).reshape(n, d, h, w)
-    frames = grey.cpu().numpy()
+    grey = _unit_range(clips.detach().float().mean(dim=1, keepdim=True))[:, 0]
+    frames = (grey * 255).round().to(torch.uint8).cpu().numpy()
     xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     grids, visible = [], []
     for clip in frames:
         for t in range(d - 1):
             forward = farneback_flow(clip[t], clip[t + 1])
-            backward = farneback_flow(clip[t + 1], clip[t])
-            visible.append(~occlusion_mask(forward, backward))
+            if mask == "occlusion":
+                visible.append(~occlusion_mask(forward, farneback_flow(clip[t + 1], clip[t])))
             x, y = xs + forward[..., 0], ys + forward[..., 1]
             grids.append(np.stack([2 * x / max(w - 1, 1) - 1, 2 * y / max(h - 1, 1) - 1], axis=-1))
     grid_tensor = torch.from_numpy(np.stack(grids)).to(clips.device)
-    mask = torch.from_numpy(np.stack(visible)).reshape(n, d - 1, h, w).unsqueeze(1)
-    return grid_tensor, mask.to(clips.device, torch.float32)
+    if mask == "occlusion":
+        checked = torch.from_numpy(np.stack(visible)).reshape(n, 1, d - 1, h, w)
+        return grid_tensor, checked.to(clips.device, torch.float32)
+    unit = _unit_range(clips.detach().float())
+    carried = _warp_back(unit, grid_tensor)
+    return grid_tensor, torch.exp(-alpha * (carried - unit[:, :, :-1]).pow(2).sum(dim=1, keepdim=True))
+
+
+def _unit_range(clips: torch.Tensor) -> torch.Tensor:
+    """``(N, C, D, H, W)`` clips scaled to [0, 1] by each clip's minimum and maximum over all its values."""
+    low = clips.amin(dim=(1, 2, 3, 4), keepdim=True)
+    high = clips.amax(dim=(1, 2, 3, 4), keepdim=True)
+    return (clips - low) / (high - low).clamp(min=1e-8)
+
+
+def _warp_back(clips: torch.Tensor, grids: torch.Tensor) -> torch.Tensor:
+    """Frames 1.. of ``(N, C, D, H, W)`` clips sampled along :func:`clip_motion`'s ``grids`` onto frames ..D-2:
+    ``(N, C, D - 1, H, W)``."""
+    n, c, d, h, w = clips.shape
+    following = clips[:, :, 1:].transpose(1, 2).reshape(n * (d - 1), c, h, w)
+    warped = F.grid_sample(following, grids.to(clips.dtype), padding_mode="border", align_corners=True)
+    return warped.reshape(n, d - 1, c, h, w).transpose(1, 2)
 
 
 def temporal_warp_loss(video: torch.Tensor, grids: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
     """Lai et al.'s short-term temporal loss ("Learning Blind Video Temporal Consistency", ECCV 2018, Eq. 4) with
     the motion of another video: the mean absolute difference between each frame t of ``video`` and its frame
-    t + 1 warped back along ``grids``, over the ``visible`` pixels (:func:`clip_motion` of the input clips).
+    t + 1 warped back along ``grids``, weighted by ``visible`` (:func:`clip_motion` of the input clips).
 
-    As Lai et al. train it, the flow and the occlusion masks come from the *input* video, which carries the true
+    As Lai et al. train it, the flow and the visibility mask come from the *input* video, which carries the true
     motion; the translation is asked to move as its input moves, frame to frame, and to keep its colours along
     that motion. It is the training counterpart of the warping error (:func:`~mr2ct.metrics.temporal.
-    warping_error`: squared differences there, L1 here, as in Lai et al.).
+    warping_error`: squared differences there, as Lai et al. evaluate; L1 here, as they train, with either mask of
+    :func:`clip_motion`).
 
     Args:
         video: ``(N, C, D, H, W)`` translated clips (differentiable).
         grids, visible: :func:`clip_motion` of the clips ``video`` was translated from.
     """
-    n, c, d, h, w = video.shape
-    following = video[:, :, 1:].transpose(1, 2).reshape(n * (d - 1), c, h, w)
-    warped = F.grid_sample(following, grids.to(video.dtype), padding_mode="border", align_corners=True)
-    warped = warped.reshape(n, d - 1, c, h, w).transpose(1, 2)
-    differences = (warped - video[:, :, :-1]).abs() * visible
-    return differences.sum() / (visible.sum() * c).clamp(min=1)
+    differences = (_warp_back(video, grids) - video[:, :, :-1]).abs() * visible
+    return differences.sum() / (visible.sum() * video.shape[1]).clamp(min=1e-8)
 
 
 _POOL = {2: F.avg_pool2d, 3: F.avg_pool3d}

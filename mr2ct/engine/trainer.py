@@ -20,6 +20,7 @@ from mr2ct.engine.checkpoint import EndlessLoader, ResumableLoader
 from mr2ct.engine.distributed import no_sync, nonfinite_on_any_rank
 from mr2ct.engine.image_pool import ImagePool
 from mr2ct.engine.losses import (
+    WARP_MASKS,
     MINDLoss,
     adversarial_loss,
     as_clips,
@@ -128,6 +129,9 @@ class CycleGANTrainer(Trainer):
             temporal_warp_loss`): each translation's frame t + 1, warped back along the input's optical flow,
             should match its frame t where the input's motion is visible. For whole clips and sequential frames,
             not random ones; 0 disables it. Not in the paper.
+        warp_mask: which pixels ``lambda_warp`` holds (:func:`~mr2ct.engine.losses.clip_motion`):
+            ``"occlusion"``, the forward-backward check of the warping error, or ``"photometric"``, Lai et al.'s
+            training mask (where the input itself is carried by its flow).
         lambda_structure: weight of the structure loss between each input and its translation (0 disables it).
         structure_loss_fn: ``fn(source, translation) -> loss`` for ``lambda_structure``; default
             :class:`~mr2ct.engine.MINDLoss`.
@@ -167,6 +171,7 @@ class CycleGANTrainer(Trainer):
         lambda_const: float = 0.0,
         clip_depth: int | None = None,
         lambda_warp: float = 0.0,
+        warp_mask: str = "occlusion",
         lambda_structure: float = 0.0,
         structure_loss_fn: Callable | None = None,
         paired_data_loader: DataLoader | None = None,
@@ -194,6 +199,8 @@ class CycleGANTrainer(Trainer):
             raise ValueError("lambda_const > 0 needs clip_depth (frames per clip) to split frames into videos.")
         if lambda_warp > 0 and isinstance(prepare_batch, RandomFrames):
             raise ValueError("lambda_warp > 0 needs frames in temporal order: whole clips or sequential frames.")
+        if warp_mask not in WARP_MASKS:
+            raise ValueError(f"unknown warp_mask {warp_mask!r}; choose one of {', '.join(WARP_MASKS)}.")
         super().__init__(
             device=device,
             max_epochs=max_epochs,
@@ -220,6 +227,7 @@ class CycleGANTrainer(Trainer):
         self.lambda_const = lambda_const
         self.clip_depth = clip_depth
         self.lambda_warp = lambda_warp
+        self.warp_mask = warp_mask
         self.lambda_structure = lambda_structure
         self.structure_loss_fn = structure_loss_fn or MINDLoss()
         self.lambda_paired = lambda_paired
@@ -305,7 +313,7 @@ class CycleGANTrainer(Trainer):
         if self.lambda_const > 0:
             losses["const"] = self.lambda_const * temporal_const_loss(fake, cast(int, self.clip_depth))
         if self.lambda_warp > 0:
-            motion = clip_motion(as_clips(real, self.clip_depth))
+            motion = clip_motion(as_clips(real, self.clip_depth), self.warp_mask)
             losses["warp"] = self.lambda_warp * temporal_warp_loss(as_clips(fake, self.clip_depth), *motion)
         if self.lambda_structure > 0:
             losses["structure"] = self.lambda_structure * self.structure_loss_fn(real, fake)
