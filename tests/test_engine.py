@@ -63,6 +63,7 @@ def test_one_iteration_updates_all_four_networks(method):
         d_optimizer=d_opt,
         lambda_const=1.0 if method == "seq_const" else 0.0,
         lambda_warp=0.0 if method == "random" else 1.0,
+        warp_mask="photometric" if method == "sequential" else "occlusion",  # both masks through the trainer
         lambda_identity=0.5,
         clip_depth=depth,
         prepare_batch=get_method(method).batch_preparer(3),
