@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from monai.losses import PatchAdversarialLoss
 
 from mr2ct.metrics.temporal import farneback_flow, occlusion_mask
-from mr2ct.networks.framewise import frames_to_volume
+from mr2ct.networks.framewise import frames_to_volume, volume_to_frames
 
 __all__ = [
     "ADVERSARIAL_LOSSES",
@@ -130,10 +130,9 @@ def _unit_range(clips: torch.Tensor) -> torch.Tensor:
 def _warp_back(clips: torch.Tensor, grids: torch.Tensor) -> torch.Tensor:
     """Frames 1.. of ``(N, C, D, H, W)`` clips sampled along :func:`clip_motion`'s ``grids`` onto frames ..D-2:
     ``(N, C, D - 1, H, W)``."""
-    n, c, d, h, w = clips.shape
-    following = clips[:, :, 1:].transpose(1, 2).reshape(n * (d - 1), c, h, w)
+    following = volume_to_frames(clips[:, :, 1:])
     warped = F.grid_sample(following, grids.to(clips.dtype), padding_mode="border", align_corners=True)
-    return warped.reshape(n, d - 1, c, h, w).transpose(1, 2)
+    return frames_to_volume(warped, clips.shape[2] - 1)
 
 
 def temporal_warp_loss(video: torch.Tensor, grids: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
