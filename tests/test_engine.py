@@ -85,6 +85,41 @@ def test_one_iteration_updates_all_four_networks(method):
     )
 
 
+def _warp_trainer(warp_warmup: int, iterations: int) -> CycleGANTrainer:
+    nets = make_cyclegan(3, (4, 24, 24))
+    names = ("g_ab", "g_ba", "d_a", "d_b", "g_optimizer", "d_optimizer")
+    return CycleGANTrainer(
+        device="cpu",
+        max_epochs=1,
+        train_data_loader=clip_loader(iterations, (1, 4, 24, 24)),
+        lambda_warp=2.0,
+        warp_warmup=warp_warmup,
+        clip_depth=4,
+        epoch_length=iterations,
+        **dict(zip(names, nets)),
+    )
+
+
+def test_warp_warmup_ramps_the_flow_loss_linearly():
+    from ignite.engine import Events
+
+    ramped, full = _warp_trainer(warp_warmup=4, iterations=3), _warp_trainer(warp_warmup=0, iterations=1)
+    weights, first_losses = [], {}
+    ramped.add_event_handler(Events.ITERATION_COMPLETED, lambda e: weights.append(e.warp_weight()))
+    for name, trainer in (("ramped", ramped), ("full", full)):
+        trainer.add_event_handler(
+            Events.ITERATION_COMPLETED(once=1), lambda e, n=name: first_losses.__setitem__(n, e.state.output["loss_warp"])
+        )
+        trainer.run()
+    assert weights == pytest.approx([0.5, 1.0, 1.5])  # lambda_warp 2 * i / 4
+    # same networks, same first batch: the first iteration's loss is the full one scaled by 1 / warp_warmup
+    assert first_losses["ramped"] == pytest.approx(first_losses["full"] / 4, rel=1e-5)
+    ramped.state.iteration = 40
+    assert ramped.warp_weight() == 2.0 and full.warp_weight() == 2.0
+    with pytest.raises(ValueError, match="warp_warmup must be >= 0"):
+        _warp_trainer(warp_warmup=-1, iterations=1)
+
+
 def test_batch_formation_modes():
     a = torch.arange(2 * 1 * 3 * 2 * 2, dtype=torch.float32).reshape(2, 1, 3, 2, 2)
     b = -a

@@ -130,6 +130,7 @@ BAD_VALUES = [
         "config key 'lambda_warp' needs frames in temporal order (methods 3d, sequential, seq_const)",
     ),
     (MMNIST, "train.json", {"lambda_warp": -1.0}, "config key 'lambda_warp' must be"),
+    (MMNIST, "train.json", {"warp_warmup": -5}, "config key 'warp_warmup' must be"),
     (
         MMNIST,
         "train.json",

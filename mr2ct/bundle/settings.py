@@ -191,6 +191,7 @@ class CycleGANSettings:
     warp_mask: str = setting(
         choice(*WARP_MASKS), "pixels lambda_warp holds: not occluded, or where the input is carried by its flow"
     )
+    warp_warmup: int = setting(nonnegative_int, "iterations over which lambda_warp ramps up from 0 (0: none)")
     lambda_structure: float = setting(
         nonnegative_number, "weight of the MIND structure loss between input and translation"
     )

@@ -132,6 +132,10 @@ class CycleGANTrainer(Trainer):
         warp_mask: which pixels ``lambda_warp`` holds (:func:`~mr2ct.engine.losses.clip_motion`):
             ``"occlusion"``, the forward-backward check of the warping error, or ``"photometric"``, Lai et al.'s
             training mask (where the input itself is carried by its flow).
+        warp_warmup: iterations over which ``lambda_warp`` ramps linearly from 0 to its value (iteration ``i``
+            of training weighs the loss ``lambda_warp * min(1, i / warp_warmup)``); 0: full weight from the start.
+            From the first iteration, an output that does not move (e.g. empty) meets the loss at once, before
+            the networks have learnt a translation; the ramp lets the adversarial and cycle terms lead first.
         lambda_structure: weight of the structure loss between each input and its translation (0 disables it).
         structure_loss_fn: ``fn(source, translation) -> loss`` for ``lambda_structure``; default
             :class:`~mr2ct.engine.MINDLoss`.
@@ -172,6 +176,7 @@ class CycleGANTrainer(Trainer):
         clip_depth: int | None = None,
         lambda_warp: float = 0.0,
         warp_mask: str = "occlusion",
+        warp_warmup: int = 0,
         lambda_structure: float = 0.0,
         structure_loss_fn: Callable | None = None,
         paired_data_loader: DataLoader | None = None,
@@ -201,6 +206,8 @@ class CycleGANTrainer(Trainer):
             raise ValueError("lambda_warp > 0 needs frames in temporal order: whole clips or sequential frames.")
         if warp_mask not in WARP_MASKS:
             raise ValueError(f"unknown warp_mask {warp_mask!r}; choose one of {', '.join(WARP_MASKS)}.")
+        if warp_warmup < 0:
+            raise ValueError(f"warp_warmup must be >= 0 iterations, got {warp_warmup}.")
         super().__init__(
             device=device,
             max_epochs=max_epochs,
@@ -228,6 +235,7 @@ class CycleGANTrainer(Trainer):
         self.clip_depth = clip_depth
         self.lambda_warp = lambda_warp
         self.warp_mask = warp_mask
+        self.warp_warmup = warp_warmup
         self.lambda_structure = lambda_structure
         self.structure_loss_fn = structure_loss_fn or MINDLoss()
         self.lambda_paired = lambda_paired
@@ -314,13 +322,21 @@ class CycleGANTrainer(Trainer):
             losses["const"] = self.lambda_const * temporal_const_loss(fake, cast(int, self.clip_depth))
         if self.lambda_warp > 0:
             motion = clip_motion(as_clips(real, self.clip_depth), self.warp_mask)
-            losses["warp"] = self.lambda_warp * temporal_warp_loss(as_clips(fake, self.clip_depth), *motion)
+            losses["warp"] = self.warp_weight() * temporal_warp_loss(as_clips(fake, self.clip_depth), *motion)
         if self.lambda_structure > 0:
             losses["structure"] = self.lambda_structure * self.structure_loss_fn(real, fake)
         if pair is not None and self.lambda_paired > 0:
             source, target = pair
             losses["paired"] = self.lambda_paired * torch.mean(torch.abs(g_forward(source) - target))
         return fake, losses
+
+    def warp_weight(self) -> float:
+        """The weight of the flow-warped temporal loss at this iteration: ``lambda_warp``, ramped linearly over
+        the first ``warp_warmup`` iterations (Ignite counts iterations from 1, so the first weighs
+        ``lambda_warp / warp_warmup``)."""
+        if self.warp_warmup == 0:
+            return self.lambda_warp
+        return self.lambda_warp * min(1.0, self.state.iteration / self.warp_warmup)
 
     def _next_pair(self, frames: bool) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The next batch of registered pairs ``(a, b)`` on the device (as frames for 2D networks), or None."""
