@@ -39,7 +39,9 @@ from mr2ct.benchmarks.measure import (
     comparison_cells,
     count_flops,
     device_name,
+    documented_parser,
     peak_tflops,
+    read_job,
     run_isolated,
     synchronize,
 )
@@ -120,10 +122,7 @@ def measure(
 
 def _worker(job_json: str) -> None:
     """A variant measured in this (fresh) process: prints its result as JSON, the output saved to a file."""
-    job = json.loads(job_json)
-    threads = job.pop("threads")
-    if threads:
-        torch.set_num_threads(threads)
+    job = read_job(job_json)
     output_path = job.pop("output_path")
     job["volume"], job["roi"], job["options"] = tuple(job["volume"]), tuple(job["roi"]), tuple(job["options"])
     result = measure(**job)
@@ -151,13 +150,7 @@ def table(rows: list[dict], peak: float | None = None) -> list[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    doc = sys.modules[__name__].__doc__ or ""
-    parser = argparse.ArgumentParser(
-        prog="mr2ct bench inference",
-        description=doc.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=doc.split("\n\n", 1)[1],
-    )
+    parser = documented_parser(__name__, "mr2ct bench inference")
     parser.add_argument("--volume", type=int, nargs=3, default=[120, 256, 256], metavar=("D", "H", "W"))
     parser.add_argument(
         "--roi",

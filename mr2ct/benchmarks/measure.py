@@ -147,6 +147,26 @@ def count_flops(fn: Callable[[], Any]) -> tuple[Any, int]:
     return result, int(counter.get_total_flops())
 
 
+def documented_parser(module: str, prog: str) -> argparse.ArgumentParser:
+    """An argument parser for the benchmark ``module``: its docstring's first paragraph is the description, the
+    rest (commands, what is measured) the epilog, printed as written."""
+    doc = sys.modules[module].__doc__ or ""
+    summary, _, details = doc.partition("\n\n")
+    return argparse.ArgumentParser(
+        prog=prog, description=summary, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=details
+    )
+
+
+def read_job(job_json: str) -> dict:
+    """The job a worker of :func:`run_isolated` was given (JSON), after applying the torch thread count it names
+    (its ``threads`` key, removed; 0 or None leaves torch's default)."""
+    job = json.loads(job_json)
+    threads = job.pop("threads")
+    if threads:
+        torch.set_num_threads(threads)
+    return job
+
+
 def run_isolated(module: str, job: dict, what: str) -> dict:
     """``python -m module --worker JOB`` in a fresh process (its own peak memory, caches, compiled code); returns
     the JSON object the worker prints last. ``what`` names the variant in the error of a failed worker."""

@@ -48,7 +48,9 @@ from mr2ct.benchmarks.measure import (
     comparison_cells,
     count_flops,
     device_name,
+    documented_parser,
     peak_tflops,
+    read_job,
     run_isolated,
     synchronize,
 )
@@ -213,10 +215,7 @@ def measure(
 
 def _worker(job_json: str) -> None:
     """A variant measured in this (fresh) process; prints its result as JSON."""
-    job = json.loads(job_json)
-    threads = job.pop("threads")
-    if threads:
-        torch.set_num_threads(threads)
+    job = read_job(job_json)
     spec = job.pop("spec")
     spec["shape"] = tuple(spec["shape"])
     print(json.dumps(measure(spec, tuple(job.pop("options")), **job)))
@@ -241,13 +240,7 @@ def table(rows: list[dict], peak: float | None = None) -> list[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    doc = sys.modules[__name__].__doc__ or ""
-    parser = argparse.ArgumentParser(
-        prog="mr2ct bench",
-        description=doc.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=doc.split("\n\n", 1)[1],
-    )
+    parser = documented_parser(__name__, "mr2ct bench")
     parser.add_argument(
         "--shapes",
         nargs="+",
