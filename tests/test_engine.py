@@ -15,6 +15,7 @@ from mr2ct.engine import (
     RandomFrames,
     SequentialFrames,
     adversarial_loss,
+    chroma_smoothness_loss,
     clip_motion,
     get_method,
     temporal_const_loss,
@@ -48,13 +49,13 @@ def test_one_iteration_updates_all_four_networks(method):
     depth, hw = 4, (24, 24)
     spatial_dims = get_method(method).spatial_dims
     size = (depth, *hw) if spatial_dims == 3 else hw
-    nets = make_cyclegan(spatial_dims, size)
+    nets = make_cyclegan(spatial_dims, size, channels=3)  # colour clips: the chroma prior has something to hold
     g_ab, g_ba, d_a, d_b, g_opt, d_opt = nets
     before = [[p.detach().clone() for p in n.parameters()] for n in nets[:4]]
     trainer = CycleGANTrainer(
         device="cpu",
         max_epochs=1,
-        train_data_loader=clip_loader(2, (1, depth, *hw), batch_size=2),
+        train_data_loader=clip_loader(2, (3, depth, *hw), batch_size=2),
         g_ab=g_ab,
         g_ba=g_ba,
         d_a=d_a,
@@ -65,6 +66,7 @@ def test_one_iteration_updates_all_four_networks(method):
         lambda_warp=0.0 if method == "random" else 1.0,
         warp_mask="photometric" if method == "sequential" else "occlusion",  # both masks through the trainer
         lambda_identity=0.5,
+        lambda_chroma=1.0,
         clip_depth=depth,
         prepare_batch=get_method(method).batch_preparer(3),
         epoch_length=1,
@@ -79,7 +81,8 @@ def test_one_iteration_updates_all_four_networks(method):
     assert expected <= set(out)
     assert ("loss_const" in out) == (method == "seq_const")
     assert ("loss_warp" in out) == (method != "random") and out.get("loss_warp", 1.0) > 0
-    terms = ("loss_cycle", "loss_identity", "loss_const", "loss_warp")
+    assert out["loss_chroma"] > 0
+    terms = ("loss_cycle", "loss_identity", "loss_const", "loss_warp", "loss_chroma")
     assert out["loss_g"] == pytest.approx(
         sum(v for k, v in out.items() if k.startswith("loss_g_") or k in terms), rel=1e-5
     )
@@ -284,6 +287,64 @@ def test_warp_loss_teaches_a_steady_colour():
         temporal_warp_loss(clip + offsets, *motion).backward()
         optimizer.step()
     assert (offsets.amax(dim=2) - offsets.amin(dim=2)).max().item() < 0.05
+
+
+def _two_squares() -> torch.Tensor:
+    """A white 8x8 square beside a grey one on black, as an input on [-1, 1]: (1, 3, 16, 24)."""
+    image = -torch.ones(1, 3, 16, 24)
+    image[..., 4:12, 2:10] = 1.0
+    image[..., 4:12, 14:22] = 0.0
+    return image
+
+
+def _paint(image: torch.Tensor, left: tuple[float, ...], right: tuple[float, ...]) -> torch.Tensor:
+    """``image`` with its left square's pixels in colour ``left`` and its right square's in ``right``."""
+    out = image.clone()
+    out[..., 4:12, 2:10] = torch.tensor(left).view(1, 3, 1, 1)
+    out[..., 4:12, 14:22] = torch.tensor(right).view(1, 3, 1, 1)
+    return out
+
+
+def test_chroma_prior_asks_one_colour_where_the_input_is_flat():
+    """One colour per flat input region costs nothing, whatever the colours; a colour change inside a region costs
+    its chroma step times the length of the seam (over the number of neighbour pairs along that axis); a change
+    that follows an input edge costs ~0; grey output and one-channel translations cost 0."""
+    source = _two_squares()
+    red, blue = (1.0, -1.0, -1.0), (-1.0, -1.0, 1.0)
+    # two colours on two regions: the change sits on input edges (white-black, grey-black), ~free
+    assert chroma_smoothness_loss(source, _paint(source, red, blue)).item() < 1e-4
+    assert chroma_smoothness_loss(source, source).item() == 0.0  # grey output has no chroma
+    assert chroma_smoothness_loss(source, source[:, :1]).item() == 0.0
+    split = _paint(source, red, blue)
+    split[..., 4:12, 6:10] = torch.tensor(blue).view(1, 3, 1, 1)  # the left square half red, half blue
+    step = sum(abs(a - b) for a, b in zip((4 / 3, -2 / 3, -2 / 3), (-2 / 3, -2 / 3, 4 / 3)))  # red -> blue chroma
+    expected = 8 * step / (3 * 16 * 23)  # 8 seam pairs among the 16 x 23 horizontal ones, over 3 channels
+    assert chroma_smoothness_loss(source, split).item() == pytest.approx(expected, rel=1e-4)
+    clips = torch.stack([source, split], dim=2)  # (N, C, T, H, W): each frame on its own
+    assert chroma_smoothness_loss(torch.stack([source] * 2, dim=2), clips).item() == pytest.approx(
+        expected / 2, rel=1e-4
+    )
+    with pytest.raises(ValueError, match="one size"):
+        chroma_smoothness_loss(source, source[..., :8])
+
+
+def test_chroma_prior_teaches_one_colour_across_a_region():
+    """Minimising the prior alone over a two-coloured square makes it one colour, and leaves the other square's
+    different colour alone (the input edge between them carries no weight)."""
+    source = _two_squares()
+    start = _paint(source, (1.0, -1.0, -1.0), (-1.0, 1.0, -1.0))
+    start[..., 4:12, 6:10] = torch.tensor([-1.0, -1.0, 1.0]).view(1, 3, 1, 1)
+    colours = torch.nn.Parameter(start.clone())
+    optimizer = torch.optim.Adam([colours], lr=0.02)
+    for _ in range(300):
+        optimizer.zero_grad()
+        chroma_smoothness_loss(source, colours).backward()
+        optimizer.step()
+    left = colours.detach()[0, :, 4:12, 2:10]
+    chroma = left - left.mean(dim=0, keepdim=True)
+    assert (chroma.amax(dim=(1, 2)) - chroma.amin(dim=(1, 2))).max().item() < 0.1
+    right = colours.detach()[0, :, 4:12, 14:22]
+    assert right[1].mean() > right[0].mean() + 1  # still green, not pulled to the left square's colour
 
 
 def test_clips_from_sequential_frames():

@@ -131,6 +131,7 @@ BAD_VALUES = [
     ),
     (MMNIST, "train.json", {"lambda_warp": -1.0}, "config key 'lambda_warp' must be"),
     (MMNIST, "train.json", {"warp_warmup": -5}, "config key 'warp_warmup' must be"),
+    (MMNIST, "train.json", {"lambda_chroma": -1.0}, "config key 'lambda_chroma' must be"),
     (
         MMNIST,
         "train.json",

@@ -190,6 +190,6 @@ def test_negative_weights_are_refused():
     nets = [init_weights(ResnetGenerator(3, 1, 1, channels=4, num_res_blocks=1)) for _ in range(2)]
     nets += [init_weights(PatchGANDiscriminator(3, 1, channels=4, input_size=(8, 16, 16))) for _ in range(2)]
     opt = torch.optim.Adam(nets[0].parameters())
-    for key in ("lambda_structure", "lambda_paired"):
+    for key in ("lambda_structure", "lambda_chroma", "lambda_paired"):
         with pytest.raises(ValueError, match=">= 0"):
             CycleGANTrainer("cpu", 1, [{}], *nets, opt, opt, **{key: -1.0})

@@ -198,6 +198,9 @@ class CycleGANSettings:
     structure_channels: str = setting(
         choice(*MINDLoss.CHANNEL_MODES), "MIND on each channel, or on the mean over channels (colour images)"
     )
+    lambda_chroma: float = setting(
+        nonnegative_number, "weight of the colourisation prior: one colour where the input is flat (colour outputs)"
+    )
     lambda_paired: float = setting(
         nonnegative_number, "weight of the L1 loss on registered pairs, when pairs are given"
     )

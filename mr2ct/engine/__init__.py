@@ -18,7 +18,15 @@ from .checkpoint import (
 from .handlers import LossCSVLogger, LossProgressBar, SampleGridSaver
 from .image_pool import ImagePool
 from .inferers import TaperedSlidingWindowInferer, taper_weights
-from .losses import MINDLoss, adversarial_loss, clip_motion, mind_descriptor, temporal_const_loss, temporal_warp_loss
+from .losses import (
+    MINDLoss,
+    adversarial_loss,
+    chroma_smoothness_loss,
+    clip_motion,
+    mind_descriptor,
+    temporal_const_loss,
+    temporal_warp_loss,
+)
 from .methods import METHODS, Method, get_method
 from .schedule import LinearDecay
 from .trainer import CycleGANTrainer, loss_values
@@ -52,6 +60,7 @@ __all__ = [
     "VideoTranslator",
     "VolumeTranslator",
     "adversarial_loss",
+    "chroma_smoothness_loss",
     "atomic_torch_save",
     "check_weights_settings",
     "checkpoint_generators",

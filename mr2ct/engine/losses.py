@@ -17,6 +17,7 @@ __all__ = [
     "WARP_MASKS",
     "adversarial_loss",
     "as_clips",
+    "chroma_smoothness_loss",
     "clip_motion",
     "mind_descriptor",
     "temporal_const_loss",
@@ -155,6 +156,48 @@ def temporal_warp_loss(video: torch.Tensor, grids: torch.Tensor, visible: torch.
 
 
 _POOL = {2: F.avg_pool2d, 3: F.avg_pool3d}
+
+
+def chroma_smoothness_loss(source: torch.Tensor, translation: torch.Tensor, sigma: float = 0.2) -> torch.Tensor:
+    """The colourisation prior of Levin, Lischinski and Weiss ("Colorization using optimization", SIGGRAPH 2004)
+    as a loss: neighbouring pixels whose *input* intensities are alike should have alike *output* colours.
+
+    For each pair of horizontal or vertical neighbours in a frame (the last two axes), the absolute difference of
+    the translation's chroma (each channel minus the mean over channels, so grey has none) is weighted by
+    ``exp(-(I_p - I_q)^2 / (2 sigma^2))``, with ``I`` the source's mean over channels: a colour change inside a
+    flat input region costs its full size, one along an input edge almost nothing. Returned: the sum over the two
+    axes of the mean over that axis's pairs (and channels, frames and batch).
+
+    Translating a white digit into colour, the GAN and cycle losses say nothing about the digit having *one*
+    colour (the white input does not say which); this term does, and lets the colour change where the
+    input changes. A translation with one channel, or grey output, costs 0.
+
+    Args:
+        source: ``(N, C, H, W)`` frames or ``(N, C, T, H, W)`` clips, intensities in [-1, 1].
+        translation: the translation of ``source``, the same shape but for its channels.
+        sigma: how different two input intensities may be (in the [-1, 1] range) and still ask for one colour.
+
+    Returns:
+        A scalar.
+    """
+    if (
+        source.ndim not in (4, 5)
+        or source.shape[:1] + source.shape[2:] != translation.shape[:1] + translation.shape[2:]
+    ):
+        raise ValueError(
+            f"source {tuple(source.shape)} and translation {tuple(translation.shape)} must be (N, C, [T,] H, W) "
+            "images of one size."
+        )
+    intensity = source.float().mean(dim=1, keepdim=True)
+    chroma = translation - translation.mean(dim=1, keepdim=True)
+    total = translation.new_zeros(())
+    for axis in (-1, -2):
+        n = intensity.shape[axis]
+        intensity_step = intensity.narrow(axis, 1, n - 1) - intensity.narrow(axis, 0, n - 1)
+        chroma_step = chroma.narrow(axis, 1, n - 1) - chroma.narrow(axis, 0, n - 1)
+        affinity = torch.exp(-(intensity_step**2) / (2 * sigma**2))
+        total = total + torch.mean(affinity * chroma_step.abs())
+    return total
 
 
 def _shift(x: torch.Tensor, axis: int, step: int) -> torch.Tensor:

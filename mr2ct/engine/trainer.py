@@ -24,6 +24,7 @@ from mr2ct.engine.losses import (
     MINDLoss,
     adversarial_loss,
     as_clips,
+    chroma_smoothness_loss,
     clip_motion,
     temporal_const_loss,
     temporal_warp_loss,
@@ -80,8 +81,9 @@ class CycleGANTrainer(Trainer):
        (+ ``lambda_identity * (lambda_a * |g_ba(a) - a| + lambda_b * |g_ab(b) - b|)``, + ``lambda_const * L_const`` on
        sequential frames, + ``lambda_warp * L_warp``, the flow-warped temporal loss of each translation along its
        input's motion, + ``lambda_structure * (S(a, fake_b) + S(b, fake_a))`` with a modality-independent
-       structure loss ``S``, MIND by default, see :class:`~mr2ct.engine.MINDLoss`, + ``lambda_paired *
-       (|g_ab(a_p) - b_p| + |g_ba(b_p) - a_p|)`` on a registered pair ``(a_p, b_p)`` drawn from
+       structure loss ``S``, MIND by default, see :class:`~mr2ct.engine.MINDLoss`, + ``lambda_chroma *
+       (C(a, fake_b) + C(b, fake_a))``, the colourisation prior :func:`~mr2ct.engine.losses.chroma_smoothness_loss`,
+       + ``lambda_paired * (|g_ab(a_p) - b_p| + |g_ba(b_p) - a_p|)`` on a registered pair ``(a_p, b_p)`` drawn from
        ``paired_data_loader``); discriminators are frozen during this step.
     2. Each discriminator minimises ``(L(d(real), real) + L(d(fake), fake)) / 2`` with fakes drawn from an
        :class:`ImagePool`.
@@ -139,6 +141,8 @@ class CycleGANTrainer(Trainer):
         lambda_structure: weight of the structure loss between each input and its translation (0 disables it).
         structure_loss_fn: ``fn(source, translation) -> loss`` for ``lambda_structure``; default
             :class:`~mr2ct.engine.MINDLoss`.
+        lambda_chroma: weight of the colourisation prior (:func:`~mr2ct.engine.losses.chroma_smoothness_loss`):
+            where an input is flat, its translation keeps one colour (0 disables it; 0 for grey translations).
         paired_data_loader: optional loader of registered pairs ``{"A": clip, "B": clip}``; None: unpaired only.
         lambda_paired: weight of the paired L1 terms (used with ``paired_data_loader``).
         pool_size: size of each fake-image pool (0 disables the pools).
@@ -179,6 +183,7 @@ class CycleGANTrainer(Trainer):
         warp_warmup: int = 0,
         lambda_structure: float = 0.0,
         structure_loss_fn: Callable | None = None,
+        lambda_chroma: float = 0.0,
         paired_data_loader: DataLoader | None = None,
         lambda_paired: float = 10.0,
         pool_size: int = 50,
@@ -198,7 +203,18 @@ class CycleGANTrainer(Trainer):
         if max_nonfinite_steps is not None and max_nonfinite_steps < 0:
             raise ValueError(f"max_nonfinite_steps must be None or >= 0, got {max_nonfinite_steps}.")
         self.cycle_weights = cycle_weights(lambda_cycle)
-        if min(*self.cycle_weights, lambda_identity, lambda_const, lambda_warp, lambda_structure, lambda_paired) < 0:
+        if (
+            min(
+                *self.cycle_weights,
+                lambda_identity,
+                lambda_const,
+                lambda_warp,
+                lambda_structure,
+                lambda_chroma,
+                lambda_paired,
+            )
+            < 0
+        ):
             raise ValueError("loss weights must be >= 0.")
         if lambda_const > 0 and not clip_depth:
             raise ValueError("lambda_const > 0 needs clip_depth (frames per clip) to split frames into videos.")
@@ -238,6 +254,7 @@ class CycleGANTrainer(Trainer):
         self.warp_warmup = warp_warmup
         self.lambda_structure = lambda_structure
         self.structure_loss_fn = structure_loss_fn or MINDLoss()
+        self.lambda_chroma = lambda_chroma
         self.lambda_paired = lambda_paired
         self.paired_stream = EndlessLoader(paired_data_loader) if paired_data_loader is not None else None
         self.pool_a, self.pool_b = ImagePool(pool_size), ImagePool(pool_size)
@@ -307,7 +324,7 @@ class CycleGANTrainer(Trainer):
         (and identity) terms are weighted by ``lambda_cycle``.
 
         Returns the translation and ``{"adversarial", "cycle", "identity", "const", "warp", "structure",
-        "paired"}`` (weighted; the last five only when their weights are > 0 and, for ``paired``, a ``pair``
+        "chroma", "paired"}`` (weighted; the last six only when their weights are > 0 and, for ``paired``, a ``pair``
         (source, target) of registered images is given). The identity term is ``g_back(real) ~ real``: the
         generator into ``real``'s domain leaves images of that domain unchanged.
         """
@@ -325,6 +342,8 @@ class CycleGANTrainer(Trainer):
             losses["warp"] = self.warp_weight() * temporal_warp_loss(as_clips(fake, self.clip_depth), *motion)
         if self.lambda_structure > 0:
             losses["structure"] = self.lambda_structure * self.structure_loss_fn(real, fake)
+        if self.lambda_chroma > 0:
+            losses["chroma"] = self.lambda_chroma * chroma_smoothness_loss(real, fake)
         if pair is not None and self.lambda_paired > 0:
             source, target = pair
             losses["paired"] = self.lambda_paired * torch.mean(torch.abs(g_forward(source) - target))
@@ -372,7 +391,7 @@ class CycleGANTrainer(Trainer):
             fakes[name] = fake.detach()
             halves[name] = {k: v.detach() for k, v in losses.items()}
         out = {"loss_g_ab": halves["b"]["adversarial"], "loss_g_ba": halves["a"]["adversarial"]}
-        for key in ("cycle", "identity", "const", "warp", "structure", "paired"):
+        for key in ("cycle", "identity", "const", "warp", "structure", "chroma", "paired"):
             if key in halves["b"]:
                 out[f"loss_{key}"] = halves["b"][key] + halves["a"][key]
         return {"fake_a": fakes["a"], "fake_b": fakes["b"], **out}
