@@ -67,6 +67,7 @@ def test_one_iteration_updates_all_four_networks(method):
         warp_mask="photometric" if method == "sequential" else "occlusion",  # both masks through the trainer
         lambda_identity=0.5,
         lambda_chroma=1.0,
+        chroma_affinity="colour" if method == "random" else "intensity",  # both affinities through the trainer
         clip_depth=depth,
         prepare_batch=get_method(method).batch_preparer(3),
         epoch_length=1,
@@ -328,6 +329,29 @@ def test_chroma_prior_asks_one_colour_where_the_input_is_flat():
         chroma_smoothness_loss(source, source[..., :8])
 
 
+def test_chroma_prior_with_a_colour_affinity_keeps_regions_of_one_brightness_apart():
+    """A red and a green square of one grey level side by side: by grey level they are one flat region, so a
+    translation that labels them in two colours pays for the seam; by colour the seam is an input edge and costs
+    ~0. On a grey input the two affinities agree."""
+    source = -torch.ones(1, 3, 8, 16)
+    source[:, :, 2:6, 2:8] = torch.tensor([0.6, -0.6, -0.6]).view(1, 3, 1, 1)  # red, mean -0.2
+    source[:, :, 2:6, 8:14] = torch.tensor([-0.6, 0.6, -0.6]).view(1, 3, 1, 1)  # green, mean -0.2
+    labels = -torch.ones(1, 3, 8, 16)
+    labels[:, :, 2:6, 2:8] = torch.tensor([1.0, -1.0, -1.0]).view(1, 3, 1, 1)
+    labels[:, :, 2:6, 8:14] = torch.tensor([-1.0, -1.0, 1.0]).view(1, 3, 1, 1)
+    by_grey = chroma_smoothness_loss(source, labels).item()
+    by_colour = chroma_smoothness_loss(source, labels, affinity="colour").item()
+    assert by_grey > 0.01 and by_colour < 1e-4
+    grey = _two_squares()
+    split = _paint(grey, (1.0, -1.0, -1.0), (-1.0, -1.0, 1.0))
+    split[..., 4:12, 6:10] = torch.tensor([-1.0, -1.0, 1.0]).view(1, 3, 1, 1)
+    assert chroma_smoothness_loss(grey, split, affinity="colour").item() == pytest.approx(
+        chroma_smoothness_loss(grey, split).item(), rel=1e-6
+    )
+    with pytest.raises(ValueError, match="unknown affinity 'hue'"):
+        chroma_smoothness_loss(source, labels, affinity="hue")
+
+
 def test_chroma_prior_teaches_one_colour_across_a_region():
     """Minimising the prior alone over a two-coloured square makes it one colour, and leaves the other square's
     different colour alone (the input edge between them carries no weight)."""
@@ -414,6 +438,8 @@ def test_trainer_rejects_bad_settings():
         CycleGANTrainer(max_epochs=1, lambda_warp=1.0, prepare_batch=RandomFrames(4), **kwargs)
     with pytest.raises(ValueError, match="unknown warp_mask 'edges'"):
         CycleGANTrainer(max_epochs=1, warp_mask="edges", **kwargs)
+    with pytest.raises(ValueError, match="unknown chroma_affinity 'hue'"):
+        CycleGANTrainer(max_epochs=1, chroma_affinity="hue", **kwargs)
     with pytest.raises(ValueError, match=">= 0"):
         CycleGANTrainer(max_epochs=1, lambda_cycle=-1.0, **kwargs)
     with pytest.raises(ValueError, match=">= 0"):

@@ -135,6 +135,12 @@ BAD_VALUES = [
     (
         MMNIST,
         "train.json",
+        {"chroma_affinity": "hue"},
+        "config key 'chroma_affinity' is 'hue'; choose one of intensity, colour.",
+    ),
+    (
+        MMNIST,
+        "train.json",
         {"warp_mask": "edges"},
         "config key 'warp_mask' is 'edges'; choose one of occlusion, photometric.",
     ),

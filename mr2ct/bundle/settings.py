@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mr2ct.data.datasets import CACHE_MODES
-from mr2ct.engine.losses import ADVERSARIAL_LOSSES, WARP_MASKS, MINDLoss
+from mr2ct.engine.losses import ADVERSARIAL_LOSSES, CHROMA_AFFINITIES, WARP_MASKS, MINDLoss
 from mr2ct.engine.methods import METHODS, get_method
 from mr2ct.engine.performance import AMP_DTYPES
 from mr2ct.networks.resnet_generator import CONV_MODES, UPSAMPLE_MODES, generator_min_size
@@ -200,6 +200,9 @@ class CycleGANSettings:
     )
     lambda_chroma: float = setting(
         nonnegative_number, "weight of the colourisation prior: one colour where the input is flat (colour outputs)"
+    )
+    chroma_affinity: str = setting(
+        choice(*CHROMA_AFFINITIES), "input pixels alike for lambda_chroma by grey level (intensity) or by colour"
     )
     lambda_paired: float = setting(
         nonnegative_number, "weight of the L1 loss on registered pairs, when pairs are given"

@@ -13,6 +13,7 @@ from mr2ct.networks.framewise import frames_to_volume, volume_to_frames
 
 __all__ = [
     "ADVERSARIAL_LOSSES",
+    "CHROMA_AFFINITIES",
     "MINDLoss",
     "WARP_MASKS",
     "adversarial_loss",
@@ -25,6 +26,7 @@ __all__ = [
 ]
 
 ADVERSARIAL_LOSSES = {"lsgan": "least_squares", "bce": "bce", "hinge": "hinge"}
+CHROMA_AFFINITIES = ("intensity", "colour")
 
 
 def adversarial_loss(kind: str = "lsgan") -> PatchAdversarialLoss:
@@ -158,14 +160,18 @@ def temporal_warp_loss(video: torch.Tensor, grids: torch.Tensor, visible: torch.
 _POOL = {2: F.avg_pool2d, 3: F.avg_pool3d}
 
 
-def chroma_smoothness_loss(source: torch.Tensor, translation: torch.Tensor, sigma: float = 0.2) -> torch.Tensor:
+def chroma_smoothness_loss(
+    source: torch.Tensor, translation: torch.Tensor, sigma: float = 0.2, affinity: str = "intensity"
+) -> torch.Tensor:
     """The colourisation prior of Levin, Lischinski and Weiss ("Colorization using optimization", SIGGRAPH 2004)
     as a loss: neighbouring pixels whose *input* intensities are alike should have alike *output* colours.
 
     For each pair of horizontal or vertical neighbours in a frame (the last two axes), the absolute difference of
     the translation's chroma (each channel minus the mean over channels, so grey has none) is weighted by
-    ``exp(-(I_p - I_q)^2 / (2 sigma^2))``, with ``I`` the source's mean over channels: a colour change inside a
-    flat input region costs its full size, one along an input edge almost nothing. Returned: the sum over the two
+    ``exp(-d_pq^2 / (2 sigma^2))``, with ``d_pq^2 = (I_p - I_q)^2`` on the source's mean over channels ``I``
+    (``affinity="intensity"``) or the mean over channels of the source's squared steps (``"colour"``; the same for
+    a grey source, but a red and a green region of one brightness stay apart): a colour change inside a flat input
+    region costs its full size, one along an input edge almost nothing. Returned: the sum over the two
     axes of the mean over that axis's pairs (and channels, frames and batch).
 
     Translating a white digit into colour, the GAN and cycle losses say nothing about the digit having *one*
@@ -176,6 +182,8 @@ def chroma_smoothness_loss(source: torch.Tensor, translation: torch.Tensor, sigm
         source: ``(N, C, H, W)`` frames or ``(N, C, T, H, W)`` clips, intensities in [-1, 1].
         translation: the translation of ``source``, the same shape but for its channels.
         sigma: how different two input intensities may be (in the [-1, 1] range) and still ask for one colour.
+        affinity: ``"intensity"`` (Levin et al.'s grey-level weights; a white or grey input) or ``"colour"`` (a colour
+            input, e.g. a video translated into a segmentation).
 
     Returns:
         A scalar.
@@ -188,15 +196,19 @@ def chroma_smoothness_loss(source: torch.Tensor, translation: torch.Tensor, sigm
             f"source {tuple(source.shape)} and translation {tuple(translation.shape)} must be (N, C, [T,] H, W) "
             "images of one size."
         )
-    intensity = source.float().mean(dim=1, keepdim=True)
+    if affinity not in CHROMA_AFFINITIES:
+        raise ValueError(f"unknown affinity {affinity!r}; choose one of {', '.join(CHROMA_AFFINITIES)}.")
+    guide = source.float().mean(dim=1, keepdim=True) if affinity == "intensity" else source.float()
     chroma = translation - translation.mean(dim=1, keepdim=True)
     total = translation.new_zeros(())
     for axis in (-1, -2):
-        n = intensity.shape[axis]
-        intensity_step = intensity.narrow(axis, 1, n - 1) - intensity.narrow(axis, 0, n - 1)
+        n = guide.shape[axis]
+        guide_step = (guide.narrow(axis, 1, n - 1) - guide.narrow(axis, 0, n - 1)) ** 2
+        if affinity == "colour":
+            guide_step = guide_step.mean(dim=1, keepdim=True)
         chroma_step = chroma.narrow(axis, 1, n - 1) - chroma.narrow(axis, 0, n - 1)
-        affinity = torch.exp(-(intensity_step**2) / (2 * sigma**2))
-        total = total + torch.mean(affinity * chroma_step.abs())
+        weights = torch.exp(-guide_step / (2 * sigma**2))
+        total = total + torch.mean(weights * chroma_step.abs())
     return total
 
 

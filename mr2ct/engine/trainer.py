@@ -20,6 +20,7 @@ from mr2ct.engine.checkpoint import EndlessLoader, ResumableLoader
 from mr2ct.engine.distributed import no_sync, nonfinite_on_any_rank
 from mr2ct.engine.image_pool import ImagePool
 from mr2ct.engine.losses import (
+    CHROMA_AFFINITIES,
     WARP_MASKS,
     MINDLoss,
     adversarial_loss,
@@ -143,6 +144,8 @@ class CycleGANTrainer(Trainer):
             :class:`~mr2ct.engine.MINDLoss`.
         lambda_chroma: weight of the colourisation prior (:func:`~mr2ct.engine.losses.chroma_smoothness_loss`):
             where an input is flat, its translation keeps one colour (0 disables it; 0 for grey translations).
+        chroma_affinity: what makes two input pixels "alike" for ``lambda_chroma``: ``"intensity"`` (grey level)
+            or ``"colour"``.
         paired_data_loader: optional loader of registered pairs ``{"A": clip, "B": clip}``; None: unpaired only.
         lambda_paired: weight of the paired L1 terms (used with ``paired_data_loader``).
         pool_size: size of each fake-image pool (0 disables the pools).
@@ -184,6 +187,7 @@ class CycleGANTrainer(Trainer):
         lambda_structure: float = 0.0,
         structure_loss_fn: Callable | None = None,
         lambda_chroma: float = 0.0,
+        chroma_affinity: str = "intensity",
         paired_data_loader: DataLoader | None = None,
         lambda_paired: float = 10.0,
         pool_size: int = 50,
@@ -222,6 +226,10 @@ class CycleGANTrainer(Trainer):
             raise ValueError("lambda_warp > 0 needs frames in temporal order: whole clips or sequential frames.")
         if warp_mask not in WARP_MASKS:
             raise ValueError(f"unknown warp_mask {warp_mask!r}; choose one of {', '.join(WARP_MASKS)}.")
+        if chroma_affinity not in CHROMA_AFFINITIES:
+            raise ValueError(
+                f"unknown chroma_affinity {chroma_affinity!r}; choose one of {', '.join(CHROMA_AFFINITIES)}."
+            )
         if warp_warmup < 0:
             raise ValueError(f"warp_warmup must be >= 0 iterations, got {warp_warmup}.")
         super().__init__(
@@ -255,6 +263,7 @@ class CycleGANTrainer(Trainer):
         self.lambda_structure = lambda_structure
         self.structure_loss_fn = structure_loss_fn or MINDLoss()
         self.lambda_chroma = lambda_chroma
+        self.chroma_affinity = chroma_affinity
         self.lambda_paired = lambda_paired
         self.paired_stream = EndlessLoader(paired_data_loader) if paired_data_loader is not None else None
         self.pool_a, self.pool_b = ImagePool(pool_size), ImagePool(pool_size)
@@ -343,7 +352,7 @@ class CycleGANTrainer(Trainer):
         if self.lambda_structure > 0:
             losses["structure"] = self.lambda_structure * self.structure_loss_fn(real, fake)
         if self.lambda_chroma > 0:
-            losses["chroma"] = self.lambda_chroma * chroma_smoothness_loss(real, fake)
+            losses["chroma"] = self.lambda_chroma * chroma_smoothness_loss(real, fake, affinity=self.chroma_affinity)
         if pair is not None and self.lambda_paired > 0:
             source, target = pair
             losses["paired"] = self.lambda_paired * torch.mean(torch.abs(g_forward(source) - target))
