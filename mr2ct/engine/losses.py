@@ -157,9 +157,6 @@ def temporal_warp_loss(video: torch.Tensor, grids: torch.Tensor, visible: torch.
     return differences.sum() / (visible.sum() * video.shape[1]).clamp(min=1e-8)
 
 
-_POOL = {2: F.avg_pool2d, 3: F.avg_pool3d}
-
-
 def chroma_smoothness_loss(
     source: torch.Tensor, translation: torch.Tensor, sigma: float = 0.2, affinity: str = "intensity"
 ) -> torch.Tensor:
@@ -202,6 +199,7 @@ def chroma_smoothness_loss(
     chroma = translation - translation.mean(dim=1, keepdim=True)
     total = translation.new_zeros(())
     for axis in (-1, -2):
+        # narrow() rather than torch.diff: the same values, but its backward rounds alike with the committed runs
         n = guide.shape[axis]
         guide_step = (guide.narrow(axis, 1, n - 1) - guide.narrow(axis, 0, n - 1)) ** 2
         if affinity == "colour":
@@ -210,6 +208,9 @@ def chroma_smoothness_loss(
         weights = torch.exp(-guide_step / (2 * sigma**2))
         total = total + torch.mean(weights * chroma_step.abs())
     return total
+
+
+_POOL = {2: F.avg_pool2d, 3: F.avg_pool3d}
 
 
 def _shift(x: torch.Tensor, axis: int, step: int) -> torch.Tensor:

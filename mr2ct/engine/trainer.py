@@ -207,18 +207,8 @@ class CycleGANTrainer(Trainer):
         if max_nonfinite_steps is not None and max_nonfinite_steps < 0:
             raise ValueError(f"max_nonfinite_steps must be None or >= 0, got {max_nonfinite_steps}.")
         self.cycle_weights = cycle_weights(lambda_cycle)
-        if (
-            min(
-                *self.cycle_weights,
-                lambda_identity,
-                lambda_const,
-                lambda_warp,
-                lambda_structure,
-                lambda_chroma,
-                lambda_paired,
-            )
-            < 0
-        ):
+        weights = (lambda_identity, lambda_const, lambda_warp, lambda_structure, lambda_chroma, lambda_paired)
+        if min(*self.cycle_weights, *weights) < 0:
             raise ValueError("loss weights must be >= 0.")
         if lambda_const > 0 and not clip_depth:
             raise ValueError("lambda_const > 0 needs clip_depth (frames per clip) to split frames into videos.")
